@@ -1,0 +1,648 @@
+//! Publishing staged files durably, alone or in groups.
+//!
+//! A [`Job`] is one or more files already written under temporary names
+//! ([`Staged`]) with the names they must take. Committing a job runs four
+//! steps, in this order, for every job of a batch at once:
+//!
+//! 1. **data barrier**: `fdatasync` of every staged file. A crash before the
+//!    end of this step leaves only temporary files.
+//! 2. **publish**: rename each file to its final name with `RENAME_NOREPLACE`,
+//!    in the job's order (the spool renames `-D` before `-H`, so the `-H`
+//!    file's appearance is the commit point). A name that exists fails that
+//!    job alone with [`CommitError::Exists`]; nothing is ever overwritten.
+//!    Data must be durable before any rename: with delayed allocation, a
+//!    rename made durable before its data can leave an empty file behind.
+//! 3. **directory barrier**: one `fsync` per directory that received a file.
+//!    A crash before the end of this step may lose the renames, never expose
+//!    a partial file.
+//! 4. **wake**: every waiter of the batch learns its result.
+//!
+//! Any sync error fails every job of the batch as temporary: the committer
+//! removes what the batch wrote (temporary files and renamed files alike),
+//! and the caller writes the message again under new names. `fsync` is never
+//! retried on the same descriptor (after a failed fsync the kernel may have
+//! dropped the dirty pages and a second call can succeed without writing them).
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use tokio::sync::oneshot;
+
+use crate::Durability;
+use crate::io::Io;
+
+/// A file written under a temporary name, not yet durable or visible.
+#[derive(Debug)]
+pub struct Staged {
+    file: File,
+    tmp: PathBuf,
+    written: u64,
+}
+
+impl Staged {
+    /// Creates `tmp` exclusively (mode `mode`) through `io`.
+    pub fn create(io: &dyn Io, tmp: PathBuf, mode: u32) -> io::Result<Staged> {
+        let file = io.create_new(&tmp, mode)?;
+        Ok(Staged {
+            file,
+            tmp,
+            written: 0,
+        })
+    }
+
+    /// Appends `buf` to the file.
+    pub fn write(&mut self, io: &dyn Io, buf: &[u8]) -> io::Result<()> {
+        io.write_all(&mut self.file, &self.tmp, buf)?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The temporary path.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Removes the temporary file (best effort: used on error paths).
+    pub fn discard(self, io: &dyn Io) {
+        let _ = io.remove_file(&self.tmp);
+    }
+}
+
+/// Staged files and their final names, published together.
+#[derive(Debug, Default)]
+pub struct Job {
+    files: Vec<(Staged, PathBuf)>,
+}
+
+impl Job {
+    pub fn new() -> Job {
+        Job::default()
+    }
+
+    /// Adds a staged file that is to become `dest`; files are published in
+    /// the order they were added.
+    pub fn add(&mut self, staged: Staged, dest: PathBuf) -> &mut Job {
+        self.files.push((staged, dest));
+        self
+    }
+
+    /// A job of one file.
+    pub fn single(staged: Staged, dest: PathBuf) -> Job {
+        let mut job = Job::new();
+        job.add(staged, dest);
+        job
+    }
+
+    /// The final names, in publishing order.
+    pub fn dests(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(_, d)| d.as_path())
+    }
+
+    /// Removes every temporary file of the job (best effort).
+    pub fn discard(self, io: &dyn Io) {
+        for (s, _) in self.files {
+            s.discard(io);
+        }
+    }
+}
+
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// A final name already existed; nothing was replaced. The caller picks
+    /// another name (the spool takes a new message ID).
+    #[error("{path}: already exists")]
+    Exists { path: PathBuf },
+    /// A write, sync or rename failed. The batch's files were removed; the
+    /// message must be written again under new names.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The committer has shut down.
+    #[error("the commit coordinator has stopped")]
+    Stopped,
+}
+
+impl CommitError {
+    /// Temporary failures are worth retrying later (under new names).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            CommitError::Exists { .. } => true,
+            CommitError::Io { .. } | CommitError::Stopped => true,
+        }
+    }
+
+    fn io(op: &'static str, path: &Path, source: &io::Error) -> CommitError {
+        CommitError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        }
+    }
+}
+
+/// How the data barrier of a batch is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataBarrier {
+    /// `fdatasync` each file, one after another.
+    Sequential,
+    /// `fdatasync` each file, up to this many at a time from helper threads;
+    /// ext4 folds concurrent calls into one journal commit.
+    Parallel(usize),
+    /// One `syncfs` of the filesystem holding the files. Flushes everything
+    /// else on that filesystem too: only for a data directory that is a
+    /// filesystem of its own.
+    Syncfs,
+}
+
+/// Tuning of [`Durability::Batch`].
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Most jobs flushed together.
+    pub max_batch: usize,
+    /// How long the coordinator waits for more jobs once one arrived. Zero
+    /// batches only what arrived while the previous flush ran (no added
+    /// latency for a lone writer).
+    pub max_delay: Duration,
+    pub data_barrier: DataBarrier,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_batch: 4096,
+            max_delay: Duration::ZERO,
+            data_barrier: DataBarrier::Parallel(16),
+        }
+    }
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    pub batches: u64,
+    pub jobs: u64,
+    pub data_syncs: u64,
+    pub dir_syncs: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    data_syncs: AtomicU64,
+    dir_syncs: AtomicU64,
+}
+
+type Reply = oneshot::Sender<Result<(), CommitError>>;
+
+struct Pending {
+    job: Job,
+    reply: Reply,
+}
+
+struct Inner {
+    io: Arc<dyn Io>,
+    durability: Durability,
+    options: BatchOptions,
+    counters: Arc<Counters>,
+    tx: Mutex<Option<Sender<Pending>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the coordinator after its last batch.
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Publishes jobs with the configured [`Durability`]. Cheap to clone; all
+/// clones share one coordinator.
+#[derive(Clone)]
+pub struct Committer {
+    inner: Arc<Inner>,
+}
+
+impl Committer {
+    pub fn new(io: Arc<dyn Io>, durability: Durability) -> Committer {
+        Committer::with_options(io, durability, BatchOptions::default())
+    }
+
+    pub fn with_options(io: Arc<dyn Io>, durability: Durability, options: BatchOptions) -> Committer {
+        let counters = Arc::new(Counters::default());
+        let (tx, thread) = if durability == Durability::Batch {
+            let (tx, rx) = channel::unbounded::<Pending>();
+            let (io2, opts, ctr) = (io.clone(), options.clone(), counters.clone());
+            let thread = std::thread::Builder::new()
+                .name("group-commit".into())
+                .spawn(move || coordinate(&*io2, &opts, &ctr, rx))
+                .expect("spawning the group-commit thread");
+            (Some(tx), Some(thread))
+        } else {
+            (None, None)
+        };
+        Committer {
+            inner: Arc::new(Inner {
+                io,
+                durability,
+                options,
+                counters,
+                tx: Mutex::new(tx),
+                thread: Mutex::new(thread),
+            }),
+        }
+    }
+
+    /// The I/O seam staged files are written through.
+    pub fn io(&self) -> &dyn Io {
+        &*self.inner.io
+    }
+
+    pub fn io_arc(&self) -> Arc<dyn Io> {
+        self.inner.io.clone()
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    pub fn stats(&self) -> CommitStats {
+        let c = &self.inner.counters;
+        CommitStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            jobs: c.jobs.load(Ordering::Relaxed),
+            data_syncs: c.data_syncs.load(Ordering::Relaxed),
+            dir_syncs: c.dir_syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Hands `job` over. With `Strict` and `None` the work is done on the
+    /// calling thread before this returns; with `Batch` it is queued for the
+    /// coordinator thread. Either way the [`Ticket`] tells the outcome.
+    /// Never call this from an async task with `Strict` (it blocks on fsync).
+    pub fn submit(&self, job: Job) -> Ticket {
+        let inner = &*self.inner;
+        match inner.durability {
+            Durability::Batch => {
+                let (reply, rx) = oneshot::channel();
+                let tx = inner.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                match tx {
+                    Some(tx) => match tx.send(Pending { job, reply }) {
+                        Ok(()) => Ticket::Pending(rx),
+                        Err(e) => {
+                            e.into_inner().job.discard(&*inner.io);
+                            Ticket::Ready(Err(CommitError::Stopped))
+                        }
+                    },
+                    None => {
+                        job.discard(&*inner.io);
+                        Ticket::Ready(Err(CommitError::Stopped))
+                    }
+                }
+            }
+            d => {
+                let sync = d == Durability::Strict;
+                let mut results = flush(
+                    &*inner.io,
+                    &inner.options.data_barrier,
+                    &inner.counters,
+                    vec![job],
+                    sync,
+                );
+                Ticket::Ready(results.pop().unwrap_or(Err(CommitError::Stopped)))
+            }
+        }
+    }
+
+    /// Submits and waits (blocking). Not for async tasks: use
+    /// [`Committer::submit`] and [`Ticket::wait_async`] there.
+    pub fn commit(&self, job: Job) -> Result<(), CommitError> {
+        self.submit(job).wait()
+    }
+}
+
+/// The outcome of a submitted job.
+pub enum Ticket {
+    Ready(Result<(), CommitError>),
+    Pending(oneshot::Receiver<Result<(), CommitError>>),
+}
+
+impl Ticket {
+    /// Blocks until the job is durable (or failed). Panics if called from
+    /// inside an async runtime; use [`Ticket::wait_async`] there.
+    pub fn wait(self) -> Result<(), CommitError> {
+        match self {
+            Ticket::Ready(r) => r,
+            Ticket::Pending(rx) => rx.blocking_recv().unwrap_or(Err(CommitError::Stopped)),
+        }
+    }
+
+    /// Waits without blocking the executor.
+    pub async fn wait_async(self) -> Result<(), CommitError> {
+        match self {
+            Ticket::Ready(r) => r,
+            Ticket::Pending(rx) => rx.await.unwrap_or(Err(CommitError::Stopped)),
+        }
+    }
+}
+
+/// The coordinator thread: takes whatever has queued up (at most
+/// `max_batch`, waiting at most `max_delay` for more), flushes it as one
+/// batch and wakes the waiters, until every `Committer` clone is gone.
+fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        if !opts.max_delay.is_zero() {
+            let deadline = Instant::now() + opts.max_delay;
+            while batch.len() < opts.max_batch {
+                match rx.recv_deadline(deadline) {
+                    Ok(p) => batch.push(p),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        while batch.len() < opts.max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (jobs, replies): (Vec<Job>, Vec<Reply>) =
+            batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        let results = flush(io, &opts.data_barrier, ctr, jobs, true);
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A waiter that went away (its connection dropped) is no error:
+            // the message is durable all the same.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Runs the four steps for `jobs` and returns one result per job, in order.
+/// `sync == false` is `Durability::None`: renames only.
+fn flush(
+    io: &dyn Io,
+    barrier: &DataBarrier,
+    ctr: &Counters,
+    jobs: Vec<Job>,
+    sync: bool,
+) -> Vec<Result<(), CommitError>> {
+    ctr.batches.fetch_add(1, Ordering::Relaxed);
+    ctr.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+
+    // 1. Data barrier.
+    if sync {
+        let files: Vec<(&File, &Path)> = jobs
+            .iter()
+            .flat_map(|j| j.files.iter().map(|(s, _)| (&s.file, s.tmp.as_path())))
+            .collect();
+        let res = match barrier {
+            DataBarrier::Syncfs => match files.first() {
+                Some((_, p)) => {
+                    ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+                    crate::sys::syncfs(p.parent().unwrap_or(Path::new("/")))
+                        .map_err(|e| CommitError::io("syncfs", p, &e))
+                }
+                None => Ok(()),
+            },
+            DataBarrier::Sequential => for_each_parallel(&files, 1, |(f, p)| {
+                ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+                io.sync_data(f, p).map_err(|e| CommitError::io("fdatasync", p, &e))
+            }),
+            DataBarrier::Parallel(n) => for_each_parallel(&files, *n, |(f, p)| {
+                ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+                io.sync_data(f, p).map_err(|e| CommitError::io("fdatasync", p, &e))
+            }),
+        };
+        if let Err(e) = res {
+            let n = jobs.len();
+            for job in jobs {
+                job.discard(io);
+            }
+            return fail_all(n, &e);
+        }
+    }
+
+    // 2. Publish, job by job; a failed job undoes its own renames.
+    let mut results: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
+    let mut published: Vec<Vec<PathBuf>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut done: Vec<PathBuf> = Vec::new();
+        let mut failure = None;
+        let mut files = job.files.into_iter();
+        for (staged, dest) in files.by_ref() {
+            match io.rename_noreplace(&staged.tmp, &dest) {
+                Ok(()) => done.push(dest),
+                Err(e) => {
+                    failure = Some(if e.kind() == io::ErrorKind::AlreadyExists {
+                        CommitError::Exists { path: dest }
+                    } else {
+                        CommitError::io("rename", &staged.tmp, &e)
+                    });
+                    staged.discard(io);
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => {
+                results.push(Ok(()));
+                published.push(done);
+            }
+            Some(err) => {
+                for (staged, _) in files {
+                    staged.discard(io);
+                }
+                for d in &done {
+                    let _ = io.remove_file(d);
+                }
+                results.push(Err(err));
+                published.push(Vec::new());
+            }
+        }
+    }
+
+    // 3. Directory barrier: one fsync per directory that received a file.
+    if sync {
+        let mut dirs: Vec<&Path> = published
+            .iter()
+            .flatten()
+            .filter_map(|p| p.parent())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let threads = match barrier {
+            DataBarrier::Parallel(n) => *n,
+            _ => 1,
+        };
+        let res = for_each_parallel(&dirs, threads, |d| {
+            ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
+            io.sync_dir(d).map_err(|e| CommitError::io("fsync directory", d, &e))
+        });
+        if let Err(e) = res {
+            // Nobody may be told "durable" now: take back what is visible
+            // so that it is written again under new names.
+            for p in published.iter().flatten() {
+                let _ = io.remove_file(p);
+            }
+            return fail_all(results.len(), &e);
+        }
+    }
+    results
+}
+
+fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
+    (0..n)
+        .map(|_| {
+            Err(match e {
+                CommitError::Io { op, path, source } => CommitError::io(op, path, source),
+                CommitError::Exists { path } => CommitError::Exists { path: path.clone() },
+                CommitError::Stopped => CommitError::Stopped,
+            })
+        })
+        .collect()
+}
+
+/// Runs `f` on every item with up to `threads` threads; returns the first error.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<(), CommitError> + Sync,
+) -> Result<(), CommitError> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().try_for_each(&f);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: Mutex<Option<CommitError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = f(item) {
+                        let mut slot = first_err.lock().unwrap_or_else(|p| p.into_inner());
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Op, Recorder};
+
+    fn stage(io: &dyn Io, dir: &Path, name: &str, body: &[u8]) -> Staged {
+        let mut s = Staged::create(io, dir.join("tmp").join(name), 0o600).unwrap();
+        s.write(io, body).unwrap();
+        s
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Recorder>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        std::fs::create_dir(dir.path().join("new")).unwrap();
+        (dir, Arc::new(Recorder::new()))
+    }
+
+    #[test]
+    fn batch_publishes_every_job_and_shares_the_directory_sync() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Batch);
+        let tickets: Vec<Ticket> = (0..50)
+            .map(|i| {
+                let s = stage(c.io(), dir.path(), &format!("t{i}"), b"body\n");
+                c.submit(Job::single(s, dir.path().join("new").join(format!("m{i}"))))
+            })
+            .collect();
+        for t in tickets {
+            t.wait().unwrap();
+        }
+        let st = c.stats();
+        assert_eq!(st.jobs, 50);
+        assert_eq!(st.data_syncs, 50);
+        assert!(st.dir_syncs <= st.batches, "{st:?}");
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 50);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn existing_name_fails_that_job_only_and_is_not_replaced() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Strict);
+        let dest = dir.path().join("new").join("same");
+        std::fs::write(&dest, b"first").unwrap();
+        let s = stage(c.io(), dir.path(), "a", b"second");
+        let err = c.commit(Job::single(s, dest.clone())).unwrap_err();
+        assert!(matches!(err, CommitError::Exists { .. }));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn failed_data_sync_fails_the_batch_and_leaves_nothing() {
+        for d in [Durability::Strict, Durability::Batch] {
+            let (dir, rec) = setup();
+            rec.fail(Op::SyncData, 0);
+            let c = Committer::new(rec.clone(), d);
+            let s = stage(c.io(), dir.path(), "a", b"x");
+            let err = c.commit(Job::single(s, dir.path().join("new/a"))).unwrap_err();
+            assert!(err.is_temporary());
+            assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+            assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn failed_directory_sync_takes_back_the_published_files() {
+        let (dir, rec) = setup();
+        rec.fail(Op::SyncDir, 0);
+        let c = Committer::new(rec.clone(), Durability::Strict);
+        let s = stage(c.io(), dir.path(), "a", b"x");
+        let err = c.commit(Job::single(s, dir.path().join("new/a"))).unwrap_err();
+        assert!(err.is_temporary());
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn second_rename_failing_undoes_the_first() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Strict);
+        std::fs::write(dir.path().join("new/h"), b"taken").unwrap();
+        let d = stage(c.io(), dir.path(), "d", b"data");
+        let h = stage(c.io(), dir.path(), "h", b"head");
+        let mut job = Job::new();
+        job.add(d, dir.path().join("new/d"))
+            .add(h, dir.path().join("new/h"));
+        assert!(matches!(c.commit(job), Err(CommitError::Exists { .. })));
+        assert!(!dir.path().join("new/d").exists());
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

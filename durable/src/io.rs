@@ -1,0 +1,57 @@
+//! The I/O seam: every operation whose order decides durability goes through
+//! [`Io`], so that tests can record it, inject faults into it, and rebuild the
+//! state a power cut would leave (see [`crate::sim`]).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::sys;
+
+/// The durable-write operations. Production code uses [`RealIo`]; tests use
+/// [`crate::sim::Recorder`], which performs the same real operations and
+/// records them.
+pub trait Io: Send + Sync + 'static {
+    /// Creates a new file (`O_EXCL`) with `mode`; fails with `AlreadyExists`.
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<File>;
+    /// Writes all of `buf` to `file` (which was opened for `path`).
+    fn write_all(&self, file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()>;
+    /// `fdatasync`: after it returns, the bytes written so far survive power loss.
+    fn sync_data(&self, file: &File, path: &Path) -> io::Result<()>;
+    /// Rename that never replaces an existing `to` (EEXIST instead).
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// `fsync` of a directory: its entries survive power loss.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Cuts `file` back to `len` bytes (used to undo a failed mbox append).
+    fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()>;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealIo;
+
+impl Io for RealIo {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<File> {
+        sys::create_new(path, mode)
+    }
+    fn write_all(&self, file: &mut File, _path: &Path, buf: &[u8]) -> io::Result<()> {
+        file.write_all(buf)
+    }
+    fn sync_data(&self, file: &File, _path: &Path) -> io::Result<()> {
+        sys::sync_data(file)
+    }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        sys::rename_noreplace(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sys::sync_dir(dir)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn truncate(&self, file: &File, _path: &Path, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
+}

@@ -1,0 +1,1 @@
+//! Mailbox locks: see the submodules.

@@ -1,0 +1,1 @@
+//! Maildir: see the submodules.

@@ -1,0 +1,1 @@
+//! mbox: see the submodules.
