@@ -63,6 +63,11 @@ impl Staged {
         Ok(())
     }
 
+    /// The open file (to set times or ownership before publishing).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -247,7 +252,11 @@ impl Committer {
         Committer::with_options(io, durability, BatchOptions::default())
     }
 
-    pub fn with_options(io: Arc<dyn Io>, durability: Durability, options: BatchOptions) -> Committer {
+    pub fn with_options(
+        io: Arc<dyn Io>,
+        durability: Durability,
+        options: BatchOptions,
+    ) -> Committer {
         let counters = Arc::new(Counters::default());
         let (tx, thread) = if durability == Durability::Batch {
             let (tx, rx) = channel::unbounded::<Pending>();
@@ -426,11 +435,13 @@ fn flush(
             },
             DataBarrier::Sequential => for_each_parallel(&files, 1, |(f, p)| {
                 ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_data(f, p).map_err(|e| CommitError::io("fdatasync", p, &e))
+                io.sync_data(f, p)
+                    .map_err(|e| CommitError::io("fdatasync", p, &e))
             }),
             DataBarrier::Parallel(n) => for_each_parallel(&files, *n, |(f, p)| {
                 ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_data(f, p).map_err(|e| CommitError::io("fdatasync", p, &e))
+                io.sync_data(f, p)
+                    .map_err(|e| CommitError::io("fdatasync", p, &e))
             }),
         };
         if let Err(e) = res {
@@ -496,7 +507,8 @@ fn flush(
         };
         let res = for_each_parallel(&dirs, threads, |d| {
             ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-            io.sync_dir(d).map_err(|e| CommitError::io("fsync directory", d, &e))
+            io.sync_dir(d)
+                .map_err(|e| CommitError::io("fsync directory", d, &e))
         });
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
@@ -589,8 +601,14 @@ mod tests {
         assert_eq!(st.jobs, 50);
         assert_eq!(st.data_syncs, 50);
         assert!(st.dir_syncs <= st.batches, "{st:?}");
-        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 50);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            50
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -603,7 +621,10 @@ mod tests {
         let err = c.commit(Job::single(s, dest.clone())).unwrap_err();
         assert!(matches!(err, CommitError::Exists { .. }));
         assert_eq!(std::fs::read(&dest).unwrap(), b"first");
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -613,10 +634,18 @@ mod tests {
             rec.fail(Op::SyncData, 0);
             let c = Committer::new(rec.clone(), d);
             let s = stage(c.io(), dir.path(), "a", b"x");
-            let err = c.commit(Job::single(s, dir.path().join("new/a"))).unwrap_err();
+            let err = c
+                .commit(Job::single(s, dir.path().join("new/a")))
+                .unwrap_err();
             assert!(err.is_temporary());
-            assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
-            assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+            assert_eq!(
+                std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+                0
+            );
+            assert_eq!(
+                std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+                0
+            );
         }
     }
 
@@ -626,9 +655,14 @@ mod tests {
         rec.fail(Op::SyncDir, 0);
         let c = Committer::new(rec.clone(), Durability::Strict);
         let s = stage(c.io(), dir.path(), "a", b"x");
-        let err = c.commit(Job::single(s, dir.path().join("new/a"))).unwrap_err();
+        let err = c
+            .commit(Job::single(s, dir.path().join("new/a")))
+            .unwrap_err();
         assert!(err.is_temporary());
-        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -643,6 +677,9 @@ mod tests {
             .add(h, dir.path().join("new/h"));
         assert!(matches!(c.commit(job), Err(CommitError::Exists { .. })));
         assert!(!dir.path().join("new/d").exists());
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 }

@@ -18,7 +18,9 @@ pub mod io;
 pub mod sim;
 pub mod sys;
 
-pub use commit::{BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged, Ticket};
+pub use commit::{
+    BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged, Ticket,
+};
 pub use io::{Io, RealIo};
 
 use std::fmt;

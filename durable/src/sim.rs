@@ -102,9 +102,7 @@ impl Recorder {
         let mut points: Vec<usize> = log
             .iter()
             .enumerate()
-            .filter(|(_, e)| {
-                matches!(e, Event::SyncData(_) | Event::SyncDir(_) | Event::Mark(_))
-            })
+            .filter(|(_, e)| matches!(e, Event::SyncData(_) | Event::SyncDir(_) | Event::Mark(_)))
             .map(|(i, _)| i + 1)
             .collect();
         points.push(log.len());
@@ -150,7 +148,10 @@ impl Io for Recorder {
         Ok(file)
     }
     fn write_all(&self, file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()> {
-        self.enter(Op::Write, Event::Write(path.to_path_buf(), buf.len() as u64))?;
+        self.enter(
+            Op::Write,
+            Event::Write(path.to_path_buf(), buf.len() as u64),
+        )?;
         RealIo.write_all(file, path, buf)
     }
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()> {
@@ -299,7 +300,10 @@ impl PowerCut {
     }
 
     /// The surviving files directly inside `dir`.
-    pub fn files_in<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = (&'a PathBuf, &'a FileImage)> {
+    pub fn files_in<'a>(
+        &'a self,
+        dir: &'a Path,
+    ) -> impl Iterator<Item = (&'a PathBuf, &'a FileImage)> {
         self.files.iter().filter(move |(p, _)| parent(p) == dir)
     }
 }
@@ -336,7 +340,13 @@ mod tests {
         // After the directory sync: there and whole.
         let cut = rec.power_cut(rec.events().len());
         let img = cut.files.get(&new.join("a")).copied().unwrap();
-        assert_eq!(img, FileImage { written: 5, durable: 5 });
+        assert_eq!(
+            img,
+            FileImage {
+                written: 5,
+                durable: 5
+            }
+        );
     }
 
     #[test]
