@@ -19,6 +19,7 @@
 //! `W=` the count with each bare LF taken as CRLF.
 
 pub mod flags;
+pub mod imap_name;
 pub mod name;
 pub mod quota;
 
