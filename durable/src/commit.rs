@@ -226,7 +226,7 @@ struct Inner {
     durability: Durability,
     options: BatchOptions,
     counters: Arc<Counters>,
-    tx: Mutex<Option<Sender<Pending>>>,
+    tx: Mutex<Option<Sender<Vec<Pending>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -259,7 +259,7 @@ impl Committer {
     ) -> Committer {
         let counters = Arc::new(Counters::default());
         let (tx, thread) = if durability == Durability::Batch {
-            let (tx, rx) = channel::unbounded::<Pending>();
+            let (tx, rx) = channel::unbounded::<Vec<Pending>>();
             let (io2, opts, ctr) = (io.clone(), options.clone(), counters.clone());
             let thread = std::thread::Builder::new()
                 .name("group-commit".into())
@@ -309,36 +309,56 @@ impl Committer {
     /// coordinator thread. Either way the [`Ticket`] tells the outcome.
     /// Never call this from an async task with `Strict` (it blocks on fsync).
     pub fn submit(&self, job: Job) -> Ticket {
+        self.submit_all(vec![job])
+            .pop()
+            .unwrap_or(Ticket::Ready(Err(CommitError::Stopped)))
+    }
+
+    /// Hands several jobs over at once: with `Batch` they are certain to
+    /// share one flush (unless they exceed `max_batch`); with `Strict` each is
+    /// flushed on its own, in order.
+    pub fn submit_all(&self, jobs: Vec<Job>) -> Vec<Ticket> {
         let inner = &*self.inner;
         match inner.durability {
             Durability::Batch => {
-                let (reply, rx) = oneshot::channel();
+                let mut tickets = Vec::with_capacity(jobs.len());
+                let pending: Vec<Pending> = jobs
+                    .into_iter()
+                    .map(|job| {
+                        let (reply, rx) = oneshot::channel();
+                        tickets.push(Ticket::Pending(rx));
+                        Pending { job, reply }
+                    })
+                    .collect();
                 let tx = inner.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                match tx {
-                    Some(tx) => match tx.send(Pending { job, reply }) {
-                        Ok(()) => Ticket::Pending(rx),
-                        Err(e) => {
-                            e.into_inner().job.discard(&*inner.io);
-                            Ticket::Ready(Err(CommitError::Stopped))
-                        }
+                let undelivered = match tx {
+                    Some(tx) => match tx.send(pending) {
+                        Ok(()) => return tickets,
+                        Err(e) => e.into_inner(),
                     },
-                    None => {
-                        job.discard(&*inner.io);
+                    None => pending,
+                };
+                undelivered
+                    .into_iter()
+                    .map(|p| {
+                        p.job.discard(&*inner.io);
                         Ticket::Ready(Err(CommitError::Stopped))
-                    }
-                }
+                    })
+                    .collect()
             }
-            d => {
-                let sync = d == Durability::Strict;
-                let mut results = flush(
-                    &*inner.io,
-                    &inner.options.data_barrier,
-                    &inner.counters,
-                    vec![job],
-                    sync,
-                );
-                Ticket::Ready(results.pop().unwrap_or(Err(CommitError::Stopped)))
-            }
+            d => jobs
+                .into_iter()
+                .map(|job| {
+                    let mut results = flush(
+                        &*inner.io,
+                        &inner.options.data_barrier,
+                        &inner.counters,
+                        vec![job],
+                        d == Durability::Strict,
+                    );
+                    Ticket::Ready(results.pop().unwrap_or(Err(CommitError::Stopped)))
+                })
+                .collect(),
         }
     }
 
@@ -377,23 +397,33 @@ impl Ticket {
 /// The coordinator thread: takes whatever has queued up (at most
 /// `max_batch`, waiting at most `max_delay` for more), flushes it as one
 /// batch and wakes the waiters, until every `Committer` clone is gone.
-fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Pending>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Vec<Pending>>) {
+    let mut carry: Vec<Pending> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut carry);
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(p) => batch = p,
+                Err(_) => break,
+            }
+        }
         if !opts.max_delay.is_zero() {
             let deadline = Instant::now() + opts.max_delay;
             while batch.len() < opts.max_batch {
                 match rx.recv_deadline(deadline) {
-                    Ok(p) => batch.push(p),
+                    Ok(p) => batch.extend(p),
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
         }
         while batch.len() < opts.max_batch {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => batch.extend(p),
                 Err(_) => break,
             }
+        }
+        if batch.len() > opts.max_batch {
+            carry = batch.split_off(opts.max_batch);
         }
         let (jobs, replies): (Vec<Job>, Vec<Reply>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
