@@ -1,1 +1,45 @@
-fn main() {}
+//! `sluice`: one binary for the daemon, the sendmail interface, the queue
+//! commands and the local delivery agent. See README.md.
+
+mod cli;
+mod clock;
+mod cmd;
+mod config;
+mod log;
+mod sys;
+
+use std::process::ExitCode;
+
+use mailstore::error::sysexits;
+
+fn main() -> ExitCode {
+    let code = run(std::env::args_os().collect());
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run(args: Vec<std::ffi::OsString>) -> i32 {
+    let inv = match cli::parse(args) {
+        Ok(inv) => inv,
+        Err(cli::UsageError(msg)) => {
+            eprintln!("{}", msg.trim_end());
+            return sysexits::USAGE;
+        }
+    };
+    let cfg = match config::load(&inv.sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return sysexits::CONFIG;
+        }
+    };
+    match inv.mode {
+        cli::Mode::Deliver(args) => cmd::deliver::run(&cfg, &args),
+        cli::Mode::Config { check } => {
+            if !check {
+                print!("{cfg}");
+            }
+            sysexits::OK
+        }
+        cli::Mode::Noop => sysexits::OK,
+    }
+}

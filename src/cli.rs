@@ -1,0 +1,244 @@
+//! The command line, in two stages (as ripgrep's low/high args): the words
+//! a user typed are parsed faithfully — modern subcommands with clap, the
+//! sendmail/Exim flags (`-bp`, `-odq`, `-Mvl ID`, ...) with lexopt, and the
+//! program name (`sendmail`, `mailq`, `newaliases`) — and then resolved into
+//! one [`Mode`] that the rest of the program sees.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Sources;
+
+/// What the user asked for, with where the configuration comes from.
+#[derive(Debug)]
+pub struct Invocation {
+    pub sources: Sources,
+    pub mode: Mode,
+}
+
+/// One thing to do.
+#[derive(Debug)]
+pub enum Mode {
+    /// `sluice deliver`: the local delivery agent.
+    Deliver(DeliverArgs),
+    /// `sluice config` / `-bP`: print the effective configuration;
+    /// `--check` / `-bV`: only validate it.
+    Config { check: bool },
+    /// `newaliases` / `-bi`: nothing to rebuild (aliases are read directly).
+    Noop,
+}
+
+/// A usage error: printed with the usage text, exit 64.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A storage-centric mail transfer agent",
+    after_help = "Exim/sendmail flags work too: -bd, -bp, -bpc, -bt, -bs, -q, -M..., -odq, -t, -i, -f.\n\
+                  Invoked as sendmail or mailq, sluice behaves as those programs."
+)]
+struct Cli {
+    /// Configuration file (default: $SLUICE_CONFIG, /etc/sluice/sluice.toml, else built in).
+    #[arg(long, short = 'C', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. --set durability=strict (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Deliver one message from standard input into a Maildir or mbox (a local
+    /// delivery agent, as dovecot-lda or procmail); exits with sysexits codes.
+    Deliver(DeliverArgs),
+    /// Print the effective configuration (or check it).
+    Config {
+        /// Only check the configuration; print nothing when it is valid.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// `sluice deliver` options.
+#[derive(Args, Debug, Default, Clone)]
+pub struct DeliverArgs {
+    /// Deliver into this Maildir (created when missing).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "user"])]
+    pub maildir: Option<PathBuf>,
+    /// Append to this mbox file (created when missing), taking the configured locks.
+    #[arg(long, value_name = "FILE", conflicts_with = "user")]
+    pub mbox: Option<PathBuf>,
+    /// Deliver to this local user's mailbox (the configured layout; USER or USER@DOMAIN).
+    #[arg(short = 'd', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Envelope sender: adds a Return-Path: header (and the mbox From_ line).
+    #[arg(short = 'f', long = "from", value_name = "SENDER")]
+    pub sender: Option<String>,
+    /// Original recipient: adds a Delivered-To: header.
+    #[arg(short = 'a', long = "address", value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// Deliver into this Maildir++ folder (IMAP name, '/' or '.' separated; created on demand).
+    #[arg(short = 'm', long = "folder", value_name = "NAME")]
+    pub folder: Option<String>,
+}
+
+/// Parses the process's arguments.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
+    let program = args
+        .first()
+        .map(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let rest = &args[1.min(args.len())..];
+    match program.as_str() {
+        "newaliases" => {
+            return Ok(Invocation {
+                sources: Sources::default(),
+                mode: Mode::Noop,
+            });
+        }
+        "sendmail" | "send-mail" | "mailq" | "rmail" => return legacy(&program, rest),
+        _ => {}
+    }
+    let first = rest.first().and_then(|a| a.to_str()).unwrap_or("");
+    if first.starts_with('-') && !first.starts_with("--") && first != "-C" && first != "-h" {
+        return legacy(&program, rest);
+    }
+    let cli = Cli::try_parse_from(&args).map_err(|e| {
+        // --help and --version are not errors: print and exit 0.
+        if matches!(
+            e.kind(),
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+        ) {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        UsageError(e.to_string())
+    })?;
+    let sources = Sources {
+        file: cli.config,
+        overrides: cli.set,
+    };
+    let mode = match cli.command {
+        Command::Deliver(a) => {
+            if a.maildir.is_none() && a.mbox.is_none() && a.user.is_none() {
+                return Err(UsageError(
+                    "sluice deliver: say where: --maildir DIR, --mbox FILE or -d USER".into(),
+                ));
+            }
+            Mode::Deliver(a)
+        }
+        Command::Config { check } => Mode::Config { check },
+    };
+    Ok(Invocation { sources, mode })
+}
+
+/// The sendmail/Exim flags, parsed faithfully (low level).
+#[derive(Debug, Default)]
+struct Legacy {
+    /// `-b?` letters (`-bp` → "p", `-bpc` → "pc").
+    b: Option<String>,
+    config: Option<PathBuf>,
+    args: Vec<String>,
+}
+
+/// Parses sendmail/Exim flags with lexopt and resolves them into a mode.
+fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
+    use lexopt::prelude::*;
+    let mut low = Legacy::default();
+    let mut p = lexopt::Parser::from_args(args.iter().cloned());
+    let bad = |e: lexopt::Error| UsageError(format!("{program}: {e}"));
+    while let Some(arg) = p.next().map_err(bad)? {
+        match arg {
+            Short('b') => {
+                let v = p.optional_value().ok_or_else(|| {
+                    UsageError(format!("{program}: -b needs a letter (-bd, -bp, -bt, ...)"))
+                })?;
+                low.b = Some(v.string().map_err(bad)?);
+            }
+            Short('C') => low.config = Some(p.value().map_err(bad)?.into()),
+            Value(v) => low.args.push(v.string().map_err(bad)?),
+            Short(c) => {
+                return Err(UsageError(format!(
+                    "{program}: option -{c} is not supported"
+                )));
+            }
+            Long(l) => {
+                return Err(UsageError(format!(
+                    "{program}: option --{l} is not supported"
+                )));
+            }
+        }
+    }
+    let sources = Sources {
+        file: low.config,
+        overrides: Vec::new(),
+    };
+    let mode = match low.b.as_deref() {
+        Some("P") => Mode::Config { check: false },
+        Some("V") => Mode::Config { check: true },
+        Some("i") => Mode::Noop,
+        Some(other) => {
+            return Err(UsageError(format!("{program}: -b{other} is not supported")));
+        }
+        None => {
+            return Err(UsageError(format!(
+                "{program}: nothing to do (try sluice --help)"
+            )));
+        }
+    };
+    Ok(Invocation { sources, mode })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Invocation, UsageError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn deliver_needs_a_target() {
+        assert!(run(&["sluice", "deliver"]).is_err());
+        let inv = run(&["sluice", "deliver", "--maildir", "/tmp/m", "-f", "a@b"]).unwrap();
+        match inv.mode {
+            Mode::Deliver(a) => {
+                assert_eq!(a.maildir, Some(PathBuf::from("/tmp/m")));
+                assert_eq!(a.sender.as_deref(), Some("a@b"));
+            }
+            m => panic!("{m:?}"),
+        }
+        assert!(run(&["sluice", "deliver", "--maildir", "x", "--mbox", "y"]).is_err());
+    }
+
+    #[test]
+    fn config_flags() {
+        assert!(matches!(
+            run(&["sluice", "-bV"]).unwrap().mode,
+            Mode::Config { check: true }
+        ));
+        assert!(matches!(
+            run(&["sluice", "-bP"]).unwrap().mode,
+            Mode::Config { check: false }
+        ));
+        let inv = run(&["sluice", "--set", "durability=none", "config", "--check"]).unwrap();
+        assert_eq!(inv.sources.overrides, vec!["durability=none".to_string()]);
+        assert!(matches!(
+            run(&["/usr/bin/newaliases"]).unwrap().mode,
+            Mode::Noop
+        ));
+        assert!(run(&["sluice", "-bz"]).is_err());
+    }
+}

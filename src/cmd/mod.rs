@@ -1,0 +1,4 @@
+//! One module per command.
+
+pub mod deliver;
+pub mod deliver_mbox;
