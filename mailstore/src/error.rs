@@ -42,7 +42,9 @@ pub enum Error {
     #[error("folder {name:?}: {why}")]
     BadFolder { name: String, why: String },
     /// Delivering would exceed the Maildir++ quota.
-    #[error("{path}: over quota: {used_bytes}/{limit_bytes} bytes, {used_count}/{limit_count} messages")]
+    #[error(
+        "{path}: over quota: {used_bytes}/{limit_bytes} bytes, {used_count}/{limit_count} messages"
+    )]
     OverQuota {
         path: PathBuf,
         used_bytes: u64,
@@ -76,6 +78,34 @@ pub enum Error {
         kind: &'static str,
         waited_secs: u64,
         holder: Option<String>,
+    },
+    /// A mailbox lock could not be taken at all (not a wait: the lock file's
+    /// directory is not writable, the kernel refused the lock, ...).
+    #[error("{path}: cannot take the {kind} lock: {why}: {source}")]
+    LockFailed {
+        path: PathBuf,
+        kind: &'static str,
+        why: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the message to store failed (a broken pipe on standard input,
+    /// an unreadable spool file).
+    #[error("reading the message: {source}")]
+    MessageInput {
+        #[source]
+        source: io::Error,
+    },
+    /// An mbox append failed and so did cutting the mbox back to its old
+    /// length: the mbox may end in a partial message.
+    #[error(
+        "{path}: append failed ({source}) and truncating back to {len} bytes failed too: {undo}"
+    )]
+    AppendUndo {
+        path: PathBuf,
+        len: u64,
+        source: io::Error,
+        undo: io::Error,
     },
 }
 

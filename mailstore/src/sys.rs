@@ -1,3 +1,329 @@
 //! The syscalls of this crate, in one place. Durable-write calls (fdatasync,
 //! renameat2, directory fsync) live in `durable::sys`; this file holds the
 //! rest (locks, ownership, times).
+//!
+//! Everything here is Linux: open-file-description locks (`F_OFD_*`) are a
+//! Linux interface, and so is the `/proc/locks` format read for diagnostics.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{FlockOperation, Gid, Timestamps, Uid};
+
+use crate::lock::LockMode;
+
+/// A broken-down civil time (what `struct tm` carries), without a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tm {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    /// 0 = Sunday.
+    pub weekday: u8,
+}
+
+// ---------------------------------------------------------------------------
+// Opening mailboxes
+// ---------------------------------------------------------------------------
+
+/// Opens an existing mbox for appending (read access is needed to look at
+/// its last bytes). `O_NOFOLLOW` unless `follow` is set: a delivery agent
+/// running with privileges must not be led through a symlink a user planted.
+pub(crate) fn open_for_append(path: &Path, follow: bool) -> io::Result<File> {
+    let mut flags = libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .custom_flags(flags)
+        .open(path)
+}
+
+/// Opens an mbox for reading.
+pub(crate) fn open_for_read(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+/// Whether `file` is still the file `path` names (same device and inode).
+/// A mail reader that rewrites an mbox renames a new file over the old one;
+/// a lock taken on the old one protects nothing.
+pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    let a = file.metadata()?;
+    // Follows a symlink: with O_NOFOLLOW the path was not one when opened,
+    // and where links are allowed the target is what was opened.
+    match std::fs::metadata(path) {
+        Ok(b) => Ok(a.dev() == b.dev() && a.ino() == b.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives a newly created mbox to its user.
+pub(crate) fn fchown(file: &File, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    rustix::fs::fchown(file, Some(uid), Some(gid)).map_err(io::Error::from)
+}
+
+// ---------------------------------------------------------------------------
+// Dotlock helpers
+// ---------------------------------------------------------------------------
+
+/// `link(2)`: the one NFS-safe way to create a lock file atomically.
+pub(crate) fn link(from: &Path, to: &Path) -> io::Result<()> {
+    rustix::fs::link(from, to).map_err(io::Error::from)
+}
+
+/// Sets the access and modification times of `file` to now (keeps a held
+/// dotlock from looking stale).
+pub(crate) fn touch(file: &File) -> io::Result<()> {
+    let now = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_NOW,
+    };
+    let times = Timestamps {
+        last_access: now,
+        last_modification: now,
+    };
+    rustix::fs::futimens(file, &times).map_err(io::Error::from)
+}
+
+/// The host name, for unique lock-file names.
+pub(crate) fn hostname() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+/// The modification time of a file as the filesystem records it (on NFS,
+/// the server's clock).
+pub(crate) fn mtime(meta: &std::fs::Metadata) -> SystemTime {
+    let secs = meta.mtime();
+    let nanos = meta.mtime_nsec().clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fcntl (open-file-description) locks
+// ---------------------------------------------------------------------------
+
+fn whole_file_flock(l_type: libc::c_int) -> libc::flock {
+    // SAFETY: `libc::flock` is a plain C struct of integers; all-zero is a
+    // valid value (and F_OFD_* require l_pid == 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0; // 0 = to the end of the file, however long it grows
+    fl.l_pid = 0;
+    fl
+}
+
+fn fcntl_flock(file: &File, cmd: libc::c_int, fl: &mut libc::flock) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_fd().as_raw_fd();
+    // SAFETY: `fd` is an open descriptor borrowed from `file` for the whole
+    // call; `fl` is a valid, exclusively borrowed `struct flock`, which is
+    // what F_OFD_SETLK / F_OFD_GETLK read and (for GETLK) write.
+    let rc = unsafe { libc::fcntl(fd, cmd, fl as *mut libc::flock) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn lock_type(mode: LockMode) -> libc::c_int {
+    match mode {
+        LockMode::Shared => libc::F_RDLCK,
+        LockMode::Exclusive => libc::F_WRLCK,
+    }
+}
+
+/// Tries to take a whole-file open-file-description lock without waiting.
+/// `Ok(false)`: someone else holds a conflicting lock.
+///
+/// OFD locks belong to the open file description, not the process, so two
+/// threads with their own descriptors exclude each other; they conflict with
+/// classic `fcntl`/`lockf` locks of other processes (Exim, Postfix, Dovecot,
+/// procmail, Python's `fcntl.lockf`).
+pub(crate) fn ofd_try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
+    let mut fl = whole_file_flock(lock_type(mode));
+    match fcntl_flock(file, libc::F_OFD_SETLK, &mut fl) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases an open-file-description lock.
+pub(crate) fn ofd_unlock(file: &File) -> io::Result<()> {
+    let mut fl = whole_file_flock(libc::F_UNLCK);
+    fcntl_flock(file, libc::F_OFD_SETLK, &mut fl)
+}
+
+/// Who holds a lock conflicting with `mode`: `Some(pid)` for a classic lock,
+/// `Some(-1)` for another open-file-description lock (the kernel does not
+/// say whose), `None` when nothing conflicts now.
+pub(crate) fn ofd_holder(file: &File, mode: LockMode) -> io::Result<Option<i32>> {
+    let mut fl = whole_file_flock(lock_type(mode));
+    fcntl_flock(file, libc::F_OFD_GETLK, &mut fl)?;
+    if fl.l_type as libc::c_int == libc::F_UNLCK {
+        Ok(None)
+    } else {
+        Ok(Some(fl.l_pid))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// flock
+// ---------------------------------------------------------------------------
+
+/// Tries to take a `flock(2)` lock without waiting; `Ok(false)` if held.
+pub(crate) fn flock_try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
+    let op = match mode {
+        LockMode::Shared => FlockOperation::NonBlockingLockShared,
+        LockMode::Exclusive => FlockOperation::NonBlockingLockExclusive,
+    };
+    match rustix::fs::flock(file, op) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases a `flock(2)` lock.
+pub(crate) fn flock_unlock(file: &File) -> io::Result<()> {
+    rustix::fs::flock(file, FlockOperation::Unlock).map_err(io::Error::from)
+}
+
+/// The `/proc/locks` text, for naming the holder of a `flock` lock (the
+/// syscall itself never says).
+pub(crate) fn proc_locks() -> Option<String> {
+    std::fs::read_to_string("/proc/locks").ok()
+}
+
+/// `(major, minor, inode)` of a file as `/proc/locks` writes them.
+pub(crate) fn dev_ino(file: &File) -> io::Result<(u32, u32, u64)> {
+    let st = rustix::fs::fstat(file)?;
+    let dev = st.st_dev;
+    Ok((rustix::fs::major(dev), rustix::fs::minor(dev), st.st_ino))
+}
+
+// ---------------------------------------------------------------------------
+// Local time (the zone-less dates of From_ lines)
+// ---------------------------------------------------------------------------
+
+/// The local civil time at `t` (seconds since the epoch), as `localtime_r(3)`
+/// gives it under the process's `TZ`.
+// time_t is i64 here but i32 on some 32-bit targets: keep the conversions.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn localtime(t: i64) -> Option<Tm> {
+    let t: libc::time_t = t.try_into().ok()?;
+    // SAFETY: `libc::tm` is a plain C struct; all-zero is a valid value that
+    // localtime_r overwrites.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live, exclusively borrowed locals;
+    // localtime_r is the reentrant form (no static buffer). It reads the zone
+    // rules (TZ, /etc/localtime), which this crate never modifies.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        return None;
+    }
+    Some(Tm {
+        year: tm.tm_year + 1900,
+        month: (tm.tm_mon + 1) as u8,
+        day: tm.tm_mday as u8,
+        hour: tm.tm_hour as u8,
+        minute: tm.tm_min as u8,
+        second: tm.tm_sec as u8,
+        weekday: tm.tm_wday as u8,
+    })
+}
+
+/// The epoch seconds of a local civil time (`mktime(3)`, DST decided by the
+/// zone rules). A time that falls into a DST gap is moved forward, as
+/// mktime does; `None` if it cannot be represented.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn mktime(c: &Tm) -> Option<i64> {
+    // SAFETY: as in `localtime`: a zeroed `tm` is valid.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = c.year - 1900;
+    tm.tm_mon = i32::from(c.month) - 1;
+    tm.tm_mday = i32::from(c.day);
+    tm.tm_hour = i32::from(c.hour);
+    tm.tm_min = i32::from(c.minute);
+    tm.tm_sec = i32::from(c.second);
+    tm.tm_isdst = -1; // let the zone rules decide
+    // SAFETY: `tm` is a live, exclusively borrowed local; mktime only reads
+    // and normalises it and reads the zone rules.
+    let t = unsafe { libc::mktime(&mut tm) };
+    if t == -1 && !(c.year == 1969 && c.month == 12 && c.day == 31) {
+        // -1 is also the valid answer for one second of 1969-12-31 (local);
+        // for any other date it is mktime's error value.
+        return None;
+    }
+    Some(i64::from(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localtime_and_mktime_round_trip() {
+        for t in [0i64, 86_400 * 365, 1_704_164_645, 1_900_000_000] {
+            let tm = localtime(t).unwrap();
+            assert_eq!(mktime(&tm), Some(t), "{tm:?}");
+        }
+    }
+
+    #[test]
+    fn ofd_lock_conflicts_between_descriptors_of_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let a = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .unwrap();
+        let b = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        assert!(ofd_try_lock(&a, LockMode::Exclusive).unwrap());
+        assert!(!ofd_try_lock(&b, LockMode::Shared).unwrap());
+        assert_eq!(ofd_holder(&b, LockMode::Shared).unwrap(), Some(-1));
+        ofd_unlock(&a).unwrap();
+        assert!(ofd_try_lock(&b, LockMode::Shared).unwrap());
+        assert!(ofd_try_lock(&a, LockMode::Shared).unwrap());
+        assert_eq!(ofd_holder(&b, LockMode::Shared).unwrap(), None);
+    }
+
+    #[test]
+    fn flock_conflicts_between_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let a = File::create(&p).unwrap();
+        let b = File::open(&p).unwrap();
+        assert!(flock_try_lock(&a, LockMode::Exclusive).unwrap());
+        assert!(!flock_try_lock(&b, LockMode::Exclusive).unwrap());
+        flock_unlock(&a).unwrap();
+        assert!(flock_try_lock(&b, LockMode::Exclusive).unwrap());
+    }
+}
