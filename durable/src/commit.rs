@@ -63,6 +63,12 @@ impl Staged {
         Ok(())
     }
 
+    /// Says the file is complete: its writeback may start now (a hint that
+    /// shortens the data barrier of the batch it will join).
+    pub fn finish(&self, io: &dyn Io) {
+        io.start_writeback(&self.file, &self.tmp);
+    }
+
     /// The open file (to set times or ownership before publishing).
     pub fn file(&self) -> &File {
         &self.file

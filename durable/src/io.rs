@@ -26,6 +26,9 @@ pub trait Io: Send + Sync + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Cuts `file` back to `len` bytes (used to undo a failed mbox append).
     fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()>;
+    /// A hint that `file` is complete and will be synced soon: start writing
+    /// it back now. Promises nothing; errors are ignored.
+    fn start_writeback(&self, _file: &File, _path: &Path) {}
 }
 
 /// The real filesystem.
@@ -53,5 +56,8 @@ impl Io for RealIo {
     }
     fn truncate(&self, file: &File, _path: &Path, len: u64) -> io::Result<()> {
         file.set_len(len)
+    }
+    fn start_writeback(&self, file: &File, _path: &Path) {
+        let _ = sys::start_writeback(file);
     }
 }

@@ -267,6 +267,7 @@ impl Maildir {
                     staged.discard(io);
                     return Err(e);
                 }
+                staged.finish(io);
                 Ok(StagedMessage {
                     staged,
                     dest,
