@@ -28,6 +28,8 @@ pub enum Mode {
     Config { check: bool },
     /// `newaliases` / `-bi`: nothing to rebuild (aliases are read directly).
     Noop,
+    /// `sluice route ADDR...` / `-bt`: which router and transport take each address.
+    Route(Vec<String>),
 }
 
 /// A usage error: printed with the usage text, exit 64.
@@ -58,6 +60,11 @@ enum Command {
     /// Deliver one message from standard input into a Maildir or mbox (a local
     /// delivery agent, as dovecot-lda or procmail); exits with sysexits codes.
     Deliver(DeliverArgs),
+    /// Show which router and transport would take each address (Exim's -bt).
+    Route {
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+    },
     /// Print the effective configuration (or check it).
     Config {
         /// Only check the configuration; print nothing when it is valid.
@@ -140,6 +147,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             Mode::Deliver(a)
         }
         Command::Config { check } => Mode::Config { check },
+        Command::Route { addresses } => Mode::Route(addresses),
     };
     Ok(Invocation { sources, mode })
 }
@@ -189,6 +197,12 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         Some("P") => Mode::Config { check: false },
         Some("V") => Mode::Config { check: true },
         Some("i") => Mode::Noop,
+        Some("t") if !low.args.is_empty() => Mode::Route(low.args),
+        Some("t") => {
+            return Err(UsageError(format!(
+                "{program}: -bt needs at least one address"
+            )));
+        }
         Some(other) => {
             return Err(UsageError(format!("{program}: -b{other} is not supported")));
         }
@@ -240,5 +254,10 @@ mod tests {
             Mode::Noop
         ));
         assert!(run(&["sluice", "-bz"]).is_err());
+        match run(&["sluice", "-bt", "a@b", "c"]).unwrap().mode {
+            Mode::Route(a) => assert_eq!(a, ["a@b", "c"]),
+            m => panic!("{m:?}"),
+        }
+        assert!(run(&["sluice", "-bt"]).is_err());
     }
 }

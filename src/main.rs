@@ -6,6 +6,7 @@ mod clock;
 mod cmd;
 mod config;
 mod log;
+mod router;
 mod sys;
 
 use std::process::ExitCode;
@@ -41,5 +42,6 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
             sysexits::OK
         }
         cli::Mode::Noop => sysexits::OK,
+        cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses),
     }
 }

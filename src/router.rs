@@ -1,0 +1,554 @@
+//! Routers and transports, as in Exim: an ordered list of routers, each
+//! with preconditions (domains, local parts, a local user); the first that
+//! accepts an address decides, naming a transport (or, for a redirect
+//! router, replacing the address with others that are routed in turn).
+//!
+//! ```toml
+//! [[router]]
+//! name = "system_aliases"
+//! driver = "redirect"
+//! domains = ["+local_domains"]
+//! file = "aliases"                 # Exim's lsearch layout: "local: a, b"
+//!
+//! [[router]]
+//! name = "virtual_mailbox"
+//! driver = "accept"
+//! domains = ["+local_domains"]
+//! transport = "maildir_delivery"
+//!
+//! [[transport]]
+//! name = "maildir_delivery"
+//! driver = "maildir"
+//! path = "mail/{domain}/{local}"   # relative to data_dir unless absolute
+//! ```
+//!
+//! Routing is pure apart from reading the aliases file and the password
+//! database, so `sluice route ADDR` (`-bt`) shows exactly what delivery does.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+
+/// Redirections deeper than this are a loop.
+const MAX_REDIRECT_DEPTH: usize = 10;
+
+/// A router from the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    pub name: String,
+    pub driver: RouterDriver,
+    /// Domains this router handles; `+local_domains` stands for the
+    /// configured local domains, `*` for any. Empty: any domain.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Local parts this router handles. Empty: any.
+    #[serde(default)]
+    pub local_parts: Vec<String>,
+    /// Only for users in the system's password database (Exim's
+    /// `check_local_user`); `{home}` in paths is theirs.
+    #[serde(default)]
+    pub check_local_user: bool,
+    /// The transport (accept routers).
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// The aliases file (redirect routers), lsearch layout.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterDriver {
+    Accept,
+    Redirect,
+}
+
+/// A transport from the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transport {
+    pub name: String,
+    pub driver: TransportDriver,
+    /// Mailbox path template: `{local}`, `{domain}`, `{home}`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportDriver {
+    Maildir,
+    Mbox,
+}
+
+/// Where an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The address delivered to (after redirection).
+    pub address: String,
+    /// The address the message was sent to, when redirection changed it.
+    pub parent: Option<String>,
+    pub router: String,
+    pub transport: String,
+    pub driver: TransportDriver,
+    /// The mailbox path (Maildir directory or mbox file).
+    pub path: PathBuf,
+    /// The owner of the mailbox (a local user, when running as root).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// The outcome of routing one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// One or more destinations (several after a redirect to a list).
+    Deliver(Vec<Destination>),
+    /// No router accepts the address (`550 5.1.1`).
+    Unrouteable { address: String, reason: String },
+    /// A temporary problem (an unreadable aliases file): `451`.
+    Defer { address: String, reason: String },
+}
+
+/// Configuration problems in routers and transports, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct RouterConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+/// The routers and transports of one configuration.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    routers: Vec<Router>,
+    transports: Vec<Transport>,
+}
+
+/// Routers used when the configuration names none: aliases, then every
+/// local part of a local domain into the default Maildir layout.
+fn default_routing(cfg: &Config) -> Routing {
+    Routing {
+        routers: vec![
+            Router {
+                name: "system_aliases".into(),
+                driver: RouterDriver::Redirect,
+                domains: vec!["+local_domains".into()],
+                local_parts: vec![],
+                check_local_user: false,
+                transport: None,
+                file: Some("aliases".into()),
+            },
+            Router {
+                name: "virtual_mailbox".into(),
+                driver: RouterDriver::Accept,
+                domains: vec!["+local_domains".into()],
+                local_parts: vec![],
+                check_local_user: cfg.mailbox.users == crate::config::UserSource::Passwd,
+                transport: Some("maildir_delivery".into()),
+                file: None,
+            },
+        ],
+        transports: vec![Transport {
+            name: "maildir_delivery".into(),
+            driver: TransportDriver::Maildir,
+            path: cfg.mailbox.maildir.clone(),
+        }],
+    }
+}
+
+impl Routing {
+    /// Reads `[[router]]` and `[[transport]]` from the configuration (or the
+    /// defaults) and checks that every router's transport exists.
+    pub fn from_config(cfg: &Config) -> Result<Routing, RouterConfigError> {
+        let get = |k: &str| {
+            cfg.table
+                .get(k)
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (routers, transports) = (get("router"), get("transport"));
+        let defaults = default_routing(cfg);
+        let parse = |k: &str, i: usize, e: toml::de::Error| RouterConfigError {
+            key: format!("{k}[{i}]"),
+            message: e.message().to_string(),
+        };
+        let routers: Vec<Router> = if routers.is_empty() {
+            defaults.routers.clone()
+        } else {
+            routers
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| v.try_into().map_err(|e| parse("router", i, e)))
+                .collect::<Result<_, _>>()?
+        };
+        let transports: Vec<Transport> = if transports.is_empty() {
+            defaults.transports.clone()
+        } else {
+            transports
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| v.try_into().map_err(|e| parse("transport", i, e)))
+                .collect::<Result<_, _>>()?
+        };
+        for (i, r) in routers.iter().enumerate() {
+            match (r.driver, &r.transport, &r.file) {
+                (RouterDriver::Accept, None, _) => {
+                    return Err(RouterConfigError {
+                        key: format!("router[{i}] ({})", r.name),
+                        message: "an accept router needs `transport`".into(),
+                    });
+                }
+                (RouterDriver::Accept, Some(t), _) if !transports.iter().any(|x| &x.name == t) => {
+                    return Err(RouterConfigError {
+                        key: format!("router[{i}] ({}).transport", r.name),
+                        message: format!("no transport named {t:?}"),
+                    });
+                }
+                (RouterDriver::Redirect, _, None) => {
+                    return Err(RouterConfigError {
+                        key: format!("router[{i}] ({})", r.name),
+                        message: "a redirect router needs `file`".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        for (i, t) in transports.iter().enumerate() {
+            if !t.path.contains("{local}")
+                && !t.path.contains("{home}")
+                && t.driver == TransportDriver::Maildir
+            {
+                return Err(RouterConfigError {
+                    key: format!("transport[{i}] ({}).path", t.name),
+                    message: "must contain {local} or {home}".into(),
+                });
+            }
+        }
+        Ok(Routing {
+            routers,
+            transports,
+        })
+    }
+
+    /// Routes `address` (a full `local@domain`).
+    pub fn route(&self, cfg: &Config, address: &str) -> Routed {
+        let mut out = Vec::new();
+        match self.route_into(cfg, address, None, 0, &mut out) {
+            Ok(()) => Routed::Deliver(out),
+            Err(r) => r,
+        }
+    }
+
+    fn route_into(
+        &self,
+        cfg: &Config,
+        address: &str,
+        parent: Option<&str>,
+        depth: usize,
+        out: &mut Vec<Destination>,
+    ) -> Result<(), Routed> {
+        let unrouteable = |reason: &str| Routed::Unrouteable {
+            address: address.to_string(),
+            reason: reason.to_string(),
+        };
+        if depth > MAX_REDIRECT_DEPTH {
+            return Err(unrouteable("redirection loop"));
+        }
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Err(unrouteable("unqualified address"));
+        };
+        let domain = domain.to_ascii_lowercase();
+        // Exim routes local parts caselessly unless told otherwise.
+        let local_lc = local.to_ascii_lowercase();
+        if local_lc.is_empty()
+            || local_lc.starts_with('.')
+            || local_lc.contains('/')
+            || local_lc.contains('\0')
+        {
+            return Err(unrouteable("local part unusable as a mailbox name"));
+        }
+        for r in &self.routers {
+            if !r.domains.is_empty() && !r.domains.iter().any(|d| domain_matches(cfg, d, &domain)) {
+                continue;
+            }
+            if !r.local_parts.is_empty()
+                && !r
+                    .local_parts
+                    .iter()
+                    .any(|l| l.eq_ignore_ascii_case(&local_lc))
+            {
+                continue;
+            }
+            let user = if r.check_local_user {
+                match crate::sys::user_by_name(&local_lc) {
+                    Ok(Some(u)) => Some(u),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        return Err(Routed::Defer {
+                            address: address.to_string(),
+                            reason: format!("user lookup failed: {e}"),
+                        });
+                    }
+                }
+            } else {
+                None
+            };
+            match r.driver {
+                RouterDriver::Redirect => {
+                    let file = cfg.data_path(r.file.as_deref().unwrap_or_default());
+                    let targets = match lookup_alias(&file, &local_lc) {
+                        Ok(Some(t)) => t,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            return Err(Routed::Defer {
+                                address: address.to_string(),
+                                reason: format!("{}: {e}", file.display()),
+                            });
+                        }
+                    };
+                    for t in targets {
+                        let t = if t.contains('@') {
+                            t
+                        } else {
+                            format!("{t}@{}", cfg.primary_hostname)
+                        };
+                        self.route_into(cfg, &t, Some(parent.unwrap_or(address)), depth + 1, out)?;
+                    }
+                    return Ok(());
+                }
+                RouterDriver::Accept => {
+                    let tname = r.transport.as_deref().unwrap_or_default();
+                    let Some(t) = self.transports.iter().find(|t| t.name == tname) else {
+                        return Err(Routed::Defer {
+                            address: address.to_string(),
+                            reason: format!("transport {tname:?} is not defined"),
+                        });
+                    };
+                    let user = match user {
+                        Some(u) => Some(u),
+                        None if t.path.contains("{home}") => {
+                            match crate::sys::user_by_name(&local_lc) {
+                                Ok(Some(u)) => Some(u),
+                                _ => {
+                                    return Err(unrouteable(
+                                        "no such user (the mailbox path needs a home directory)",
+                                    ));
+                                }
+                            }
+                        }
+                        None => None,
+                    };
+                    let home = user
+                        .as_ref()
+                        .map(|u| u.home.display().to_string())
+                        .unwrap_or_default();
+                    let path = t
+                        .path
+                        .replace("{home}", &home)
+                        .replace("{local}", &local_lc)
+                        .replace("{domain}", &domain);
+                    let owner = match &user {
+                        Some(u) if crate::sys::is_root() => Some((u.uid, u.gid)),
+                        _ => None,
+                    };
+                    out.push(Destination {
+                        address: format!("{local_lc}@{domain}"),
+                        parent: parent.map(str::to_string),
+                        router: r.name.clone(),
+                        transport: t.name.clone(),
+                        driver: t.driver,
+                        path: cfg.data_path(&path),
+                        owner,
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        Err(unrouteable("Unrouteable address"))
+    }
+}
+
+fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
+    match pattern {
+        "+local_domains" => cfg.is_local_domain(domain),
+        "*" => true,
+        "@" => cfg.primary_hostname.eq_ignore_ascii_case(domain),
+        p => p.eq_ignore_ascii_case(domain),
+    }
+}
+
+/// Looks `key` up in an aliases file in Exim's lsearch layout:
+/// `key: value, value` with continuation lines that start with white space
+/// and `#` comments. A missing file is an empty one (the router declines).
+pub fn lookup_alias(file: &std::path::Path, key: &str) -> std::io::Result<Option<Vec<String>>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(parse_aliases(&text, key))
+}
+
+fn parse_aliases(text: &str, key: &str) -> Option<Vec<String>> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = entries.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            entries.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    entries.into_iter().find(|(k, _)| k == key).map(|(_, v)| {
+        v.split(',')
+            .map(|a| {
+                a.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    })
+}
+
+/// `-bt`: prints how each address routes; exit 0 all deliverable, 1 some
+/// deferred, 2 some undeliverable (as Exim).
+pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
+    let routing = match Routing::from_config(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return mailstore::error::sysexits::CONFIG;
+        }
+    };
+    let mut code = 0;
+    for a in addresses {
+        let a = if a.contains('@') {
+            a.clone()
+        } else {
+            format!("{a}@{}", cfg.primary_hostname)
+        };
+        match routing.route(cfg, &a) {
+            Routed::Deliver(dests) => {
+                for d in dests {
+                    match &d.parent {
+                        Some(p) => println!("{} -> {}", p, d.address),
+                        None => println!("{}", d.address),
+                    }
+                    println!("  router = {}, transport = {}", d.router, d.transport);
+                    println!("  mailbox = {}", d.path.display());
+                }
+            }
+            Routed::Defer { address, reason } => {
+                println!("{address} cannot be resolved at this time: {reason}");
+                code = code.max(1);
+            }
+            Routed::Unrouteable { address, reason } => {
+                println!("{address} is undeliverable: {reason}");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "data_dir = {:?}\nprimary_hostname = \"mx.example\"\nlocal_domains = [\"@\", \"example.org\"]\n{extra}",
+            dir.path().display().to_string()
+        );
+        let c = crate::config::from_str("t", &text).unwrap();
+        (dir, c)
+    }
+
+    #[test]
+    fn default_routes_local_domains_to_maildirs() {
+        let (dir, c) = cfg("");
+        let r = Routing::from_config(&c).unwrap();
+        match r.route(&c, "Bob@Example.ORG") {
+            Routed::Deliver(d) => {
+                assert_eq!(d.len(), 1);
+                assert_eq!(d[0].router, "virtual_mailbox");
+                assert_eq!(d[0].path, dir.path().join("mail/example.org/bob"));
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(
+            r.route(&c, "x@elsewhere.net"),
+            Routed::Unrouteable { .. }
+        ));
+        assert!(matches!(
+            r.route(&c, "../x@example.org"),
+            Routed::Unrouteable { .. }
+        ));
+    }
+
+    #[test]
+    fn aliases_redirect_and_loops_fail() {
+        let (dir, c) = cfg("");
+        std::fs::write(
+            dir.path().join("aliases"),
+            "# comment\npostmaster: root\nroot: alice@example.org,\n  bob\nloop: loop\n",
+        )
+        .unwrap();
+        let r = Routing::from_config(&c).unwrap();
+        match r.route(&c, "postmaster@mx.example") {
+            Routed::Deliver(d) => {
+                let got: Vec<_> = d
+                    .iter()
+                    .map(|d| (d.address.as_str(), d.parent.as_deref()))
+                    .collect();
+                assert_eq!(
+                    got,
+                    vec![
+                        ("alice@example.org", Some("postmaster@mx.example")),
+                        ("bob@mx.example", Some("postmaster@mx.example"))
+                    ]
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(
+            r.route(&c, "loop@example.org"),
+            Routed::Unrouteable { .. }
+        ));
+    }
+
+    #[test]
+    fn configured_routers_and_errors_naming_keys() {
+        let (_d, c) = cfg(
+            "[[router]]\nname = \"only_bob\"\ndriver = \"accept\"\nlocal_parts = [\"bob\"]\ndomains = [\"+local_domains\"]\ntransport = \"spool_mbox\"\n\
+             [[transport]]\nname = \"spool_mbox\"\ndriver = \"mbox\"\npath = \"/var/mail/{local}\"\n",
+        );
+        let r = Routing::from_config(&c).unwrap();
+        match r.route(&c, "bob@example.org") {
+            Routed::Deliver(d) => {
+                assert_eq!(d[0].driver, TransportDriver::Mbox);
+                assert_eq!(d[0].path, PathBuf::from("/var/mail/bob"));
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(
+            r.route(&c, "carol@example.org"),
+            Routed::Unrouteable { .. }
+        ));
+        let (_d, c) = cfg("[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"nope\"\n");
+        let e = Routing::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("router[0] (x).transport"), "{e}");
+    }
+}
