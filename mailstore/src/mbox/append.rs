@@ -286,9 +286,11 @@ impl<I: Io> Appender<I> {
     }
 
     fn open_or_create(&self, path: &Path, created: &mut bool) -> Result<File> {
-        // Two rounds: another program may create the mbox between our open
-        // and our create.
-        for _ in 0..2 {
+        // Create, then open again: the file `create_new` returns is
+        // write-only, and the end of the mbox must be readable (another
+        // writer may append between our create and our lock). Another
+        // program may also create the mbox between our open and our create.
+        for _ in 0..3 {
             match sys::open_for_append(path, self.options.follow_symlinks) {
                 Ok(f) => {
                     let meta = f.metadata().map_err(|e| Error::io("stat mbox", path, e))?;
@@ -329,9 +331,8 @@ impl<I: Io> Appender<I> {
                         .sync_dir(dir)
                         .map_err(|e| Error::io("fsync mailbox directory", dir, e))?;
                     *created = true;
-                    return Ok(f);
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io("create mbox", path, e)),
             }
         }
