@@ -1,0 +1,3 @@
+//! The daemon: listeners, connections, delivery workers, queue runner.
+
+pub mod tls;

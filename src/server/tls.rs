@@ -1,0 +1,147 @@
+//! TLS for the daemon: the certificate and key named in the configuration,
+//! or, when none is named, a self-signed certificate made on first start and
+//! kept in the data directory (so clients that pin it see the same one
+//! after a restart).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::Config;
+
+/// File names of the generated certificate and key under `data_dir/tls/`.
+const GENERATED_CERT: &str = "tls/selfsigned-cert.pem";
+const GENERATED_KEY: &str = "tls/selfsigned-key.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {why}")]
+    File { path: PathBuf, why: String },
+    #[error("making a self-signed certificate: {0}")]
+    Generate(String),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds the server's TLS configuration.
+pub fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_path, key_path) = match (&cfg.smtp.tls_certificate, &cfg.smtp.tls_privatekey) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => ensure_self_signed(&cfg.data_dir, &cfg.primary_hostname)?,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| TlsError::File {
+            path: cert_path.clone(),
+            why: e.to_string(),
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::File {
+            path: cert_path.clone(),
+            why: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::File {
+            path: cert_path,
+            why: "no certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File {
+        path: key_path.clone(),
+        why: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Returns the generated certificate and key, making them if missing.
+fn ensure_self_signed(data_dir: &Path, host: &str) -> Result<(PathBuf, PathBuf), TlsError> {
+    let cert = data_dir.join(GENERATED_CERT);
+    let key = data_dir.join(GENERATED_KEY);
+    if cert.is_file() && key.is_file() {
+        return Ok((cert, key));
+    }
+    let made = rcgen::generate_simple_self_signed(vec![host.to_string(), "localhost".to_string()])
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let write = |path: &Path, text: &str| -> io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write(&key, &made.signing_key.serialize_pem()).map_err(|e| TlsError::File {
+        path: key.clone(),
+        why: e.to_string(),
+    })?;
+    write(&cert, &made.cert.pem()).map_err(|e| TlsError::File {
+        path: cert.clone(),
+        why: e.to_string(),
+    })?;
+    Ok((cert, key))
+}
+
+/// The negotiated protocol and cipher in Exim's `X=` form, e.g.
+/// `TLS1.3:TLS13_AES_256_GCM_SHA384:256`.
+pub fn cipher_name(conn: &rustls::ServerConnection) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS1.2",
+        _ => "TLS",
+    };
+    match conn.negotiated_cipher_suite() {
+        Some(s) => {
+            let name = format!("{:?}", s.suite());
+            let bits = if name.contains("256") || name.contains("CHACHA20") {
+                256
+            } else {
+                128
+            };
+            format!("{version}:{name}:{bits}")
+        }
+        None => version.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_made_once_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("data_dir = {:?}", dir.path().display().to_string());
+        let cfg = crate::config::from_str("t", &text).unwrap();
+        server_config(&cfg).unwrap();
+        let first = std::fs::read(dir.path().join(GENERATED_CERT)).unwrap();
+        server_config(&cfg).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join(GENERATED_CERT)).unwrap(),
+            first
+        );
+        let bad = format!(
+            "data_dir = {:?}\n[smtp]\ntls_certificate = \"/nonexistent/c.pem\"\ntls_privatekey = \"/nonexistent/k.pem\"",
+            dir.path().display().to_string()
+        );
+        let cfg = crate::config::from_str("t", &bad).unwrap();
+        let e = server_config(&cfg).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/c.pem"), "{e}");
+    }
+}
