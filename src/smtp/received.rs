@@ -1,0 +1,353 @@
+//! The Received: header Sluice adds to a message, in Exim's default form
+//! (its `received_header_text`), and Exim's protocol names.
+//!
+//! ```text
+//! (shown with spaces; each continuation line starts with a TAB)
+//! Received: from mail.example.org ([192.0.2.1] helo=client.example)
+//!     by mx.example.com with esmtps  (TLS1.3) tls TLS_AES_256_GCM_SHA384
+//!     (Sluice 0.1.0)
+//!     (envelope-from <alice@example.org>)
+//!     id 1sLuIc-000000000Ab-0000
+//!     for bob@example.com; Tue, 05 Mar 2024 10:00:00 +0000
+//! ```
+//!
+//! The "from" part is Exim's `$sender_rcvhost`: the verified host name with
+//! the address in brackets, or the bracketed address alone; `helo=` only
+//! when the HELO name says something the rest does not. The double space
+//! before the TLS version is Exim's too (`with $received_protocol ` then
+//! ` ($tls_in_ver)`), kept so that tools parsing Exim's headers parse ours.
+//! `for` appears only for a single recipient, as in Exim, so a Bcc list is
+//! never revealed.
+
+use std::net::IpAddr;
+
+use super::session::{Envelope, HelloVerb, Mode};
+
+/// What the header needs beyond the envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// This server's name (`by`).
+    pub host: &'a str,
+    /// The message ID.
+    pub id: &'a str,
+    /// The client's host name, if its reverse DNS was verified.
+    pub peer_name: Option<&'a str>,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// The local time zone's offset from UTC, in seconds (east positive).
+    pub utc_offset: i32,
+}
+
+/// The complete header, folded as Exim folds it, ending in CRLF.
+pub fn received_header(envelope: &Envelope, stamp: &Stamp<'_>) -> String {
+    let mut h = String::from("Received: ");
+    match envelope.peer {
+        Some(ip) => {
+            h.push_str("from ");
+            h.push_str(&rcvhost(ip, stamp.peer_name, &envelope.helo));
+            h.push_str("\r\n\t");
+        }
+        // A local session (`sluice -bs`) has no host to name.
+        None => {
+            h.push_str(&format!("(helo={})\r\n\t", clean(&envelope.helo)));
+        }
+    }
+    h.push_str(&format!(
+        "by {} with {} ",
+        clean(stamp.host),
+        envelope.protocol
+    ));
+    if let Some(tls) = &envelope.tls {
+        if !tls.version.is_empty() {
+            h.push_str(&format!(" ({})", clean(&tls.version)));
+        }
+        h.push_str(&format!(" tls {}\r\n\t", clean(&tls.cipher)));
+    }
+    h.push_str(&format!("(Sluice {})\r\n\t", env!("CARGO_PKG_VERSION")));
+    if let Some(from) = &envelope.from {
+        h.push_str(&format!("(envelope-from <{from}>)\r\n\t"));
+    }
+    h.push_str(&format!("id {}", clean(stamp.id)));
+    if let [only] = envelope.recipients.as_slice() {
+        h.push_str(&format!("\r\n\tfor {}", only.address));
+    }
+    h.push_str("; ");
+    h.push_str(&rfc2822_date(stamp.time, stamp.utc_offset));
+    h.push_str("\r\n");
+    h
+}
+
+/// Exim's `$sender_rcvhost` (host.c, host_build_sender_fullhost).
+fn rcvhost(ip: IpAddr, verified_name: Option<&str>, helo: &str) -> String {
+    let literal = format!("[{ip}]");
+    let helo_is_ip = helo_names_ip(helo, ip);
+    match verified_name {
+        Some(name) => {
+            let name = clean(name);
+            if helo_is_ip || helo.eq_ignore_ascii_case(&name) {
+                format!("{name} ({literal})")
+            } else {
+                format!("{name} ({literal} helo={})", clean(helo))
+            }
+        }
+        None if helo_is_ip => literal,
+        None => format!("{literal} (helo={})", clean(helo)),
+    }
+}
+
+/// True when the HELO name is an address literal for the client's own
+/// address (`[192.0.2.1]`, `[IPv6:2001:db8::1]`): showing it adds nothing.
+fn helo_names_ip(helo: &str, ip: IpAddr) -> bool {
+    let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
+        return false;
+    };
+    let inner = match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") || tag.eq_ignore_ascii_case("IPv4:") => {
+            &inner[5..]
+        }
+        _ => inner,
+    };
+    inner.parse::<IpAddr>().is_ok_and(|literal| literal == ip)
+}
+
+/// Header text from outside (driver strings) cannot break the header.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Exim's protocol name for the Received: `with` clause and the log's
+/// `P=` field: `smtp` after HELO, `esmtp` after EHLO, `lmtp` for LMTP (RFC
+/// 3848's names, lower case as Exim writes them); `s` when under TLS, `a`
+/// when authenticated; `local-` for a session on stdin (`sluice -bs`), and
+/// `utf8` in front when the message uses SMTPUTF8, as Exim does.
+pub fn protocol_name(
+    mode: Mode,
+    verb: HelloVerb,
+    tls: bool,
+    authenticated: bool,
+    local: bool,
+    smtputf8: bool,
+) -> String {
+    let base = match (mode, verb) {
+        (Mode::Lmtp, _) => "lmtp",
+        (Mode::Smtp, HelloVerb::Helo) => "smtp",
+        (Mode::Smtp, _) => "esmtp",
+    };
+    let mut name = String::new();
+    if smtputf8 {
+        name.push_str("utf8");
+    }
+    if local {
+        name.push_str("local-");
+    }
+    name.push_str(base);
+    if tls {
+        name.push('s');
+    }
+    if authenticated && base != "smtp" {
+        name.push('a');
+    }
+    name
+}
+
+/// An RFC 5322 §3.3 date, as Exim's `$tod_full` writes it:
+/// `Tue, 05 Mar 2024 10:00:00 +0100`.
+pub fn rfc2822_date(unix: i64, utc_offset: i32) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAY_SECS: i64 = 86_400;
+    let local = unix.saturating_add(i64::from(utc_offset));
+    let days = local.div_euclid(DAY_SECS);
+    let secs = local.rem_euclid(DAY_SECS);
+    let (year, month, day) = civil_from_days(days);
+    let sign = if utc_offset < 0 { '-' } else { '+' };
+    let offset_minutes = utc_offset.unsigned_abs() / 60;
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} {}{:02}{:02}",
+        // 1970-01-01 was a Thursday.
+        DAYS[days.rem_euclid(7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        sign,
+        offset_minutes / 60,
+        offset_minutes % 60,
+    )
+}
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01, in the
+/// proleptic Gregorian calendar (H. Hinnant's days-to-civil algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::address::Address;
+    use super::super::params::MailParams;
+    use super::super::session::{Recipient, TlsInfo};
+    use super::*;
+
+    #[test]
+    fn formats_dates() {
+        let cases = [
+            (0, 0, "Thu, 01 Jan 1970 00:00:00 +0000"),
+            (951_782_400, 0, "Tue, 29 Feb 2000 00:00:00 +0000"),
+            (1_709_632_800, 0, "Tue, 05 Mar 2024 10:00:00 +0000"),
+            (1_709_632_800, 3600, "Tue, 05 Mar 2024 11:00:00 +0100"),
+            (
+                1_709_632_800,
+                -(5 * 3600 + 1800),
+                "Tue, 05 Mar 2024 04:30:00 -0530",
+            ),
+            (1_709_596_799, 0, "Mon, 04 Mar 2024 23:59:59 +0000"),
+            (4_102_444_800, 0, "Fri, 01 Jan 2100 00:00:00 +0000"),
+            (-1, 0, "Wed, 31 Dec 1969 23:59:59 +0000"),
+        ];
+        for (unix, offset, expected) in cases {
+            assert_eq!(rfc2822_date(unix, offset), expected, "{unix}");
+        }
+    }
+
+    #[test]
+    fn names_protocols_as_exim() {
+        use HelloVerb::*;
+        use Mode::*;
+        let cases = [
+            ((Smtp, Helo, false, false, false, false), "smtp"),
+            ((Smtp, Helo, true, false, false, false), "smtps"),
+            ((Smtp, Ehlo, false, false, false, false), "esmtp"),
+            ((Smtp, Ehlo, true, false, false, false), "esmtps"),
+            ((Smtp, Ehlo, false, true, false, false), "esmtpa"),
+            ((Smtp, Ehlo, true, true, false, false), "esmtpsa"),
+            ((Smtp, Ehlo, false, false, true, false), "local-esmtp"),
+            ((Smtp, Ehlo, true, false, false, true), "utf8esmtps"),
+            ((Lmtp, Lhlo, false, false, false, false), "lmtp"),
+            ((Lmtp, Lhlo, true, false, false, false), "lmtps"),
+        ];
+        for ((mode, verb, tls, auth, local, utf8), expected) in cases {
+            assert_eq!(protocol_name(mode, verb, tls, auth, local, utf8), expected);
+        }
+    }
+
+    fn envelope(peer: Option<&str>, helo: &str, tls: bool, rcpts: &[&str]) -> Envelope {
+        Envelope {
+            helo: helo.into(),
+            hello_verb: HelloVerb::Ehlo,
+            protocol: if tls { "esmtps" } else { "esmtp" }.into(),
+            peer: peer.map(|p| p.parse().unwrap()),
+            tls: tls.then(|| TlsInfo {
+                version: "TLS1.3".into(),
+                cipher: "TLS_AES_256_GCM_SHA384".into(),
+            }),
+            from: Some("alice@example.org".parse().unwrap()),
+            params: MailParams::default(),
+            recipients: rcpts
+                .iter()
+                .map(|r| Recipient {
+                    address: r.parse::<Address>().unwrap(),
+                    params: Default::default(),
+                })
+                .collect(),
+            pipelined: false,
+            chunked: false,
+        }
+    }
+
+    #[test]
+    fn builds_exim_style_headers() {
+        let v = env!("CARGO_PKG_VERSION");
+        let stamp = |peer_name| Stamp {
+            host: "mx.example.com",
+            id: "1sLuIc-000000000Ab-0000",
+            peer_name,
+            time: 1_709_632_800,
+            utc_offset: 0,
+        };
+        let date = "Tue, 05 Mar 2024 10:00:00 +0000";
+        let cases = [
+            (
+                envelope(
+                    Some("192.0.2.1"),
+                    "client.example",
+                    false,
+                    &["bob@example.com"],
+                ),
+                None,
+                format!(
+                    "Received: from [192.0.2.1] (helo=client.example)\r\n\tby mx.example.com with esmtp (Sluice {v})\r\n\t\
+                     (envelope-from <alice@example.org>)\r\n\tid 1sLuIc-000000000Ab-0000\r\n\tfor bob@example.com; {date}\r\n"
+                ),
+            ),
+            (
+                envelope(
+                    Some("192.0.2.1"),
+                    "client.example",
+                    true,
+                    &["bob@example.com", "carol@example.com"],
+                ),
+                Some("mail.example.org"),
+                format!(
+                    "Received: from mail.example.org ([192.0.2.1] helo=client.example)\r\n\tby mx.example.com with esmtps  (TLS1.3) tls TLS_AES_256_GCM_SHA384\r\n\t\
+                     (Sluice {v})\r\n\t(envelope-from <alice@example.org>)\r\n\tid 1sLuIc-000000000Ab-0000; {date}\r\n"
+                ),
+            ),
+            (
+                envelope(Some("192.0.2.1"), "MAIL.example.org", false, &[]),
+                Some("mail.example.org"),
+                format!(
+                    "Received: from mail.example.org ([192.0.2.1])\r\n\tby mx.example.com with esmtp (Sluice {v})\r\n\t\
+                     (envelope-from <alice@example.org>)\r\n\tid 1sLuIc-000000000Ab-0000; {date}\r\n"
+                ),
+            ),
+            (
+                envelope(
+                    Some("2001:db8::1"),
+                    "[IPv6:2001:DB8:0::1]",
+                    false,
+                    &["b@x.example"],
+                ),
+                None,
+                format!(
+                    "Received: from [2001:db8::1]\r\n\tby mx.example.com with esmtp (Sluice {v})\r\n\t\
+                     (envelope-from <alice@example.org>)\r\n\tid 1sLuIc-000000000Ab-0000\r\n\tfor b@x.example; {date}\r\n"
+                ),
+            ),
+            (
+                envelope(None, "localhost", false, &["b@x.example"]),
+                None,
+                format!(
+                    "Received: (helo=localhost)\r\n\tby mx.example.com with esmtp (Sluice {v})\r\n\t\
+                     (envelope-from <alice@example.org>)\r\n\tid 1sLuIc-000000000Ab-0000\r\n\tfor b@x.example; {date}\r\n"
+                ),
+            ),
+        ];
+        for (env, peer_name, expected) in cases {
+            assert_eq!(received_header(&env, &stamp(peer_name)), expected);
+        }
+        // A bounce (null sender) has no envelope-from.
+        let mut bounce = envelope(Some("192.0.2.1"), "[192.0.2.1]", false, &[]);
+        bounce.from = None;
+        let h = received_header(&bounce, &stamp(None));
+        assert!(
+            h.starts_with("Received: from [192.0.2.1]\r\n\tby ") && !h.contains("envelope-from"),
+            "{h}"
+        );
+    }
+}
