@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod log;
 mod router;
+mod smtp;
 mod sys;
 
 use std::process::ExitCode;

@@ -72,7 +72,7 @@ pub use address::{Address, PathError, relay_form};
 #[allow(unused_imports)]
 pub use params::{BodyType, MailParams, RcptParams};
 #[allow(unused_imports)]
-pub use received::{Stamp, protocol_name, received_header, rfc2822_date};
+pub use received::{Stamp, protocol_name, received_header};
 #[allow(unused_imports)]
 pub use reply::{Reply, Status};
 #[allow(unused_imports)]

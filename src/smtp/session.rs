@@ -516,8 +516,13 @@ impl Session {
         }
     }
 
-    /// How long the driver should wait for the client (or for its own
-    /// verdict on a message) in the current state, per RFC 5321 §4.5.3.2.
+    /// How long the driver should wait in the current state, per RFC 5321
+    /// §4.5.3.2: for the next command, `command_timeout` (5 minutes); for
+    /// the next block of message data, `data_timeout` (3 minutes); for its
+    /// own verdict on a MAIL or RCPT, `command_timeout` (the client waits 5
+    /// minutes for that reply); for its verdict on a message,
+    /// `final_dot_timeout` (the client waits 10 minutes after the dot). The
+    /// client's 2-minute wait for 354 needs nothing: DATA is answered at once.
     pub fn timeout(&self) -> Duration {
         match &self.phase {
             Phase::Data(_) | Phase::Chunk(_) => self.config.data_timeout,

@@ -107,4 +107,22 @@ mod tests {
             "503 5.5.1 TLS already active\r\n"
         );
     }
+
+    /// Implicit TLS (port 465): the driver reports TLS before the greeting.
+    #[test]
+    fn implicit_tls_session() {
+        let mut s =
+            super::super::session::Session::new(std::sync::Arc::new(tls_config()), Some(peer()));
+        s.tls_established(tls());
+        assert_eq!(
+            s.poll(),
+            Poll::Decide(super::super::session::Event::Connect)
+        );
+        s.verdict(super::super::session::Verdict::Accept);
+        s.take_output();
+        let out = talk(&mut s, b"EHLO c\r\nMAIL FROM:<a@example.org>\r\n");
+        assert!(!out.contains("STARTTLS"), "{out}");
+        assert_eq!(s.envelope().unwrap().protocol, "esmtps");
+        assert_eq!(s.tls(), Some(&tls()));
+    }
 }
