@@ -1,0 +1,248 @@
+//! The `-J` delivery journal: what happened to each recipient during a
+//! delivery attempt, appended and flushed before anyone relies on it, and
+//! merged into the `-H` file when the attempt ends (Exim keeps a `-J` file
+//! for the same reason: the `-H` file is rewritten as a whole, which is too
+//! costly after every single delivery).
+//!
+//! One record per line:
+//!
+//! ```text
+//! 1b2c3d4e I 0 1739545960                     intent: delivery of recipient 0 starts
+//! 5f6a7b8c D 0 1739545961                     delivered
+//! 9d0e1f2a F 1 1739545961 550 no such user    failed (permanent)
+//! 3b4c5d6e Z 2 1739545962 1739549562 3 451 try later   deferred until, attempts
+//! ```
+//!
+//! The first field is the FNV-1a hash (32 bits, hex) of the rest of the
+//! line. A record whose hash does not match, or the last line without its
+//! newline, is what a crash in the middle of an append leaves: it was never
+//! flushed, so nobody was told about it, and it is ignored. A record that
+//! was flushed is whole, so a crash re-delivers at most the deliveries that
+//! were in flight (an intent with no outcome).
+
+use std::fmt::Write as _;
+
+use crate::header_file::{Envelope, RcptState, escape_into, unescape};
+
+/// One journal record: recipient `index` entered `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub index: usize,
+    pub state: RcptState,
+}
+
+/// FNV-1a, 32 bits: enough to tell a torn or garbled line from a whole one.
+fn fnv1a(data: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in data {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+impl Record {
+    /// The record as one line, with its hash and newline.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = String::new();
+        let i = self.index;
+        match &self.state {
+            RcptState::Pending => {
+                let _ = write!(body, "P {i}");
+            }
+            RcptState::InFlight { since } => {
+                let _ = write!(body, "I {i} {since}");
+            }
+            RcptState::Delivered { at } => {
+                let _ = write!(body, "D {i} {at}");
+            }
+            RcptState::Failed { at, reason } => {
+                let _ = write!(body, "F {i} {at} ");
+                escape_into(&mut body, reason);
+            }
+            RcptState::Deferred {
+                at,
+                until,
+                attempts,
+                reason,
+            } => {
+                let _ = write!(body, "Z {i} {at} {until} {attempts} ");
+                escape_into(&mut body, reason);
+            }
+        }
+        format!("{:08x} {body}\n", fnv1a(body.as_bytes())).into_bytes()
+    }
+
+    /// Parses one line (without its newline); `None` for a torn or
+    /// garbled record.
+    pub fn decode(line: &[u8]) -> Option<Record> {
+        let line = std::str::from_utf8(line).ok()?;
+        let (hash, body) = line.split_once(' ')?;
+        if hash.len() != 8 || u32::from_str_radix(hash, 16).ok()? != fnv1a(body.as_bytes()) {
+            return None;
+        }
+        let mut f = body.splitn(3, ' ');
+        let (tag, index) = (f.next()?, f.next()?.parse().ok()?);
+        let rest = f.next().unwrap_or("");
+        let state = match tag {
+            "P" => RcptState::Pending,
+            "I" => RcptState::InFlight {
+                since: rest.parse().ok()?,
+            },
+            "D" => RcptState::Delivered {
+                at: rest.parse().ok()?,
+            },
+            "F" => {
+                let (at, reason) = rest.split_once(' ')?;
+                RcptState::Failed {
+                    at: at.parse().ok()?,
+                    reason: unescape(reason).ok()?,
+                }
+            }
+            "Z" => {
+                let mut g = rest.splitn(4, ' ');
+                RcptState::Deferred {
+                    at: g.next()?.parse().ok()?,
+                    until: g.next()?.parse().ok()?,
+                    attempts: g.next()?.parse().ok()?,
+                    reason: unescape(g.next()?).ok()?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Record { index, state })
+    }
+}
+
+/// The whole records of a journal's contents, in order. Torn or garbled
+/// lines are skipped and counted.
+pub fn decode_all(data: &[u8]) -> (Vec<Record>, usize) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(n) = rest.iter().position(|&c| c == b'\n') else {
+            bad += 1; // the last append did not finish
+            break;
+        };
+        match Record::decode(&rest[..n]) {
+            Some(r) => out.push(r),
+            None => bad += 1,
+        }
+        rest = &rest[n + 1..];
+    }
+    (out, bad)
+}
+
+/// Applies records to an envelope in order. An intent never overrides a
+/// final outcome (delivered or failed), and records for recipients the
+/// envelope does not have are ignored (and counted).
+pub fn apply(env: &mut Envelope, records: &[Record]) -> usize {
+    let mut ignored = 0;
+    for r in records {
+        let Some(rcpt) = env.recipients.get_mut(r.index) else {
+            ignored += 1;
+            continue;
+        };
+        if matches!(r.state, RcptState::InFlight { .. }) && rcpt.state.is_done() {
+            continue;
+        }
+        rcpt.state = r.state.clone();
+    }
+    ignored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> Vec<Record> {
+        vec![
+            Record {
+                index: 0,
+                state: RcptState::InFlight { since: 10 },
+            },
+            Record {
+                index: 0,
+                state: RcptState::Delivered { at: 11 },
+            },
+            Record {
+                index: 1,
+                state: RcptState::Failed {
+                    at: 12,
+                    reason: "550 5.1.1 no such user\nsecond line".into(),
+                },
+            },
+            Record {
+                index: 2,
+                state: RcptState::Deferred {
+                    at: 13,
+                    until: 3613,
+                    attempts: 2,
+                    reason: "451 try later".into(),
+                },
+            },
+            Record {
+                index: 3,
+                state: RcptState::Pending,
+            },
+        ]
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut data = Vec::new();
+        for r in records() {
+            let line = r.encode();
+            assert_eq!(line.iter().filter(|&&c| c == b'\n').count(), 1);
+            data.extend(line);
+        }
+        assert_eq!(decode_all(&data), (records(), 0));
+    }
+
+    #[test]
+    fn torn_and_garbled_records_are_skipped() {
+        let mut data = Vec::new();
+        for r in records() {
+            data.extend(r.encode());
+        }
+        // Every cut keeps exactly the records whose line is complete.
+        for cut in 0..data.len() {
+            let (got, _) = decode_all(&data[..cut]);
+            let whole = data[..cut].iter().filter(|&&c| c == b'\n').count();
+            assert_eq!(got, records()[..whole].to_vec(), "cut at {cut}");
+        }
+        // A flipped byte invalidates that record only.
+        let mut garbled = data.clone();
+        garbled[12] ^= 1;
+        let (got, bad) = decode_all(&garbled);
+        assert_eq!(bad, 1);
+        assert_eq!(got, records()[1..].to_vec());
+        // Zeros where a crash extended the file without its data.
+        let mut zeros = data.clone();
+        zeros.extend([0u8; 40]);
+        zeros.push(b'\n');
+        assert_eq!(decode_all(&zeros), (records(), 1));
+    }
+
+    #[test]
+    fn apply_merges_in_order() {
+        let mut env = Envelope::new("a@x", &["r0@x", "r1@x", "r2@x", "r3@x"]);
+        let mut recs = records();
+        // An intent after the outcome (a replayed journal) changes nothing.
+        recs.push(Record {
+            index: 0,
+            state: RcptState::InFlight { since: 20 },
+        });
+        recs.push(Record {
+            index: 9,
+            state: RcptState::Delivered { at: 1 },
+        });
+        assert_eq!(apply(&mut env, &recs), 1);
+        let st: Vec<&RcptState> = env.recipients.iter().map(|r| &r.state).collect();
+        assert_eq!(st[0], &RcptState::Delivered { at: 11 });
+        assert!(matches!(st[1], RcptState::Failed { .. }));
+        assert!(matches!(st[2], RcptState::Deferred { until: 3613, .. }));
+        assert_eq!(st[3], &RcptState::Pending);
+    }
+}
