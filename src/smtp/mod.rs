@@ -74,7 +74,7 @@ pub use params::{BodyType, MailParams, RcptParams};
 #[allow(unused_imports)]
 pub use received::{Stamp, protocol_name, received_header};
 #[allow(unused_imports)]
-pub use reply::{Reply, Status};
+pub use reply::{Reply, Status, relay_not_permitted};
 #[allow(unused_imports)]
 pub use session::{
     CloseReason, Envelope, Event, HelloVerb, Message, Mode, Notice, Poll, Recipient, Session,

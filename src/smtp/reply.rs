@@ -441,6 +441,12 @@ pub(crate) fn source_route() -> Reply {
     )
 }
 
+/// For the driver: the refusal of a recipient whose domain is not local
+/// (and of the relay forms [`super::relay_form`] names).
+pub fn relay_not_permitted() -> Reply {
+    Reply::new(550, st(5, 7, 1), "Relay not permitted")
+}
+
 pub(crate) fn bad_sequence(detail: &str) -> Reply {
     Reply::new(
         503,
@@ -624,6 +630,10 @@ mod tests {
         assert_eq!(r.to_string(), "421 4.7.0 bye");
         assert_eq!(r.status(), Some(Status::new(4, 7, 0)));
         assert_eq!(Reply::parse("550 no").unwrap().status(), None);
+        assert_eq!(
+            relay_not_permitted().to_string(),
+            "550 5.7.1 Relay not permitted"
+        );
         let q = Reply::queued("1sLuIc-000000000Ab-0000");
         assert!(q.is_positive());
         assert_eq!(wire(&q), "250 2.0.0 OK id=1sLuIc-000000000Ab-0000\r\n");

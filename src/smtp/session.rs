@@ -210,6 +210,12 @@ pub enum Verdict {
     Reply(Reply),
 }
 
+impl From<Reply> for Verdict {
+    fn from(reply: Reply) -> Verdict {
+        Verdict::Reply(reply)
+    }
+}
+
 /// Something worth logging that needs no decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -926,6 +932,39 @@ mod tests {
             out,
             "503 5.5.1 Bad sequence of commands: send EHLO first\r\n451 Local error in processing\r\n"
         );
+    }
+
+    /// Exim's L flag: set when the client sent a command of the transaction
+    /// before the reply to the one before it.
+    #[test]
+    fn records_pipelining() {
+        let one_by_one: [&[u8]; 4] = [
+            b"EHLO c\r\n",
+            b"MAIL FROM:<>\r\n",
+            b"RCPT TO:<a@b.example>\r\n",
+            b"DATA\r\n",
+        ];
+        let batched: [&[u8]; 2] = [
+            b"EHLO c\r\n",
+            b"MAIL FROM:<>\r\nRCPT TO:<a@b.example>\r\nDATA\r\n",
+        ];
+        for (writes, pipelined) in [(&one_by_one[..], false), (&batched[..], true)] {
+            let mut s = ready(Mode::Smtp);
+            for write in writes {
+                talk(&mut s, write);
+            }
+            s.receive(b".\r\n");
+            let Poll::Decide(Event::Message(m)) = s.poll() else {
+                panic!()
+            };
+            assert_eq!(m.envelope.pipelined, pipelined);
+        }
+    }
+
+    #[test]
+    fn verdicts_convert_from_replies() {
+        let reply = Reply::parse("550 5.7.1 no").unwrap();
+        assert_eq!(Verdict::from(reply.clone()), Verdict::Reply(reply));
     }
 
     #[test]
