@@ -1,7 +1,12 @@
 //! One entry point that runs a whole session from arbitrary bytes, for
-//! fuzzers (a cargo-fuzz target calls [`exercise`] with libFuzzer's input)
-//! and the property test below. Whatever the input, the session must not
-//! panic, must stop, and must only ever write well-formed reply lines.
+//! fuzzers and the property tests below. Whatever the input, the session
+//! must not panic, must stop, and must only ever write well-formed reply
+//! lines.
+//!
+//! The `smtp` module depends on nothing in the binary but itself (std and
+//! smtp-proto), so a cargo-fuzz crate can include it with
+//! `#[path = "../../src/smtp/mod.rs"] mod smtp;` and call [`exercise`] with
+//! libFuzzer's input.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
