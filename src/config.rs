@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable::Durability;
+use mailstore::lock::{LockKind, LockOptions};
 use mailstore::maildir::OverQuota;
+use mailstore::mbox::Variant;
 use serde::Deserialize;
 
 /// The embedded default (also the documentation of every key).
@@ -78,10 +80,10 @@ pub enum UserSource {
 
 #[derive(Debug, Clone)]
 pub struct MboxConfig {
-    pub format: String,
-    /// Lock methods in the order they are taken: "dotlock", "fcntl", "flock".
-    pub write_locks: Vec<String>,
-    pub read_locks: Vec<String>,
+    pub format: Variant,
+    /// Lock methods in the order they are taken.
+    pub write_locks: Vec<LockKind>,
+    pub read_locks: Vec<LockKind>,
     pub lock_timeout: Duration,
     pub dotlock_stale: Duration,
     /// None: local time; Some(seconds east of UTC).
@@ -342,31 +344,15 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             "must contain {local} or {home}, or every user would share one mailbox".into(),
         ));
     }
-    if !matches!(
-        raw.mbox.format.as_str(),
-        "mboxo" | "mboxrd" | "mboxcl" | "mboxcl2"
-    ) {
-        return Err(key(
-            "mbox.format",
-            format!(
-                "{:?}: expected mboxo, mboxrd, mboxcl or mboxcl2",
-                raw.mbox.format
-            ),
-        ));
-    }
-    let locks = |k: &str, v: &[String]| -> Result<Vec<String>, ConfigError> {
-        let mut out: Vec<String> = Vec::new();
+    let format: Variant = raw.mbox.format.parse().map_err(|m| key("mbox.format", m))?;
+    let locks = |k: &str, v: &[String]| -> Result<Vec<LockKind>, ConfigError> {
+        let mut out = Vec::new();
         for s in v {
-            if !matches!(s.as_str(), "dotlock" | "fcntl" | "flock") {
-                return Err(key(
-                    k,
-                    format!("{s:?}: expected \"dotlock\", \"fcntl\" or \"flock\""),
-                ));
-            }
-            if out.contains(s) {
+            let l: LockKind = s.parse().map_err(|m: String| key(k, m))?;
+            if out.contains(&l) {
                 return Err(key(k, format!("{s:?} is listed twice")));
             }
-            out.push(s.clone());
+            out.push(l);
         }
         Ok(out)
     };
@@ -408,7 +394,7 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             users,
         },
         mbox: MboxConfig {
-            format: raw.mbox.format,
+            format,
             write_locks: locks("mbox.write_locks", &raw.mbox.write_locks)?,
             read_locks: locks("mbox.read_locks", &raw.mbox.read_locks)?,
             lock_timeout: dur("mbox.lock_timeout", &raw.mbox.lock_timeout)?,
@@ -471,6 +457,21 @@ impl Config {
             p.to_path_buf()
         } else {
             self.data_dir.join(p)
+        }
+    }
+}
+
+impl MboxConfig {
+    /// The lock options of a writer (delivery) or a reader (conversion).
+    pub fn lock_options(&self, writer: bool) -> LockOptions {
+        LockOptions {
+            methods: if writer {
+                self.write_locks.clone()
+            } else {
+                self.read_locks.clone()
+            },
+            timeout: self.lock_timeout,
+            stale_after: self.dotlock_stale,
         }
     }
 }
@@ -591,7 +592,7 @@ mod tests {
         let c = from_str("test", "").unwrap();
         assert_eq!(c.durability, Durability::Batch);
         assert_eq!(c.message_size_limit, 50 * 1024 * 1024);
-        assert_eq!(c.mbox.write_locks, ["dotlock", "fcntl"]);
+        assert_eq!(c.mbox.write_locks, [LockKind::Dotlock, LockKind::Fcntl]);
         assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".to_string()]);
         assert!(c.is_local_domain("LOCALHOST"));
         assert!(c.is_local_domain(&c.primary_hostname.clone()));
@@ -636,9 +637,9 @@ mod tests {
         merge(&mut t, parse_override("mbox.lock_timeout=2s").unwrap());
         merge(&mut t, parse_override("durability=strict").unwrap());
         let c = build("x".into(), t).unwrap();
-        assert_eq!(c.mbox.format, "mboxo");
+        assert_eq!(c.mbox.format, Variant::Mboxo);
         assert_eq!(c.mbox.lock_timeout, Duration::from_secs(2));
-        assert_eq!(c.mbox.read_locks, ["fcntl"]);
+        assert_eq!(c.mbox.read_locks, [LockKind::Fcntl]);
         assert_eq!(c.durability, Durability::Strict);
     }
 
