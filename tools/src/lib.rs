@@ -1,1 +1,4 @@
-//! Sluice tools
+//! Sluice's extra tools: `convert2maildir` (mbox → Maildir migration, see
+//! [`convert`]) and the `sluice-load` generator.
+
+pub mod convert;
