@@ -100,15 +100,22 @@ impl Dotlock {
         let mut backoff = Backoff::new();
         loop {
             let linked = sys::link(unique, path);
-            let nlink = file
+            let ours = file
                 .metadata()
-                .map_err(|e| failed(path, "stat our lock file", e))?
-                .nlink();
-            if nlink == 2 {
+                .map_err(|e| failed(path, "stat our lock file", e))?;
+            if ours.nlink() == 2 {
+                return Ok(());
+            }
+            // An NFS client may show a stale link count; the lock file
+            // being our inode settles it.
+            if let Ok(m) = std::fs::symlink_metadata(path)
+                && m.dev() == ours.dev()
+                && m.ino() == ours.ino()
+            {
                 return Ok(());
             }
             match linked {
-                Ok(()) => {} // cannot be: link succeeded but nlink != 2; retry
+                Ok(()) => {} // reported success, yet not ours: retry
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) if no_hard_links(&e) => {
                     // Filesystems without hard links (some FUSE, vfat):

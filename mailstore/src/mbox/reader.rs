@@ -828,6 +828,71 @@ mod tests {
         }
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// mbox-ish bytes: pieces that matter to the splitter, plus noise.
+        fn mboxish() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(format!("From a {D}\n").into_bytes()),
+                Just(format!("From b {D}\r\n").into_bytes()),
+                Just(b"From nodate\n".to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b">From ".to_vec()),
+                Just(b">>From x\n".to_vec()),
+                Just(b"Content-Length: 3\n".to_vec()),
+                Just(b"Content-Length: 40\n".to_vec()),
+                Just(b"S: 1\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..12),
+            ];
+            (any::<bool>(), proptest::collection::vec(piece, 0..40)).prop_map(|(lead, v)| {
+                let mut out = if lead {
+                    format!("From z {D}\n").into_bytes()
+                } else {
+                    Vec::new()
+                };
+                out.extend(v.concat());
+                out
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Whatever the bytes: no panic, message ranges tile the data,
+            /// contents lie inside their ranges, and chunked reading agrees.
+            #[test]
+            fn reader_never_panics_and_ranges_tile(data in mboxish()) {
+                for v in [Variant::Mboxo, Variant::Mboxrd, Variant::Mboxcl, Variant::Mboxcl2] {
+                    let Ok(reader) = Reader::new(&data, v) else {
+                        prop_assert!(!data.is_empty());
+                        continue;
+                    };
+                    let mut at = 0;
+                    let mut ranges = Vec::new();
+                    for m in reader {
+                        prop_assert_eq!(m.range().start, at);
+                        let c = m.content_range();
+                        prop_assert!(c.start <= c.end && c.start >= at && c.end <= m.range().end);
+                        let _ = m.bytes();
+                        at = m.range().end;
+                        ranges.push(m.range());
+                    }
+                    prop_assert_eq!(at, data.len());
+                    let pts = split_points(&data, v, 3);
+                    let mut chunked = Vec::new();
+                    for (i, &s) in pts.iter().enumerate() {
+                        let e = pts.get(i + 1).copied().unwrap_or(data.len());
+                        chunked.extend(Reader::chunk(&data, s..e, v).unwrap().map(|m| m.range()));
+                    }
+                    prop_assert_eq!(chunked, ranges);
+                }
+                let _ = crate::mbox::detect(&data);
+            }
+        }
+    }
+
     #[test]
     fn chunk_must_start_at_a_from_line() {
         let data = format!("From a {D}\n\nhi\n");
