@@ -118,6 +118,15 @@ impl StagedMessage {
     }
 }
 
+/// What the quota says about one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaVerdict {
+    /// It fits; `tracked` says whether a `maildirsize` keeps count.
+    Fits { tracked: bool },
+    /// Over quota with `over_quota = "discard"`.
+    Discard,
+}
+
 /// The result of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -293,35 +302,49 @@ impl Maildir {
         let io = committer.io();
         let msg = self.stage(io, src, opts)?;
         let size = msg.size;
-        let quota = match quota::check(&self.quota_root, size) {
-            Ok(q) => q,
+        match self.check_quota(size, opts.over_quota) {
+            Ok(QuotaVerdict::Fits { .. }) => {}
+            Ok(QuotaVerdict::Discard) => {
+                msg.discard(io);
+                return Ok(Outcome::Discarded { size });
+            }
             Err(e) => {
                 msg.discard(io);
                 return Err(e);
             }
-        };
-        if let Some((usage, true)) = &quota {
-            msg.discard(io);
-            return match opts.over_quota {
-                OverQuota::Discard => Ok(Outcome::Discarded { size }),
-                policy => Err(Error::OverQuota {
-                    path: self.root.clone(),
-                    used_bytes: usage.bytes,
-                    limit_bytes: usage.def.bytes.unwrap_or(0),
-                    used_count: usage.count,
-                    limit_count: usage.def.count.unwrap_or(0),
-                    permanent: policy == OverQuota::Reject,
-                }),
-            };
         }
         let dest = msg.dest.clone();
         committer.commit(msg.into_job())?;
-        if quota.is_some() {
-            // The message is delivered: a failed quota update only makes the
-            // usage stale until the next rebuild, it must not fail delivery.
+        self.record_delivery(size);
+        Ok(Outcome::Delivered { path: dest, size })
+    }
+
+    /// Whether a message of `size` bytes fits the Maildir++ quota (none
+    /// when there is no `maildirsize`). Over quota: `Discard` with that
+    /// policy, else [`Error::OverQuota`] (temporary for `Defer`).
+    pub fn check_quota(&self, size: u64, policy: OverQuota) -> Result<QuotaVerdict> {
+        match quota::check(&self.quota_root, size)? {
+            None => Ok(QuotaVerdict::Fits { tracked: false }),
+            Some((_, false)) => Ok(QuotaVerdict::Fits { tracked: true }),
+            Some((_, true)) if policy == OverQuota::Discard => Ok(QuotaVerdict::Discard),
+            Some((usage, true)) => Err(Error::OverQuota {
+                path: self.root.clone(),
+                used_bytes: usage.bytes,
+                limit_bytes: usage.def.bytes.unwrap_or(0),
+                used_count: usage.count,
+                limit_count: usage.def.count.unwrap_or(0),
+                permanent: policy == OverQuota::Reject,
+            }),
+        }
+    }
+
+    /// Counts a delivered message in `maildirsize`, if there is one. A
+    /// failed update only makes the usage stale until the next rebuild: it
+    /// must not fail a delivery that is already durable.
+    pub fn record_delivery(&self, size: u64) {
+        if self.quota_root.join(quota::FILE_NAME).exists() {
             let _ = quota::record(&self.quota_root, size as i64, 1);
         }
-        Ok(Outcome::Delivered { path: dest, size })
     }
 
     /// Whether a message with unique base name `base` is already in `new/`
