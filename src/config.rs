@@ -374,6 +374,7 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             "RFC 5321 §4.5.3.1.8 requires accepting at least 100 recipients".into(),
         ));
     }
+    crate::retry::Schedule::parse(&raw.queue.retry).map_err(|m| key("queue.retry", m))?;
     if raw.queue.delivery_workers == 0 {
         return Err(key("queue.delivery_workers", "must be at least 1".into()));
     }

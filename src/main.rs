@@ -6,6 +6,7 @@ mod clock;
 mod cmd;
 mod config;
 mod log;
+mod retry;
 mod router;
 mod smtp;
 mod sys;
