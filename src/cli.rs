@@ -30,6 +30,10 @@ pub enum Mode {
     Noop,
     /// `sluice route ADDR...` / `-bt`: which router and transport take each address.
     Route(Vec<String>),
+    /// `sluice serve` / `-bd`: the daemon.
+    Serve(crate::server::ServeOptions),
+    /// `sluice queue run` / `-q` / `-qf` / `-M ID...`: one queue run.
+    QueueRun { force: bool, ids: Vec<String> },
 }
 
 /// A usage error: printed with the usage text, exit 64.
@@ -60,6 +64,25 @@ enum Command {
     /// Deliver one message from standard input into a Maildir or mbox (a local
     /// delivery agent, as dovecot-lda or procmail); exits with sysexits codes.
     Deliver(DeliverArgs),
+    /// Run the SMTP/LMTP daemon with delivery workers (Exim's -bd).
+    Serve {
+        /// Listen here instead of smtp.listen (repeatable), e.g. 127.0.0.1:2525.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<String>,
+        /// Run the queue at this interval, e.g. 30m (Exim's -q30m).
+        #[arg(long, short = 'q', value_name = "INTERVAL")]
+        queue_interval: Option<String>,
+    },
+    /// Deliver queued messages once (Exim's -q; --force is -qf; with IDs, -M).
+    #[command(name = "queue-run")]
+    QueueRun {
+        /// Try every recipient now, frozen messages and retry times too.
+        #[arg(long)]
+        force: bool,
+        /// Only these messages.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+    },
     /// Show which router and transport would take each address (Exim's -bt).
     Route {
         #[arg(required = true, value_name = "ADDRESS")]
@@ -148,6 +171,17 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }
         Command::Config { check } => Mode::Config { check },
         Command::Route { addresses } => Mode::Route(addresses),
+        Command::Serve {
+            listen,
+            queue_interval,
+        } => Mode::Serve(crate::server::ServeOptions {
+            listen,
+            queue_interval: queue_interval
+                .map(|q| crate::config::parse_duration(&q))
+                .transpose()
+                .map_err(|e| UsageError(format!("--queue-interval: {e}")))?,
+        }),
+        Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
     };
     Ok(Invocation { sources, mode })
 }
@@ -158,6 +192,12 @@ struct Legacy {
     /// `-b?` letters (`-bp` → "p", `-bpc` → "pc").
     b: Option<String>,
     config: Option<PathBuf>,
+    /// `-q`, `-q30m`, `-qf`, `-qff`: the letters after `q`.
+    q: Option<String>,
+    /// `-oX <port or address>`: daemon listen addresses.
+    listen: Vec<String>,
+    /// `-M`, `-Mvl`, `-Mrm`...: the letters after `M`.
+    m: Option<String>,
     args: Vec<String>,
 }
 
@@ -167,6 +207,14 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
     let mut low = Legacy::default();
     let mut p = lexopt::Parser::from_args(args.iter().cloned());
     let bad = |e: lexopt::Error| UsageError(format!("{program}: {e}"));
+    let letters = |v: Option<OsString>| -> Result<String, UsageError> {
+        v.map(|v| {
+            v.into_string()
+                .map_err(|_| UsageError(format!("{program}: option is not UTF-8")))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+    };
     while let Some(arg) = p.next().map_err(bad)? {
         match arg {
             Short('b') => {
@@ -176,6 +224,23 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
                 low.b = Some(v.string().map_err(bad)?);
             }
             Short('C') => low.config = Some(p.value().map_err(bad)?.into()),
+            Short('q') => low.q = Some(letters(p.optional_value())?),
+            Short('M') => low.m = Some(letters(p.optional_value())?),
+            Short('o') => {
+                let o = letters(p.optional_value())?;
+                match o.as_str() {
+                    // -oX takes the next word: "2525", "127.0.0.1.2525" or
+                    // a colon-separated list of either.
+                    "X" => {
+                        let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                        low.listen.extend(v.split(':').map(exim_listen_address));
+                    }
+                    // Other -o options (-oi, -odi, -oem...) only matter to
+                    // submission; accepted and ignored here, as sendmail's
+                    // unknown -o flags are.
+                    _ => {}
+                }
+            }
             Value(v) => low.args.push(v.string().map_err(bad)?),
             Short(c) => {
                 return Err(UsageError(format!(
@@ -193,26 +258,64 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         file: low.config,
         overrides: Vec::new(),
     };
-    let mode = match low.b.as_deref() {
-        Some("P") => Mode::Config { check: false },
-        Some("V") => Mode::Config { check: true },
-        Some("i") => Mode::Noop,
-        Some("t") if !low.args.is_empty() => Mode::Route(low.args),
-        Some("t") => {
+    let queue_interval = match low.q.as_deref() {
+        Some(q) if !q.is_empty() && !q.starts_with('f') => Some(
+            crate::config::parse_duration(q)
+                .map_err(|e| UsageError(format!("{program}: -q{q}: {e}")))?,
+        ),
+        _ => None,
+    };
+    let mode = match (low.b.as_deref(), low.q.as_deref(), low.m.as_deref()) {
+        (Some("d" | "df"), _, _) => Mode::Serve(crate::server::ServeOptions {
+            listen: low.listen,
+            queue_interval,
+        }),
+        (Some("P"), _, _) => Mode::Config { check: false },
+        (Some("V"), _, _) => Mode::Config { check: true },
+        (Some("i"), _, _) => Mode::Noop,
+        (Some("t"), _, _) if !low.args.is_empty() => Mode::Route(low.args),
+        (Some("t"), _, _) => {
             return Err(UsageError(format!(
                 "{program}: -bt needs at least one address"
             )));
         }
-        Some(other) => {
+        (Some(other), _, _) => {
             return Err(UsageError(format!("{program}: -b{other} is not supported")));
         }
-        None => {
+        (None, _, Some("")) if !low.args.is_empty() => Mode::QueueRun {
+            force: true,
+            ids: low.args,
+        },
+        (None, Some(q), None) if queue_interval.is_none() => Mode::QueueRun {
+            force: q.starts_with('f'),
+            ids: low.args,
+        },
+        _ => {
             return Err(UsageError(format!(
                 "{program}: nothing to do (try sluice --help)"
             )));
         }
     };
     Ok(Invocation { sources, mode })
+}
+
+/// Exim writes `-oX` addresses as `127.0.0.1.2525` or a bare port.
+fn exim_listen_address(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("127.0.0.1:{s}");
+    }
+    match s.rsplit_once('.') {
+        Some((ip, port))
+            if port.bytes().all(|b| b.is_ascii_digit())
+                && ip.parse::<std::net::IpAddr>().is_ok() =>
+        {
+            match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]:{port}"),
+                _ => format!("{ip}:{port}"),
+            }
+        }
+        _ => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -259,5 +362,30 @@ mod tests {
             m => panic!("{m:?}"),
         }
         assert!(run(&["sluice", "-bt"]).is_err());
+        match run(&["sluice", "-bd", "-q30m", "-oX", "2525:127.0.0.2.26"])
+            .unwrap()
+            .mode
+        {
+            Mode::Serve(o) => {
+                assert_eq!(o.listen, ["127.0.0.1:2525", "127.0.0.2:26"]);
+                assert_eq!(o.queue_interval, Some(std::time::Duration::from_secs(1800)));
+            }
+            m => panic!("{m:?}"),
+        }
+        assert!(matches!(
+            run(&["sluice", "-qf"]).unwrap().mode,
+            Mode::QueueRun { force: true, .. }
+        ));
+        assert!(matches!(
+            run(&["sluice", "-q"]).unwrap().mode,
+            Mode::QueueRun { force: false, .. }
+        ));
+        match run(&["sluice", "-M", "1tixMn-00000000C5j-1wRa"])
+            .unwrap()
+            .mode
+        {
+            Mode::QueueRun { force: true, ids } => assert_eq!(ids.len(), 1),
+            m => panic!("{m:?}"),
+        }
     }
 }

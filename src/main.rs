@@ -5,9 +5,11 @@ mod cli;
 mod clock;
 mod cmd;
 mod config;
+mod delivery;
 mod log;
 mod retry;
 mod router;
+mod server;
 mod smtp;
 mod sys;
 
@@ -45,5 +47,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         }
         cli::Mode::Noop => sysexits::OK,
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses),
+        cli::Mode::Serve(opts) => server::run(cfg, opts),
+        cli::Mode::QueueRun { force, ids } => cmd::queue_run::run(&cfg, force, &ids),
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod deliver;
 pub mod deliver_mbox;
+pub mod queue_run;

@@ -1,3 +1,539 @@
-//! The daemon: listeners, connections, delivery workers, queue runner.
+//! The daemon (`sluice serve`, `-bd`): SMTP (plain with STARTTLS, and
+//! implicit TLS as on port 465) and LMTP (TCP or a Unix socket) listeners,
+//! delivery workers and the queue runner.
+//!
+//! Each connection is a tokio task that only moves bytes between the socket
+//! and the sans-IO [`crate::smtp::Session`] and awaits policy and the spool.
+//! Everything that touches the disk (spool entry, routing lookups, Maildir
+//! staging) runs in `spawn_blocking` or on the delivery threads; fsyncs run
+//! only on the committer's thread or those blocking threads, never on a
+//! tokio worker.
+//!
+//! The accept path: the whole message is in memory (bounded by
+//! `message_size_limit`) → it is written to the spool under temporary names
+//! and committed with the group committer → `250 2.0.0 OK id=<ID>` once the
+//! `-H` and `-D` files and their directory entries are durable → the `<=`
+//! line is logged → a delivery worker takes the message unless
+//! `queue_only` is set.
 
+pub mod lmtp;
+pub mod policy;
 pub mod tls;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::delivery::{Deliverer, Workers};
+use crate::log::Logs;
+use crate::router::Routing;
+use crate::smtp::session::{Poll, Session, SessionConfig, TlsInfo};
+use crate::smtp::{Event, Mode, Notice, Verdict};
+
+/// Any byte stream a session runs on (TCP, TLS over TCP, a Unix socket).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Command-line choices for the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Replace `smtp.listen` (`-oX`, `--listen`).
+    pub listen: Vec<String>,
+    /// Queue runs at this interval (`-q30m`); none when `None`.
+    pub queue_interval: Option<Duration>,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub cfg: Arc<Config>,
+    pub routing: Routing,
+    pub logs: Arc<Logs>,
+    pub deliverer: Arc<Deliverer>,
+    pub workers: Workers,
+    pub smtp: Arc<SessionConfig>,
+    pub lmtp: Arc<SessionConfig>,
+    pub tls: Option<TlsAcceptor>,
+    connections: Mutex<Connections>,
+}
+
+#[derive(Default)]
+struct Connections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Releases a connection slot when the connection ends.
+pub struct Slot {
+    shared: Arc<Shared>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(ip) = self.ip
+            && let Some(n) = c.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Takes a connection slot, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Slot, &'static str> {
+        let mut c = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if c.total >= self.cfg.smtp.max_connections {
+            return Err("too many connections");
+        }
+        if let Some(ip) = ip
+            && c.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.smtp.max_connections_per_host
+        {
+            return Err("too many connections from your host");
+        }
+        c.total += 1;
+        if let Some(ip) = ip {
+            *c.per_ip.entry(ip).or_insert(0) += 1;
+        }
+        Ok(Slot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+}
+
+fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
+    let mut s = SessionConfig::new(cfg.primary_hostname.clone(), mode);
+    s.tls_available = tls;
+    s.message_size_limit = cfg.message_size_limit;
+    s.max_recipients = cfg.smtp.max_recipients;
+    s.max_errors = cfg.smtp.max_errors;
+    s.vrfy = cfg.smtp.vrfy;
+    s.command_timeout = cfg.smtp.command_timeout;
+    s.data_timeout = cfg.smtp.data_timeout;
+    s.final_dot_timeout = cfg.smtp.final_dot_timeout;
+    s
+}
+
+/// Opens the spool with the committer Maildir deliveries share.
+pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
+    let opts = spool::QueueOptions {
+        split: cfg.split_spool_directory,
+        id_format: if cfg.message_id_format == "classic" {
+            spool::IdFormat::Classic
+        } else {
+            spool::IdFormat::Long
+        },
+        durability: cfg.durability,
+        ..Default::default()
+    };
+    spool::Queue::open(&cfg.spool_dir(), opts)
+}
+
+/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
+/// exit code.
+pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
+    let logs = Arc::new(Logs::new(cfg.log_dir()));
+    let fail = |what: String| {
+        logs.panic(&what);
+        mailstore::error::sysexits::CONFIG
+    };
+    if cfg.data_dir_is_fallback {
+        eprintln!(
+            "sluice: warning: no data directory configured; using {} (set SLUICE_HOME or data_dir)",
+            cfg.data_dir.display()
+        );
+    }
+    let routing = match Routing::from_config(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("configuration error: {e}")),
+    };
+    let queue = match open_queue(&cfg) {
+        Ok(q) => q,
+        Err(e) => return fail(format!("cannot open the spool: {e}")),
+    };
+    let deliverer = match Deliverer::new(cfg.clone(), routing.clone(), queue, logs.clone()) {
+        Ok(d) => Arc::new(d),
+        Err(e) => return fail(format!("configuration error: {e}")),
+    };
+    let tls = match tls::server_config(&cfg) {
+        Ok(c) => Some(TlsAcceptor::from(c)),
+        Err(e) => {
+            // Without TLS the daemon still serves, without STARTTLS.
+            logs.panic(&format!("TLS unavailable: {e}"));
+            None
+        }
+    };
+    let workers = Workers::start(deliverer.clone(), cfg.queue.delivery_workers);
+    let shared = Arc::new(Shared {
+        smtp: Arc::new(session_config(&cfg, Mode::Smtp, tls.is_some())),
+        lmtp: Arc::new(session_config(&cfg, Mode::Lmtp, tls.is_some())),
+        cfg: cfg.clone(),
+        routing,
+        logs: logs.clone(),
+        deliverer: deliverer.clone(),
+        workers,
+        tls,
+        connections: Mutex::new(Connections::default()),
+    });
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let logs2 = logs.clone();
+    let fail = move |what: String| {
+        logs2.panic(&what);
+        mailstore::error::sysexits::CONFIG
+    };
+    runtime.block_on(async move {
+        let listen = if opts.listen.is_empty() {
+            cfg.smtp.listen.clone()
+        } else {
+            opts.listen.clone()
+        };
+        let mut bound = Vec::new();
+        for (addrs, kind) in [
+            (&listen, Kind::Smtp),
+            (&cfg.smtp.tls_listen, Kind::SmtpTls),
+            (&cfg.smtp.lmtp_listen, Kind::Lmtp),
+        ] {
+            for a in addrs {
+                match bind(a, kind).await {
+                    Ok(l) => bound.push(l),
+                    Err(e) => return fail(format!("cannot listen on {a}: {e}")),
+                }
+            }
+        }
+        let names: Vec<String> = bound.iter().map(|l| l.describe()).collect();
+        logs.main(&format!(
+            "sluice daemon started: pid={}, {}",
+            std::process::id(),
+            names.join(", ")
+        ));
+        // Tests and scripts wait for this line to know the ports.
+        println!("listening {}", names.join(" "));
+        for l in bound {
+            tokio::spawn(accept_loop(l, shared.clone()));
+        }
+        // Deliver what an earlier run left queued (after a crash too).
+        let d = deliverer.clone();
+        let interval = opts.queue_interval;
+        let runner_shared = shared.clone();
+        std::thread::spawn(move || {
+            loop {
+                runner_dispatch(&d, &runner_shared);
+                match interval {
+                    Some(i) => std::thread::sleep(i),
+                    None => break,
+                }
+            }
+        });
+        wait_for_signal().await;
+        logs.main("sluice daemon stopping on signal");
+        0
+    })
+}
+
+/// A queue run in the daemon: clean garbage, then hand every queued
+/// message to the delivery workers (they skip what is not due).
+fn runner_dispatch(d: &Deliverer, shared: &Shared) {
+    let q = d.queue();
+    if let Err(e) = q.clean_garbage(shared.cfg.queue.garbage_after) {
+        shared.logs.panic(&format!("cleaning spool garbage: {e}"));
+    }
+    match q.ids() {
+        Ok(ids) => {
+            for id in ids {
+                shared.workers.dispatch(id, false);
+            }
+        }
+        Err(e) => shared.logs.panic(&format!("queue run: {e}")),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handling, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Smtp,
+    SmtpTls,
+    Lmtp,
+}
+
+enum Listener {
+    Tcp(TcpListener, Kind),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l, k) => {
+                let a = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                match k {
+                    Kind::Smtp => format!("smtp={a}"),
+                    Kind::SmtpTls => format!("smtps={a}"),
+                    Kind::Lmtp => format!("lmtp={a}"),
+                }
+            }
+            Listener::Unix(_, p) => format!("lmtp=unix:{}", p.display()),
+        }
+    }
+}
+
+async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let path = PathBuf::from(path);
+        // A socket left by an earlier run is replaced; anything else is not.
+        if let Ok(m) = std::fs::symlink_metadata(&path)
+            && std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())
+        {
+            std::fs::remove_file(&path)?;
+        }
+        return Ok(Listener::Unix(UnixListener::bind(&path)?, path));
+    }
+    Ok(Listener::Tcp(TcpListener::bind(addr).await?, kind))
+}
+
+async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+    loop {
+        match &l {
+            Listener::Tcp(tcp, kind) => match tcp.accept().await {
+                Ok((sock, peer)) => {
+                    let _ = sock.set_nodelay(true);
+                    let shared = shared.clone();
+                    let kind = *kind;
+                    tokio::spawn(async move {
+                        let stream: Box<dyn Stream> = match kind {
+                            Kind::SmtpTls => match &shared.tls {
+                                Some(acc) => match acc.accept(sock).await {
+                                    Ok(t) => {
+                                        let info = tls_info(t.get_ref().1);
+                                        return serve_connection(
+                                            Box::new(t),
+                                            Some(peer),
+                                            Mode::Smtp,
+                                            Some(info),
+                                            shared,
+                                        )
+                                        .await;
+                                    }
+                                    Err(_) => return,
+                                },
+                                None => return,
+                            },
+                            _ => Box::new(sock),
+                        };
+                        let mode = if kind == Kind::Lmtp {
+                            Mode::Lmtp
+                        } else {
+                            Mode::Smtp
+                        };
+                        serve_connection(stream, Some(peer), mode, None, shared).await;
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            Listener::Unix(unix, _) => match unix.accept().await {
+                Ok((sock, _)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        serve_connection(Box::new(sock), None, Mode::Lmtp, None, shared).await
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+        }
+    }
+}
+
+fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
+    let x = tls::cipher_name(conn);
+    let version = x.split(':').next().unwrap_or_default().to_string();
+    TlsInfo { version, cipher: x }
+}
+
+/// Runs one session to its end.
+pub async fn serve_connection(
+    mut stream: Box<dyn Stream>,
+    peer: Option<SocketAddr>,
+    mode: Mode,
+    implicit_tls: Option<TlsInfo>,
+    shared: Arc<Shared>,
+) {
+    let config = if mode == Mode::Lmtp {
+        shared.lmtp.clone()
+    } else {
+        shared.smtp.clone()
+    };
+    let mut session = Session::new(config, peer);
+    if let Some(info) = implicit_tls {
+        session.tls_established(info);
+    }
+    let mut slot = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match session.poll() {
+            Poll::Read => {
+                let out = session.take_output();
+                if !out.is_empty() && stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                match tokio::time::timeout(session.timeout(), stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => session.receive_eof(),
+                    Ok(Ok(n)) => session.receive(&buf[..n]),
+                    Err(_) => session.timed_out(),
+                }
+            }
+            Poll::Decide(Event::Connect) => {
+                let verdict = match shared.admit(peer.map(|p| p.ip())) {
+                    Ok(s) => {
+                        slot = Some(s);
+                        Verdict::Accept
+                    }
+                    Err(why) => {
+                        shared.logs.reject(
+                            &format!("{} connection refused: {why}", host_of(peer, None)),
+                            None,
+                        );
+                        Verdict::Reply(crate::smtp::Reply::new(
+                            421,
+                            crate::smtp::Status::new(4, 7, 0),
+                            format!("{} {why}, try again later", shared.cfg.primary_hostname),
+                        ))
+                    }
+                };
+                session.verdict(verdict);
+            }
+            Poll::Decide(Event::Message(msg)) if mode == Mode::Lmtp => {
+                let verdicts = lmtp::deliver(&shared, &msg).await;
+                session.verdicts(verdicts);
+            }
+            Poll::Decide(Event::Message(msg)) => {
+                let v = policy::accept_message(&shared, *msg).await;
+                session.verdict(v);
+            }
+            Poll::Decide(event) => {
+                let v = policy::decide(&shared, &session, event).await;
+                session.verdict(v);
+            }
+            Poll::Notice(n) => log_notice(&shared, peer, &n),
+            Poll::StartTls { discarded } => {
+                let out = session.take_output();
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                let Some(acc) = shared.tls.clone() else {
+                    return;
+                };
+                match acc.accept(stream).await {
+                    Ok(t) => {
+                        let info = tls_info(t.get_ref().1);
+                        if discarded > 0 {
+                            shared.logs.main(&format!(
+                                "{} discarded {discarded} octets pipelined after STARTTLS",
+                                host_of(peer, session.helo().map(|h| h.1))
+                            ));
+                        }
+                        stream = Box::new(t);
+                        session.tls_established(info);
+                    }
+                    Err(_) => return,
+                }
+            }
+            Poll::Close(_) => {
+                let out = session.take_output();
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+                drop(slot);
+                return;
+            }
+            Poll::Waiting => {
+                // Every Decide is answered above; nothing else to wait for.
+                return;
+            }
+        }
+    }
+}
+
+/// Exim's host field for logs: `H=(helo) [ip]`.
+pub fn host_of(peer: Option<SocketAddr>, helo: Option<&str>) -> String {
+    match peer {
+        Some(p) => crate::log::host_field(None, helo, &p.ip().to_string(), None),
+        None => "U=local".to_string(),
+    }
+}
+
+fn log_notice(shared: &Shared, peer: Option<SocketAddr>, n: &Notice) {
+    match n {
+        Notice::CommandRefused { command, reply } => {
+            // Exim logs protocol errors in the main log only when asked;
+            // the ones that carry a policy meaning go to rejectlog.
+            if reply.code() >= 500 && reply.code() != 500 && reply.code() != 503 {
+                shared.logs.reject(
+                    &format!(
+                        "{} rejected {}: {}",
+                        host_of(peer, None),
+                        command,
+                        reply.lines().join(" ")
+                    ),
+                    None,
+                );
+            }
+        }
+        Notice::MessageRefused {
+            envelope,
+            size,
+            reply,
+        } => {
+            let from = envelope
+                .from
+                .as_ref()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default();
+            shared.logs.reject(
+                &format!(
+                    "{} F=<{}> rejected after DATA ({} bytes): {}",
+                    host_of(peer, Some(&envelope.helo)),
+                    from,
+                    size,
+                    reply.lines().join(" ")
+                ),
+                None,
+            );
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `sluice queue-run` (`-q`, `-qf`, `-M ID...`): one queue run in the
+//! foreground, then exit. Each message is locked while it is tried, so a
+//! run beside a daemon never delivers a message twice.
+
+use std::sync::Arc;
+
+use mailstore::error::sysexits;
+use spool::MessageId;
+
+use crate::config::Config;
+use crate::delivery::{self, Attempt, Deliverer};
+use crate::log::Logs;
+use crate::router::Routing;
+
+/// Runs the queue (all of it, or the messages `ids`); `force` tries every
+/// recipient now, frozen messages included. Exit 1 when an ID is unknown.
+pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
+    let logs = Arc::new(Logs::new(cfg.log_dir()));
+    let routing = match Routing::from_config(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return sysexits::CONFIG;
+        }
+    };
+    let queue = match crate::server::open_queue(cfg) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("sluice: cannot open the spool: {e}");
+            return if e.is_temporary() {
+                sysexits::TEMPFAIL
+            } else {
+                sysexits::SOFTWARE
+            };
+        }
+    };
+    let deliverer = match Deliverer::new(cfg.clone(), routing, queue, logs) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return sysexits::CONFIG;
+        }
+    };
+    if ids.is_empty() {
+        delivery::queue_run(&deliverer, force, cfg.queue.delivery_workers);
+        return sysexits::OK;
+    }
+    let mut code = sysexits::OK;
+    for text in ids {
+        let id = match MessageId::parse(text) {
+            Ok(id) => id,
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+                continue;
+            }
+        };
+        if deliverer.queue().locate(&id).is_err() {
+            // Exim's wording for an unknown ID.
+            eprintln!("{id}: message not found");
+            code = 1;
+            continue;
+        }
+        if deliverer.attempt(&id, force) == Attempt::Skipped {
+            eprintln!("{id}: not delivered now (locked by another process, or nothing due)");
+        }
+    }
+    code
+}

@@ -1,0 +1,488 @@
+//! Local delivery of queued messages: route each due recipient, write
+//! Maildir files through the committer the spool shares (so deliveries of
+//! many messages share flushes), append to mboxes, record each outcome in
+//! the message's journal, log as Exim does, and remove the message only
+//! when every recipient's delivery is durable.
+//!
+//! Exactly once across crashes: before a recipient's delivery starts, an
+//! intent is recorded durably in the journal; its Maildir file is named
+//! after the message ID and recipient number (`<ID>.<n>`). A recipient
+//! found in flight after a crash is looked for in its Maildir first, and
+//! publishing never replaces a file, so a delivery that landed is not made
+//! twice.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use crossbeam::channel::{self, Receiver, Sender};
+use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
+use mailstore::mbox::{AppendOptions, Appender};
+use spool::{Delivery, Finished, MessageId, Outcome, Queue, RcptState};
+
+use crate::clock;
+use crate::config::Config;
+use crate::log::Logs;
+use crate::retry::Schedule;
+use crate::router::{Destination, Routed, Routing, TransportDriver};
+
+/// How an attempt on one message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Every recipient is done: the message left the queue.
+    Completed,
+    /// Some recipients remain (deferred), or the message was frozen.
+    Kept,
+    /// Nothing was tried: locked by another runner, frozen, not due, gone.
+    Skipped,
+}
+
+/// Delivers queued messages.
+pub struct Deliverer {
+    cfg: Arc<Config>,
+    routing: Routing,
+    queue: Queue,
+    logs: Arc<Logs>,
+    schedule: Schedule,
+}
+
+/// What happened to one destination of a recipient.
+enum DestResult {
+    Delivered,
+    Deferred(String),
+    Failed(String),
+}
+
+impl Deliverer {
+    pub fn new(
+        cfg: Arc<Config>,
+        routing: Routing,
+        queue: Queue,
+        logs: Arc<Logs>,
+    ) -> Result<Deliverer, String> {
+        let schedule =
+            Schedule::parse(&cfg.queue.retry).map_err(|e| format!("queue.retry: {e}"))?;
+        Ok(Deliverer {
+            cfg,
+            routing,
+            queue,
+            logs,
+            schedule,
+        })
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Tries the due recipients of message `id` (all of them with `force`,
+    /// also when frozen, as `-qff`/`-M`).
+    pub fn attempt(&self, id: &MessageId, force: bool) -> Attempt {
+        let mut d = match self.queue.begin_delivery(id) {
+            Ok(d) => d,
+            Err(spool::Error::Locked { .. } | spool::Error::NotFound { .. }) => {
+                return Attempt::Skipped;
+            }
+            Err(e) => {
+                self.logs
+                    .panic(&format!("{id} cannot be read for delivery: {e}"));
+                return Attempt::Skipped;
+            }
+        };
+        let env = d.envelope().clone();
+        if env.frozen.is_some() && !force {
+            return Attempt::Skipped;
+        }
+        let now = clock::now() as u64;
+        let due: Vec<usize> = env
+            .undelivered()
+            .filter(|(_, r)| {
+                force || !matches!(r.state, RcptState::Deferred { until, .. } if until > now)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if due.is_empty() {
+            // Nothing left to do: finish removes a complete message.
+            return self.finish(d, id);
+        }
+        let in_flight = d.in_flight();
+        let message = match self.message_bytes(&d) {
+            Ok(m) => m,
+            Err(e) => {
+                self.logs.panic(&format!("{id} spool file unreadable: {e}"));
+                return Attempt::Skipped;
+            }
+        };
+
+        // Route first, so that the intents cover only real attempts.
+        let mut plans: Vec<(usize, Result<Vec<Destination>, Routed>)> = Vec::new();
+        for &i in &due {
+            let addr = &env.recipients[i].address;
+            let routed = match self.routing.route(&self.cfg, addr) {
+                Routed::Deliver(dests) => Ok(dests),
+                other => Err(other),
+            };
+            plans.push((i, routed));
+        }
+        for (i, plan) in &plans {
+            if plan.is_ok()
+                && let Err(e) = d.start(*i)
+            {
+                self.logs
+                    .panic(&format!("{id} cannot record a delivery intent: {e}"));
+                return Attempt::Skipped;
+            }
+        }
+
+        // Stage every Maildir file of this message and commit them together.
+        let committer = self.queue.committer().clone();
+        let mut outcomes: Vec<(usize, Vec<(Destination, DestResult)>)> = Vec::new();
+        let mut jobs = Vec::new();
+        let mut job_slots: Vec<(usize, usize, Maildir, u64)> = Vec::new(); // (plan, dest, maildir, size)
+        for (pi, (i, plan)) in plans.iter().enumerate() {
+            let mut results = Vec::new();
+            match plan {
+                Err(Routed::Unrouteable { reason, .. }) => {
+                    results.push((
+                        self.unrouted(&env.recipients[*i].address),
+                        DestResult::Failed(reason.clone()),
+                    ));
+                }
+                Err(Routed::Defer { reason, .. }) => {
+                    results.push((
+                        self.unrouted(&env.recipients[*i].address),
+                        DestResult::Deferred(reason.clone()),
+                    ));
+                }
+                Err(Routed::Deliver(_)) => {}
+                Ok(dests) => {
+                    for (k, dest) in dests.iter().enumerate() {
+                        let base = if dests.len() == 1 {
+                            id.delivery_name(*i)
+                        } else {
+                            format!("{}_{k}", id.delivery_name(*i))
+                        };
+                        let r = match dest.driver {
+                            TransportDriver::Mbox => self.append_mbox(dest, &env.sender, &message),
+                            TransportDriver::Maildir => {
+                                match self.stage_maildir(
+                                    dest,
+                                    &base,
+                                    in_flight.contains(i),
+                                    &message,
+                                ) {
+                                    Ok(Staged::Job(job, md, size)) => {
+                                        job_slots.push((pi, results.len(), md, size));
+                                        jobs.push(job);
+                                        DestResult::Delivered // provisional: replaced below
+                                    }
+                                    Ok(Staged::Already) | Ok(Staged::Discarded) => {
+                                        DestResult::Delivered
+                                    }
+                                    Err(r) => r,
+                                }
+                            }
+                        };
+                        results.push((dest.clone(), r));
+                    }
+                }
+            }
+            outcomes.push((*i, results));
+        }
+        let tickets = committer.submit_all(jobs);
+        for ((pi, ri, md, size), ticket) in job_slots.into_iter().zip(tickets) {
+            let r = match ticket.wait() {
+                Ok(()) => {
+                    md.record_delivery(size);
+                    DestResult::Delivered
+                }
+                // Our own name exists: an earlier attempt landed it.
+                Err(durable::CommitError::Exists { .. }) => DestResult::Delivered,
+                Err(e) => DestResult::Deferred(e.to_string()),
+            };
+            outcomes[pi].1[ri].1 = r;
+        }
+
+        // Record and log.
+        let mut records = Vec::new();
+        let mut any_failed = false;
+        for (i, results) in &outcomes {
+            let rcpt = &env.recipients[*i];
+            let mut outcome = Outcome::Delivered;
+            for (dest, r) in results {
+                match r {
+                    DestResult::Delivered => {
+                        let line = format!(
+                            "{id} => {} <{}> R={} T={}",
+                            local_part(&dest.address),
+                            rcpt.address,
+                            dest.router,
+                            dest.transport
+                        );
+                        self.log(id, &line);
+                    }
+                    DestResult::Deferred(why) => {
+                        // Retry times count from the arrival (Exim counts
+                        // from the first failure, which is close after).
+                        let first = env.arrival.secs;
+                        let attempts = match &rcpt.state {
+                            RcptState::Deferred { attempts, .. } => *attempts,
+                            _ => 0,
+                        };
+                        match self.schedule.next(first, now, attempts) {
+                            Some(until) => {
+                                self.log(
+                                    id,
+                                    &format!(
+                                        "{id} == {} R={} T={} defer: {why}",
+                                        rcpt.address, dest.router, dest.transport
+                                    ),
+                                );
+                                if !matches!(outcome, Outcome::Failed { .. }) {
+                                    outcome = Outcome::Deferred {
+                                        until,
+                                        reason: why.clone(),
+                                    };
+                                }
+                            }
+                            None => {
+                                self.log(
+                                    id,
+                                    &format!(
+                                        "{id} ** {} R={} T={}: retry timeout exceeded: {why}",
+                                        rcpt.address, dest.router, dest.transport
+                                    ),
+                                );
+                                outcome = Outcome::Failed {
+                                    reason: format!("retry timeout exceeded: {why}"),
+                                };
+                            }
+                        }
+                    }
+                    DestResult::Failed(why) => {
+                        self.log(
+                            id,
+                            &format!(
+                                "{id} ** {} R={} T={}: {why}",
+                                rcpt.address, dest.router, dest.transport
+                            ),
+                        );
+                        outcome = Outcome::Failed {
+                            reason: why.clone(),
+                        };
+                    }
+                }
+            }
+            any_failed |= matches!(outcome, Outcome::Failed { .. });
+            records.push((*i, outcome));
+        }
+        if let Err(e) = d.record_all(&records) {
+            self.logs
+                .panic(&format!("{id} cannot record delivery outcomes: {e}"));
+            return Attempt::Kept;
+        }
+        if any_failed {
+            // No bounce messages yet: a permanent failure freezes the
+            // message so that nothing accepted is removed unreported.
+            if let Err(e) = d.freeze() {
+                self.logs.panic(&format!("{id} cannot be frozen: {e}"));
+            }
+            self.log(
+                id,
+                &format!("{id} Frozen (delivery error message not sent)"),
+            );
+            return Attempt::Kept;
+        }
+        self.finish(d, id)
+    }
+
+    fn finish(&self, d: Delivery, id: &MessageId) -> Attempt {
+        match d.finish() {
+            Ok(Finished::Removed) => {
+                self.logs.main(&format!("{id} Completed"));
+                Attempt::Completed
+            }
+            Ok(Finished::Kept) => Attempt::Kept,
+            Err(e) => {
+                self.logs.panic(&format!("{id} cannot be finished: {e}"));
+                Attempt::Kept
+            }
+        }
+    }
+
+    fn log(&self, id: &MessageId, line: &str) {
+        self.logs.main(line);
+        let _ = self
+            .queue
+            .append_msglog(id, &format!("{} {}", clock::log_stamp(clock::now()), line));
+    }
+
+    fn unrouted(&self, address: &str) -> Destination {
+        Destination {
+            address: address.to_string(),
+            parent: None,
+            router: "-".into(),
+            transport: "-".into(),
+            driver: TransportDriver::Maildir,
+            path: Default::default(),
+            owner: None,
+        }
+    }
+
+    /// The message as stored: its headers (deleted ones left out), the
+    /// blank line, the body.
+    fn message_bytes(&self, d: &Delivery) -> Result<Vec<u8>, spool::Error> {
+        let hf = d.header_file();
+        let mut out = Vec::with_capacity((hf.size() + 1) as usize);
+        for h in hf.headers.iter().filter(|h| !h.is_deleted()) {
+            out.extend_from_slice(&h.text);
+        }
+        out.push(b'\n');
+        let mut body = d.body()?;
+        body.read_to_end(&mut out).map_err(|e| spool::Error::Io {
+            op: "read",
+            path: body.path().to_path_buf(),
+            source: e,
+        })?;
+        Ok(out)
+    }
+
+    fn stage_maildir(
+        &self,
+        dest: &Destination,
+        base: &str,
+        in_flight: bool,
+        message: &[u8],
+    ) -> Result<Staged, DestResult> {
+        let md = Maildir::create_owned(&dest.path, dest.owner).map_err(classify)?;
+        if in_flight && md.find(base).map_err(classify)?.is_some() {
+            return Ok(Staged::Already);
+        }
+        let size = message.len() as u64;
+        match md
+            .check_quota(size, self.cfg.over_quota)
+            .map_err(classify)?
+        {
+            QuotaVerdict::Discard => return Ok(Staged::Discarded),
+            QuotaVerdict::Fits { .. } => {}
+        }
+        let opts = DeliverOptions {
+            host: self.cfg.primary_hostname.clone(),
+            base_name: Some(base.to_string()),
+            owner: dest.owner,
+            allow_empty: true,
+            ..Default::default()
+        };
+        let staged = md
+            .stage(self.queue.committer().io(), &mut &message[..], &opts)
+            .map_err(classify)?;
+        Ok(Staged::Job(staged.into_job(), md, size))
+    }
+
+    fn append_mbox(&self, dest: &Destination, sender: &str, message: &[u8]) -> DestResult {
+        let opts = AppendOptions {
+            variant: self.cfg.mbox.format,
+            locks: self.cfg.mbox.lock_options(true),
+            owner: dest.owner,
+            ..AppendOptions::default()
+        };
+        match Appender::new(opts).append(&dest.path, sender, std::time::SystemTime::now(), message)
+        {
+            Ok(_) => DestResult::Delivered,
+            Err(e) => classify(e),
+        }
+    }
+}
+
+enum Staged {
+    Job(durable::Job, Maildir, u64),
+    /// Found in the Maildir from an attempt that crashed before recording.
+    Already,
+    /// Over quota with `over_quota = "discard"`.
+    Discarded,
+}
+
+fn classify(e: mailstore::Error) -> DestResult {
+    if e.is_temporary() {
+        DestResult::Deferred(e.to_string())
+    } else {
+        DestResult::Failed(e.to_string())
+    }
+}
+
+fn local_part(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(l, _)| l)
+}
+
+/// A pool of delivery threads fed with message IDs.
+pub struct Workers {
+    tx: Sender<(MessageId, bool)>,
+}
+
+impl Workers {
+    /// Starts `n` threads delivering with `deliverer`.
+    pub fn start(deliverer: Arc<Deliverer>, n: usize) -> Workers {
+        let (tx, rx): (Sender<(MessageId, bool)>, Receiver<(MessageId, bool)>) =
+            channel::unbounded();
+        for k in 0..n.max(1) {
+            let (rx, d) = (rx.clone(), deliverer.clone());
+            let _ = std::thread::Builder::new()
+                .name(format!("delivery-{k}"))
+                .spawn(move || {
+                    while let Ok((id, force)) = rx.recv() {
+                        d.attempt(&id, force);
+                    }
+                });
+        }
+        Workers { tx }
+    }
+
+    /// Queues message `id` for an attempt.
+    pub fn dispatch(&self, id: MessageId, force: bool) {
+        let _ = self.tx.send((id, force));
+    }
+
+    /// Messages waiting for a worker.
+    pub fn backlog(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+/// A queue run: every queued message (in arrival order) gets an attempt,
+/// `threads` at a time. Returns (completed, kept, skipped).
+pub fn queue_run(deliverer: &Deliverer, force: bool, threads: usize) -> (usize, usize, usize) {
+    if let Err(e) = deliverer
+        .queue
+        .clean_garbage(deliverer.cfg.queue.garbage_after)
+    {
+        deliverer
+            .logs
+            .panic(&format!("cleaning spool garbage: {e}"));
+    }
+    let ids = match deliverer.queue.ids() {
+        Ok(ids) => ids,
+        Err(e) => {
+            deliverer.logs.panic(&format!("listing the queue: {e}"));
+            return (0, 0, 0);
+        }
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let counts = std::sync::Mutex::new((0usize, 0usize, 0usize));
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else { break };
+                    let r = deliverer.attempt(id, force);
+                    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                    match r {
+                        Attempt::Completed => c.0 += 1,
+                        Attempt::Kept => c.1 += 1,
+                        Attempt::Skipped => c.2 += 1,
+                    }
+                }
+            });
+        }
+    });
+    counts.into_inner().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,378 @@
+//! Policy for the SMTP stages, in the order of Exim's ACLs (connect, helo,
+//! mail, rcpt, data), and the accept path that puts a message in the spool.
+//!
+//! - relaying: only local domains are accepted unless the client is in
+//!   `relay_from_hosts`; the relay forms (`%` hack, `!` path, a quoted local
+//!   part with `@`, a trailing dot in the domain) are refused always, as
+//!   Exim's default ACL refuses local parts with `@ % ! / |`;
+//! - recipients are verified through the routers (unknown → `550 5.1.1`);
+//! - a local Maildir recipient over its `maildirsize` quota gets
+//!   `452 4.2.2` or `552 5.2.2` at RCPT time, per `over_quota`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use mailstore::maildir::{Maildir, OverQuota, QuotaVerdict};
+use spool::{Envelope as SpoolEnvelope, Header, HostAddress, split_message};
+
+use super::{Shared, host_of};
+use crate::clock;
+use crate::router::{Routed, TransportDriver};
+use crate::smtp::session::{Message, Session};
+use crate::smtp::{Address, Event, Reply, Stamp, Status, Verdict, received_header, relay_form};
+
+/// Decides HELO, MAIL, RCPT and VRFY.
+pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Verdict {
+    match event {
+        Event::Rcpt { to, .. } => {
+            let peer = session.peer();
+            let helo = session.helo().map(|h| h.1.to_string());
+            let from = session
+                .envelope()
+                .and_then(|e| e.from.as_ref())
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default();
+            let v = rcpt(shared, peer, &to).await;
+            if let Verdict::Reply(r) = &v
+                && !r.is_positive()
+            {
+                shared.logs.reject(
+                    &format!(
+                        "{} F=<{from}> rejected RCPT <{}>: {}",
+                        host_of(peer, helo.as_deref()),
+                        to.as_str(),
+                        r.lines().join(" ")
+                    ),
+                    None,
+                );
+            }
+            v
+        }
+        Event::Vrfy { query } => {
+            let addr = if query.contains('@') {
+                query.clone()
+            } else {
+                format!("{query}@{}", shared.cfg.primary_hostname)
+            };
+            let (cfg, routing) = (shared.cfg.clone(), shared.routing.clone());
+            let routed = tokio::task::spawn_blocking(move || routing.route(&cfg, &addr)).await;
+            match routed {
+                Ok(Routed::Deliver(_)) => Reply::new(
+                    250,
+                    Status::new(2, 1, 5),
+                    format!("<{query}> is deliverable"),
+                )
+                .into(),
+                Ok(Routed::Unrouteable { .. }) => Reply::new(
+                    550,
+                    Status::new(5, 1, 1),
+                    format!("<{query}>: unknown user"),
+                )
+                .into(),
+                _ => Reply::new(
+                    451,
+                    Status::new(4, 3, 0),
+                    "Temporary failure, try again later",
+                )
+                .into(),
+            }
+        }
+        _ => Verdict::Accept,
+    }
+}
+
+async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> Verdict {
+    if let Some(form) = relay_form(to) {
+        return Reply::new(
+            550,
+            Status::new(5, 7, 1),
+            format!("Relay not permitted ({form})"),
+        )
+        .into();
+    }
+    let address = if to.is_bare_postmaster() {
+        format!("postmaster@{}", shared.cfg.primary_hostname)
+    } else {
+        to.as_str().to_string()
+    };
+    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let local = shared.cfg.is_local_domain(domain);
+    let relay_ok = peer.is_some_and(|p| relay_allowed(&shared.cfg.relay_from_hosts, p.ip()));
+    if !local && !relay_ok {
+        return crate::smtp::relay_not_permitted().into();
+    }
+    let (cfg, routing) = (shared.cfg.clone(), shared.routing.clone());
+    let over_quota = cfg.over_quota;
+    let checked = tokio::task::spawn_blocking(move || {
+        let routed = routing.route(&cfg, &address);
+        let quota = match &routed {
+            Routed::Deliver(dests) => dests
+                .iter()
+                .filter(|d| d.driver == TransportDriver::Maildir)
+                .find_map(|d| quota_refusal(&d.path, over_quota)),
+            _ => None,
+        };
+        (routed, quota)
+    })
+    .await;
+    match checked {
+        Ok((Routed::Deliver(_), None)) => Verdict::Accept,
+        Ok((Routed::Deliver(_), Some(reply))) => reply.into(),
+        Ok((Routed::Unrouteable { address, reason }, _)) if local => Reply::new(
+            550,
+            Status::new(5, 1, 1),
+            format!("<{address}>: unknown user ({reason})"),
+        )
+        .into(),
+        Ok((Routed::Unrouteable { address, .. }, _)) => Reply::new(
+            550,
+            Status::new(5, 1, 2),
+            format!("<{address}>: Unrouteable address"),
+        )
+        .into(),
+        Ok((Routed::Defer { reason, .. }, _)) => Reply::new(
+            451,
+            Status::new(4, 3, 0),
+            format!("Temporary failure, try again later ({reason})"),
+        )
+        .into(),
+        Err(_) => Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into(),
+    }
+}
+
+/// The RCPT-time quota answer for a Maildir, if it is over quota.
+fn quota_refusal(path: &std::path::Path, policy: OverQuota) -> Option<Reply> {
+    // A Maildir that does not exist yet has no quota file either.
+    let md = Maildir::open(path).ok()?;
+    match md.check_quota(0, policy) {
+        Ok(QuotaVerdict::Fits { .. }) | Ok(QuotaVerdict::Discard) => None,
+        Err(
+            e @ mailstore::Error::OverQuota {
+                permanent: true, ..
+            },
+        ) => Some(Reply::new(
+            552,
+            Status::new(5, 2, 2),
+            format!("Mailbox full: {}", short(&e)),
+        )),
+        Err(e @ mailstore::Error::OverQuota { .. }) => Some(Reply::new(
+            452,
+            Status::new(4, 2, 2),
+            format!("Mailbox full, try again later: {}", short(&e)),
+        )),
+        Err(_) => None,
+    }
+}
+
+fn short(e: &mailstore::Error) -> String {
+    // The path is the server's business, not the client's.
+    match e {
+        mailstore::Error::OverQuota {
+            used_bytes,
+            limit_bytes,
+            used_count,
+            limit_count,
+            ..
+        } => {
+            format!("{used_bytes}/{limit_bytes} bytes, {used_count}/{limit_count} messages")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether `ip` is in `relay_from_hosts` (addresses or CIDR blocks).
+pub fn relay_allowed(hosts: &[String], ip: IpAddr) -> bool {
+    hosts.iter().any(|h| cidr_contains(h, ip))
+}
+
+fn cidr_contains(entry: &str, ip: IpAddr) -> bool {
+    let (net, bits) = match entry.split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (entry, None),
+    };
+    let Ok(net) = net.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        (IpAddr::V4(n), IpAddr::V6(i)) => i
+            .to_ipv4_mapped()
+            .is_some_and(|m| cidr_contains(&format!("{n}/{}", bits.unwrap_or(32)), IpAddr::V4(m))),
+        _ => false,
+    }
+}
+
+/// CRLF → LF: the spool stores LF line ends, as Exim's does.
+pub fn to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Puts an accepted message in the spool and answers `250 OK id=...` once
+/// it is durable (`451` when the spool cannot take it).
+pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
+    let s = shared.clone();
+    let staged = tokio::task::spawn_blocking(move || {
+        let (staged, line) = stage(&s, &msg)?;
+        // With Batch this only queues the job for the committer thread;
+        // with Strict it flushes here, which is why it runs off the runtime.
+        Ok::<_, spool::Error>((s.deliverer.queue().submit(staged), line))
+    })
+    .await;
+    let (entry, line) = match staged {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return spool_failure(shared, &e),
+        Err(_) => return Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into(),
+    };
+    match entry.wait_async().await {
+        Ok(id) => {
+            shared.logs.main(&format!("{id} {line}"));
+            if !shared.cfg.queue_only {
+                shared.workers.dispatch(id, false);
+            }
+            Reply::queued(id.as_str()).into()
+        }
+        Err(e) => spool_failure(shared, &e),
+    }
+}
+
+fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
+    shared.logs.panic(&format!("spool write failed: {e}"));
+    Reply::new(
+        451,
+        Status::new(4, 3, 0),
+        "Local problem writing the spool, try again later",
+    )
+    .into()
+}
+
+/// Writes the message into the spool under temporary names; returns it
+/// and the rest of its `<=` log line.
+fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String), spool::Error> {
+    let env = &msg.envelope;
+    let data = to_lf(&msg.data);
+    let (headers, body_at) = split_message(&data);
+    let queue = shared.deliverer.queue();
+    let mut draft = queue.draft()?;
+    let id = draft.id();
+    let now = clock::now();
+    let received = received_header(
+        env,
+        &Stamp {
+            host: &shared.cfg.primary_hostname,
+            id: id.as_str(),
+            peer_name: None,
+            date: &clock::rfc5322(now),
+        },
+    );
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    all.push(Header::new(to_lf(received.as_bytes())));
+    all.extend(headers);
+    let from = env
+        .from
+        .as_ref()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    let rcpts: Vec<String> = env
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str().to_string())
+        .collect();
+    let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let mut senv = SpoolEnvelope::new(from.clone(), &rcpt_refs);
+    senv.protocol = Some(env.protocol.clone());
+    senv.helo_name = Some(env.helo.clone());
+    if let Some(p) = msg.envelope.peer {
+        senv.host_address = Some(HostAddress {
+            ip: p.to_string(),
+            port: 0,
+        });
+    }
+    draft.write(&data[body_at..])?;
+    let staged = draft.finish(&senv, &all)?;
+
+    let size: usize = all.iter().map(|h| h.text.len()).sum::<usize>() + 1 + (data.len() - body_at);
+    let msgid = all
+        .iter()
+        .find(|h| h.is("message-id"))
+        .and_then(|h| std::str::from_utf8(&h.text).ok())
+        .and_then(|t| t.split_once(':').map(|(_, v)| v.trim().to_string()));
+    let mut line = format!(
+        "<= {} {} P={}",
+        if from.is_empty() {
+            "<>".to_string()
+        } else {
+            from
+        },
+        host_of(env.peer.map(|ip| SocketAddr::new(ip, 0)), Some(&env.helo)),
+        env.protocol
+    );
+    if let Some(tls) = &env.tls {
+        line.push_str(&format!(" X={}", tls.cipher));
+    }
+    line.push_str(&format!(" S={size}"));
+    if let Some(m) = msgid {
+        line.push_str(&format!(" id={m}"));
+    }
+    Ok((staged, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_hosts() {
+        let hosts = vec![
+            "127.0.0.1".to_string(),
+            "10.0.0.0/8".to_string(),
+            "2001:db8::/32".to_string(),
+        ];
+        let cases = [
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("10.200.3.4", true),
+            ("11.0.0.1", false),
+            ("2001:db8:1::5", true),
+            ("2001:db9::1", false),
+            ("::ffff:10.1.1.1", true),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(relay_allowed(&hosts, ip.parse().unwrap()), want, "{ip}");
+        }
+        assert!(!relay_allowed(&[], "127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn crlf_to_lf_keeps_everything_else() {
+        assert_eq!(to_lf(b"a\r\nb\r\n\r\n"), b"a\nb\n\n");
+        assert_eq!(to_lf(b"a\rb\n"), b"a\rb\n");
+        assert_eq!(to_lf(b"\r"), b"\r");
+    }
+}
