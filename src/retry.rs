@@ -11,8 +11,15 @@ use crate::config::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Rule {
-    Fixed { cutoff: u64, interval: u64 },
-    Geometric { cutoff: u64, start: u64, factor: f64 },
+    Fixed {
+        cutoff: u64,
+        interval: u64,
+    },
+    Geometric {
+        cutoff: u64,
+        start: u64,
+        factor: f64,
+    },
 }
 
 impl Rule {
@@ -44,15 +51,15 @@ impl Schedule {
                     cutoff: dur(cut)?,
                     interval: dur(i)?,
                 },
-                ["G", cut, i, m] => Rule::Geometric {
-                    cutoff: dur(cut)?,
-                    start: dur(i)?,
-                    factor: m
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|m| *m >= 1.0)
-                        .ok_or_else(|| format!("{part:?}: the multiplier must be a number >= 1"))?,
-                },
+                ["G", cut, i, m] => {
+                    Rule::Geometric {
+                        cutoff: dur(cut)?,
+                        start: dur(i)?,
+                        factor: m.parse::<f64>().ok().filter(|m| *m >= 1.0).ok_or_else(|| {
+                            format!("{part:?}: the multiplier must be a number >= 1")
+                        })?,
+                    }
+                }
                 _ => {
                     return Err(format!(
                         "{part:?}: expected F,<cutoff>,<interval> or G,<cutoff>,<interval>,<multiplier>"
@@ -111,7 +118,11 @@ impl Schedule {
             if r.cutoff() >= cutoff {
                 break;
             }
-            if let Rule::Fixed { cutoff: c, interval } = r {
+            if let Rule::Fixed {
+                cutoff: c,
+                interval,
+            } = r
+            {
                 n += ((c - start) / interval.max(&1)) as u32;
             }
             start = r.cutoff();
@@ -143,7 +154,14 @@ mod tests {
 
     #[test]
     fn bad_rules_are_named() {
-        for bad in ["", "X,1h,1m", "F,1h", "G,1h,1m,0.5", "F,2h,1m; F,1h,1m", "F,0,1m"] {
+        for bad in [
+            "",
+            "X,1h,1m",
+            "F,1h",
+            "G,1h,1m,0.5",
+            "F,2h,1m; F,1h,1m",
+            "F,0,1m",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }
