@@ -144,9 +144,18 @@ mod tests {
         assert_ne!(unique("h"), unique("h"));
     }
 
+    /// (name, S=, W=, flags, base)
+    type NameCase = (
+        &'static str,
+        Option<u64>,
+        Option<u64>,
+        Option<&'static str>,
+        &'static str,
+    );
+
     #[test]
     fn parse_names() {
-        let cases: &[(&str, Option<u64>, Option<u64>, Option<&str>, &str)] = &[
+        let cases: &[NameCase] = &[
             (
                 "1.M2P3Q4.h,S=10,W=12",
                 Some(10),
