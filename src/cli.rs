@@ -227,18 +227,13 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
             Short('q') => low.q = Some(letters(p.optional_value())?),
             Short('M') => low.m = Some(letters(p.optional_value())?),
             Short('o') => {
-                let o = letters(p.optional_value())?;
-                match o.as_str() {
-                    // -oX takes the next word: "2525", "127.0.0.1.2525" or
-                    // a colon-separated list of either.
-                    "X" => {
-                        let v = p.value().map_err(bad)?.string().map_err(bad)?;
-                        low.listen.extend(v.split(':').map(exim_listen_address));
-                    }
-                    // Other -o options (-oi, -odi, -oem...) only matter to
-                    // submission; accepted and ignored here, as sendmail's
-                    // unknown -o flags are.
-                    _ => {}
+                // -oX takes the next word: "2525", "127.0.0.1.2525" or a
+                // colon-separated list of either. Other -o options (-oi,
+                // -odi, -oem...) only matter to submission; accepted and
+                // ignored here, as sendmail's unknown -o flags are.
+                if letters(p.optional_value())? == "X" {
+                    let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                    low.listen.extend(v.split(':').map(exim_listen_address));
                 }
             }
             Value(v) => low.args.push(v.string().map_err(bad)?),

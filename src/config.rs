@@ -86,8 +86,6 @@ pub struct MboxConfig {
     pub read_locks: Vec<LockKind>,
     pub lock_timeout: Duration,
     pub dotlock_stale: Duration,
-    /// None: local time; Some(seconds east of UTC).
-    pub from_tz: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +152,6 @@ struct RawMbox {
     read_locks: Vec<String>,
     lock_timeout: String,
     dotlock_stale: String,
-    from_tz: String,
 }
 
 #[derive(Deserialize)]
@@ -227,8 +224,8 @@ pub fn load(sources: &Sources) -> Result<Arc<Config>, ConfigError> {
     build(origin, table).map(Arc::new)
 }
 
-/// Builds a configuration from TOML text laid over the default (for tests
-/// and `sluice config --check FILE`).
+/// Builds a configuration from TOML text laid over the default (tests).
+#[cfg(test)]
 pub fn from_str(origin: &str, text: &str) -> Result<Config, ConfigError> {
     let mut table = parse_toml("embedded default", DEFAULT_TOML)?;
     merge(&mut table, parse_toml(origin, text)?);
@@ -356,10 +353,6 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
         }
         Ok(out)
     };
-    let from_tz = match raw.mbox.from_tz.as_str() {
-        "local" => None,
-        s => Some(parse_offset(s).map_err(|m| key("mbox.from_tz", m))?),
-    };
     let dur = |k: &str, v: &str| parse_duration(v).map_err(|m| key(k, m));
     let path_or_none = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
     if raw.smtp.tls_certificate.is_empty() != raw.smtp.tls_privatekey.is_empty() {
@@ -400,7 +393,6 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             read_locks: locks("mbox.read_locks", &raw.mbox.read_locks)?,
             lock_timeout: dur("mbox.lock_timeout", &raw.mbox.lock_timeout)?,
             dotlock_stale: dur("mbox.dotlock_stale", &raw.mbox.dotlock_stale)?,
-            from_tz,
         },
         smtp: SmtpConfig {
             listen: raw.smtp.listen,
@@ -565,25 +557,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?}: expected a size like \"50M\", \"512K\" or a number of bytes"))
 }
 
-/// `"+0100"` / `"-0530"` → seconds east of UTC.
-pub fn parse_offset(s: &str) -> Result<i32, String> {
-    let bad = || format!("{s:?}: expected \"local\" or an offset like \"+0100\"");
-    let (sign, digits) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => return Err(bad()),
-    };
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let h: i32 = digits[..2].parse().map_err(|_| bad())?;
-    let m: i32 = digits[2..].parse().map_err(|_| bad())?;
-    if h > 23 || m > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (h * 3600 + m * 60))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,7 +583,6 @@ mod tests {
                 "mbox.write_locks",
             ),
             ("[mbox]\nlock_timeout = \"ten\"", "mbox.lock_timeout"),
-            ("[mbox]\nfrom_tz = \"CET\"", "mbox.from_tz"),
             ("message_size_limit = \"lots\"", "message_size_limit"),
             ("[smtp]\nmax_recipients = 10", "smtp.max_recipients"),
             ("[mailbox]\nmaildir = \"mail/shared\"", "mailbox.maildir"),
@@ -645,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_sizes_offsets() {
+    fn durations_and_sizes() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
@@ -654,8 +626,5 @@ mod tests {
         assert_eq!(parse_size("50M"), Ok(52428800));
         assert_eq!(parse_size("0"), Ok(0));
         assert!(parse_size("M").is_err());
-        assert_eq!(parse_offset("+0100"), Ok(3600));
-        assert_eq!(parse_offset("-0530"), Ok(-19800));
-        assert!(parse_offset("0100").is_err());
     }
 }

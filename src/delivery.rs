@@ -413,16 +413,18 @@ fn local_part(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(l, _)| l)
 }
 
+/// A message to try, and whether to force it.
+type Job = (MessageId, bool);
+
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
-    tx: Sender<(MessageId, bool)>,
+    tx: Sender<Job>,
 }
 
 impl Workers {
     /// Starts `n` threads delivering with `deliverer`.
     pub fn start(deliverer: Arc<Deliverer>, n: usize) -> Workers {
-        let (tx, rx): (Sender<(MessageId, bool)>, Receiver<(MessageId, bool)>) =
-            channel::unbounded();
+        let (tx, rx): (Sender<Job>, Receiver<Job>) = channel::unbounded();
         for k in 0..n.max(1) {
             let (rx, d) = (rx.clone(), deliverer.clone());
             let _ = std::thread::Builder::new()
@@ -439,11 +441,6 @@ impl Workers {
     /// Queues message `id` for an attempt.
     pub fn dispatch(&self, id: MessageId, force: bool) {
         let _ = self.tx.send((id, force));
-    }
-
-    /// Messages waiting for a worker.
-    pub fn backlog(&self) -> usize {
-        self.tx.len()
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::clock;
@@ -49,10 +49,6 @@ impl Logs {
             dir: dir.into(),
             files: Mutex::new([None, None, None]),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Writes `text` with the current time stamp to the `which` log. A log
@@ -139,24 +135,6 @@ pub fn host_field(name: Option<&str>, helo: Option<&str>, ip: &str, port: Option
     s
 }
 
-/// Quotes a field value as Exim does for `T="..."` and `C="..."`.
-pub fn quoted(v: &str) -> String {
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('"');
-    for c in v.chars() {
-        match c {
-            '"' | '\\' => {
-                s.push('\\');
-                s.push(c);
-            }
-            c if c.is_control() => s.push(' '),
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +150,6 @@ mod tests {
             "H=mx.example [::1]:25"
         );
         assert_eq!(host_field(None, None, "127.0.0.1", None), "H=[127.0.0.1]");
-        assert_eq!(quoted("a \"b\"\n"), "\"a \\\"b\\\" \"");
     }
 
     #[test]

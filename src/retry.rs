@@ -36,9 +36,6 @@ pub struct Schedule {
     rules: Vec<Rule>,
 }
 
-/// Exim's default retry rule.
-pub const EXIM_DEFAULT: &str = "F,2h,15m; G,16h,1h,1.5; F,4d,6h";
-
 impl Schedule {
     /// Parses `F,2h,15m; G,16h,1h,1.5; F,4d,6h`.
     pub fn parse(s: &str) -> Result<Schedule, String> {
@@ -137,7 +134,7 @@ mod tests {
 
     #[test]
     fn exim_default_schedule() {
-        let s = Schedule::parse(EXIM_DEFAULT).unwrap();
+        let s = Schedule::parse("F,2h,15m; G,16h,1h,1.5; F,4d,6h").unwrap();
         let h = 3600;
         // First two hours: every 15 minutes.
         assert_eq!(s.next(0, 0, 0), Some(15 * 60));

@@ -437,7 +437,7 @@ fn kill_9_leaves_only_complete_messages_where_readers_look() {
         // Feed the message in pieces so that the kill can land while the
         // file is being written, synced or renamed.
         let chunks = 1 + (next() % 6) as usize;
-        let kill_after = (next() % 12) as u64;
+        let kill_after = next() % 12;
         let feeder = std::thread::spawn(move || {
             let _ = stdin.write_all(format!("Subject: {i}\n\n").as_bytes());
             for _ in 0..chunks {
