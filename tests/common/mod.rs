@@ -102,3 +102,400 @@ pub fn is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+// ---------------------------------------------------------------------
+// The daemon, SMTP clients, TLS certificates and Python, for the tests of
+// `sluice serve` (tests/smtp_*.rs, tests/lmtp_*.rs, tests/daemon_*.rs).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Dir {
+    /// The data directory (`$SLUICE_HOME`) of this directory's commands.
+    pub fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    /// Starts `sluice serve --listen 127.0.0.1:0` with `--set` overrides
+    /// and waits for its `listening` line.
+    pub fn serve(&self, sets: &[&str]) -> Daemon {
+        Daemon::start(self, sets)
+    }
+
+    /// A log file of the data directory (`mainlog`, `rejectlog`,
+    /// `paniclog`); empty when it does not exist yet.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.home().join("log").join(name)).unwrap_or_default()
+    }
+
+    /// The Maildir of `local@domain` under the default layout.
+    pub fn maildir(&self, domain: &str, local: &str) -> PathBuf {
+        self.home().join("mail").join(domain).join(local)
+    }
+}
+
+/// A running `sluice serve`; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub smtp: SocketAddr,
+    pub smtps: Option<SocketAddr>,
+    pub lmtp: Option<SocketAddr>,
+    pub lmtp_unix: Option<PathBuf>,
+    /// Where the daemon's standard error goes.
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Dir, sets: &[&str]) -> Daemon {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr = dir.path().join(format!("serve-{n}.stderr"));
+        let mut cmd = dir.sluice();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        for s in sets {
+            cmd.arg("--set").arg(s);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("daemon stderr file"))
+            .spawn()
+            .expect("spawn sluice serve");
+        let stdout = child.stdout.take().expect("daemon stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the one line, then keeps the pipe drained until the end.
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.starts_with("listening ") => l,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "sluice serve did not start ({other:?}); stderr: {}; paniclog: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default(),
+                    dir.log("paniclog")
+                );
+            }
+        };
+        let mut d = Daemon {
+            child,
+            smtp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            smtps: None,
+            lmtp: None,
+            lmtp_unix: None,
+            stderr,
+        };
+        for word in line.split_whitespace().skip(1) {
+            let (kind, addr) = word.split_once('=').expect("listening KIND=ADDR");
+            match (kind, addr.strip_prefix("unix:")) {
+                ("lmtp", Some(path)) => d.lmtp_unix = Some(PathBuf::from(path)),
+                ("smtp", None) => d.smtp = addr.parse().expect("smtp address"),
+                ("smtps", None) => d.smtps = Some(addr.parse().expect("smtps address")),
+                ("lmtp", None) => d.lmtp = Some(addr.parse().expect("lmtp address")),
+                _ => panic!("unexpected listener {word} in {line:?}"),
+            }
+        }
+        assert_ne!(d.smtp.port(), 0, "no smtp listener in {line:?}");
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after `grace`); returns
+    /// the exit status when it exited by itself.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        None
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One SMTP reply: its code and the text of each line (after `NNN-`/`NNN `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The lines joined with spaces.
+    pub fn text(&self) -> String {
+        self.lines.join(" ")
+    }
+
+    /// The message ID of a `250 2.0.0 OK id=...` reply.
+    pub fn queue_id(&self) -> Option<String> {
+        let last = self.lines.last()?;
+        let id = last.split_once("id=")?.1;
+        Some(id.split_whitespace().next()?.to_string())
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text())
+    }
+}
+
+/// A plain-text SMTP/LMTP client over TCP, line by line.
+pub struct SmtpClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl SmtpClient {
+    /// Connects (30 s timeouts) without reading the greeting.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        Ok(SmtpClient {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
+    /// Connects and reads the greeting.
+    pub fn open(addr: SocketAddr) -> std::io::Result<(SmtpClient, Reply)> {
+        let mut c = SmtpClient::connect(addr)?;
+        let greeting = c.reply()?;
+        Ok((c, greeting))
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        let _ = self.writer.set_read_timeout(Some(t));
+    }
+
+    /// Sends bytes as they are.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Sends one command line (CRLF appended).
+    pub fn send(&mut self, line: &str) -> std::io::Result<()> {
+        self.write_raw(format!("{line}\r\n").as_bytes())
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub fn reply(&mut self) -> std::io::Result<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = self.reader.read_until(b'\n', &mut raw)?;
+            if n == 0 || !raw.ends_with(b"\r\n") {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "connection closed in a reply (after {lines:?}, partial {:?})",
+                        String::from_utf8_lossy(&raw)
+                    ),
+                ));
+            }
+            let line = String::from_utf8_lossy(&raw[..raw.len() - 2]).into_owned();
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("bad reply line {line:?}")))?;
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if !more {
+                return Ok(Reply { code, lines });
+            }
+        }
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> std::io::Result<Reply> {
+        self.send(line)?;
+        self.reply()
+    }
+
+    /// Whether the server closed the connection: reads until EOF, failing
+    /// on any byte or when nothing happens within `timeout`.
+    pub fn expect_closed(&mut self, timeout: Duration) -> Result<(), String> {
+        self.set_read_timeout(timeout);
+        let mut buf = [0u8; 512];
+        match self.reader.read(&mut buf) {
+            Ok(0) => Ok(()),
+            Ok(n) => Err(format!(
+                "server sent {:?} instead of closing",
+                String::from_utf8_lossy(&buf[..n])
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => Err(format!("connection not closed: {e}")),
+        }
+    }
+}
+
+/// A test CA and a server certificate it signed for `localhost` and
+/// `127.0.0.1`, as PEM files in a directory.
+pub struct TestCerts {
+    pub ca_pem: String,
+    pub ca_path: PathBuf,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes the CA and the server certificate under `dir`.
+    pub fn new(dir: &Path) -> TestCerts {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Sluice test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        std::fs::create_dir_all(dir).expect("certificate directory");
+        let ca_pem = ca.as_ref().pem();
+        let c = TestCerts {
+            ca_path: dir.join("ca.pem"),
+            cert_path: dir.join("server-cert.pem"),
+            key_path: dir.join("server-key.pem"),
+            ca_pem,
+        };
+        std::fs::write(&c.ca_path, &c.ca_pem).expect("write CA");
+        std::fs::write(&c.cert_path, cert.pem()).expect("write certificate");
+        std::fs::write(&c.key_path, key.serialize_pem()).expect("write key");
+        c
+    }
+
+    /// The `--set` overrides that make the daemon use this certificate.
+    pub fn sets(&self) -> [String; 2] {
+        [
+            format!(
+                "smtp.tls_certificate={:?}",
+                self.cert_path.display().to_string()
+            ),
+            format!(
+                "smtp.tls_privatekey={:?}",
+                self.key_path.display().to_string()
+            ),
+        ]
+    }
+
+    /// A rustls client configuration that trusts only this CA.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for der in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(der.expect("CA PEM")).expect("add CA");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(cfg)
+    }
+}
+
+/// Runs `python3 -c SCRIPT ARGS...`; panics with its stderr when it fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("python output is UTF-8")
+}
+
+/// The messages of a Maildir (`new/` and `cur/`): (subdirectory/name, bytes),
+/// sorted by name.
+pub fn maildir_messages(md: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        for name in files_in(&md.join(sub)) {
+            let bytes = std::fs::read(md.join(sub).join(&name)).expect("read Maildir file");
+            out.push((format!("{sub}/{name}"), bytes));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Mainlog lines of message `id`.
+pub fn log_lines_of<'a>(log: &'a str, id: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some(id))
+        .collect()
+}
