@@ -381,9 +381,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
 }
 
 fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
-    let x = tls::cipher_name(conn);
-    let version = x.split(':').next().unwrap_or_default().to_string();
-    TlsInfo { version, cipher: x }
+    tls::session_info(conn)
 }
 
 /// Runs one session to its end.

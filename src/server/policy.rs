@@ -334,7 +334,7 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String
         env.protocol
     );
     if let Some(tls) = &env.tls {
-        line.push_str(&format!(" X={}", tls.cipher));
+        line.push_str(&format!(" X={}", super::tls::x_field(tls)));
     }
     line.push_str(&format!(" S={size}"));
     if let Some(m) = msgid {

@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
+use crate::smtp::session::TlsInfo;
 
 /// File names of the generated certificate and key under `data_dir/tls/`.
 const GENERATED_CERT: &str = "tls/selfsigned-cert.pem";
@@ -98,26 +99,51 @@ fn ensure_self_signed(data_dir: &Path, host: &str) -> Result<(PathBuf, PathBuf),
     Ok((cert, key))
 }
 
-/// The negotiated protocol and cipher in Exim's `X=` form, e.g.
-/// `TLS1.3:TLS13_AES_256_GCM_SHA384:256`.
-pub fn cipher_name(conn: &rustls::ServerConnection) -> String {
+/// The negotiated protocol version and cipher suite, as the session and
+/// the Received: header want them: `TLS1.3` and the suite's standard
+/// (IANA) name, e.g. `TLS_AES_256_GCM_SHA384`, which is also what OpenSSL
+/// and so Exim print.
+pub fn session_info(conn: &rustls::ServerConnection) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLS1.2",
         _ => "TLS",
     };
-    match conn.negotiated_cipher_suite() {
-        Some(s) => {
-            let name = format!("{:?}", s.suite());
-            let bits = if name.contains("256") || name.contains("CHACHA20") {
-                256
-            } else {
-                128
-            };
-            format!("{version}:{name}:{bits}")
-        }
-        None => version.to_string(),
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| standard_suite_name(s.suite()))
+        .unwrap_or_default();
+    TlsInfo {
+        version: version.to_string(),
+        cipher,
     }
+}
+
+/// rustls names the TLS 1.3 suites `TLS13_...`; the registry (and OpenSSL)
+/// call them `TLS_...`. The TLS 1.2 names are the registry's already.
+fn standard_suite_name(suite: rustls::CipherSuite) -> String {
+    let name = suite
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{suite:?}"));
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+/// Exim's `X=` log field: `TLS1.3:TLS_AES_256_GCM_SHA384:256`.
+pub fn x_field(info: &TlsInfo) -> String {
+    if info.cipher.is_empty() {
+        return info.version.clone();
+    }
+    // The bulk cipher's key length (not the hash's: ..._SHA256 is no hint).
+    let bits = if info.cipher.contains("AES_256") || info.cipher.contains("CHACHA20") {
+        256
+    } else {
+        128
+    };
+    format!("{}:{}:{bits}", info.version, info.cipher)
 }
 
 #[cfg(test)]
@@ -143,5 +169,37 @@ mod tests {
         let cfg = crate::config::from_str("t", &bad).unwrap();
         let e = server_config(&cfg).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/c.pem"), "{e}");
+    }
+
+    #[test]
+    fn suite_names_and_x_field() {
+        let cases = [
+            (
+                rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+                "TLS1.3",
+                "TLS_AES_256_GCM_SHA384",
+                "TLS1.3:TLS_AES_256_GCM_SHA384:256",
+            ),
+            (
+                rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                "TLS1.3",
+                "TLS_CHACHA20_POLY1305_SHA256",
+                "TLS1.3:TLS_CHACHA20_POLY1305_SHA256:256",
+            ),
+            (
+                rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                "TLS1.2",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS1.2:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:128",
+            ),
+        ];
+        for (suite, version, name, x) in cases {
+            assert_eq!(standard_suite_name(suite), name);
+            let info = TlsInfo {
+                version: version.into(),
+                cipher: name.into(),
+            };
+            assert_eq!(x_field(&info), x);
+        }
     }
 }

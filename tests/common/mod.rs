@@ -499,3 +499,80 @@ pub fn log_lines_of<'a>(log: &'a str, id: &str) -> Vec<&'a str> {
         .filter(|l| l.split_whitespace().nth(2) == Some(id))
         .collect()
 }
+
+/// The messages of a Maildir as Python's `mailbox.Maildir` reads them:
+/// (key, bytes), sorted by key. Empty when the Maildir does not exist.
+pub fn python_maildir(md: &Path) -> Vec<(String, Vec<u8>)> {
+    if !md.join("new").is_dir() {
+        return Vec::new();
+    }
+    let script = r#"
+import mailbox, sys
+md = mailbox.Maildir(sys.argv[1], factory=None, create=False)
+for key in sorted(md.keys()):
+    print(key, md.get_bytes(key).hex())
+"#;
+    let out = python(script, &[md.to_str().expect("UTF-8 path")]);
+    out.lines()
+        .map(|l| {
+            let (key, hex) = l.split_once(' ').expect("key and bytes");
+            (key.to_string(), unhex(hex))
+        })
+        .collect()
+}
+
+/// Hex digits to bytes.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
+/// CRLF → LF (the spool and the Maildir files store LF line ends).
+pub fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if !(data[i] == b'\r' && data.get(i + 1) == Some(&b'\n')) {
+            out.push(data[i]);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Splits a delivered message into its leading Received: header (with its
+/// continuation lines) and the rest; `None` when it does not start with one.
+pub fn split_received(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !msg.starts_with(b"Received: ") {
+        return None;
+    }
+    let mut at = 0;
+    loop {
+        let nl = msg[at..].iter().position(|&b| b == b'\n')? + at + 1;
+        at = nl;
+        if !matches!(msg.get(at), Some(b' ' | b'\t')) {
+            return Some((&msg[..at], &msg[at..]));
+        }
+    }
+}
+
+/// Checks a main-log line's time stamp (`YYYY-MM-DD HH:MM:SS `) and returns
+/// the rest of the line.
+pub fn after_stamp(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let shape = "dddd-dd-dd dd:dd:dd ";
+    if b.len() < shape.len() {
+        return None;
+    }
+    for (c, s) in b.iter().zip(shape.bytes()) {
+        let ok = match s {
+            b'd' => c.is_ascii_digit(),
+            other => *c == other,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some(&line[shape.len()..])
+}
