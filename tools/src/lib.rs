@@ -2,3 +2,4 @@
 //! [`convert`]) and the `sluice-load` generator.
 
 pub mod convert;
+pub mod load;
