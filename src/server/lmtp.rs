@@ -27,11 +27,16 @@ enum Pending {
 }
 
 /// Delivers `msg` to each of its recipients; one verdict per recipient.
+///
+/// The main log gets what the spool path writes: the arrival (`<=`, with
+/// `P=lmtp`), one `=>` per delivered recipient and `Completed`, so that
+/// every message ID there has a whole story; recipients refused after the
+/// data go to the reject log, as those refused at RCPT do.
 pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
     let s = shared.clone();
     let m = msg.clone();
     let staged = tokio::task::spawn_blocking(move || stage_all(&s, &m)).await;
-    let pending = match staged {
+    let (id, arrival, pending) = match staged {
         Ok(p) => p,
         Err(_) => {
             let r: Verdict =
@@ -40,6 +45,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
         }
     };
     let mut verdicts = Vec::with_capacity(pending.len());
+    let mut delivered = Vec::new();
     for p in pending {
         verdicts.push(match p {
             Pending::Done(v) => v,
@@ -51,7 +57,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
             } => match ticket.wait_async().await {
                 Ok(()) => {
                     maildir.record_delivery(size);
-                    shared.logs.main(&log);
+                    delivered.push(log);
                     Reply::new(250, Status::new(2, 0, 0), "delivered").into()
                 }
                 Err(e) => {
@@ -61,12 +67,41 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
             },
         });
     }
+    let env = &msg.envelope;
+    let host = super::host_of(
+        env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),
+        Some(&env.helo),
+    );
+    let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
+    for (r, v) in env.recipients.iter().zip(&verdicts) {
+        if let Verdict::Reply(reply) = v
+            && !reply.is_positive()
+        {
+            let addr = r.address.as_str();
+            let text = reply.lines().join(" ");
+            // The reply names the recipient for the client; the log line
+            // does already.
+            let text = text.strip_prefix(&format!("<{addr}>: ")).unwrap_or(&text);
+            shared.logs.reject(
+                &format!("{host} F=<{from}> rejected after DATA for <{addr}>: {text}"),
+                None,
+            );
+        }
+    }
+    if !delivered.is_empty() {
+        shared.logs.main(&format!("{id} {arrival}"));
+        for line in &delivered {
+            shared.logs.main(line);
+        }
+        shared.logs.main(&format!("{id} Completed"));
+    }
     verdicts
 }
 
 /// Routes and stages every recipient, hands the Maildir files to the
 /// committer in one go (so they share a flush), and returns what to await.
-fn stage_all(shared: &Shared, msg: &Message) -> Vec<Pending> {
+/// Also returns the message ID and the rest of its `<=` line.
+fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<Pending>) {
     let env = &msg.envelope;
     let queue = shared.deliverer.queue();
     let id = queue.id_generator().next();
@@ -82,6 +117,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> Vec<Pending> {
     );
     let mut message = to_lf(received.as_bytes());
     message.extend_from_slice(&data);
+    let arrival = arrival_line(env, &data, message.len());
 
     let committer = queue.committer();
     let mut out: Vec<Option<Pending>> = Vec::new();
@@ -186,7 +222,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> Vec<Pending> {
                 let size = staged.size;
                 jobs.push(staged.into_job());
                 let log = format!(
-                    "{id} => {} <{addr}> R={} T={} P=lmtp S={size}",
+                    "{id} => {} <{addr}> R={} T={}",
                     dest.address
                         .rsplit_once('@')
                         .map_or(dest.address.as_str(), |(l, _)| l),
@@ -215,11 +251,38 @@ fn stage_all(shared: &Shared, msg: &Message) -> Vec<Pending> {
             log,
         });
     }
-    out.into_iter()
+    let pending = out
+        .into_iter()
         .map(|p| {
             p.unwrap_or_else(|| {
                 Pending::Done(Reply::new(451, Status::new(4, 3, 0), "Local problem").into())
             })
         })
-        .collect()
+        .collect();
+    (id, arrival, pending)
+}
+
+/// The `<=` line after the ID: sender, host, `P=lmtp`, size (with the
+/// Received: line, as delivered) and the Message-ID.
+fn arrival_line(env: &crate::smtp::session::Envelope, data: &[u8], size: usize) -> String {
+    let from = env
+        .from
+        .as_ref()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| "<>".to_string());
+    let host = super::host_of(
+        env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),
+        Some(&env.helo),
+    );
+    let mut line = format!("<= {from} {host} P={} S={size}", env.protocol);
+    let (headers, _) = spool::split_message(data);
+    if let Some(m) = headers
+        .iter()
+        .find(|h| h.is("message-id"))
+        .and_then(|h| std::str::from_utf8(&h.text).ok())
+        .and_then(|t| t.split_once(':').map(|(_, v)| v.trim().to_string()))
+    {
+        line.push_str(&format!(" id={m}"));
+    }
+    line
 }

@@ -576,3 +576,12 @@ pub fn after_stamp(line: &str) -> Option<&str> {
     }
     Some(&line[shape.len()..])
 }
+
+/// Makes a Maildir (`new/`, `cur/`, `tmp/`) with a Maildir++ `maildirsize`
+/// file, e.g. `"10S\n100 1\n"` for a mailbox over its 10-byte quota.
+pub fn maildir_with_quota(md: &Path, maildirsize: &str) {
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).expect("Maildir directories");
+    }
+    std::fs::write(md.join("maildirsize"), maildirsize).expect("maildirsize");
+}
