@@ -216,11 +216,24 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
             .open(dir.join(FILE))?;
+        // A run that died mid-line left a torn last line: end it, so that
+        // the next record starts on a line of its own.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
         Ok(Store {
             dir,
             out: BufWriter::with_capacity(1 << 16, file),
@@ -290,6 +303,19 @@ mod tests {
         let mut s = Store::open(dir.path()).unwrap();
         s.append(&run_line("q")).unwrap();
         s.sync().unwrap();
-        assert_eq!(Index::load(s.dir()).unwrap().runs, ["p", "q"]);
+        drop(s);
+        // A torn line is ended before the next record.
+        let path = dir.path().join(DIR).join(FILE);
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.push_str("M\t.\tab");
+        fs::write(&path, &text).unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.append(&run_line("r")).unwrap();
+        s.sync().unwrap();
+        let idx = Index::load(s.dir()).unwrap();
+        assert_eq!(
+            (idx.runs, idx.bad_lines),
+            (vec!["p".to_string(), "q".into(), "r".into()], 1)
+        );
     }
 }
