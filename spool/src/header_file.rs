@@ -363,37 +363,42 @@ fn field_name(line: &[u8]) -> Option<&[u8]> {
 /// Splits a message into its header lines and the offset where the body
 /// begins (after the blank line; at the first line that is not a header
 /// when there is no blank line, as Exim does). Line ends are kept as they
-/// are; a last header without a newline gets one.
+/// are; a last header without a newline gets one. Each header gets the flag
+/// its name calls for.
 pub fn split_message(data: &[u8]) -> (Vec<Header>, usize) {
     let mut headers: Vec<Header> = Vec::new();
     let mut pos = 0;
-    while pos < data.len() {
+    let body_at = loop {
+        if pos >= data.len() {
+            break data.len();
+        }
         let end = data[pos..]
             .iter()
             .position(|&c| c == b'\n')
             .map_or(data.len(), |i| pos + i + 1);
         let line = &data[pos..end];
         if line == b"\n" || line == b"\r\n" {
-            return (headers, end);
+            break end;
         }
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if continuation && let Some(h) = headers.last_mut() {
             h.text.extend_from_slice(line);
-        } else if !continuation && field_name(line).is_some() {
+        } else if let (false, Some(name)) = (continuation, field_name(line)) {
             headers.push(Header {
-                flag: b' ',
+                flag: flag_for(name),
                 text: line.to_vec(),
             });
         } else {
-            return (finish_headers(headers), pos);
+            break pos;
         }
         pos = end;
+    };
+    if let Some(h) = headers.last_mut()
+        && h.text.last() != Some(&b'\n')
+    {
+        h.text.push(b'\n');
     }
-    (finish_headers(headers), data.len())
-}
-
-fn finish_headers(headers: Vec<Header>) -> Vec<Header> {
-    headers.into_iter().map(|h| Header::new(h.text)).collect()
+    (headers, body_at)
 }
 
 /// The contents of a `-H` file.
@@ -1251,6 +1256,7 @@ bob@example.net
         // (input, header texts, body)
         let cases: &[(&str, &[&str], &str)] = &[
             ("A: 1\nB: 2\n\nbody\n", &["A: 1\n", "B: 2\n"], "body\n"),
+            ("To: a\nBcc: b\n\n", &["To: a\n", "Bcc: b\n"], ""),
             ("A: 1\r\n\r\nbody\r\n", &["A: 1\r\n"], "body\r\n"),
             ("A: 1\n  more\nB: 2\n\n", &["A: 1\n  more\n", "B: 2\n"], ""),
             ("A: 1\nnot a header\nx\n", &["A: 1\n"], "not a header\nx\n"),
@@ -1262,6 +1268,9 @@ bob@example.net
         ];
         for &(input, heads, body) in cases {
             let (h, off) = split_message(input.as_bytes());
+            for x in &h {
+                assert_eq!(x.flag, Header::new(x.text.clone()).flag, "{input:?}");
+            }
             let texts: Vec<String> = h
                 .iter()
                 .map(|h| String::from_utf8(h.text.clone()).unwrap())

@@ -7,6 +7,7 @@
 //! - [`header_file`]: the `-H` file (envelope, recipient state, headers);
 //! - [`journal`]: the `-J` delivery journal;
 //! - [`queue`]: entering, reading, listing, counting, cleaning;
+//! - [`count`]: the remembered per-directory counts behind [`Queue::count`];
 //! - [`delivery`]: the per-message lock and recording of outcomes.
 //!
 //! Which files exist in each state of a message (see [`queue`] and
@@ -25,6 +26,7 @@
 //! [`QueueOptions`].
 #![deny(unsafe_code)]
 
+pub mod count;
 pub mod delivery;
 pub mod error;
 pub mod header_file;

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use durable::{BatchOptions, CommitError, Committer, Durability, Io, Job, RealIo, Staged, Ticket};
 
+use crate::count;
 use crate::error::{Error, Result};
 use crate::header_file::{self, Envelope, Header, HeaderFile, Timestamp};
 use crate::id::{IdFormat, IdGenerator, MessageId};
@@ -307,6 +308,17 @@ impl Queue {
         self.read_at(&l, id, false)
     }
 
+    /// Reads from the configured layout, then from the other one (one
+    /// open instead of a stat and an open: listings read every message).
+    fn read_located(&self, id: &MessageId, with_headers: bool) -> Result<HeaderFile> {
+        match self.read_at(self.layout(), id, with_headers) {
+            Err(Error::NotFound { .. }) => {
+                self.read_at(&self.layout().alternate(), id, with_headers)
+            }
+            r => r,
+        }
+    }
+
     pub(crate) fn read_at(
         &self,
         layout: &Layout,
@@ -369,19 +381,38 @@ impl Queue {
     // ----- listing -----
 
     /// The number of messages: `-H` names in the input directories, found
-    /// by scanning the subdirectories in parallel (no file is opened).
+    /// by scanning the subdirectories in parallel (no file is opened), or
+    /// remembered for directories unchanged since the last count (see
+    /// [`crate::count`]).
     pub fn count(&self) -> Result<u64> {
         let dirs = self.layout().input_dirs();
-        let counts = scan_parallel(&dirs, |dir| {
-            let mut n = 0u64;
-            sys::for_each_name(dir, |name| {
-                if header_name_id(name).is_some() {
-                    n += 1;
-                }
+        let cache_path = self.root().join(count::CACHE_FILE);
+        let cache = count::Cache::load(&cache_path);
+        let results = scan_parallel(&dirs, |dir| {
+            count::count_dir(dir, cache.entries.get(dir), |d| {
+                let mut n = 0u64;
+                sys::for_each_name(d, |name| {
+                    if header_name_id(name).is_some() {
+                        n += 1;
+                    }
+                })
+                .map(|()| n)
             })
-            .map(|()| n)
         })?;
-        Ok(counts.into_iter().sum())
+        let mut fresh = count::Cache::default();
+        let mut total = 0;
+        for (dir, r) in dirs.iter().zip(results) {
+            total += r.count;
+            if let Some(entry) = r.remember {
+                fresh.entries.insert(dir.clone(), entry);
+            }
+        }
+        if fresh != cache {
+            // A cache we cannot write (another user, a read-only spool)
+            // only costs a full scan next time.
+            let _ = fresh.save(&cache_path);
+        }
+        Ok(total)
     }
 
     /// Every message ID, sorted by arrival. Memory grows with the number of
@@ -993,10 +1024,7 @@ impl Iterator for Messages {
                 Ok(id) => id,
                 Err(e) => return Some(Err(e)),
             };
-            let r = self
-                .queue
-                .locate(&id)
-                .and_then(|l| self.queue.read_at(&l, &id, false));
+            let r = self.queue.read_located(&id, false);
             match r {
                 // Delivered and removed since the directory was read.
                 Err(Error::NotFound { .. }) => continue,
@@ -1075,6 +1103,31 @@ mod tests {
                 .count();
             assert_eq!(left, 2);
         }
+    }
+
+    #[test]
+    fn remembered_counts_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), Durability::Strict, true);
+        let ids: Vec<MessageId> = (0..3)
+            .map(|_| q.enter(&env(), &[], b"x\n").unwrap())
+            .collect();
+        // Make every directory look quiet, so that its count is kept.
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        for d in q.layout().input_dirs() {
+            File::open(&d).unwrap().set_modified(old).unwrap();
+        }
+        assert_eq!(q.count().unwrap(), 3);
+        let cache = fs::read_to_string(dir.path().join(count::CACHE_FILE)).unwrap();
+        assert_eq!(cache.lines().count(), 63, "{cache}");
+        assert_eq!(q.count().unwrap(), 3);
+        q.remove(&ids[1]).unwrap();
+        assert_eq!(q.count().unwrap(), 2);
+        q.enter(&env(), &[], b"y\n").unwrap();
+        assert_eq!(q.count().unwrap(), 3);
+        // A damaged cache is ignored.
+        fs::write(dir.path().join(count::CACHE_FILE), b"1 2 3 999 /nope\nzz").unwrap();
+        assert_eq!(q.count().unwrap(), 3);
     }
 
     #[test]

@@ -1,0 +1,721 @@
+//! `sluice submit` (also `sendmail ...`, `sluice -bm ...`): queue one
+//! message read from standard input, as `sendmail` does.
+//!
+//! - The message ends at end of input, or at a line holding a single dot
+//!   unless `-i`/`-oi` is given. CRLF line ends become LF (the spool stores
+//!   LF, as Exim's does); a leading mbox `From ` line is dropped.
+//! - Recipients come from the command line (each argument may be a
+//!   comma-separated list), or with `-t` from the `To:`, `Cc:` and `Bcc:`
+//!   headers. With `-t`, addresses also given on the command line are
+//!   **removed** from the extracted list: Exim's rule (Smail-3 compatible,
+//!   `extract_addresses_remove_arguments`). Postfix and sendmail instead
+//!   **add** them to the list. `Bcc:` headers are kept in the `-H` file
+//!   marked deleted, and never delivered.
+//! - Local parts without a domain are qualified with `primary_hostname`.
+//! - Added when missing: `Message-ID:` (`<E<ID>@host>`, Exim's form),
+//!   `From:` (the sender, with `-F NAME` as its display name) and `Date:`;
+//!   a `Received:` header is always added on top.
+//! - The message is queued durably (per `durability`) and nothing is
+//!   printed; `-v` prints its ID. Then a delivery starts in a process of
+//!   its own (`sluice queue-run ID`, as Exim's default background
+//!   delivery), so the caller never waits for a slow remote host; with
+//!   `-odq`, `--queue-only` or `queue_only = true` the message waits for
+//!   the next queue run.
+//!
+//! | exit | when |
+//! |------|------|
+//! | 0  | queued |
+//! | 64 | no recipients, bad flags |
+//! | 65 | empty message (0 bytes), larger than `message_size_limit`, an address that cannot be queued |
+//! | 75 | the spool cannot take it now: failed write or fsync, full disk, permissions |
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use mailstore::error::sysexits;
+use spool::{Caller, Envelope, Header, MessageId, Queue, Recipient};
+
+use crate::config::Config;
+
+/// `sluice submit` options (the sendmail flags map onto these; see
+/// [`parse_sendmail_args`]).
+#[derive(clap::Args, Debug, Default, Clone, PartialEq, Eq)]
+pub struct SubmitArgs {
+    /// Take recipients from the To:, Cc: and Bcc: headers; addresses given
+    /// as arguments are removed from them (Exim's -t; Postfix adds them).
+    #[arg(short = 't', long = "extract-recipients")]
+    pub extract_recipients: bool,
+    /// A line with a single dot does not end the message (sendmail -i, -oi).
+    #[arg(short = 'i', long = "ignore-dots")]
+    pub ignore_dots: bool,
+    /// Envelope sender ("<>" or "" for a bounce). Default: LOGIN@primary_hostname.
+    #[arg(short = 'f', long = "from", value_name = "SENDER")]
+    pub sender: Option<String>,
+    /// Full name of the sender, used in an added From: header.
+    #[arg(short = 'F', long = "full-name", value_name = "NAME")]
+    pub full_name: Option<String>,
+    /// Print the message ID once it is queued.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Only queue the message; deliver at the next queue run (-odq).
+    #[arg(long = "queue-only")]
+    pub queue_only: bool,
+    /// Recipient addresses (each may be a comma-separated list).
+    #[arg(value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+}
+
+/// What `sendmail`-style arguments asked for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendmailArgs {
+    /// `-C FILE`.
+    pub config: Option<PathBuf>,
+    pub submit: SubmitArgs,
+}
+
+/// Parses the flags of `sendmail [flags] [address ...]` (also `sluice -bm`)
+/// as Exim and sendmail accept them: `-t`, `-i`, `-oi`, `-oitrue`, `-f ADDR`
+/// / `-fADDR` / `-r ADDR`, `-F NAME`, `-v`, `-odq` (queue only), `-od*`
+/// and `-oe*` (ignored), `-bm` (this mode), `-C FILE`, `--` (end of flags).
+/// Other `-o*` options, `-B TYPE`, `-N DSN`, `-R RET`, `-V ENVID`, `-L TAG`,
+/// `-U`, `-G`, `-m`, `-em`/`-ee`... are accepted and ignored, as Postfix does
+/// (its "recognized but silently ignored"), so old scripts keep working.
+pub fn parse_sendmail_args(args: &[OsString]) -> Result<SendmailArgs, String> {
+    let mut out = SendmailArgs::default();
+    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let mut only_addresses = false;
+    while let Some(arg) = it.next() {
+        if only_addresses || !arg.starts_with('-') || arg == "-" {
+            out.submit.recipients.push(arg);
+            continue;
+        }
+        let mut value = |flag: &str, rest: &str| -> Result<String, String> {
+            if !rest.is_empty() {
+                Ok(rest.to_string())
+            } else {
+                it.next()
+                    .ok_or_else(|| format!("option {flag} needs a value"))
+            }
+        };
+        match arg.as_str() {
+            "--" => only_addresses = true,
+            "-t" => out.submit.extract_recipients = true,
+            "-i" | "-oi" | "-oitrue" => out.submit.ignore_dots = true,
+            "-oifalse" => out.submit.ignore_dots = false,
+            "-v" => out.submit.verbose = true,
+            "-odq" | "-odqs" => out.submit.queue_only = true,
+            "-bm" | "-U" | "-G" | "-m" | "-n" | "-Am" | "-Ac" => {}
+            a if a.starts_with("-od") || a.starts_with("-oe") || a.starts_with("-e") => {}
+            a if a.starts_with("-f") => {
+                let v = value("-f", &a[2..])?;
+                out.submit.sender = Some(v);
+            }
+            a if a.starts_with("-r") => {
+                let v = value("-r", &a[2..])?;
+                out.submit.sender = Some(v);
+            }
+            a if a.starts_with("-F") => {
+                let v = value("-F", &a[2..])?;
+                out.submit.full_name = Some(v);
+            }
+            a if a.starts_with("-C") => {
+                let v = value("-C", &a[2..])?;
+                out.config = Some(PathBuf::from(v));
+            }
+            // Flags with a value that do not change what we do.
+            a if ["-B", "-N", "-R", "-V", "-L", "-O", "-X", "-h", "-p"]
+                .iter()
+                .any(|f| a.starts_with(f)) =>
+            {
+                if a.len() == 2 {
+                    let _ = value(a, "")?;
+                }
+            }
+            a if a.starts_with("-o") => {}
+            a if a.starts_with("-b") => {
+                return Err(format!("{a} is not a submission mode (use sluice {a} ...)"));
+            }
+            a => return Err(format!("option {a} is not supported")),
+        }
+    }
+    Ok(out)
+}
+
+/// A failure: the exit code and the line said on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<spool::Error> for Failure {
+    fn from(e: spool::Error) -> Failure {
+        let code = if e.is_temporary() {
+            sysexits::TEMPFAIL
+        } else {
+            sysexits::DATAERR
+        };
+        Failure::new(code, format!("cannot queue the message: {e}"))
+    }
+}
+
+/// Runs the command on standard input; returns the exit code.
+pub fn run(cfg: &Config, args: &SubmitArgs) -> i32 {
+    if cfg.data_dir_is_fallback {
+        eprintln!(
+            "sluice: warning: no data_dir configured and {} does not exist: using {}",
+            crate::config::SYSTEM_DATA_DIR,
+            cfg.data_dir.display()
+        );
+    }
+    let mut input = Vec::new();
+    if let Err(e) = read_input(&mut std::io::stdin().lock(), cfg, &mut input) {
+        eprintln!("sluice: {}", e.message);
+        return e.code;
+    }
+    match submit(cfg, args, &input, &Caller::current()) {
+        Ok(id) => {
+            if args.verbose {
+                println!("{id}");
+            }
+            if !args.queue_only
+                && !cfg.queue_only
+                && let Err(e) = deliver_in_background(cfg, &id)
+            {
+                // Queued all the same: the next queue run delivers it.
+                eprintln!("sluice: {id} queued, but no delivery process started: {e}");
+            }
+            sysexits::OK
+        }
+        Err(f) => {
+            eprintln!("sluice: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// Reads standard input, stopping a little past `message_size_limit` (the
+/// rest would be refused anyway and must not fill memory).
+fn read_input(src: &mut dyn Read, cfg: &Config, out: &mut Vec<u8>) -> Result<(), Failure> {
+    let cap = match cfg.message_size_limit {
+        0 => u64::MAX,
+        n => n.saturating_add(64 * 1024),
+    };
+    src.take(cap)
+        .read_to_end(out)
+        .map(|_| ())
+        .map_err(|e| Failure::new(sysexits::IOERR, format!("reading the message: {e}")))
+}
+
+/// Queues `input` (the raw message as read) for `caller`. Returns the ID
+/// once the message is durable.
+pub fn submit(
+    cfg: &Config,
+    args: &SubmitArgs,
+    input: &[u8],
+    caller: &Caller,
+) -> Result<MessageId, Failure> {
+    let message = normalize(input, args.ignore_dots);
+    if message.is_empty() {
+        return Err(Failure::new(
+            sysexits::DATAERR,
+            "no message on standard input (0 bytes): nothing queued",
+        ));
+    }
+    if cfg.message_size_limit > 0 && message.len() as u64 > cfg.message_size_limit {
+        return Err(Failure::new(
+            sysexits::DATAERR,
+            format!(
+                "message of {} bytes is larger than message_size_limit ({} bytes)",
+                message.len(),
+                cfg.message_size_limit
+            ),
+        ));
+    }
+    let (mut headers, body_at) = spool::split_message(&message);
+    let body = &message[body_at..];
+    let host = cfg.primary_hostname.as_str();
+
+    let sender = match args.sender.as_deref().map(str::trim) {
+        Some("<>") | Some("") => String::new(),
+        Some(s) => qualify(strip_angles(s), host),
+        None => format!("{}@{host}", caller.login),
+    };
+    let given: Vec<String> = args
+        .recipients
+        .iter()
+        .flat_map(|a| address_list(a))
+        .map(|a| qualify(&a, host))
+        .collect();
+    let recipients = if args.extract_recipients {
+        let mut found = Vec::new();
+        for h in headers.iter_mut() {
+            if h.is("to") || h.is("cc") || h.is("bcc") {
+                let value = header_value(&h.text);
+                found.extend(address_list(&value).into_iter().map(|a| qualify(&a, host)));
+                if h.is("bcc") {
+                    h.flag = b'*';
+                }
+            }
+        }
+        found.retain(|a| !given.iter().any(|g| g.eq_ignore_ascii_case(a)));
+        found
+    } else {
+        given
+    };
+    let mut recipients = dedup(recipients);
+    if recipients.is_empty() {
+        return Err(Failure::new(
+            sysexits::USAGE,
+            if args.extract_recipients {
+                "no recipients: none in To:, Cc: or Bcc: (after removing those on the command line)"
+            } else {
+                "no recipients given (name them as arguments, or use -t)"
+            },
+        ));
+    }
+
+    let queue = open_queue(cfg)?;
+    let mut draft = queue.draft()?;
+    let id = draft.id();
+    draft.write(body)?;
+
+    let now = crate::clock::now();
+    let message_id = format!("<E{id}@{host}>");
+    let mut out: Vec<Header> = Vec::with_capacity(headers.len() + 4);
+    out.push(Header::new(received(
+        &caller.login,
+        host,
+        &sender,
+        &id,
+        (recipients.len() == 1).then(|| recipients[0].as_str()),
+        &crate::clock::rfc5322(now),
+    )));
+    let has = |name: &str| headers.iter().any(|h| !h.is_deleted() && h.is(name));
+    let (has_id, has_from, has_date) = (has("message-id"), has("from"), has("date"));
+    out.append(&mut headers);
+    if !has_id {
+        out.push(Header::new(format!("Message-ID: {message_id}\n")));
+    }
+    if !has_from {
+        let addr = if sender.is_empty() {
+            format!("{}@{host}", caller.login)
+        } else {
+            sender.clone()
+        };
+        let from = match args.full_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => format!("From: {} <{addr}>\n", display_name(n)),
+            _ => format!("From: {addr}\n"),
+        };
+        out.push(Header::new(from));
+    }
+    if !has_date {
+        out.push(Header::new(format!(
+            "Date: {}\n",
+            crate::clock::rfc5322(now)
+        )));
+    }
+
+    let mut env = Envelope::new(sender.clone(), &[]);
+    env.caller = caller.clone();
+    env.protocol = Some("local".into());
+    env.local = true;
+    env.ident = Some(caller.login.clone());
+    env.recipients = recipients.drain(..).map(Recipient::new).collect();
+    let staged = draft.finish(&env, &out)?;
+    let id = queue.commit(staged)?;
+
+    let size: u64 = out.iter().map(|h| h.text.len() as u64).sum::<u64>() + body.len() as u64;
+    let logged_id = out
+        .iter()
+        .find(|h| h.is("message-id"))
+        .map(|h| header_value(&h.text).trim().to_string())
+        .unwrap_or(message_id);
+    let shown_sender = if sender.is_empty() { "<>" } else { &sender };
+    let _ = queue.append_msglog(
+        &id,
+        &format!(
+            "{} Received from {shown_sender} U={} P=local S={size}",
+            crate::clock::log_stamp(now),
+            caller.login
+        ),
+    );
+    crate::log::Logs::new(cfg.log_dir()).main(&format!(
+        "{id} <= {shown_sender} U={} P=local S={size} id={}",
+        caller.login,
+        logged_id.trim_start_matches('<').trim_end_matches('>')
+    ));
+    queue.wait_before_exit();
+    Ok(id)
+}
+
+/// Opens the configured spool (as the daemon and the queue runner do).
+pub fn open_queue(cfg: &Config) -> Result<Queue, Failure> {
+    crate::server::open_queue(cfg).map_err(|e| {
+        let code = if e.is_temporary() {
+            sysexits::TEMPFAIL
+        } else {
+            sysexits::SOFTWARE
+        };
+        Failure::new(code, format!("cannot open the spool: {e}"))
+    })
+}
+
+/// Starts `sluice queue-run ID` detached (stdio closed, not waited for),
+/// with the configuration file this process read.
+fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    if std::path::Path::new(&cfg.origin).is_file() {
+        cmd.arg("--config").arg(&cfg.origin);
+    }
+    cmd.arg("queue-run")
+        .arg(id.as_str())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
+/// Cuts the input at a lone "." line (unless `ignore_dots`) and turns CRLF
+/// into LF; drops a leading mbox "From " line.
+fn normalize(input: &[u8], ignore_dots: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut first = true;
+    for line in input.split_inclusive(|&c| c == b'\n') {
+        let content = line
+            .strip_suffix(b"\n")
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .unwrap_or(line);
+        if !ignore_dots && content == b"." {
+            break;
+        }
+        if first && content.starts_with(b"From ") {
+            first = false;
+            continue;
+        }
+        first = false;
+        out.extend_from_slice(content);
+        if line.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// The value of a header: after the colon, unfolded.
+fn header_value(text: &[u8]) -> String {
+    let s = String::from_utf8_lossy(text);
+    let v = s.split_once(':').map_or("", |(_, v)| v);
+    v.replace("\r\n", "\n")
+        .replace('\n', " ")
+        .trim()
+        .to_string()
+}
+
+/// Splits an RFC 5322 address list (also a command-line argument) into
+/// addr-specs: display names, comments and group names are dropped, the
+/// address inside `<...>` is taken, quoted local parts are kept as written.
+pub fn address_list(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut item = String::new();
+    let mut angle: Option<String> = None;
+    let (mut in_quote, mut in_angle, mut comment) = (false, false, 0usize);
+    let mut chars = s.chars();
+    let mut finish = |item: &mut String, angle: &mut Option<String>| {
+        let a = match angle.take() {
+            // "<@route,@route:user@host>": the route goes.
+            Some(a) if a.starts_with('@') => {
+                a.split_once(':').map_or(a.clone(), |(_, r)| r.to_string())
+            }
+            Some(a) => a,
+            // Outside quotes, white space in an addr-spec is folding.
+            None => item.clone(),
+        };
+        let a = a.trim().to_string();
+        if !a.is_empty() {
+            out.push(a);
+        }
+        item.clear();
+    };
+    while let Some(c) = chars.next() {
+        if comment > 0 {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '(' => comment += 1,
+                ')' => comment -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        if in_quote {
+            item.push(c);
+            if in_angle && let Some(a) = angle.as_mut() {
+                a.push(c);
+            }
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        item.push(n);
+                        if in_angle && let Some(a) = angle.as_mut() {
+                            a.push(n);
+                        }
+                    }
+                }
+                '"' => in_quote = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_quote = true;
+                item.push(c);
+                if in_angle && let Some(a) = angle.as_mut() {
+                    a.push(c);
+                }
+            }
+            '(' => comment = 1,
+            '<' if !in_angle => {
+                in_angle = true;
+                angle = Some(String::new());
+            }
+            '>' if in_angle => in_angle = false,
+            c if in_angle => {
+                if !c.is_whitespace()
+                    && let Some(a) = angle.as_mut()
+                {
+                    a.push(c);
+                }
+            }
+            ',' | ';' => finish(&mut item, &mut angle),
+            // "group: a, b;" — what came before the colon names the group.
+            ':' => item.clear(),
+            c if c.is_whitespace() => {}
+            c => item.push(c),
+        }
+    }
+    finish(&mut item, &mut angle);
+    out
+}
+
+fn strip_angles(s: &str) -> &str {
+    s.strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(s)
+}
+
+/// Adds `@host` to a bare local part.
+fn qualify(addr: &str, host: &str) -> String {
+    if addr.contains('@') || addr.is_empty() {
+        addr.to_string()
+    } else {
+        format!("{addr}@{host}")
+    }
+}
+
+/// Drops repeated addresses (ASCII case-insensitive), keeping the first.
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for a in list {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// A display name, quoted when it holds characters RFC 5322 does not allow
+/// in an atom phrase.
+fn display_name(n: &str) -> String {
+    let plain = n
+        .chars()
+        .all(|c| c.is_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c));
+    if plain {
+        n.to_string()
+    } else {
+        format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The Received: header of a local submission, in Exim's default form.
+fn received(
+    login: &str,
+    host: &str,
+    sender: &str,
+    id: &MessageId,
+    single_rcpt: Option<&str>,
+    date: &str,
+) -> String {
+    let mut h = format!(
+        "Received: from {login} by {host} with local (Sluice {})\n\t(envelope-from <{sender}>)\n\tid {id}",
+        env!("CARGO_PKG_VERSION")
+    );
+    match single_rcpt {
+        Some(r) => h.push_str(&format!("\n\tfor {r};\n\t{date}\n")),
+        None => h.push_str(&format!(";\n\t{date}\n")),
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn sendmail_flags_table() {
+        let cases: &[(&[&str], SubmitArgs)] = &[
+            (
+                &["-t", "-oi", "-f", "a@b", "x@y"],
+                SubmitArgs {
+                    extract_recipients: true,
+                    ignore_dots: true,
+                    sender: Some("a@b".into()),
+                    recipients: vec!["x@y".into()],
+                    ..Default::default()
+                },
+            ),
+            (
+                &["-fa@b", "-Fname", "-odq", "-v", "-i", "--", "-odd@x"],
+                SubmitArgs {
+                    sender: Some("a@b".into()),
+                    full_name: Some("name".into()),
+                    queue_only: true,
+                    verbose: true,
+                    ignore_dots: true,
+                    recipients: vec!["-odd@x".into()],
+                    ..Default::default()
+                },
+            ),
+            (
+                &[
+                    "-bm", "-oem", "-odi", "-oQ/x", "-B", "8BITMIME", "-N", "never", "r",
+                ],
+                SubmitArgs {
+                    recipients: vec!["r".into()],
+                    ..Default::default()
+                },
+            ),
+            (
+                &["-r", "<>", "-oitrue", "a", "b"],
+                SubmitArgs {
+                    sender: Some("<>".into()),
+                    ignore_dots: true,
+                    recipients: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (args, want) in cases {
+            let got = parse_sendmail_args(&os(args)).unwrap();
+            assert_eq!(&got.submit, want, "{args:?}");
+        }
+        let got = parse_sendmail_args(&os(&["-C", "/etc/x.toml", "a"])).unwrap();
+        assert_eq!(got.config, Some(PathBuf::from("/etc/x.toml")));
+        assert!(
+            parse_sendmail_args(&os(&["-f"]))
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(parse_sendmail_args(&os(&["-bp"])).is_err());
+        assert!(
+            parse_sendmail_args(&os(&["-Q"]))
+                .unwrap_err()
+                .contains("-Q")
+        );
+    }
+
+    #[test]
+    fn address_lists_table() {
+        let cases: &[(&str, &[&str])] = &[
+            ("bob", &["bob"]),
+            ("bob, carol@x.example", &["bob", "carol@x.example"]),
+            ("Name <a@b>, \"q u\"@c", &["a@b", "\"q u\"@c"]),
+            ("\"Last, First\" <lf@x>", &["lf@x"]),
+            ("undisclosed-recipients:;", &[]),
+            ("team: a@b, c@d;, e@f", &["a@b", "c@d", "e@f"]),
+            ("a@b (the (nested) comment)", &["a@b"]),
+            ("<@relay.example:u@h>", &["u@h"]),
+            ("", &[]),
+            ("<>", &[]),
+            (" spaced @ example.org ", &["spaced@example.org"]),
+        ];
+        for &(input, want) in cases {
+            assert_eq!(address_list(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn normalize_table() {
+        let cases: &[(&str, bool, &str)] = &[
+            ("a\r\nb\r\n", false, "a\nb\n"),
+            ("a\n.\nafter\n", false, "a\n"),
+            ("a\n.\nafter\n", true, "a\n.\nafter\n"),
+            ("a\n.\r\nafter\n", false, "a\n"),
+            ("a\n..\nb", false, "a\n..\nb"),
+            (".\n", false, ""),
+            (
+                "From me Mon Jan  1 00:00:00 2024\nSubject: x\n",
+                false,
+                "Subject: x\n",
+            ),
+            ("Subject: x\nFrom me\n", false, "Subject: x\nFrom me\n"),
+            ("", false, ""),
+        ];
+        for &(input, dots, want) in cases {
+            assert_eq!(
+                String::from_utf8(normalize(input.as_bytes(), dots)).unwrap(),
+                want,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn received_and_names() {
+        let id = MessageId::parse("1tixMn-00000000C5j-1wRa").unwrap();
+        let one = received(
+            "alice",
+            "mx.example",
+            "alice@mx.example",
+            &id,
+            Some("b@x"),
+            "DATE",
+        );
+        let ver = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            one,
+            format!(
+                "Received: from alice by mx.example with local (Sluice {ver})\n\t(envelope-from <alice@mx.example>)\n\tid 1tixMn-00000000C5j-1wRa\n\tfor b@x;\n\tDATE\n"
+            )
+        );
+        let many = received("alice", "h", "", &id, None, "DATE");
+        assert!(
+            many.ends_with("id 1tixMn-00000000C5j-1wRa;\n\tDATE\n"),
+            "{many}"
+        );
+        assert_eq!(display_name("Alice Liddell"), "Alice Liddell");
+        assert_eq!(display_name("Liddell, Alice"), "\"Liddell, Alice\"");
+        assert_eq!(qualify("bob", "h.example"), "bob@h.example");
+        assert_eq!(qualify("bob@x", "h.example"), "bob@x");
+        assert_eq!(header_value(b"To: a@b,\r\n\tc@d\r\n"), "a@b, \tc@d");
+    }
+}
