@@ -35,7 +35,7 @@ use crate::delivery::{Deliverer, Workers};
 use crate::log::Logs;
 use crate::router::Routing;
 use crate::smtp::session::{Poll, Session, SessionConfig, TlsInfo};
-use crate::smtp::{Event, Mode, Notice, Verdict};
+use crate::smtp::{CloseReason, Event, Mode, Notice, Verdict};
 
 /// Any byte stream a session runs on (TCP, TLS over TCP, a Unix socket).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -402,6 +402,8 @@ pub async fn serve_connection(
         session.tls_established(info);
     }
     let mut slot = None;
+    // For the log line when the session gives up on a client.
+    let mut last_refused: Option<String> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match session.poll() {
@@ -448,7 +450,12 @@ pub async fn serve_connection(
                 let v = policy::decide(&shared, &session, event).await;
                 session.verdict(v);
             }
-            Poll::Notice(n) => log_notice(&shared, peer, &n),
+            Poll::Notice(n) => {
+                if let Notice::CommandRefused { command, .. } = &n {
+                    last_refused = Some(command.clone());
+                }
+                log_notice(&shared, peer, &n)
+            }
             Poll::StartTls { discarded } => {
                 let out = session.take_output();
                 if stream.write_all(&out).await.is_err() {
@@ -472,7 +479,18 @@ pub async fn serve_connection(
                     Err(_) => return,
                 }
             }
-            Poll::Close(_) => {
+            Poll::Close(reason) => {
+                if reason == CloseReason::TooManyErrors {
+                    // Exim's line, in the main and reject logs.
+                    shared.logs.reject(
+                        &format!(
+                            "SMTP call from {} dropped: too many syntax or protocol errors (last command was \"{}\")",
+                            host_of(peer, session.helo().map(|h| h.1)).trim_start_matches("H="),
+                            last_refused.as_deref().unwrap_or("")
+                        ),
+                        None,
+                    );
+                }
                 let out = session.take_output();
                 let _ = stream.write_all(&out).await;
                 let _ = stream.shutdown().await;

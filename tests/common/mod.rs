@@ -301,7 +301,11 @@ pub struct SmtpClient {
 impl SmtpClient {
     /// Connects (30 s timeouts) without reading the greeting.
     pub fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        SmtpClient::from_stream(TcpStream::connect_timeout(&addr, Duration::from_secs(10))?)
+    }
+
+    /// A client on a connected stream (30 s timeouts).
+    pub fn from_stream(s: TcpStream) -> std::io::Result<SmtpClient> {
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.set_write_timeout(Some(Duration::from_secs(30)))?;
         s.set_nodelay(true)?;
