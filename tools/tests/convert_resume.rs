@@ -135,7 +135,7 @@ fn lost_manifest_lines_are_rebuilt_from_the_files() {
     fs::write(&src, mboxrd(&msgs)).unwrap();
     let dest = dir.path().join("Maildir");
     assert_eq!(convert(&[s(&src), s(&dest)]).status.code(), Some(0));
-    let manifest = dest.join(".convert2maildir/manifest");
+    let manifest = dest.join("convert2maildir.state/manifest");
     let text = fs::read_to_string(&manifest).unwrap();
     // Keep the run line and the first 50 message lines, and tear the next.
     let mut kept: Vec<&str> = text.lines().take(51).collect();

@@ -2,7 +2,7 @@
 //! (after a crash, or to pick up mail that arrived during the cut-over)
 //! converts only what is missing and never duplicates a message.
 //!
-//! `DEST/.convert2maildir/manifest` is append-only text, one record a line,
+//! `DEST/convert2maildir.state/manifest` is append-only text, one record a line,
 //! fields separated by tabs (with `%`, tab and newline written `%25`, `%09`,
 //! `%0a`):
 //!
@@ -35,8 +35,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The directory under DEST.
-pub const DIR: &str = ".convert2maildir";
+/// The directory under DEST. Not a dot directory: DEST is often itself a
+/// Maildir++ root, where Dovecot and Courier take every `.name` directory
+/// for a folder (and Dovecot, not allowed in, logs an error on each LIST);
+/// a plain directory next to `cur/`, `new/` and `tmp/` is ignored by them.
+pub const DIR: &str = "convert2maildir.state";
 /// The manifest file in it.
 pub const FILE: &str = "manifest";
 /// The lock file that keeps two runs off one DEST.
@@ -188,7 +191,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates (mode 0700) and locks `dest/.convert2maildir`, and opens the
+    /// Creates (mode 0700) and locks `dest/convert2maildir.state`, and opens the
     /// manifest for appending. Fails if another run holds the lock.
     pub fn open(dest: &Path) -> io::Result<Store> {
         let dir = dest.join(DIR);
