@@ -54,8 +54,10 @@ fn msg(head_extra: &str, stored: &str, uid: u32, flags: &'static [&'static str],
 
 const T: i64 = 1_577_838_000;
 
-/// (file under mail/, IMAP name, UIDVALIDITY, mbox prefix, messages)
-fn corpus() -> Vec<(&'static str, &'static str, Option<u32>, String, Vec<M>)> {
+/// A folder: file under mail/, IMAP name, UIDVALIDITY, mbox prefix, messages.
+type Folder = (&'static str, &'static str, Option<u32>, String, Vec<M>);
+
+fn corpus() -> Vec<Folder> {
     let pseudo = format!(
         "{}From: Mail System Internal Data <MAILER-DAEMON@h>\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 555 0000000003\nStatus: RO\n\nThis text is part of the internal format of your mail folder.\n\n",
         from_line("MAILER-DAEMON", T)
