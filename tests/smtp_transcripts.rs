@@ -21,7 +21,7 @@ const REPLY_WAIT: Duration = Duration::from_secs(15);
 /// `S:` line accounted for. A late stray line is still caught by the next
 /// check or the one at the end, which waits longer.
 const QUIET_WAIT: Duration = Duration::from_millis(40);
-const END_WAIT: Duration = Duration::from_millis(250);
+const END_WAIT: Duration = Duration::from_secs(1);
 /// How long `-- closed` waits for the server to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 

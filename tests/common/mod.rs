@@ -122,7 +122,12 @@ impl Dir {
     /// Starts `sluice serve --listen 127.0.0.1:0` with `--set` overrides
     /// and waits for its `listening` line.
     pub fn serve(&self, sets: &[&str]) -> Daemon {
-        Daemon::start(self, sets)
+        Daemon::start(self, &["serve", "--listen", "127.0.0.1:0"], sets)
+    }
+
+    /// Starts the daemon with other arguments (e.g. Exim's `-bd -oX 0`).
+    pub fn serve_args(&self, args: &[&str], sets: &[&str]) -> Daemon {
+        Daemon::start(self, args, sets)
     }
 
     /// A log file of the data directory (`mainlog`, `rejectlog`,
@@ -149,15 +154,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn start(dir: &Dir, sets: &[&str]) -> Daemon {
+    fn start(dir: &Dir, args: &[&str], sets: &[&str]) -> Daemon {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr = dir.path().join(format!("serve-{n}.stderr"));
         let mut cmd = dir.sluice();
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
         for s in sets {
             cmd.arg("--set").arg(s);
         }
+        cmd.args(args);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
