@@ -447,3 +447,51 @@ fn route_and_bt() {
     ]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn idle_clients_are_dropped_after_the_command_timeout() {
+    use std::io::Read;
+    use std::time::Instant;
+    let d = Dir::new();
+    let certs = common::TestCerts::new(&d.path().join("certs"));
+    let [cert, key] = certs.sets();
+    let daemon = d.serve(&[
+        &cert,
+        &key,
+        r#"smtp.tls_listen=["127.0.0.1:0"]"#,
+        "smtp.command_timeout=\"1s\"",
+        "smtp.max_connections_per_host=1",
+    ]);
+    // Says nothing after the greeting: 421 4.4.2 and the end.
+    let started = Instant::now();
+    let (mut c, _) = SmtpClient::open(daemon.smtp).unwrap();
+    expect(&c.reply().unwrap(), 421, "4.4.2", "idle");
+    c.expect_closed(Duration::from_secs(5)).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Starts TLS and then says nothing: the handshake does not wait for
+    // ever, and the connection slot comes back.
+    // (The slot of the first connection is released as it closes.)
+    let mut c = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        c = SmtpClient::open(daemon.smtp)
+            .ok()
+            .filter(|(_, g)| g.code == 220)
+            .map(|(c, _)| c);
+        c.is_some()
+    }));
+    let mut c = c.unwrap();
+    expect(&c.cmd("EHLO client.example").unwrap(), 250, "", "EHLO");
+    expect(&c.cmd("STARTTLS").unwrap(), 220, "2.0.0", "STARTTLS");
+    c.expect_closed(Duration::from_secs(5)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        SmtpClient::open(daemon.smtp).is_ok_and(|(_, g)| g.code == 220)
+    }));
+    // Connects to the implicit-TLS port and says nothing.
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(daemon.smtps.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("closed, not timed out");
+    assert_eq!(n, 0);
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

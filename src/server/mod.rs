@@ -339,8 +339,8 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                     tokio::spawn(async move {
                         let stream: Box<dyn Stream> = match kind {
                             Kind::SmtpTls => match &shared.tls {
-                                Some(acc) => match acc.accept(sock).await {
-                                    Ok(t) => {
+                                Some(acc) => match handshake(acc, sock, &shared).await {
+                                    Some(t) => {
                                         let info = tls_info(t.get_ref().1);
                                         return serve_connection(
                                             Box::new(t),
@@ -351,7 +351,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                                         )
                                         .await;
                                     }
-                                    Err(_) => return,
+                                    None => return,
                                 },
                                 None => return,
                             },
@@ -377,6 +377,20 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             },
         }
+    }
+}
+
+/// The TLS handshake, bounded by the command timeout: a client that
+/// connects and then says nothing must not hold a socket (or, after
+/// STARTTLS, a connection slot) for ever. `None` when it failed or timed out.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    acc: &TlsAcceptor,
+    stream: S,
+    shared: &Shared,
+) -> Option<tokio_rustls::server::TlsStream<S>> {
+    match tokio::time::timeout(shared.cfg.smtp.command_timeout, acc.accept(stream)).await {
+        Ok(Ok(t)) => Some(t),
+        Ok(Err(_)) | Err(_) => None,
     }
 }
 
@@ -464,8 +478,8 @@ pub async fn serve_connection(
                 let Some(acc) = shared.tls.clone() else {
                     return;
                 };
-                match acc.accept(stream).await {
-                    Ok(t) => {
+                match handshake(&acc, stream, &shared).await {
+                    Some(t) => {
                         let info = tls_info(t.get_ref().1);
                         if discarded > 0 {
                             shared.logs.main(&format!(
@@ -476,7 +490,7 @@ pub async fn serve_connection(
                         stream = Box::new(t);
                         session.tls_established(info);
                     }
-                    Err(_) => return,
+                    None => return,
                 }
             }
             Poll::Close(reason) => {
