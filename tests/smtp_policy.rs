@@ -495,3 +495,61 @@ fn idle_clients_are_dropped_after_the_command_timeout() {
     assert_eq!(n, 0);
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+#[test]
+fn over_quota_mailbox_is_refused_at_rcpt() {
+    for (policy, code, status) in [
+        (None, 452, "4.2.2"),
+        (Some("over_quota=\"reject\""), 552, "5.2.2"),
+    ] {
+        let d = Dir::new();
+        common::maildir_with_quota(&d.maildir("localhost", "full"), "10S\n100 1\n");
+        // Room for a small message.
+        common::maildir_with_quota(&d.maildir("localhost", "roomy"), "100000S\n100 1\n");
+        let sets: Vec<&str> = policy.into_iter().collect();
+        let daemon = d.serve(&sets);
+        let mut c = session(daemon.smtp);
+        expect(
+            &c.cmd("MAIL FROM:<alice@example.org>").unwrap(),
+            250,
+            "2.1.0",
+            "",
+        );
+        expect(
+            &c.cmd("RCPT TO:<full@localhost>").unwrap(),
+            code,
+            status,
+            "full",
+        );
+        expect(
+            &c.cmd("RCPT TO:<roomy@localhost>").unwrap(),
+            250,
+            "2.1.5",
+            "roomy",
+        );
+        expect(&c.cmd("DATA").unwrap(), 354, "", "");
+        c.write_raw(b"Subject: quota\r\n\r\nhello\r\n").unwrap();
+        let ok = c.cmd(".").unwrap();
+        expect(&ok, 250, "2.0.0", "message");
+        let id = ok.queue_id().unwrap();
+        assert!(wait_until(Duration::from_secs(20), || {
+            log_lines_of(&d.log("mainlog"), &id)
+                .last()
+                .is_some_and(|l| l.ends_with(" Completed"))
+        }));
+        assert!(common::maildir_messages(&d.maildir("localhost", "full")).is_empty());
+        assert_eq!(
+            common::maildir_messages(&d.maildir("localhost", "roomy")).len(),
+            1
+        );
+        // The delivery was counted in the quota file.
+        let size =
+            std::fs::read_to_string(d.maildir("localhost", "roomy").join("maildirsize")).unwrap();
+        assert_eq!(size.lines().count(), 3, "{size}");
+        let reject = d.log("rejectlog");
+        assert!(
+            reject.contains("rejected RCPT <full@localhost>: Mailbox full"),
+            "{policy:?}: {reject}"
+        );
+    }
+}
