@@ -690,6 +690,27 @@ mod tests {
     }
 
     #[test]
+    fn spool_errors_map_to_sysexits() {
+        let id = MessageId::parse("1tixMn-00000000C5j-1wRa").unwrap();
+        // A failed fsync: the message is not queued, the caller retries.
+        let fsync = spool::Error::Commit {
+            id,
+            source: durable::CommitError::Io {
+                op: "fdatasync",
+                path: "/spool/input/n/x-D.tmp".into(),
+                source: std::io::Error::from_raw_os_error(5),
+            },
+        };
+        let f = Failure::from(fsync);
+        assert_eq!(f.code, sysexits::TEMPFAIL);
+        assert!(f.message.contains("fdatasync"), "{}", f.message);
+        let bad = spool::Error::BadEnvelope {
+            why: "recipient \"a\\nb\" contains a control character".into(),
+        };
+        assert_eq!(Failure::from(bad).code, sysexits::DATAERR);
+    }
+
+    #[test]
     fn received_and_names() {
         let id = MessageId::parse("1tixMn-00000000C5j-1wRa").unwrap();
         let one = received(
