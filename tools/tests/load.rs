@@ -33,12 +33,19 @@ struct Server {
     /// Kept open: a server writing to a closed pipe would fail.
     _stdout: BufReader<ChildStdout>,
     port: u16,
+    /// The implicit-TLS listener's port, when one was asked for.
+    tls_port: Option<u16>,
     home: tempfile::TempDir,
 }
 
 impl Server {
     /// None (after a notice) when the sluice binary is not built.
     fn start(test: &str) -> Option<Server> {
+        Server::start_with(test, &[])
+    }
+
+    /// With extra arguments for `sluice serve`.
+    fn start_with(test: &str, extra: &[&str]) -> Option<Server> {
         let Some(bin) = sluice_bin() else {
             eprintln!(
                 "{test}: skipped: no sluice binary (run `cargo build --bin sluice` or set SLUICE_BIN)"
@@ -48,6 +55,7 @@ impl Server {
         let home = tempfile::tempdir().expect("temporary directory");
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("SLUICE_HOME", home.path())
             .env_remove("SLUICE_CONFIG")
             .stdin(Stdio::null())
@@ -61,11 +69,13 @@ impl Server {
         stdout
             .read_line(&mut line)
             .expect("read the listening line");
-        let port = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("smtp="))
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok());
+        let port_of = |kind: &str| -> Option<u16> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(kind)?.strip_prefix('='))
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+        };
+        let (port, tls_port) = (port_of("smtp"), port_of("smtps"));
         let Some(port) = port else {
             let _ = child.kill();
             panic!("no smtp= port in the server's first line: {line:?}");
@@ -74,6 +84,7 @@ impl Server {
             child,
             _stdout: stdout,
             port,
+            tls_port,
             home,
         })
     }
@@ -198,6 +209,28 @@ fn starttls_one_message_per_connection() {
         (&12.into(), &"starttls".into(), &false.into())
     );
     assert_eq!(server.wait_delivered("tls", 12), 12);
+}
+
+#[test]
+fn implicit_tls() {
+    let Some(server) = Server::start_with(
+        "implicit_tls",
+        &["--set", "smtp.tls_listen=[\"127.0.0.1:0\"]"],
+    ) else {
+        return;
+    };
+    let port = server.tls_port.expect("smtps= port");
+    let (out, r) = load(
+        port,
+        &["-n", "10", "-c", "2", "--tls", "--to", "tls465@localhost"],
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(
+        (&r["accepted"], &r["tls"]),
+        (&10.into(), &"tls".into()),
+        "{r}"
+    );
+    assert_eq!(server.wait_delivered("tls465", 10), 10);
 }
 
 #[test]
