@@ -141,9 +141,44 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         "sendmail" | "send-mail" | "mailq" | "rmail" => return legacy(&program, rest),
         _ => {}
     }
-    let first = rest.first().and_then(|a| a.to_str()).unwrap_or("");
-    if first.starts_with('-') && !first.starts_with("--") && first != "-C" && first != "-h" {
-        return legacy(&program, rest);
+    // Global options may come before Exim-style flags too
+    // (`sluice --set durability=strict -bd`): set them aside, then look at
+    // what follows.
+    let mut globals = Sources::default();
+    let mut i = 0;
+    while let Some(a) = rest.get(i).and_then(|a| a.to_str()) {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (a, None),
+        };
+        if !matches!(name, "--set" | "--config" | "-C") {
+            break;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                i += 1;
+                match rest.get(i).and_then(|v| v.to_str()) {
+                    Some(v) => v.to_string(),
+                    None => break,
+                }
+            }
+        };
+        if name == "--set" {
+            globals.overrides.push(value);
+        } else {
+            globals.file = Some(PathBuf::from(value));
+        }
+        i += 1;
+    }
+    let first = rest.get(i).and_then(|a| a.to_str()).unwrap_or("");
+    if first.starts_with('-') && !first.starts_with("--") && first != "-h" {
+        let mut inv = legacy(&program, &rest[i..])?;
+        inv.sources.overrides.splice(0..0, globals.overrides);
+        if inv.sources.file.is_none() {
+            inv.sources.file = globals.file;
+        }
+        return Ok(inv);
     }
     let cli = Cli::try_parse_from(&args).map_err(|e| {
         // --help and --version are not errors: print and exit 0.
