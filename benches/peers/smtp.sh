@@ -4,9 +4,10 @@
 # to the 250 (p50, p99).
 #
 #   sudo benches/peers/smtp.sh [-n MESSAGES] [-s SIZE] [-c CONNECTIONS]
-#                              [--smtp-source] [--keep] [--work DIR]
+#                              [-r ROUNDS] [--smtp-source] [--keep] [--work DIR]
 #
-# Defaults: -n 4000 -s 4096 -c 16. Debian or Ubuntu, as root: it installs
+# Defaults: -n 4000 -s 4096 -c 16 -r 1 (each round runs every client against
+# Exim, then Sluice; the summary gives medians over the rounds). Debian or Ubuntu, as root: it installs
 # exim4-daemon-light with apt-get and lists its private configuration in
 # /etc/exim4/trusted_configs while it runs (Exim keeps root, and so its
 # normal privilege separation, only for a configuration listed there).
@@ -30,6 +31,7 @@ set -euo pipefail
 messages=4000
 size=4096
 connections=16
+rounds=1
 smtp_source=0
 keep=0
 work=""
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
         -n) messages=$2; shift 2 ;;
         -s) size=$2; shift 2 ;;
         -c) connections=$2; shift 2 ;;
+        -r) rounds=$2; shift 2 ;;
         --smtp-source) smtp_source=1; shift ;;
         --keep) keep=1; shift ;;
         --work) work=$2; shift 2 ;;
@@ -154,11 +157,13 @@ results=$work/results.tsv
 : >"$results"
 
 # run_load NAME MAILDIR PORT CLIENT: one load run against a started server.
-# Appends: name, client, accepted/s, delivered/s, p50 ms, p99 ms.
+# Appends: name, client, accepted/s, delivered/s, p50 ms, p99 ms, and the
+# 1-minute load average at the start (other work on the machine skews all).
 run_load() {
-    local name=$1 maildir=$2 port=$3 client=$4 before start end report accepted_rate p50 p99 secs
+    local name=$1 maildir=$2 port=$3 client=$4 before start end report accepted_rate p50 p99 secs load
     before=$(delivered "$maildir")
     sync
+    load=$(cut -d' ' -f1 /proc/loadavg)
     report=$work/$name-$client.json
     start=$(now)
     if [ "$client" = sluice-load ]; then
@@ -180,8 +185,8 @@ run_load() {
         p99=-
     fi
     secs=$(wait_delivered "$maildir" $((before + messages)) "$start")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$client" "$accepted_rate" \
-        "$(python3 -c "print(round($messages / $secs, 1))")" "$p50" "$p99" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$client" "$accepted_rate" \
+        "$(python3 -c "print(round($messages / $secs, 1))")" "$p50" "$p99" "$load" >>"$results"
     say "$name ($client): accepted $accepted_rate/s, all delivered after $(python3 -c "print(round($secs, 2))") s"
 }
 
@@ -256,10 +261,6 @@ exim_pid=$work/exim/spool/exim-daemon.pid
 for _ in $(seq 50); do [ -s "$exim_pid" ] && break; sleep 0.1; done
 [ -s "$exim_pid" ] || { echo "smtp.sh: Exim did not start:" >&2; cat "$work/exim/log/"* >&2; exit 1; }
 pids+=("$(cat "$exim_pid")")
-for client in "${clients[@]}"; do
-    run_load exim "$work/exim/mail/load" "$exim_port" "$client"
-done
-kill "${pids[-1]}"
 
 # --- Sluice --------------------------------------------------------------------
 
@@ -275,36 +276,54 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -n "$sluice_port" ] || { echo "smtp.sh: sluice did not start:" >&2; cat "$work/sluice/stderr" >&2; exit 1; }
-for client in "${clients[@]}"; do
-    run_load sluice "$work/sluice/mail/localhost/load" "$sluice_port" "$client"
+
+# --- the runs ------------------------------------------------------------------
+
+# Rounds alternate the servers, so that a change in the machine's other load
+# does not fall on one server only.
+for round in $(seq "$rounds"); do
+    for client in "${clients[@]}"; do
+        say "round $round of $rounds, $client"
+        run_load exim "$work/exim/mail/load" "$exim_port" "$client"
+        run_load sluice "$work/sluice/mail/localhost/load" "$sluice_port" "$client"
+    done
 done
-kill "${pids[-1]}"
 
 # --- report --------------------------------------------------------------------
 
 cat <<EOF
 
-$messages messages of $size bytes over $connections connections, every one delivered into Maildir.
+$messages messages of $size bytes over $connections connections, every one delivered into Maildir; $rounds round(s).
 $(nproc) CPUs; work directory on $(df -PT "$work" | awk 'NR==2 {print $1 " (" $2 ")"}').
 Exim $exim_version; Sluice $("$sluice_bin" --version 2>/dev/null | awk '{print $2}') with durability=batch.
 
 EOF
 python3 - "$results" <<'EOF'
+import statistics
 import sys
+
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-head = ("server", "client", "accepted/s", "delivered/s", "p50 ms", "p99 ms")
-print("%-8s %-12s %11s %12s %9s %9s" % head)
+head = ("server", "client", "accepted/s", "delivered/s", "p50 ms", "p99 ms", "load")
+fmt = "%-8s %-12s %11s %12s %9s %9s %6s"
+print(fmt % head)
 for r in rows:
-    print("%-8s %-12s %11s %12s %9s %9s" % tuple(r))
-by = {(r[0], r[1]): r for r in rows}
+    print(fmt % tuple(r))
+
+
+def median(server, client, i):
+    v = [float(r[i]) for r in rows if r[0] == server and r[1] == client and r[i] != "-"]
+    return statistics.median(v) if v else None
+
+
 print()
 for client in sorted({r[1] for r in rows}):
-    s, e = by.get(("sluice", client)), by.get(("exim", client))
-    if not (s and e):
+    s = [median("sluice", client, i) for i in range(2, 6)]
+    e = [median("exim", client, i) for i in range(2, 6)]
+    if None in (s[0], e[0]):
         continue
-    ratio = lambda i: "%.1fx" % (float(s[i]) / float(e[i]))
-    line = "sluice/exim (%s): accepted %s, delivered %s" % (client, ratio(2), ratio(3))
-    if s[5] != "-":
-        line += ", p99 time to 250 %.2f ms vs %.2f ms" % (float(s[5]), float(e[5]))
+    line = "median, %s: sluice/exim accepted/s %.1fx (%.0f vs %.0f), delivered/s %.1fx (%.0f vs %.0f)" % (
+        client, s[0] / e[0], s[0], e[0], s[1] / e[1], s[1], e[1])
+    if s[3] is not None and e[3] is not None:
+        line += "; p99 to 250 %.1f ms vs %.1f ms" % (s[3], e[3])
     print(line)
 EOF
