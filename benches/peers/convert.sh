@@ -53,9 +53,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-(cd "$ROOT" && cargo build --release -q -p sluice-tools)
-BIN="$ROOT/target/release/convert2maildir"
-[ -n "${CARGO_TARGET_DIR:-}" ] && BIN="$CARGO_TARGET_DIR/release/convert2maildir"
+# CONVERT2MAILDIR=path uses a binary built elsewhere.
+BIN=${CONVERT2MAILDIR:-}
+if [ -z "$BIN" ]; then
+  (cd "$ROOT" && cargo build --release -q -p sluice-tools)
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/convert2maildir"
+fi
 
 CORPUS="$WORK/c$N.mbox"
 MANIFEST="$WORK/c$N.manifest.tsv"
