@@ -50,6 +50,9 @@ const ID_ATTEMPTS: usize = 5;
 const CHUNK: usize = 64 * 1024;
 /// Threads that scan the 62 subdirectories of a large queue.
 const SCAN_THREADS: usize = 8;
+/// Most IDs an unsorted listing holds at once (1.5 MB): a flat spool of a
+/// million messages is listed in sorted chunks of this size.
+pub const UNSORTED_CHUNK: usize = 65_536;
 
 /// How a queue is opened. Libraries take this, never the whole config.
 #[derive(Debug, Clone)]
@@ -434,12 +437,19 @@ impl Queue {
         Ok(all)
     }
 
-    /// Every message ID in directory order, found lazily: the first comes
-    /// at once and memory stays flat however long the queue is.
+    /// Every message ID, one subdirectory at a time (each sorted by
+    /// arrival, in chunks of at most [`UNSORTED_CHUNK`]), found lazily: the
+    /// first comes at once and memory stays flat however long the queue is.
     pub fn ids_unsorted(&self) -> UnsortedIds {
+        self.ids_in_chunks(UNSORTED_CHUNK)
+    }
+
+    fn ids_in_chunks(&self, chunk_size: usize) -> UnsortedIds {
         UnsortedIds {
             dirs: self.layout().input_dirs().into_iter(),
             current: None,
+            chunk: Vec::new().into_iter(),
+            chunk_size: chunk_size.max(1),
         }
     }
 
@@ -968,11 +978,46 @@ fn read_at_most(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Message IDs in directory order, read lazily (see
+/// Message IDs subdirectory by subdirectory, read lazily (see
 /// [`Queue::ids_unsorted`]).
 pub struct UnsortedIds {
     dirs: std::vec::IntoIter<PathBuf>,
     current: Option<(PathBuf, fs::ReadDir)>,
+    chunk: std::vec::IntoIter<MessageId>,
+    chunk_size: usize,
+}
+
+impl UnsortedIds {
+    /// Reads up to [`UNSORTED_CHUNK`] IDs of the current directory.
+    fn fill(&mut self) -> Option<Result<()>> {
+        let (dir, rd) = self.current.as_mut()?;
+        let mut ids = Vec::new();
+        let mut failure = None;
+        while ids.len() < self.chunk_size {
+            match rd.next() {
+                Some(Ok(e)) => {
+                    if let Some(n) = e.file_name().to_str()
+                        && let SpoolFile::Header(id) = layout::classify(n)
+                    {
+                        ids.push(id);
+                    }
+                }
+                Some(Err(e)) => {
+                    failure = Some(Error::io("read directory", dir.clone(), e));
+                    break;
+                }
+                None => break,
+            }
+        }
+        if failure.is_some() || ids.len() < self.chunk_size {
+            self.current = None;
+        }
+        // Arrival order is also (nearly) inode order: the -H files are then
+        // read in the order they lie on disk, not in hash order.
+        ids.sort_unstable();
+        self.chunk = ids.into_iter();
+        Some(failure.map_or(Ok(()), Err))
+    }
 }
 
 impl Iterator for UnsortedIds {
@@ -980,24 +1025,13 @@ impl Iterator for UnsortedIds {
 
     fn next(&mut self) -> Option<Result<MessageId>> {
         loop {
-            if let Some((dir, rd)) = &mut self.current {
-                match rd.next() {
-                    Some(Ok(e)) => {
-                        let name = e.file_name();
-                        if let Some(n) = name.to_str()
-                            && let SpoolFile::Header(id) = layout::classify(n)
-                        {
-                            return Some(Ok(id));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        let err = Error::io("read directory", dir.clone(), e);
-                        self.current = None;
-                        return Some(Err(err));
-                    }
-                    None => self.current = None,
-                }
+            if let Some(id) = self.chunk.next() {
+                return Some(Ok(id));
+            }
+            match self.fill() {
+                Some(Ok(())) => continue,
+                Some(Err(e)) => return Some(Err(e)),
+                None => {}
             }
             let dir = self.dirs.next()?;
             match fs::read_dir(&dir) {
@@ -1128,6 +1162,26 @@ mod tests {
         // A damaged cache is ignored.
         fs::write(dir.path().join(count::CACHE_FILE), b"1 2 3 999 /nope\nzz").unwrap();
         assert_eq!(q.count().unwrap(), 3);
+    }
+
+    #[test]
+    fn unsorted_ids_come_in_sorted_chunks_and_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Flat: every message in one directory, so chunks matter.
+        let q = open(dir.path(), Durability::None, false);
+        let mut want: Vec<MessageId> = (0..10)
+            .map(|_| q.enter(&env(), &[], b"x\n").unwrap())
+            .collect();
+        want.sort();
+        for size in [1, 3, 10, 11] {
+            let got: Vec<MessageId> = q.ids_in_chunks(size).map(|r| r.unwrap()).collect();
+            for c in got.chunks(size) {
+                assert!(c.windows(2).all(|w| w[0] < w[1]), "size {size}: {got:?}");
+            }
+            let mut sorted = got.clone();
+            sorted.sort();
+            assert_eq!(sorted, want, "size {size}");
+        }
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //!     enter COUNT messages; after each success print "ok ID TAG-SEQ"
 //! spool-harness fill ROOT COUNT [--threads T]
 //!     enter COUNT tiny messages with durability "none" (benchmark setup)
+//! spool-harness enter ROOT COUNT --durability D --writers W [--barrier B]
+//!     enter COUNT small messages from W threads and print the rate; B is
+//!     sequential, parallel:N or syncfs (for quick A/B runs beside the
+//!     criterion benchmark)
 //! spool-harness list ROOT [--sorted]
 //!     print "ID SIZE <SENDER>" per message; errors go to stderr
 //! spool-harness count ROOT
@@ -53,6 +57,7 @@ fn run(args: &[String]) -> Result<(), String> {
         "idgen" => idgen(args),
         "submit" => submit(args),
         "fill" => fill(args),
+        "enter" => enter(args),
         "list" => list(args),
         "count" => count(args),
         _ => Err("usage: spool-harness idgen|submit|fill|list|count ...".into()),
@@ -190,6 +195,65 @@ fn fill(args: &[String]) -> Result<(), String> {
         hs.into_iter()
             .try_for_each(|h| h.join().unwrap_or(Err("thread panicked".into())))
     })?;
+    q.wait_before_exit();
+    Ok(())
+}
+
+fn enter(args: &[String]) -> Result<(), String> {
+    let root = args.get(1).ok_or("missing ROOT")?;
+    let count = num(args, 2, "COUNT")?;
+    let durability: Durability = flag(args, "--durability")
+        .unwrap_or_else(|| "batch".into())
+        .parse()?;
+    let writers: u64 = flag(args, "--writers")
+        .map(|t| t.parse().unwrap_or(1))
+        .unwrap_or(1)
+        .max(1);
+    let mut opts = QueueOptions {
+        durability,
+        ..Default::default()
+    };
+    if let Some(b) = flag(args, "--barrier") {
+        opts.batch.data_barrier = match b.split_once(':') {
+            Some(("parallel", n)) => {
+                durable::DataBarrier::Parallel(n.parse().map_err(|_| "--barrier parallel:N")?)
+            }
+            _ if b == "sequential" => durable::DataBarrier::Sequential,
+            _ if b == "syncfs" => durable::DataBarrier::Syncfs,
+            _ => return Err(format!("--barrier {b}: sequential, parallel:N or syncfs")),
+        };
+    }
+    let q = Queue::open(&PathBuf::from(root), opts).map_err(|e| e.to_string())?;
+    let env = Envelope::new("bench@example.org", &["rcpt@example.net"]);
+    let headers = [
+        Header::new("From: bench@example.org\n"),
+        Header::new("Subject: benchmark\n"),
+    ];
+    let body = b"A small message body.\n".repeat(20);
+    let per = count / writers;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..writers)
+            .map(|_| {
+                s.spawn(|| -> Result<(), String> {
+                    for _ in 0..per {
+                        q.enter(&env, &headers, &body).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .try_for_each(|h| h.join().unwrap_or(Err("thread panicked".into())))
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    let st = q.committer().stats();
+    println!(
+        "{durability} writers={writers} messages={} seconds={secs:.3} rate={:.0}/s batches={}",
+        per * writers,
+        (per * writers) as f64 / secs,
+        st.batches
+    );
     q.wait_before_exit();
     Ok(())
 }
