@@ -578,7 +578,18 @@ fn create_tree(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
         mkdir_one(&root.join(sub), owner, &mut created)?;
     }
     // Make each new entry durable: sync the parent of every created dir.
-    let mut parents: Vec<&Path> = created.iter().filter_map(|p| p.parent()).collect();
+    // A relative name without a parent ("Maildir") lives in ".".
+    let mut parents: Vec<&Path> = created
+        .iter()
+        .filter_map(|p| p.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .collect();
     parents.sort();
     parents.dedup();
     for p in parents {
