@@ -4,12 +4,14 @@
 //! the message's journal, log as Exim does, and remove the message only
 //! when every recipient's delivery is durable.
 //!
-//! Exactly once across crashes: before a recipient's delivery starts, an
-//! intent is recorded durably in the journal; its Maildir file is named
-//! after the message ID and recipient number (`<ID>.<n>`). A recipient
-//! found in flight after a crash is looked for in its Maildir first, and
-//! publishing never replaces a file, so a delivery that landed is not made
-//! twice.
+//! Exactly once across crashes: a recipient's Maildir file is named after
+//! the message ID and recipient number (`<ID>.<n>`) and published without
+//! ever replacing a file. Any attempt but the first one right after arrival
+//! looks for that name in `new/` and `cur/` before delivering, so a
+//! delivery that landed before a crash is recorded, not made again. That is
+//! why a message delivered in full at its first attempt needs no journal
+//! and no flush of its removal: a removal lost to a power cut only brings
+//! back a message whose deliveries are all found by name.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -75,8 +77,10 @@ impl Deliverer {
     }
 
     /// Tries the due recipients of message `id` (all of them with `force`,
-    /// also when frozen, as `-qff`/`-M`).
-    pub fn attempt(&self, id: &MessageId, force: bool) -> Attempt {
+    /// also when frozen, as `-qff`/`-M`). `arrival` says this is the attempt
+    /// the accept path starts right after queueing: no earlier attempt can
+    /// have delivered anything, so Maildirs need not be searched.
+    pub fn attempt(&self, id: &MessageId, force: bool, arrival: bool) -> Attempt {
         let mut d = match self.queue.begin_delivery(id) {
             Ok(d) => d,
             Err(spool::Error::Locked { .. } | spool::Error::NotFound { .. }) => {
@@ -104,7 +108,12 @@ impl Deliverer {
             // Nothing left to do: finish removes a complete message.
             return self.finish(d, id);
         }
-        let in_flight = d.in_flight();
+        // A message that may have been tried before (a queue run, a restart
+        // after a crash or power cut): each Maildir delivery is looked for by
+        // name first, so one that landed is not made twice.
+        let fresh = arrival
+            && d.in_flight().is_empty()
+            && env.recipients.iter().all(|r| r.state == RcptState::Pending);
         let message = match self.message_bytes(&d) {
             Ok(m) => m,
             Err(e) => {
@@ -114,6 +123,7 @@ impl Deliverer {
         };
 
         // Route first, so that the intents cover only real attempts.
+        let mut lines: Vec<String> = Vec::new();
         let mut plans: Vec<(usize, Result<Vec<Destination>, Routed>)> = Vec::new();
         for &i in &due {
             let addr = &env.recipients[i].address;
@@ -123,8 +133,17 @@ impl Deliverer {
             };
             plans.push((i, routed));
         }
+        // Maildir deliveries are found again by name; an mbox append is
+        // not, so its start is recorded: after a crash the recipient shows
+        // as in flight and the append is made again (mbox delivery is at
+        // least once, Maildir delivery exactly once).
+        let any_mbox = plans.iter().any(|(_, p)| {
+            p.as_ref()
+                .is_ok_and(|ds| ds.iter().any(|d| d.driver == TransportDriver::Mbox))
+        });
         for (i, plan) in &plans {
-            if plan.is_ok()
+            if any_mbox
+                && plan.is_ok()
                 && let Err(e) = d.start(*i)
             {
                 self.logs
@@ -164,12 +183,7 @@ impl Deliverer {
                         let r = match dest.driver {
                             TransportDriver::Mbox => self.append_mbox(dest, &env.sender, &message),
                             TransportDriver::Maildir => {
-                                match self.stage_maildir(
-                                    dest,
-                                    &base,
-                                    in_flight.contains(i),
-                                    &message,
-                                ) {
+                                match self.stage_maildir(dest, &base, !fresh, &message) {
                                     Ok(Staged::Job(job, md, size)) => {
                                         job_slots.push((pi, results.len(), md, size));
                                         jobs.push(job);
@@ -218,7 +232,7 @@ impl Deliverer {
                             dest.router,
                             dest.transport
                         );
-                        self.log(id, &line);
+                        lines.push(line);
                     }
                     DestResult::Deferred(why) => {
                         // Retry times count from the arrival (Exim counts
@@ -230,13 +244,10 @@ impl Deliverer {
                         };
                         match self.schedule.next(first, now, attempts) {
                             Some(until) => {
-                                self.log(
-                                    id,
-                                    &format!(
-                                        "{id} == {} R={} T={} defer: {why}",
-                                        rcpt.address, dest.router, dest.transport
-                                    ),
-                                );
+                                lines.push(format!(
+                                    "{id} == {} R={} T={} defer: {why}",
+                                    rcpt.address, dest.router, dest.transport
+                                ));
                                 if !matches!(outcome, Outcome::Failed { .. }) {
                                     outcome = Outcome::Deferred {
                                         until,
@@ -245,13 +256,10 @@ impl Deliverer {
                                 }
                             }
                             None => {
-                                self.log(
-                                    id,
-                                    &format!(
-                                        "{id} ** {} R={} T={}: retry timeout exceeded: {why}",
-                                        rcpt.address, dest.router, dest.transport
-                                    ),
-                                );
+                                lines.push(format!(
+                                    "{id} ** {} R={} T={}: retry timeout exceeded: {why}",
+                                    rcpt.address, dest.router, dest.transport
+                                ));
                                 outcome = Outcome::Failed {
                                     reason: format!("retry timeout exceeded: {why}"),
                                 };
@@ -259,13 +267,10 @@ impl Deliverer {
                         }
                     }
                     DestResult::Failed(why) => {
-                        self.log(
-                            id,
-                            &format!(
-                                "{id} ** {} R={} T={}: {why}",
-                                rcpt.address, dest.router, dest.transport
-                            ),
-                        );
+                        lines.push(format!(
+                            "{id} ** {} R={} T={}: {why}",
+                            rcpt.address, dest.router, dest.transport
+                        ));
                         outcome = Outcome::Failed {
                             reason: why.clone(),
                         };
@@ -274,6 +279,31 @@ impl Deliverer {
             }
             any_failed |= matches!(outcome, Outcome::Failed { .. });
             records.push((*i, outcome));
+        }
+        // Every recipient delivered, to Maildirs only: nothing to record.
+        // The message is removed without a flush; if a crash or power cut
+        // loses that removal, the next attempt finds each file by name.
+        let all_delivered = !any_mbox
+            && records.iter().all(|(_, o)| *o == Outcome::Delivered)
+            && env.undelivered().all(|(i, _)| due.contains(&i));
+        if all_delivered {
+            for l in &lines {
+                self.logs.main(l);
+            }
+            return match d.remove_delivered() {
+                Ok(()) => {
+                    self.logs.main(&format!("{id} Completed"));
+                    Attempt::Completed
+                }
+                Err(e) => {
+                    self.logs
+                        .panic(&format!("{id} cannot be removed after delivery: {e}"));
+                    Attempt::Kept
+                }
+            };
+        }
+        for l in &lines {
+            self.log(id, l);
         }
         if let Err(e) = d.record_all(&records) {
             self.logs
@@ -413,8 +443,8 @@ fn local_part(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(l, _)| l)
 }
 
-/// A message to try, and whether to force it.
-type Job = (MessageId, bool);
+/// A message to try, whether to force it, and whether it just arrived.
+type Job = (MessageId, bool, bool);
 
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
@@ -430,17 +460,18 @@ impl Workers {
             let _ = std::thread::Builder::new()
                 .name(format!("delivery-{k}"))
                 .spawn(move || {
-                    while let Ok((id, force)) = rx.recv() {
-                        d.attempt(&id, force);
+                    while let Ok((id, force, arrival)) = rx.recv() {
+                        d.attempt(&id, force, arrival);
                     }
                 });
         }
         Workers { tx }
     }
 
-    /// Queues message `id` for an attempt.
-    pub fn dispatch(&self, id: MessageId, force: bool) {
-        let _ = self.tx.send((id, force));
+    /// Queues message `id` for an attempt; `arrival` for the first one,
+    /// right after the message was queued.
+    pub fn dispatch(&self, id: MessageId, force: bool, arrival: bool) {
+        let _ = self.tx.send((id, force, arrival));
     }
 }
 
@@ -470,7 +501,7 @@ pub fn queue_run(deliverer: &Deliverer, force: bool, threads: usize) -> (usize, 
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(id) = ids.get(i) else { break };
-                    let r = deliverer.attempt(id, force);
+                    let r = deliverer.attempt(id, force, false);
                     let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
                     match r {
                         Attempt::Completed => c.0 += 1,

@@ -318,8 +318,24 @@ impl Delivery {
         Ok(Finished::Kept)
     }
 
+    /// Removes a message whose every recipient was delivered in this
+    /// attempt, without recording the outcomes and without syncing the
+    /// directory. For deliveries that are idempotent (Maildir files named
+    /// after the ID and recipient, published without replacing): a crash
+    /// or power cut that loses the removal brings the message back, and
+    /// its next attempt finds each delivery by name instead of making it
+    /// again. Saves the journal's flush and the directory's.
+    pub fn remove_delivered(self) -> Result<()> {
+        self.remove_files(false)
+    }
+
     /// Removes the message whatever its state (`-Mrm`).
     pub fn remove(self) -> Result<()> {
+        let sync = self.queue.syncs();
+        self.remove_files(sync)
+    }
+
+    fn remove_files(self, sync: bool) -> Result<()> {
         let io = self.queue.io();
         let h = self.layout.header(&self.id);
         match io.remove_file(&h) {
@@ -327,7 +343,7 @@ impl Delivery {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", h, e)),
         }
-        if self.queue.syncs() {
+        if sync {
             let dir = self.layout.input_dir(&self.id);
             io.sync_dir(&dir)
                 .map_err(|e| Error::io("fsync directory", &dir, e))?;

@@ -61,7 +61,7 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
             code = 1;
             continue;
         }
-        if deliverer.attempt(&id, force) == Attempt::Skipped {
+        if deliverer.attempt(&id, force, false) == Attempt::Skipped {
             eprintln!("{id}: not delivered now (locked by another process, or nothing due)");
         }
     }

@@ -263,7 +263,7 @@ fn runner_dispatch(d: &Deliverer, shared: &Shared) {
     match q.ids() {
         Ok(ids) => {
             for id in ids {
-                shared.workers.dispatch(id, false);
+                shared.workers.dispatch(id, false, false);
             }
         }
         Err(e) => shared.logs.panic(&format!("queue run: {e}")),

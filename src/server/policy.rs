@@ -254,7 +254,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
         Ok(id) => {
             shared.logs.main(&format!("{id} {line}"));
             if !shared.cfg.queue_only {
-                shared.workers.dispatch(id, false);
+                shared.workers.dispatch(id, false, true);
             }
             Reply::queued(id.as_str()).into()
         }
