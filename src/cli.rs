@@ -30,6 +30,10 @@ pub enum Mode {
     Noop,
     /// `sluice route ADDR...` / `-bt`: which router and transport take each address.
     Route(Vec<String>),
+    /// `sluice submit` / `sendmail` / `-bm`: queue a message from stdin.
+    Submit(crate::cmd::submit::SubmitArgs),
+    /// `sluice queue ...` / `-bp`, `-bpc`, `-Mvl`, `-Mrm`...: the queue commands.
+    Queue(crate::cmd::queue::QueueCommand),
     /// `sluice serve` / `-bd`: the daemon.
     Serve(crate::server::ServeOptions),
     /// `sluice queue run` / `-q` / `-qf` / `-M ID...`: one queue run.
@@ -64,6 +68,13 @@ enum Command {
     /// Deliver one message from standard input into a Maildir or mbox (a local
     /// delivery agent, as dovecot-lda or procmail); exits with sysexits codes.
     Deliver(DeliverArgs),
+    /// Queue a message read from standard input (sendmail, Exim's -bm).
+    Submit(crate::cmd::submit::SubmitArgs),
+    /// The queue: list (-bp), count (-bpc), show (-Mvl/-Mvh/-Mvb), remove (-Mrm), freeze (-Mf), thaw (-Mt).
+    Queue {
+        #[command(subcommand)]
+        command: crate::cmd::queue::QueueCommand,
+    },
     /// Run the SMTP/LMTP daemon with delivery workers (Exim's -bd).
     Serve {
         /// Listen here instead of smtp.listen (repeatable), e.g. 127.0.0.1:2525.
@@ -217,6 +228,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 .map_err(|e| UsageError(format!("--queue-interval: {e}")))?,
         }),
         Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
+        Command::Submit(a) => Mode::Submit(a),
+        Command::Queue { command } => Mode::Queue(command),
     };
     Ok(Invocation { sources, mode })
 }
@@ -236,8 +249,43 @@ struct Legacy {
     args: Vec<String>,
 }
 
-/// Parses sendmail/Exim flags with lexopt and resolves them into a mode.
+/// Whether Exim-style arguments ask for something other than submitting a
+/// message (a `-b` mode other than `-bm`, a queue run, a `-M` action, a
+/// daemon address).
+fn is_admin_mode(args: &[OsString]) -> bool {
+    args.iter()
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--")
+        .any(|a| {
+            (a.starts_with("-b") && a != "-bm")
+                || a.starts_with("-q")
+                || a.starts_with("-M")
+                || a == "-oX"
+        })
+}
+
+/// Parses sendmail/Exim flags and resolves them into a mode.
 fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
+    use crate::cmd::queue::{ListArgs, QueueCommand};
+    if program == "mailq" && !is_admin_mode(args) {
+        return Ok(Invocation {
+            sources: Sources::default(),
+            mode: Mode::Queue(QueueCommand::List(ListArgs::default())),
+        });
+    }
+    if !is_admin_mode(args) {
+        // sendmail [flags] [address...]: the submission flags (-t, -i, -f,
+        // -F, -odq, ...) have their own parser.
+        let parsed = crate::cmd::submit::parse_sendmail_args(args)
+            .map_err(|e| UsageError(format!("{program}: {e}")))?;
+        return Ok(Invocation {
+            sources: Sources {
+                file: parsed.config,
+                overrides: Vec::new(),
+            },
+            mode: Mode::Submit(parsed.submit),
+        });
+    }
     use lexopt::prelude::*;
     let mut low = Legacy::default();
     let mut p = lexopt::Parser::from_args(args.iter().cloned());
@@ -295,6 +343,12 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         ),
         _ => None,
     };
+    if let Some(cmd) = low.b.as_deref().and_then(QueueCommand::from_exim_b) {
+        return Ok(Invocation {
+            sources,
+            mode: Mode::Queue(cmd),
+        });
+    }
     let mode = match (low.b.as_deref(), low.q.as_deref(), low.m.as_deref()) {
         (Some("d" | "df"), _, _) => Mode::Serve(crate::server::ServeOptions {
             listen: low.listen,
@@ -312,6 +366,10 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         (Some(other), _, _) => {
             return Err(UsageError(format!("{program}: -b{other} is not supported")));
         }
+        (None, _, Some(m)) if !m.is_empty() => Mode::Queue(
+            QueueCommand::from_exim_m(m, low.args)
+                .map_err(|e| UsageError(format!("{program}: {e}")))?,
+        ),
         (None, _, Some("")) if !low.args.is_empty() => Mode::QueueRun {
             force: true,
             ids: low.args,

@@ -2,4 +2,6 @@
 
 pub mod deliver;
 pub mod deliver_mbox;
+pub mod queue;
 pub mod queue_run;
+pub mod submit;
