@@ -81,20 +81,55 @@ impl Deliverer {
     /// the accept path starts right after queueing: no earlier attempt can
     /// have delivered anything, so Maildirs need not be searched.
     pub fn attempt(&self, id: &MessageId, force: bool, arrival: bool) -> Attempt {
+        self.attempt_many(&[(*id, force, arrival)])
+            .pop()
+            .unwrap_or(Attempt::Skipped)
+    }
+
+    /// [`Deliverer::attempt`] for several messages at once: all their
+    /// Maildir files are handed to the committer together, so that they
+    /// share one flush however few delivery threads there are.
+    pub fn attempt_many(&self, batch: &[Job]) -> Vec<Attempt> {
+        let mut results: Vec<Option<Attempt>> = Vec::with_capacity(batch.len());
+        let mut prepared: Vec<(usize, Box<Prepared>)> = Vec::new();
+        let mut jobs = Vec::new();
+        for (k, (id, force, arrival)) in batch.iter().enumerate() {
+            match self.prepare(id, *force, *arrival) {
+                Step::Done(a) => results.push(Some(a)),
+                Step::Ready(mut p) => {
+                    jobs.append(&mut p.jobs);
+                    results.push(None);
+                    prepared.push((k, p));
+                }
+            }
+        }
+        let mut tickets = self.queue.committer().submit_all(jobs).into_iter();
+        for (k, p) in prepared {
+            let mine: Vec<durable::Ticket> = tickets.by_ref().take(p.job_slots.len()).collect();
+            results[k] = Some(self.complete(p, mine));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Attempt::Skipped))
+            .collect()
+    }
+
+    /// Locks, routes and stages one message (nothing durable yet).
+    fn prepare(&self, id: &MessageId, force: bool, arrival: bool) -> Step {
         let mut d = match self.queue.begin_delivery(id) {
             Ok(d) => d,
             Err(spool::Error::Locked { .. } | spool::Error::NotFound { .. }) => {
-                return Attempt::Skipped;
+                return Step::Done(Attempt::Skipped);
             }
             Err(e) => {
                 self.logs
                     .panic(&format!("{id} cannot be read for delivery: {e}"));
-                return Attempt::Skipped;
+                return Step::Done(Attempt::Skipped);
             }
         };
         let env = d.envelope().clone();
         if env.frozen.is_some() && !force {
-            return Attempt::Skipped;
+            return Step::Done(Attempt::Skipped);
         }
         let now = clock::now() as u64;
         let due: Vec<usize> = env
@@ -106,7 +141,7 @@ impl Deliverer {
             .collect();
         if due.is_empty() {
             // Nothing left to do: finish removes a complete message.
-            return self.finish(d, id);
+            return Step::Done(self.finish(d, id));
         }
         // A message that may have been tried before (a queue run, a restart
         // after a crash or power cut): each Maildir delivery is looked for by
@@ -118,12 +153,12 @@ impl Deliverer {
             Ok(m) => m,
             Err(e) => {
                 self.logs.panic(&format!("{id} spool file unreadable: {e}"));
-                return Attempt::Skipped;
+                return Step::Done(Attempt::Skipped);
             }
         };
 
         // Route first, so that the intents cover only real attempts.
-        let mut lines: Vec<String> = Vec::new();
+        let lines: Vec<String> = Vec::new();
         let mut plans: Vec<(usize, Result<Vec<Destination>, Routed>)> = Vec::new();
         for &i in &due {
             let addr = &env.recipients[i].address;
@@ -148,12 +183,11 @@ impl Deliverer {
             {
                 self.logs
                     .panic(&format!("{id} cannot record a delivery intent: {e}"));
-                return Attempt::Skipped;
+                return Step::Done(Attempt::Skipped);
             }
         }
 
         // Stage every Maildir file of this message and commit them together.
-        let committer = self.queue.committer().clone();
         let mut outcomes: Vec<(usize, Vec<(Destination, DestResult)>)> = Vec::new();
         let mut jobs = Vec::new();
         let mut job_slots: Vec<(usize, usize, Maildir, u64)> = Vec::new(); // (plan, dest, maildir, size)
@@ -202,7 +236,36 @@ impl Deliverer {
             }
             outcomes.push((*i, results));
         }
-        let tickets = committer.submit_all(jobs);
+        Step::Ready(Box::new(Prepared {
+            d,
+            id: *id,
+            env,
+            now,
+            due,
+            any_mbox,
+            lines,
+            outcomes,
+            jobs,
+            job_slots,
+        }))
+    }
+
+    /// Takes the commit results of a prepared message, records and logs the
+    /// outcomes, and removes the message once every recipient is done.
+    fn complete(&self, p: Box<Prepared>, tickets: Vec<durable::Ticket>) -> Attempt {
+        let Prepared {
+            mut d,
+            id,
+            env,
+            now,
+            due,
+            any_mbox,
+            mut lines,
+            mut outcomes,
+            job_slots,
+            ..
+        } = *p;
+        let id = &id;
         for ((pi, ri, md, size), ticket) in job_slots.into_iter().zip(tickets) {
             let r = match ticket.wait() {
                 Ok(()) => {
@@ -423,6 +486,26 @@ impl Deliverer {
     }
 }
 
+/// A message locked, routed and staged, waiting for its commit.
+struct Prepared {
+    d: Delivery,
+    id: MessageId,
+    env: spool::Envelope,
+    now: u64,
+    due: Vec<usize>,
+    any_mbox: bool,
+    lines: Vec<String>,
+    outcomes: Vec<(usize, Vec<(Destination, DestResult)>)>,
+    jobs: Vec<durable::Job>,
+    /// (recipient plan, destination, Maildir, size) of each job, in order.
+    job_slots: Vec<(usize, usize, Maildir, u64)>,
+}
+
+enum Step {
+    Done(Attempt),
+    Ready(Box<Prepared>),
+}
+
 enum Staged {
     Job(durable::Job, Maildir, u64),
     /// Found in the Maildir from an attempt that crashed before recording.
@@ -444,7 +527,10 @@ fn local_part(address: &str) -> &str {
 }
 
 /// A message to try, whether to force it, and whether it just arrived.
-type Job = (MessageId, bool, bool);
+pub type Job = (MessageId, bool, bool);
+
+/// Most messages one delivery thread takes into one flush.
+const WORKER_BATCH: usize = 64;
 
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
@@ -460,8 +546,18 @@ impl Workers {
             let _ = std::thread::Builder::new()
                 .name(format!("delivery-{k}"))
                 .spawn(move || {
-                    while let Ok((id, force, arrival)) = rx.recv() {
-                        d.attempt(&id, force, arrival);
+                    while let Ok(first) = rx.recv() {
+                        // Whatever else is waiting goes into the same
+                        // flush (bounded, so that one thread does not hog
+                        // a long queue run).
+                        let mut batch = vec![first];
+                        while batch.len() < WORKER_BATCH {
+                            match rx.try_recv() {
+                                Ok(j) => batch.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        d.attempt_many(&batch);
                     }
                 });
         }
