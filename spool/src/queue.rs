@@ -456,10 +456,11 @@ impl Queue {
         }
     }
 
-    /// The messages (envelopes without headers), sorted by arrival or in
-    /// directory order. A file that cannot be read or parsed comes as an
-    /// error naming it, and the iteration goes on; a message removed while
-    /// the listing runs is skipped.
+    /// The messages (envelopes without headers), sorted by arrival or, for
+    /// a listing that must start at once, subdirectory by subdirectory
+    /// (see [`Queue::ids_unsorted`]). A file that cannot be read or parsed
+    /// comes as an error naming it, and the iteration goes on; a message
+    /// removed while the listing runs is skipped.
     pub fn messages(&self, sorted: bool) -> Result<Messages> {
         let ids: Box<dyn Iterator<Item = Result<MessageId>> + Send> = if sorted {
             Box::new(self.ids()?.into_iter().map(Ok))
