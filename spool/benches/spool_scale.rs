@@ -74,9 +74,11 @@ fn list(root: &Path, sorted: bool) -> Listing {
 }
 
 fn main() {
-    // `cargo bench` passes "--bench"; `cargo test --benches` does not run
-    // benches with harness = false unless asked, but be safe.
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes "--bench"; `cargo test --benches` (or
+    // --all-targets) runs this binary without it, and must not build a
+    // million files.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("spool_scale: run it with `cargo bench -p spool --bench spool_scale`");
         return;
     }
     let n: u64 = std::env::var("SPOOL_SCALE_MESSAGES")
