@@ -76,6 +76,20 @@ impl Deliverer {
         &self.queue
     }
 
+    /// Removes spool garbage older than `queue.garbage_after` (leftovers of
+    /// crashed entries and removals), logging each file removed.
+    pub fn clean_garbage(&self) {
+        match self.queue.clean_garbage(self.cfg.queue.garbage_after) {
+            Ok(removed) => {
+                for p in removed {
+                    self.logs
+                        .main(&format!("removed spool garbage {}", p.display()));
+                }
+            }
+            Err(e) => self.logs.panic(&format!("cleaning spool garbage: {e}")),
+        }
+    }
+
     /// Tries the due recipients of message `id` (all of them with `force`,
     /// also when frozen, as `-qff`/`-M`). `arrival` says this is the attempt
     /// the accept path starts right after queueing: no earlier attempt can
@@ -574,14 +588,7 @@ impl Workers {
 /// A queue run: every queued message (in arrival order) gets an attempt,
 /// `threads` at a time. Returns (completed, kept, skipped).
 pub fn queue_run(deliverer: &Deliverer, force: bool, threads: usize) -> (usize, usize, usize) {
-    if let Err(e) = deliverer
-        .queue
-        .clean_garbage(deliverer.cfg.queue.garbage_after)
-    {
-        deliverer
-            .logs
-            .panic(&format!("cleaning spool garbage: {e}"));
-    }
+    deliverer.clean_garbage();
     let ids = match deliverer.queue.ids() {
         Ok(ids) => ids,
         Err(e) => {

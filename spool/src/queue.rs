@@ -493,10 +493,22 @@ impl Queue {
                     _ => None,
                 })
                 .collect();
+            let datas: std::collections::HashSet<MessageId> = names
+                .iter()
+                .filter_map(|n| match layout::classify(n) {
+                    SpoolFile::Data(id) => Some(id),
+                    _ => None,
+                })
+                .collect();
             for name in &names {
                 let orphan = match layout::classify(name) {
                     SpoolFile::Temp(_) => true,
                     SpoolFile::Data(id) | SpoolFile::Journal(id) => !headers.contains(&id),
+                    // Entry publishes -D before -H, so a lone -H is the rest
+                    // of a removal that a power cut half undid (the unlinks
+                    // of a delivered message are not flushed), or a -D an
+                    // admin deleted: nothing is left to deliver either way.
+                    SpoolFile::Header(id) => !datas.contains(&id),
                     _ => false,
                 };
                 if !orphan {
@@ -540,11 +552,19 @@ impl Queue {
         }
         // A -D or -J whose -H appeared since the directory was read is no
         // garbage: look again right before removing.
-        if let Some(name) = path.file_name().and_then(|n| n.to_str())
-            && let SpoolFile::Data(id) | SpoolFile::Journal(id) = layout::classify(name)
-            && self.locate(&id).is_ok()
-        {
-            return Ok(false);
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            match layout::classify(name) {
+                SpoolFile::Data(id) | SpoolFile::Journal(id) if self.locate(&id).is_ok() => {
+                    return Ok(false);
+                }
+                SpoolFile::Header(id) => {
+                    let data = path.with_file_name(format!("{id}-D"));
+                    if sys::exists(&data).map_err(|e| Error::io("stat", &data, e))? {
+                        return Ok(false);
+                    }
+                }
+                _ => {}
+            }
         }
         match self.io().remove_file(path) {
             Ok(()) => Ok(true),

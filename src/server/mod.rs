@@ -249,6 +249,9 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         });
         wait_for_signal().await;
         logs.main("sluice daemon stopping on signal");
+        // IDs made in this process (LMTP arrivals) must not be made again
+        // by a successor with the same pid in the same instant.
+        deliverer.queue().wait_before_exit();
         0
     })
 }
@@ -256,10 +259,8 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
 /// A queue run in the daemon: clean garbage, then hand every queued
 /// message to the delivery workers (they skip what is not due).
 fn runner_dispatch(d: &Deliverer, shared: &Shared) {
+    d.clean_garbage();
     let q = d.queue();
-    if let Err(e) = q.clean_garbage(shared.cfg.queue.garbage_after) {
-        shared.logs.panic(&format!("cleaning spool garbage: {e}"));
-    }
     match q.ids() {
         Ok(ids) => {
             for id in ids {
