@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use durable::{BatchOptions, Committer, DataBarrier, Durability, Io, RealIo};
+use durable::{BatchOptions, Committer, DataBarrier, Durability, RealIo};
 use mailstore::maildir::{DeliverOptions, Maildir};
 
 const MSG_SIZE: usize = 4096;

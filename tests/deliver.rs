@@ -181,8 +181,15 @@ fn bad_input_gets_its_exit_code_and_leaves_nothing() {
     assert!(files_in(&md.join("tmp")).is_empty());
 
     // A relative Maildir name without a directory part.
-    let out = d.run(&["deliver", "--maildir", "RelMaildir"], b"Subject: rel\n\nx\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = d.run(
+        &["deliver", "--maildir", "RelMaildir"],
+        b"Subject: rel\n\nx\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(files_in(&d.path().join("RelMaildir/new")).len(), 1);
 
     // Usage errors: 64.
