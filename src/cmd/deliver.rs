@@ -30,24 +30,9 @@ use mailstore::error::sysexits;
 use mailstore::maildir::{DeliverOptions, Maildir, Outcome};
 
 use crate::cli::DeliverArgs;
+pub use crate::cmd::Failure;
 use crate::config::{Config, UserSource};
 use crate::sys;
-
-/// A failure with its exit code and the one line said on stderr.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 impl From<mailstore::Error> for Failure {
     fn from(e: mailstore::Error) -> Failure {

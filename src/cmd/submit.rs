@@ -37,6 +37,7 @@ use std::process::{Command, Stdio};
 use mailstore::error::sysexits;
 use spool::{Caller, Envelope, Header, MessageId, Queue, Recipient};
 
+use crate::cmd::Failure;
 use crate::config::Config;
 
 /// `sluice submit` options (the sendmail flags map onto these; see
@@ -141,22 +142,6 @@ pub fn parse_sendmail_args(args: &[OsString]) -> Result<SendmailArgs, String> {
         }
     }
     Ok(out)
-}
-
-/// A failure: the exit code and the line said on stderr.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
 }
 
 impl From<spool::Error> for Failure {

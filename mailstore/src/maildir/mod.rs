@@ -398,35 +398,28 @@ impl Maildir {
     /// Moves a message from `new/` to `cur/` (as a reader does when it first
     /// sees it), with `flags`. Never replaces a file.
     pub fn move_to_cur(&self, entry: &Entry, flags: &str) -> Result<Entry> {
-        let flags = normalize_flags(flags)?;
-        let base = name::parse(&entry.name).base.to_string();
-        let new_name = format!("{base}:2,{flags}");
-        let dest = self.root.join("cur").join(&new_name);
-        durable::sys::rename_noreplace(&entry.path, &dest)
-            .map_err(|e| Error::io("rename", &entry.path, e))?;
-        Ok(Entry {
-            sub: Sub::Cur,
-            path: dest,
-            size: entry.size,
-            name: new_name,
-            flags,
-        })
+        self.to_cur(entry, flags)
     }
 
     /// Replaces the flags of a message in `cur/` (or moves it there).
     pub fn set_flags(&self, entry: &Entry, flags: &str) -> Result<Entry> {
-        if entry.sub == Sub::New {
-            return self.move_to_cur(entry, flags);
-        }
+        self.to_cur(entry, flags)
+    }
+
+    /// Renames `entry` to `cur/<base>:2,<flags>`. Out of `new/` the rename
+    /// never replaces a file; inside `cur/` only the info part changes, and
+    /// a plain rename is the protocol (the unique base stays the same).
+    fn to_cur(&self, entry: &Entry, flags: &str) -> Result<Entry> {
         let flags = normalize_flags(flags)?;
         let base = name::parse(&entry.name).base.to_string();
         let new_name = format!("{base}:2,{flags}");
         let dest = self.root.join("cur").join(&new_name);
-        if dest != entry.path {
-            // Same unique base, different info: a plain rename is the
-            // protocol here (only the info part changes).
-            fs::rename(&entry.path, &dest).map_err(|e| Error::io("rename", &entry.path, e))?;
-        }
+        let moved = match entry.sub {
+            Sub::New => durable::sys::rename_noreplace(&entry.path, &dest),
+            Sub::Cur if dest == entry.path => Ok(()),
+            Sub::Cur => fs::rename(&entry.path, &dest),
+        };
+        moved.map_err(|e| Error::io("rename", &entry.path, e))?;
         Ok(Entry {
             sub: Sub::Cur,
             path: dest,
