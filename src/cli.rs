@@ -73,7 +73,7 @@ enum Command {
     /// The queue: list (-bp), count (-bpc), show (-Mvl/-Mvh/-Mvb), remove (-Mrm), freeze (-Mf), thaw (-Mt).
     Queue {
         #[command(subcommand)]
-        command: crate::cmd::queue::QueueCommand,
+        command: QueueCli,
     },
     /// Run the SMTP/LMTP daemon with delivery workers (Exim's -bd).
     Serve {
@@ -84,8 +84,8 @@ enum Command {
         #[arg(long, short = 'q', value_name = "INTERVAL")]
         queue_interval: Option<String>,
     },
-    /// Deliver queued messages once (Exim's -q; --force is -qf; with IDs, -M).
-    #[command(name = "queue-run")]
+    /// The same as `queue run`.
+    #[command(name = "queue-run", hide = true)]
     QueueRun {
         /// Try every recipient now, frozen messages and retry times too.
         #[arg(long)]
@@ -104,6 +104,22 @@ enum Command {
         /// Only check the configuration; print nothing when it is valid.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `sluice queue ...`: the spool's commands, and a queue run.
+#[derive(Subcommand, Debug)]
+enum QueueCli {
+    #[command(flatten)]
+    Other(crate::cmd::queue::QueueCommand),
+    /// Deliver queued messages once (Exim's -q; --force is -qf; with IDs, -M).
+    Run {
+        /// Try every recipient now, frozen messages and retry times too.
+        #[arg(long)]
+        force: bool,
+        /// Only these messages.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
     },
 }
 
@@ -229,7 +245,12 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }),
         Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
         Command::Submit(a) => Mode::Submit(a),
-        Command::Queue { command } => Mode::Queue(command),
+        Command::Queue {
+            command: QueueCli::Other(c),
+        } => Mode::Queue(c),
+        Command::Queue {
+            command: QueueCli::Run { force, ids },
+        } => Mode::QueueRun { force, ids },
     };
     Ok(Invocation { sources, mode })
 }
@@ -467,6 +488,14 @@ mod tests {
         assert!(matches!(
             run(&["sluice", "-q"]).unwrap().mode,
             Mode::QueueRun { force: false, .. }
+        ));
+        assert!(matches!(
+            run(&["sluice", "queue", "run", "--force"]).unwrap().mode,
+            Mode::QueueRun { force: true, .. }
+        ));
+        assert!(matches!(
+            run(&["sluice", "queue", "count"]).unwrap().mode,
+            Mode::Queue(_)
         ));
         match run(&["sluice", "-M", "1tixMn-00000000C5j-1wRa"])
             .unwrap()

@@ -1,4 +1,4 @@
-//! `sluice queue-run` (`-q`, `-qf`, `-M ID...`): one queue run in the
+//! `sluice queue run` (`-q`, `-qf`, `-M ID...`): one queue run in the
 //! foreground, then exit. Each message is locked while it is tried, so a
 //! run beside a daemon never delivers a message twice.
 

@@ -17,7 +17,7 @@
 //!   a `Received:` header is always added on top.
 //! - The message is queued durably (per `durability`) and nothing is
 //!   printed; `-v` prints its ID. Then a delivery starts in a process of
-//!   its own (`sluice queue-run ID`, as Exim's default background
+//!   its own (`sluice queue run ID`, as Exim's default background
 //!   delivery), so the caller never waits for a slow remote host; with
 //!   `-odq`, `--queue-only` or `queue_only = true` the message waits for
 //!   the next queue run.
@@ -357,7 +357,7 @@ pub fn open_queue(cfg: &Config) -> Result<Queue, Failure> {
     })
 }
 
-/// Starts `sluice queue-run ID` detached (stdio closed, not waited for),
+/// Starts `sluice queue run ID` detached (stdio closed, not waited for),
 /// with the configuration file this process read.
 fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
@@ -365,8 +365,7 @@ fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
     if std::path::Path::new(&cfg.origin).is_file() {
         cmd.arg("--config").arg(&cfg.origin);
     }
-    cmd.arg("queue-run")
-        .arg(id.as_str())
+    cmd.args(["queue", "run", id.as_str()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
