@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+#[path = "../../tests/smtp_transcripts/wire.rs"]
+mod wire;
+use wire::{glob, unescape};
+
 use super::reply::Reply;
 use super::session::{Event, Mode, Poll, Session, SessionConfig, TlsInfo, Verdict};
 
@@ -121,55 +125,6 @@ fn parse(text: &str) -> Result<Transcript, String> {
         steps,
         verdicts,
     })
-}
-
-/// `\r`, `\n`, `\t`, `\\` and `\xHH`.
-fn unescape(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            out.push(bytes[i]);
-            i += 1;
-            continue;
-        }
-        match bytes.get(i + 1) {
-            Some(b'r') => out.push(b'\r'),
-            Some(b'n') => out.push(b'\n'),
-            Some(b't') => out.push(b'\t'),
-            Some(b'\\') => out.push(b'\\'),
-            Some(b'x') => {
-                let hex = text.get(i + 2..i + 4).ok_or("short \\x escape")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad \\x{hex}"))?);
-                i += 2;
-            }
-            _ => return Err(format!("bad escape at column {}", i + 1)),
-        }
-        i += 2;
-    }
-    Ok(out)
-}
-
-/// `*` matches any run of characters, everything else itself.
-fn glob(pattern: &str, text: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else {
-        return pattern == text;
-    };
-    let Some(mut text) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('*').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return text.ends_with(part);
-        }
-        match text.find(part) {
-            Some(at) => text = &text[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 struct Runner {
