@@ -126,7 +126,8 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         match self {
             Error::OverQuota { permanent, .. } => !permanent,
-            Error::BadMessage { .. } | Error::BadFolder { .. } => false,
+            // A file that is not an mbox stays one: retrying cannot help.
+            Error::BadMessage { .. } | Error::BadFolder { .. } | Error::BadMbox { .. } => false,
             _ => true,
         }
     }
@@ -137,7 +138,7 @@ impl Error {
             Error::OverQuota {
                 permanent: true, ..
             } => sysexits::NOPERM,
-            Error::BadMessage { .. } => sysexits::DATAERR,
+            Error::BadMessage { .. } | Error::BadMbox { .. } => sysexits::DATAERR,
             Error::BadFolder { .. } => sysexits::CANTCREAT,
             _ => sysexits::TEMPFAIL,
         }
