@@ -44,6 +44,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Where the configuration came from ("embedded default" or a path).
     pub origin: String,
+    /// The `--set` overrides applied (passed on to processes this one starts).
+    pub overrides: Vec<String>,
     pub data_dir: PathBuf,
     /// True when `data_dir` fell back to ./sluice-data (worth a warning).
     pub data_dir_is_fallback: bool,
@@ -221,7 +223,9 @@ pub fn load(sources: &Sources) -> Result<Arc<Config>, ConfigError> {
         let t = parse_override(ov)?;
         merge(&mut table, t);
     }
-    build(origin, table).map(Arc::new)
+    let mut cfg = build(origin, table)?;
+    cfg.overrides = sources.overrides.clone();
+    Ok(Arc::new(cfg))
 }
 
 /// Builds a configuration from TOML text laid over the default (tests).
@@ -415,6 +419,7 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             garbage_after: dur("queue.garbage_after", &raw.queue.garbage_after)?,
         },
         origin,
+        overrides: Vec::new(),
         table,
     })
 }

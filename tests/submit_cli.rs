@@ -278,3 +278,26 @@ fn without_queue_only_the_message_is_delivered_in_the_background() {
     }
     assert!(Path::new(&new).is_dir());
 }
+
+#[test]
+fn the_background_delivery_sees_the_same_overrides() {
+    let d = dir();
+    let layout = "mailbox.maildir=boxes/{local}";
+    let out = sluice(
+        &d,
+        &["--set", layout, "submit", "-v", "carol@localhost"],
+        b"Subject: moved\n\nelsewhere\n",
+    );
+    let id = queued_id(&out);
+    let new = d.home().join("boxes/carol/new");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::files_in(&new).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{id} not delivered under the overridden layout; mainlog: {}",
+            d.log("mainlog")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!d.maildir("localhost", "carol").exists());
+}

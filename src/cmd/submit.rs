@@ -358,12 +358,15 @@ pub fn open_queue(cfg: &Config) -> Result<Queue, Failure> {
 }
 
 /// Starts `sluice queue run ID` detached (stdio closed, not waited for),
-/// with the configuration file this process read.
+/// with the configuration file and `--set` overrides this process read.
 fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     if std::path::Path::new(&cfg.origin).is_file() {
         cmd.arg("--config").arg(&cfg.origin);
+    }
+    for o in &cfg.overrides {
+        cmd.arg("--set").arg(o);
     }
     cmd.args(["queue", "run", id.as_str()])
         .stdin(Stdio::null())
