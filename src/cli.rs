@@ -34,6 +34,8 @@ pub enum Mode {
     Submit(crate::cmd::submit::SubmitArgs),
     /// `sluice queue ...` / `-bp`, `-bpc`, `-Mvl`, `-Mrm`...: the queue commands.
     Queue(crate::cmd::queue::QueueCommand),
+    /// `sluice smtp-stdio` / `-bs`: one SMTP session on stdin/stdout.
+    SmtpStdio,
     /// `sluice serve` / `-bd`: the daemon.
     Serve(crate::server::ServeOptions),
     /// `sluice queue run` / `-q` / `-qf` / `-M ID...`: one queue run.
@@ -75,6 +77,8 @@ enum Command {
         #[command(subcommand)]
         command: QueueCli,
     },
+    /// One SMTP session on standard input and output (Exim's -bs), as MUAs and inetd run it.
+    SmtpStdio,
     /// Run the SMTP/LMTP daemon with delivery workers (Exim's -bd).
     Serve {
         /// Listen here instead of smtp.listen (repeatable), e.g. 127.0.0.1:2525.
@@ -245,6 +249,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }),
         Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
         Command::Submit(a) => Mode::Submit(a),
+        Command::SmtpStdio => Mode::SmtpStdio,
         Command::Queue {
             command: QueueCli::Other(c),
         } => Mode::Queue(c),
@@ -375,6 +380,7 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
             listen: low.listen,
             queue_interval,
         }),
+        (Some("s"), _, _) => Mode::SmtpStdio,
         (Some("P"), _, _) => Mode::Config { check: false },
         (Some("V"), _, _) => Mode::Config { check: true },
         (Some("i"), _, _) => Mode::Noop,

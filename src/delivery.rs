@@ -548,16 +548,18 @@ const WORKER_BATCH: usize = 64;
 
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
-    tx: Sender<Job>,
+    tx: std::sync::Mutex<Option<Sender<Job>>>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Workers {
     /// Starts `n` threads delivering with `deliverer`.
     pub fn start(deliverer: Arc<Deliverer>, n: usize) -> Workers {
         let (tx, rx): (Sender<Job>, Receiver<Job>) = channel::unbounded();
+        let mut threads = Vec::new();
         for k in 0..n.max(1) {
             let (rx, d) = (rx.clone(), deliverer.clone());
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("delivery-{k}"))
                 .spawn(move || {
                     while let Ok(first) = rx.recv() {
@@ -574,14 +576,33 @@ impl Workers {
                         d.attempt_many(&batch);
                     }
                 });
+            // A thread that cannot start leaves its messages to the others
+            // (there is always at least the queue runner to retry them).
+            if let Ok(t) = spawned {
+                threads.push(t);
+            }
         }
-        Workers { tx }
+        Workers {
+            tx: std::sync::Mutex::new(Some(tx)),
+            threads: std::sync::Mutex::new(threads),
+        }
     }
 
     /// Queues message `id` for an attempt; `arrival` for the first one,
     /// right after the message was queued.
     pub fn dispatch(&self, id: MessageId, force: bool, arrival: bool) {
-        let _ = self.tx.send((id, force, arrival));
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send((id, force, arrival));
+        }
+    }
+
+    /// Lets the threads finish what was dispatched, then waits for them.
+    pub fn finish(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
     }
 }
 

@@ -48,6 +48,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         cli::Mode::Noop => sysexits::OK,
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses),
         cli::Mode::Serve(opts) => server::run(cfg, opts),
+        cli::Mode::SmtpStdio => server::run_stdio(cfg),
         cli::Mode::Submit(args) => cmd::submit::run(&cfg, &args),
         cli::Mode::Queue(command) => cmd::queue::run(&cfg, &command),
         cli::Mode::QueueRun { force, ids } => cmd::queue_run::run(&cfg, force, &ids),

@@ -147,7 +147,9 @@ pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
 
 /// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
 /// exit code.
-pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
+/// Builds what every session shares: routing, the spool, the delivery
+/// workers, TLS (`with_tls`). On failure, logs it and returns the exit code.
+fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
     let logs = Arc::new(Logs::new(cfg.log_dir()));
     let fail = |what: String| {
         logs.panic(&what);
@@ -159,50 +161,85 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
             cfg.data_dir.display()
         );
     }
-    let routing = match Routing::from_config(&cfg) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("configuration error: {e}")),
-    };
-    let queue = match open_queue(&cfg) {
-        Ok(q) => q,
-        Err(e) => return fail(format!("cannot open the spool: {e}")),
-    };
-    let deliverer = match Deliverer::new(cfg.clone(), routing.clone(), queue, logs.clone()) {
-        Ok(d) => Arc::new(d),
-        Err(e) => return fail(format!("configuration error: {e}")),
-    };
-    let tls = match tls::server_config(&cfg) {
-        Ok(c) => Some(TlsAcceptor::from(c)),
-        Err(e) => {
-            // Without TLS the daemon still serves, without STARTTLS.
-            logs.panic(&format!("TLS unavailable: {e}"));
-            None
+    let routing =
+        Routing::from_config(cfg).map_err(|e| fail(format!("configuration error: {e}")))?;
+    let queue = open_queue(cfg).map_err(|e| fail(format!("cannot open the spool: {e}")))?;
+    let deliverer = Deliverer::new(cfg.clone(), routing.clone(), queue, logs.clone())
+        .map(Arc::new)
+        .map_err(|e| fail(format!("configuration error: {e}")))?;
+    let tls = if with_tls {
+        match tls::server_config(cfg) {
+            Ok(c) => Some(TlsAcceptor::from(c)),
+            Err(e) => {
+                // Without TLS the daemon still serves, without STARTTLS.
+                logs.panic(&format!("TLS unavailable: {e}"));
+                None
+            }
         }
+    } else {
+        None
     };
     let workers = Workers::start(deliverer.clone(), cfg.queue.delivery_workers);
-    let shared = Arc::new(Shared {
-        smtp: Arc::new(session_config(&cfg, Mode::Smtp, tls.is_some())),
-        lmtp: Arc::new(session_config(&cfg, Mode::Lmtp, tls.is_some())),
+    Ok(Arc::new(Shared {
+        smtp: Arc::new(session_config(cfg, Mode::Smtp, tls.is_some())),
+        lmtp: Arc::new(session_config(cfg, Mode::Lmtp, tls.is_some())),
         cfg: cfg.clone(),
         routing,
-        logs: logs.clone(),
-        deliverer: deliverer.clone(),
+        logs,
+        deliverer,
         workers,
         tls,
         connections: Mutex::new(Connections::default()),
-    });
+    }))
+}
 
+/// `sluice smtp-stdio` (`-bs`): one SMTP session on standard input and
+/// output, as MUAs and inetd run it. Accepted messages are queued durably
+/// and delivered before the command exits.
+pub fn run_stdio(cfg: Arc<Config>) -> i32 {
+    let shared = match setup(&cfg, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            shared.logs.panic(&format!("cannot start the runtime: {e}"));
+            return mailstore::error::sysexits::SOFTWARE;
+        }
+    };
+    let s = shared.clone();
+    runtime.block_on(async move {
+        let stream = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+        serve_connection(Box::new(stream), None, Mode::Smtp, None, s).await;
+    });
+    shared.workers.finish();
+    shared.deliverer.queue().wait_before_exit();
+    0
+}
+
+/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
+/// exit code.
+pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
+    let shared = match setup(&cfg, true) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (logs, deliverer) = (shared.logs.clone(), shared.deliverer.clone());
+    let logs2 = logs.clone();
+    let fail = move |what: String| {
+        logs2.panic(&what);
+        mailstore::error::sysexits::CONFIG
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
-    };
-    let logs2 = logs.clone();
-    let fail = move |what: String| {
-        logs2.panic(&what);
-        mailstore::error::sysexits::CONFIG
     };
     runtime.block_on(async move {
         let listen = if opts.listen.is_empty() {
