@@ -168,7 +168,7 @@ impl durable::Io for NoHint {
     fn create_new(&self, path: &Path, mode: u32) -> std::io::Result<File> {
         RealIo.create_new(path, mode)
     }
-    fn write_all(&self, file: &File, path: &Path, buf: &[u8]) -> std::io::Result<()> {
+    fn write_all(&self, file: &mut File, path: &Path, buf: &[u8]) -> std::io::Result<()> {
         RealIo.write_all(file, path, buf)
     }
     fn sync_data(&self, file: &File, path: &Path) -> std::io::Result<()> {

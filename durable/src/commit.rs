@@ -40,8 +40,7 @@ use crate::io::Io;
 /// A file written under a temporary name, not yet durable or visible.
 #[derive(Debug)]
 pub struct Staged {
-    /// Shared with the sync pool's threads during the data barrier.
-    file: Arc<File>,
+    file: File,
     tmp: PathBuf,
     written: u64,
 }
@@ -49,7 +48,7 @@ pub struct Staged {
 impl Staged {
     /// Creates `tmp` exclusively (mode `mode`) through `io`.
     pub fn create(io: &dyn Io, tmp: PathBuf, mode: u32) -> io::Result<Staged> {
-        let file = Arc::new(io.create_new(&tmp, mode)?);
+        let file = io.create_new(&tmp, mode)?;
         Ok(Staged {
             file,
             tmp,
@@ -59,7 +58,7 @@ impl Staged {
 
     /// Appends `buf` to the file.
     pub fn write(&mut self, io: &dyn Io, buf: &[u8]) -> io::Result<()> {
-        io.write_all(&self.file, &self.tmp, buf)?;
+        io.write_all(&mut self.file, &self.tmp, buf)?;
         self.written += buf.len() as u64;
         Ok(())
     }
@@ -233,8 +232,6 @@ struct Inner {
     durability: Durability,
     options: BatchOptions,
     counters: Arc<Counters>,
-    /// Threads for concurrent syncs (`DataBarrier::Parallel`).
-    pool: Option<Arc<SyncPool>>,
     tx: Mutex<Option<Sender<Vec<Pending>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -267,19 +264,12 @@ impl Committer {
         options: BatchOptions,
     ) -> Committer {
         let counters = Arc::new(Counters::default());
-        let pool = match (&options.data_barrier, durability) {
-            (DataBarrier::Parallel(n), Durability::Strict | Durability::Batch) if *n > 1 => {
-                Some(Arc::new(SyncPool::new(io.clone(), *n, counters.clone())))
-            }
-            _ => None,
-        };
         let (tx, thread) = if durability == Durability::Batch {
             let (tx, rx) = channel::unbounded::<Vec<Pending>>();
-            let (io2, opts, ctr, pool2) =
-                (io.clone(), options.clone(), counters.clone(), pool.clone());
+            let (io2, opts, ctr) = (io.clone(), options.clone(), counters.clone());
             let thread = std::thread::Builder::new()
                 .name("group-commit".into())
-                .spawn(move || coordinate(&*io2, &opts, &ctr, pool2.as_deref(), rx))
+                .spawn(move || coordinate(&*io2, &opts, &ctr, rx))
                 .expect("spawning the group-commit thread");
             (Some(tx), Some(thread))
         } else {
@@ -291,7 +281,6 @@ impl Committer {
                 durability,
                 options,
                 counters,
-                pool,
                 tx: Mutex::new(tx),
                 thread: Mutex::new(thread),
             }),
@@ -370,7 +359,6 @@ impl Committer {
                         &*inner.io,
                         &inner.options.data_barrier,
                         &inner.counters,
-                        inner.pool.as_deref(),
                         vec![job],
                         d == Durability::Strict,
                     );
@@ -415,13 +403,7 @@ impl Ticket {
 /// The coordinator thread: takes whatever has queued up (at most
 /// `max_batch`, waiting at most `max_delay` for more), flushes it as one
 /// batch and wakes the waiters, until every `Committer` clone is gone.
-fn coordinate(
-    io: &dyn Io,
-    opts: &BatchOptions,
-    ctr: &Counters,
-    pool: Option<&SyncPool>,
-    rx: Receiver<Vec<Pending>>,
-) {
+fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Vec<Pending>>) {
     let mut carry: Vec<Pending> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carry);
@@ -451,7 +433,7 @@ fn coordinate(
         }
         let (jobs, replies): (Vec<Job>, Vec<Reply>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
-        let results = flush(io, &opts.data_barrier, ctr, pool, jobs, true);
+        let results = flush(io, &opts.data_barrier, ctr, jobs, true);
         for (reply, result) in replies.into_iter().zip(results) {
             // A waiter that went away (its connection dropped) is no error:
             // the message is durable all the same.
@@ -466,7 +448,6 @@ fn flush(
     io: &dyn Io,
     barrier: &DataBarrier,
     ctr: &Counters,
-    pool: Option<&SyncPool>,
     jobs: Vec<Job>,
     sync: bool,
 ) -> Vec<Result<(), CommitError>> {
@@ -475,12 +456,12 @@ fn flush(
 
     // 1. Data barrier.
     if sync {
-        let files = || {
-            jobs.iter()
-                .flat_map(|j| j.files.iter().map(|(s, _)| (&s.file, s.tmp.as_path())))
-        };
-        let res = match (barrier, pool) {
-            (DataBarrier::Syncfs, _) => match files().next() {
+        let files: Vec<(&File, &Path)> = jobs
+            .iter()
+            .flat_map(|j| j.files.iter().map(|(s, _)| (&s.file, s.tmp.as_path())))
+            .collect();
+        let res = match barrier {
+            DataBarrier::Syncfs => match files.first() {
                 Some((_, p)) => {
                     ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
                     crate::sys::syncfs(p.parent().unwrap_or(Path::new("/")))
@@ -488,13 +469,12 @@ fn flush(
                 }
                 None => Ok(()),
             },
-            (DataBarrier::Parallel(_), Some(pool)) => pool.run(
-                files()
-                    .map(|(f, p)| SyncTask::Data(f.clone(), p.to_path_buf()))
-                    .collect(),
-            ),
-            // Sequential, or a pool of one.
-            _ => files().try_for_each(|(f, p)| {
+            DataBarrier::Sequential => for_each_parallel(&files, 1, |(f, p)| {
+                ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+                io.sync_data(f, p)
+                    .map_err(|e| CommitError::io("fdatasync", p, &e))
+            }),
+            DataBarrier::Parallel(n) => for_each_parallel(&files, *n, |(f, p)| {
                 ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
                 io.sync_data(f, p)
                     .map_err(|e| CommitError::io("fdatasync", p, &e))
@@ -557,18 +537,15 @@ fn flush(
             .collect();
         dirs.sort();
         dirs.dedup();
-        let res = match pool {
-            Some(pool) => pool.run(
-                dirs.iter()
-                    .map(|d| SyncTask::Dir(d.to_path_buf()))
-                    .collect(),
-            ),
-            None => dirs.iter().try_for_each(|d| {
-                ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_dir(d)
-                    .map_err(|e| CommitError::io("fsync directory", d, &e))
-            }),
+        let threads = match barrier {
+            DataBarrier::Parallel(n) => *n,
+            _ => 1,
         };
+        let res = for_each_parallel(&dirs, threads, |d| {
+            ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
+            io.sync_dir(d)
+                .map_err(|e| CommitError::io("fsync directory", d, &e))
+        });
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
             // so that it is written again under new names.
@@ -593,94 +570,35 @@ fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
         .collect()
 }
 
-/// One flush for a pool thread.
-enum SyncTask {
-    /// `fdatasync` of a staged file.
-    Data(Arc<File>, PathBuf),
-    /// `fsync` of a directory.
-    Dir(PathBuf),
-}
-
-type SyncReply = Sender<Result<(), CommitError>>;
-
-/// Threads that stay parked between batches and run one batch's syncs
-/// concurrently (ext4 folds concurrent `fdatasync` calls into shared journal
-/// commits), so that a batch does not pay for starting threads. They end
-/// when the last `Committer` clone is gone.
-struct SyncPool {
-    tx: Sender<(SyncTask, SyncReply)>,
-    io: Arc<dyn Io>,
-    counters: Arc<Counters>,
-}
-
-impl SyncPool {
-    fn new(io: Arc<dyn Io>, threads: usize, counters: Arc<Counters>) -> SyncPool {
-        let (tx, rx) = channel::unbounded::<(SyncTask, SyncReply)>();
-        for k in 0..threads {
-            let (rx, io, ctr) = (rx.clone(), io.clone(), counters.clone());
-            // A thread that cannot start only makes the pool smaller; with
-            // none at all, `run` does the work itself.
-            let _ = std::thread::Builder::new()
-                .name(format!("sync-{k}"))
-                .spawn(move || {
-                    while let Ok((task, reply)) = rx.recv() {
-                        let _ = reply.send(execute(&*io, &ctr, &task));
-                    }
-                });
-        }
-        SyncPool { tx, io, counters }
+/// Runs `f` on every item with up to `threads` threads; returns the first error.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<(), CommitError> + Sync,
+) -> Result<(), CommitError> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().try_for_each(&f);
     }
-
-    /// Runs every task, concurrently; returns the first error.
-    fn run(&self, tasks: Vec<SyncTask>) -> Result<(), CommitError> {
-        if tasks.len() <= 1 {
-            return tasks
-                .iter()
-                .try_for_each(|t| execute(&*self.io, &self.counters, t));
-        }
-        let (reply, results) = channel::bounded(tasks.len());
-        let mut sent = 0;
-        let mut first_err = None;
-        for task in tasks {
-            match self.tx.send((task, reply.clone())) {
-                Ok(()) => sent += 1,
-                // No pool thread left: do it here.
-                Err(e) => {
-                    if let Err(err) = execute(&*self.io, &self.counters, &e.into_inner().0) {
-                        first_err.get_or_insert(err);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: Mutex<Option<CommitError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = f(item) {
+                        let mut slot = first_err.lock().unwrap_or_else(|p| p.into_inner());
+                        slot.get_or_insert(e);
                     }
                 }
-            }
+            });
         }
-        drop(reply);
-        for _ in 0..sent {
-            match results.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(CommitError::Stopped);
-                    break;
-                }
-            }
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-}
-
-fn execute(io: &dyn Io, ctr: &Counters, task: &SyncTask) -> Result<(), CommitError> {
-    match task {
-        SyncTask::Data(f, p) => {
-            ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-            io.sync_data(f, p)
-                .map_err(|e| CommitError::io("fdatasync", p, &e))
-        }
-        SyncTask::Dir(d) => {
-            ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-            io.sync_dir(d)
-                .map_err(|e| CommitError::io("fsync directory", d, &e))
-        }
+    });
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ pub trait Io: Send + Sync + 'static {
     /// Creates a new file (`O_EXCL`) with `mode`; fails with `AlreadyExists`.
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<File>;
     /// Writes all of `buf` to `file` (which was opened for `path`).
-    fn write_all(&self, file: &File, path: &Path, buf: &[u8]) -> io::Result<()>;
+    fn write_all(&self, file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()>;
     /// `fdatasync`: after it returns, the bytes written so far survive power loss.
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()>;
     /// Rename that never replaces an existing `to` (EEXIST instead).
@@ -39,10 +39,8 @@ impl Io for RealIo {
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<File> {
         sys::create_new(path, mode)
     }
-    fn write_all(&self, file: &File, _path: &Path, buf: &[u8]) -> io::Result<()> {
-        // `&File` is a writer too: the file is shared with the sync pool.
-        let mut f = file;
-        f.write_all(buf)
+    fn write_all(&self, file: &mut File, _path: &Path, buf: &[u8]) -> io::Result<()> {
+        file.write_all(buf)
     }
     fn sync_data(&self, file: &File, _path: &Path) -> io::Result<()> {
         sys::sync_data(file)

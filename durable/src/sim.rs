@@ -147,7 +147,7 @@ impl Io for Recorder {
         }
         Ok(file)
     }
-    fn write_all(&self, file: &File, path: &Path, buf: &[u8]) -> io::Result<()> {
+    fn write_all(&self, file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()> {
         self.enter(
             Op::Write,
             Event::Write(path.to_path_buf(), buf.len() as u64),
@@ -325,8 +325,8 @@ mod tests {
         std::fs::create_dir(&new).unwrap();
         let rec = Recorder::new();
         let a = tmp.join("a");
-        let f = rec.create_new(&a, 0o600).unwrap();
-        rec.write_all(&f, &a, b"hello").unwrap();
+        let mut f = rec.create_new(&a, 0o600).unwrap();
+        rec.write_all(&mut f, &a, b"hello").unwrap();
         let n_before_sync = rec.events().len();
         rec.sync_data(&f, &a).unwrap();
         rec.rename_noreplace(&a, &new.join("a")).unwrap();
@@ -355,8 +355,8 @@ mod tests {
         let rec = Recorder::new();
         let a = dir.path().join("a");
         let b = dir.path().join("b");
-        let f = rec.create_new(&a, 0o600).unwrap();
-        rec.write_all(&f, &a, b"xyz").unwrap();
+        let mut f = rec.create_new(&a, 0o600).unwrap();
+        rec.write_all(&mut f, &a, b"xyz").unwrap();
         rec.rename_noreplace(&a, &b).unwrap();
         rec.sync_dir(dir.path()).unwrap();
         let cut = rec.power_cut(rec.events().len());
