@@ -484,3 +484,61 @@ fn kill_9_leaves_only_complete_messages_where_readers_look() {
         files_in(&md.join("tmp")).len()
     );
 }
+
+#[test]
+fn as_root_d_user_delivers_files_the_user_owns() {
+    if !common::is_root() {
+        eprintln!("NOTICE: not running as root; the ownership test needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let d = Dir::new();
+    let out = d.run(
+        &[
+            "--set",
+            "mailbox.users=passwd",
+            "--set",
+            "primary_hostname=mx.test",
+            "deliver",
+            "-d",
+            "nobody",
+        ],
+        b"Subject: for nobody\n\nx\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = d.path().join("home/mail/mx.test/nobody");
+    let names = files_in(&md.join("new"));
+    assert_eq!(names.len(), 1);
+    for p in [md.clone(), md.join("new"), md.join("new").join(&names[0])] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.uid(), 65534, "{} is not nobody's", p.display());
+    }
+    // The shared parent is not given to the first user delivered to.
+    assert_eq!(
+        std::fs::metadata(d.path().join("home/mail/mx.test"))
+            .unwrap()
+            .uid(),
+        0
+    );
+    // A user the password database does not know: 67.
+    let out = d.run(
+        &[
+            "--set",
+            "mailbox.users=passwd",
+            "deliver",
+            "-d",
+            "no-such-user-xyz",
+        ],
+        b"Subject: x\n\ny\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(67),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -36,6 +36,8 @@ use crate::error::{Error, Result};
 pub const FILE_MODE: u32 = 0o600;
 /// Directory mode of Maildirs and folders.
 pub const DIR_MODE: u32 = 0o700;
+/// Mode of parent directories created on the way to a Maildir.
+pub const PARENT_MODE: u32 = 0o755;
 /// The marker file inside each Maildir++ folder.
 pub const FOLDER_MARKER: &str = "maildirfolder";
 /// How much of a message is read and written at a time.
@@ -566,9 +568,9 @@ fn create_tree(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
         });
     }
     let mut created = Vec::new();
-    mkdir_all(root, owner, &mut created)?;
+    mkdir_all(root, DIR_MODE, owner, &mut created)?;
     for sub in ["tmp", "new", "cur"] {
-        mkdir_one(&root.join(sub), owner, &mut created)?;
+        mkdir_one(&root.join(sub), DIR_MODE, owner, &mut created)?;
     }
     // Make each new entry durable: sync the parent of every created dir.
     // A relative name without a parent ("Maildir") lives in ".".
@@ -591,21 +593,35 @@ fn create_tree(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
-fn mkdir_all(dir: &Path, owner: Option<(u32, u32)>, created: &mut Vec<PathBuf>) -> Result<()> {
+/// Creates `dir` (with `mode` and `owner`) and its missing parents. The
+/// parents are shared (`mail/<domain>/` holds every user's mailbox): they
+/// stay with the process's owner, mode 0755, so that no user owns another
+/// user's way in, and each user can still reach their own.
+fn mkdir_all(
+    dir: &Path,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent()
         && !parent.as_os_str().is_empty()
     {
-        mkdir_all(parent, owner, created)?;
+        mkdir_all(parent, PARENT_MODE, None, created)?;
     }
-    mkdir_one(dir, owner, created)
+    mkdir_one(dir, mode, owner, created)
 }
 
-fn mkdir_one(dir: &Path, owner: Option<(u32, u32)>, created: &mut Vec<PathBuf>) -> Result<()> {
+fn mkdir_one(
+    dir: &Path,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+    match fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => {
             if let Some((u, g)) = owner {
                 std::os::unix::fs::chown(dir, Some(u), Some(g))
