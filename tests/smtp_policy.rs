@@ -468,6 +468,13 @@ fn idle_clients_are_dropped_after_the_command_timeout() {
     expect(&c.reply().unwrap(), 421, "4.4.2", "idle");
     c.expect_closed(Duration::from_secs(5)).unwrap();
     assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log("mainlog")
+            .contains("SMTP command timeout on connection from H=[127.0.0.1]")),
+        "mainlog: {}",
+        d.log("mainlog")
+    );
     // Starts TLS and then says nothing: the handshake does not wait for
     // ever, and the connection slot comes back.
     // (The slot of the first connection is released as it closes.)

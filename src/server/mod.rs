@@ -467,7 +467,14 @@ pub async fn serve_connection(
                 match tokio::time::timeout(session.timeout(), stream.read(&mut buf)).await {
                     Ok(Ok(0)) | Ok(Err(_)) => session.receive_eof(),
                     Ok(Ok(n)) => session.receive(&buf[..n]),
-                    Err(_) => session.timed_out(),
+                    Err(_) => {
+                        // Exim's line for a client that went quiet.
+                        shared.logs.main(&format!(
+                            "SMTP command timeout on connection from {}",
+                            host_of(peer, session.helo().map(|h| h.1))
+                        ));
+                        session.timed_out();
+                    }
                 }
             }
             Poll::Decide(Event::Connect) => {
