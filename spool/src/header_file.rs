@@ -249,10 +249,17 @@ impl Envelope {
     /// An envelope for `sender` (empty for `<>`) and `recipients`, from this
     /// process's user.
     pub fn new(sender: impl Into<String>, recipients: &[&str]) -> Envelope {
+        let mut env = Envelope::blank(Caller::current(), sender.into(), Timestamp::now());
+        env.recipients = recipients.iter().map(|r| Recipient::new(*r)).collect();
+        env
+    }
+
+    /// An envelope with only its caller, sender and arrival time set.
+    fn blank(caller: Caller, sender: String, arrival: Timestamp) -> Envelope {
         Envelope {
-            caller: Caller::current(),
-            sender: sender.into(),
-            arrival: Timestamp::now(),
+            caller,
+            sender,
+            arrival,
             warning_count: 0,
             protocol: None,
             local: false,
@@ -270,7 +277,7 @@ impl Envelope {
             dsn_ret: None,
             body_linecount: 0,
             body_size: 0,
-            recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),
+            recipients: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -809,33 +816,12 @@ impl<'a> Parser<'a> {
         let (t, w) = l
             .split_once(' ')
             .ok_or_else(|| self.err(format!("expected \"time warnings\", found {l:?}")))?;
-        let mut env = Envelope {
-            caller,
-            sender,
-            arrival: Timestamp {
-                secs: self.number("arrival time", t)?,
-                micros: 0,
-            },
-            warning_count: self.number("warning count", w)?,
-            protocol: None,
-            local: false,
-            ident: None,
-            host_address: None,
-            host_name: None,
-            helo_name: None,
-            interface_address: None,
-            auth_mechanism: None,
-            auth_id: None,
-            auth_sender: None,
-            frozen: None,
-            manual_thaw: false,
-            dsn_envid: None,
-            dsn_ret: None,
-            body_linecount: 0,
-            body_size: 0,
-            recipients: Vec::new(),
-            extra: Vec::new(),
+        let arrival = Timestamp {
+            secs: self.number("arrival time", t)?,
+            micros: 0,
         };
+        let mut env = Envelope::blank(caller, sender, arrival);
+        env.warning_count = self.number("warning count", w)?;
 
         // Options, until the first line that does not start with '-'.
         let mut header_size: Option<u64> = None;
