@@ -28,11 +28,7 @@ fn python_mailbox_reads_back_the_exact_bytes() {
     ];
     for m in &messages {
         let out = deliver_maildir(&d, &md, &[], m);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_exit(&out, 0);
     }
     // With -f and -a, and into a folder.
     let out = deliver_maildir(
@@ -48,11 +44,7 @@ fn python_mailbox_reads_back_the_exact_bytes() {
         ],
         b"Subject: f\n\nx\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
 
     let script = r#"
 import mailbox, sys
@@ -69,11 +61,7 @@ for key in f.keys():
         .arg(&md)
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
     let mut got: Vec<Vec<u8>> = Vec::new();
     let mut folder = Vec::new();
@@ -138,12 +126,7 @@ fn bad_input_gets_its_exit_code_and_leaves_nothing() {
     let file = d.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     let out = deliver_maildir(&d, &file, &[], b"Subject: x\n\ny\n");
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 75);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
 
     // A corrupt maildirsize: temporary, named, nothing delivered.
@@ -171,12 +154,7 @@ fn bad_input_gets_its_exit_code_and_leaves_nothing() {
         ],
         format!("Subject: big\n\n{}\n", "z".repeat(200)).as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(65),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 65);
     assert_eq!(files_in(&md.join("new")).len(), 1);
     assert!(files_in(&md.join("tmp")).is_empty());
 
@@ -185,11 +163,7 @@ fn bad_input_gets_its_exit_code_and_leaves_nothing() {
         &["deliver", "--maildir", "RelMaildir"],
         b"Subject: rel\n\nx\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     assert_eq!(files_in(&d.path().join("RelMaildir/new")).len(), 1);
 
     // Usage errors: 64.
@@ -318,11 +292,7 @@ fn a_100_mb_message_is_streamed_with_flat_memory() {
     }
     let written = writer.join().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     let names = files_in(&md.join("new"));
     assert_eq!(names.len(), 1);
     assert_eq!(size_field(&names[0]), Some(written));
@@ -381,11 +351,7 @@ print(moved)
                         "b".repeat(i * 7 % 3000)
                     );
                     let out = deliver_maildir(d, md, &[], msg.as_bytes());
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    common::assert_exit(&out, 0);
                 }
             });
         }
@@ -505,11 +471,7 @@ fn as_root_d_user_delivers_files_the_user_owns() {
         ],
         b"Subject: for nobody\n\nx\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     let md = d.path().join("home/mail/mx.test/nobody");
     let names = files_in(&md.join("new"));
     assert_eq!(names.len(), 1);
@@ -535,10 +497,5 @@ fn as_root_d_user_delivers_files_the_user_owns() {
         ],
         b"Subject: x\n\ny\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(67),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 67);
 }

@@ -48,11 +48,7 @@ fn mbox_messages(mbox: &Path) -> Vec<Vec<u8>> {
         .arg(mbox)
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -84,11 +80,7 @@ fn waits_for_a_python_lockf_holder_then_delivers() {
     );
     let waited = start.elapsed();
     holder.wait().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     assert!(
         waited >= Duration::from_millis(700),
         "did not wait for the lock: {waited:?}"
@@ -170,11 +162,7 @@ fn respects_a_dotlockfile_holder() {
         b"Subject: after\n\nok\n",
     );
     assert!(unlock.join().unwrap().success());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     assert_eq!(mbox_messages(&mbox).len(), 1);
 }
 
@@ -186,11 +174,7 @@ fn size_limit_and_round_trip() {
         &["deliver", "--mbox", mbox.to_str().unwrap()],
         b"Subject: one\n\n>From quoted\nFrom plain\n",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0);
     let before = std::fs::read(&mbox).unwrap();
     let out = d.run(
         &[
@@ -202,12 +186,7 @@ fn size_limit_and_round_trip() {
         ],
         format!("Subject: two\n\n{}\n", "x".repeat(100)).as_bytes(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(65),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 65);
     assert_eq!(
         std::fs::read(&mbox).unwrap(),
         before,

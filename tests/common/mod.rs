@@ -594,3 +594,14 @@ pub fn maildir_with_quota(md: &Path, maildirsize: &str) {
     }
     std::fs::write(md.join("maildirsize"), maildirsize).expect("maildirsize");
 }
+
+/// Asserts a command's exit code, showing its stderr when it differs.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
