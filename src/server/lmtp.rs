@@ -9,11 +9,10 @@ use std::sync::Arc;
 use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
 
 use super::Shared;
-use super::policy::to_lf;
-use crate::clock;
+use super::policy::{self, to_lf};
 use crate::router::{Routed, TransportDriver};
 use crate::smtp::session::Message;
-use crate::smtp::{Reply, Stamp, Status, Verdict, received_header};
+use crate::smtp::{Reply, Status, Verdict};
 
 enum Pending {
     Done(Verdict),
@@ -106,16 +105,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<P
     let queue = shared.deliverer.queue();
     let id = queue.id_generator().next();
     let data = to_lf(&msg.data);
-    let received = received_header(
-        env,
-        &Stamp {
-            host: &shared.cfg.primary_hostname,
-            id: id.as_str(),
-            peer_name: None,
-            date: &clock::rfc5322(clock::now()),
-        },
-    );
-    let mut message = to_lf(received.as_bytes());
+    let mut message = policy::received(shared, env, id.as_str());
     message.extend_from_slice(&data);
     let arrival = arrival_line(env, &data, message.len());
 
@@ -182,31 +172,12 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<P
                 ));
                 continue;
             }
-            Err(mailstore::Error::OverQuota {
-                permanent: true, ..
-            }) => {
-                out.push(refuse(
-                    552,
-                    Status::new(5, 2, 2),
-                    format!("<{addr}>: Mailbox full"),
-                ));
-                continue;
-            }
-            Err(mailstore::Error::OverQuota { .. }) => {
-                out.push(refuse(
-                    452,
-                    Status::new(4, 2, 2),
-                    format!("<{addr}>: Mailbox full, try again later"),
-                ));
-                continue;
-            }
             Err(e) => {
-                shared.logs.panic(&format!("LMTP {addr}: {e}"));
-                out.push(refuse(
-                    451,
-                    Status::new(4, 3, 0),
-                    "Local problem, try again later".into(),
-                ));
+                let reply = policy::over_quota_reply(&e).unwrap_or_else(|| {
+                    shared.logs.panic(&format!("LMTP {addr}: {e}"));
+                    Reply::new(451, Status::new(4, 3, 0), "Local problem, try again later")
+                });
+                out.push(Some(Pending::Done(reply.into())));
                 continue;
             }
         }

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use mailstore::maildir::{Maildir, OverQuota, QuotaVerdict};
+use mailstore::maildir::{Maildir, OverQuota};
 use spool::{Envelope as SpoolEnvelope, Header, HostAddress, split_message};
 
 use super::{Shared, host_of};
@@ -144,24 +144,44 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
 fn quota_refusal(path: &std::path::Path, policy: OverQuota) -> Option<Reply> {
     // A Maildir that does not exist yet has no quota file either.
     let md = Maildir::open(path).ok()?;
-    match md.check_quota(0, policy) {
-        Ok(QuotaVerdict::Fits { .. }) | Ok(QuotaVerdict::Discard) => None,
-        Err(
-            e @ mailstore::Error::OverQuota {
-                permanent: true, ..
-            },
-        ) => Some(Reply::new(
+    md.check_quota(0, policy)
+        .err()
+        .and_then(|e| over_quota_reply(&e))
+}
+
+/// The reply for a Maildir over its quota: `452 4.2.2` when the policy
+/// defers, `552 5.2.2` when it rejects; `None` for any other error.
+pub fn over_quota_reply(e: &mailstore::Error) -> Option<Reply> {
+    match e {
+        mailstore::Error::OverQuota {
+            permanent: true, ..
+        } => Some(Reply::new(
             552,
             Status::new(5, 2, 2),
-            format!("Mailbox full: {}", short(&e)),
+            format!("Mailbox full: {}", short(e)),
         )),
-        Err(e @ mailstore::Error::OverQuota { .. }) => Some(Reply::new(
+        mailstore::Error::OverQuota { .. } => Some(Reply::new(
             452,
             Status::new(4, 2, 2),
-            format!("Mailbox full, try again later: {}", short(&e)),
+            format!("Mailbox full, try again later: {}", short(e)),
         )),
-        Err(_) => None,
+        _ => None,
     }
+}
+
+/// The `Received:` header Sluice adds, in Exim's form, with LF line ends
+/// (the spool's and the Maildir's).
+pub fn received(shared: &Shared, env: &crate::smtp::session::Envelope, id: &str) -> Vec<u8> {
+    let header = received_header(
+        env,
+        &Stamp {
+            host: &shared.cfg.primary_hostname,
+            id,
+            peer_name: None,
+            date: &clock::rfc5322(clock::now()),
+        },
+    );
+    to_lf(header.as_bytes())
 }
 
 fn short(e: &mailstore::Error) -> String {
@@ -281,18 +301,8 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String
     let queue = shared.deliverer.queue();
     let mut draft = queue.draft()?;
     let id = draft.id();
-    let now = clock::now();
-    let received = received_header(
-        env,
-        &Stamp {
-            host: &shared.cfg.primary_hostname,
-            id: id.as_str(),
-            peer_name: None,
-            date: &clock::rfc5322(now),
-        },
-    );
     let mut all = Vec::with_capacity(headers.len() + 1);
-    all.push(Header::new(to_lf(received.as_bytes())));
+    all.push(Header::new(received(shared, env, id.as_str())));
     all.extend(headers);
     let from = env
         .from
