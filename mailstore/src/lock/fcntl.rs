@@ -10,8 +10,8 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Backoff, LockMode, waited_secs};
-use crate::error::{Error, Result};
+use super::{LockMode, poll_lock};
+use crate::error::Result;
 use crate::sys;
 
 pub(crate) fn acquire(
@@ -21,37 +21,22 @@ pub(crate) fn acquire(
     deadline: Instant,
     start: Instant,
 ) -> Result<()> {
-    let mut backoff = Backoff::new();
-    loop {
-        match sys::ofd_try_lock(file, mode) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => {
-                let why = match e.raw_os_error() {
-                    Some(libc::EINVAL) => {
-                        "the kernel refused an open-file-description lock (Linux 3.15 or later needed)"
-                    }
-                    Some(libc::EBADF) => "the mbox is not open for the access this lock needs",
-                    Some(libc::ENOLCK) => "no locks available (NFS lock daemon not running?)",
-                    _ => "fcntl lock failed",
-                };
-                return Err(Error::LockFailed {
-                    path: path.to_path_buf(),
-                    kind: "fcntl",
-                    why: why.to_string(),
-                    source: e,
-                });
+    poll_lock(
+        path,
+        "fcntl",
+        deadline,
+        start,
+        || sys::ofd_try_lock(file, mode),
+        |e| match e.raw_os_error() {
+            Some(libc::EINVAL) => {
+                "the kernel refused an open-file-description lock (Linux 3.15 or later needed)"
             }
-        }
-        if !backoff.wait(deadline) {
-            return Err(Error::LockTimeout {
-                path: path.to_path_buf(),
-                kind: "fcntl",
-                waited_secs: waited_secs(start),
-                holder: holder(file, mode),
-            });
-        }
-    }
+            Some(libc::EBADF) => "the mbox is not open for the access this lock needs",
+            Some(libc::ENOLCK) => "no locks available (NFS lock daemon not running?)",
+            _ => "fcntl lock failed",
+        },
+        || holder(file, mode),
+    )
 }
 
 fn holder(file: &File, mode: LockMode) -> Option<String> {

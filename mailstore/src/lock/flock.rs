@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{Backoff, LockMode, waited_secs};
-use crate::error::{Error, Result};
+use super::{LockMode, poll_lock};
+use crate::error::Result;
 use crate::sys;
 
 pub(crate) fn acquire(
@@ -16,32 +16,19 @@ pub(crate) fn acquire(
     deadline: Instant,
     start: Instant,
 ) -> Result<()> {
-    let mut backoff = Backoff::new();
-    loop {
-        match sys::flock_try_lock(file, mode) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => {
-                return Err(Error::LockFailed {
-                    path: path.to_path_buf(),
-                    kind: "flock",
-                    why: "flock failed".to_string(),
-                    source: e,
-                });
-            }
-        }
-        if !backoff.wait(deadline) {
-            let holder = sys::dev_ino(file)
+    poll_lock(
+        path,
+        "flock",
+        deadline,
+        start,
+        || sys::flock_try_lock(file, mode),
+        |_| "flock failed",
+        || {
+            sys::dev_ino(file)
                 .ok()
-                .and_then(|id| holder_in_proc_locks(&sys::proc_locks()?, id));
-            return Err(Error::LockTimeout {
-                path: path.to_path_buf(),
-                kind: "flock",
-                waited_secs: waited_secs(start),
-                holder,
-            });
-        }
-    }
+                .and_then(|id| holder_in_proc_locks(&sys::proc_locks()?, id))
+        },
+    )
 }
 
 /// The holder of a `flock` lock on the file `(major, minor, inode)`, from
@@ -67,6 +54,7 @@ fn holder_in_proc_locks(text: &str, (major, minor, ino): (u32, u32, u64)) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn proc_locks_holder_table() {

@@ -396,6 +396,43 @@ fn release_held(held: Vec<Held>, file: Option<&File>) {
 
 /// Polling with growing pauses, for locks whose blocking form has no
 /// timeout (F_OFD_SETLKW, flock, dotlocks).
+/// Polls `try_lock` with [`Backoff`] until it takes the lock, fails, or
+/// `deadline` passes. A failure is [`Error::LockFailed`] with `why` of the
+/// error; the timeout is [`Error::LockTimeout`] naming `holder()`.
+pub(crate) fn poll_lock(
+    path: &Path,
+    kind: &'static str,
+    deadline: Instant,
+    start: Instant,
+    mut try_lock: impl FnMut() -> std::io::Result<bool>,
+    why: impl Fn(&std::io::Error) -> &'static str,
+    holder: impl FnOnce() -> Option<String>,
+) -> Result<()> {
+    let mut backoff = Backoff::new();
+    loop {
+        match try_lock() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Error::LockFailed {
+                    path: path.to_path_buf(),
+                    kind,
+                    why: why(&e).to_string(),
+                    source: e,
+                });
+            }
+        }
+        if !backoff.wait(deadline) {
+            return Err(Error::LockTimeout {
+                path: path.to_path_buf(),
+                kind,
+                waited_secs: waited_secs(start),
+                holder: holder(),
+            });
+        }
+    }
+}
+
 pub(crate) struct Backoff {
     pause: Duration,
 }
