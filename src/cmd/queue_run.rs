@@ -23,15 +23,11 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
             return sysexits::CONFIG;
         }
     };
-    let queue = match crate::server::open_queue(cfg) {
+    let queue = match crate::cmd::submit::open_queue(cfg) {
         Ok(q) => q,
-        Err(e) => {
-            eprintln!("sluice: cannot open the spool: {e}");
-            return if e.is_temporary() {
-                sysexits::TEMPFAIL
-            } else {
-                sysexits::SOFTWARE
-            };
+        Err(f) => {
+            eprintln!("sluice: {}", f.message);
+            return f.code;
         }
     };
     let deliverer = match Deliverer::new(cfg.clone(), routing, queue, logs) {
