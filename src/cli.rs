@@ -70,8 +70,19 @@ enum Command {
     /// Deliver one message from standard input into a Maildir or mbox (a local
     /// delivery agent, as dovecot-lda or procmail); exits with sysexits codes.
     Deliver(DeliverArgs),
-    /// Queue a message read from standard input (sendmail, Exim's -bm).
-    Submit(crate::cmd::submit::SubmitArgs),
+    /// Queue a message read from standard input (sendmail, Exim's -bm); takes
+    /// sendmail's options: -t -i -f -r -F -v -od[biqf] -oe? -oM? -B -N -R -V
+    /// -C, and --extract-recipients --ignore-dots --from --full-name
+    /// --verbose --queue-only (see `sluice submit --help`).
+    #[command(disable_help_flag = true)]
+    Submit {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "OPTIONS AND RECIPIENTS"
+        )]
+        args: Vec<OsString>,
+    },
     /// The queue: list (-bp), count (-bpc), show (-Mvl/-Mvh/-Mvb), remove (-Mrm), freeze (-Mf), thaw (-Mt).
     Queue {
         #[command(subcommand)]
@@ -222,7 +233,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }
         UsageError(e.to_string())
     })?;
-    let sources = Sources {
+    let mut sources = Sources {
         file: cli.config,
         overrides: cli.set,
     };
@@ -248,7 +259,20 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 .map_err(|e| UsageError(format!("--queue-interval: {e}")))?,
         }),
         Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
-        Command::Submit(a) => Mode::Submit(a),
+        Command::Submit { args } => {
+            use crate::cmd::sendmail_args::{Dialect, HELP, parse};
+            if args.iter().any(|a| a == "--help") {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            let parsed = parse(&args, Dialect::Submit)
+                .map_err(|e| UsageError(format!("sluice submit: {e}")))?;
+            sources.overrides.extend(parsed.overrides);
+            if parsed.config.is_some() {
+                sources.file = parsed.config;
+            }
+            Mode::Submit(parsed.submit)
+        }
         Command::SmtpStdio => Mode::SmtpStdio,
         Command::Queue {
             command: QueueCli::Other(c),
@@ -276,17 +300,15 @@ struct Legacy {
 }
 
 /// Whether Exim-style arguments ask for something other than submitting a
-/// message (a `-b` mode other than `-bm`, a queue run, a `-M` action, a
-/// daemon address).
+/// message (a `-b` mode other than `-bm`, a queue run, a `-M` action).
 fn is_admin_mode(args: &[OsString]) -> bool {
     args.iter()
         .filter_map(|a| a.to_str())
         .take_while(|a| *a != "--")
         .any(|a| {
-            (a.starts_with("-b") && a != "-bm")
-                || a.starts_with("-q")
-                || a.starts_with("-M")
-                || a == "-oX"
+            // -oX (daemon addresses) only matters with -bd, which is
+            // admin mode by itself; a submission ignores it, as Exim does.
+            (a.starts_with("-b") && a != "-bm") || a.starts_with("-q") || a.starts_with("-M")
         })
 }
 
@@ -302,8 +324,9 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
     if !is_admin_mode(args) {
         // sendmail [flags] [address...]: the submission flags (-t, -i, -f,
         // -F, -odq, ...) have their own parser.
-        let parsed = crate::cmd::submit::parse_sendmail_args(args)
-            .map_err(|e| UsageError(format!("{program}: {e}")))?;
+        use crate::cmd::sendmail_args::{Dialect, parse};
+        let parsed =
+            parse(args, Dialect::Sendmail).map_err(|e| UsageError(format!("{program}: {e}")))?;
         return Ok(Invocation {
             sources: Sources {
                 file: parsed.config,

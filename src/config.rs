@@ -50,6 +50,10 @@ pub struct Config {
     /// True when `data_dir` fell back to ./sluice-data (worth a warning).
     pub data_dir_is_fallback: bool,
     pub primary_hostname: String,
+    /// The domain added to an unqualified sender or recipient of a local
+    /// submission (the submitting user's login@qualify_domain); Exim's
+    /// `qualify_domain`, defaulting to `primary_hostname`.
+    pub qualify_domain: String,
     pub durability: Durability,
     /// 0: no limit.
     pub message_size_limit: u64,
@@ -88,6 +92,8 @@ pub struct MboxConfig {
     pub read_locks: Vec<LockKind>,
     pub lock_timeout: Duration,
     pub dotlock_stale: Duration,
+    /// Judge a dotlock by the liveness of the pid in it (liblockfile's rule).
+    pub dotlock_pid_check: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +127,7 @@ pub struct QueueConfig {
 struct Raw {
     data_dir: String,
     primary_hostname: String,
+    qualify_domain: String,
     durability: String,
     message_size_limit: toml::Value,
     message_id_format: String,
@@ -154,6 +161,7 @@ struct RawMbox {
     read_locks: Vec<String>,
     lock_timeout: String,
     dotlock_stale: String,
+    dotlock_pid_check: bool,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +386,11 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
     Ok(Config {
         data_dir,
         data_dir_is_fallback,
+        qualify_domain: if raw.qualify_domain.is_empty() {
+            primary_hostname.clone()
+        } else {
+            raw.qualify_domain.clone()
+        },
         primary_hostname,
         durability,
         message_size_limit,
@@ -397,6 +410,7 @@ fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
             read_locks: locks("mbox.read_locks", &raw.mbox.read_locks)?,
             lock_timeout: dur("mbox.lock_timeout", &raw.mbox.lock_timeout)?,
             dotlock_stale: dur("mbox.dotlock_stale", &raw.mbox.dotlock_stale)?,
+            dotlock_pid_check: raw.mbox.dotlock_pid_check,
         },
         smtp: SmtpConfig {
             listen: raw.smtp.listen,
@@ -470,6 +484,7 @@ impl MboxConfig {
             },
             timeout: self.lock_timeout,
             stale_after: self.dotlock_stale,
+            pid_check: self.dotlock_pid_check,
         }
     }
 }

@@ -494,7 +494,14 @@ impl Deliverer {
         };
         match Appender::new(opts).append(&dest.path, sender, std::time::SystemTime::now(), message)
         {
-            Ok(_) => DestResult::Delivered,
+            Ok(done) => {
+                // A stale lock taken over (naming the dead holder), a
+                // damaged mbox end repaired: worth a line in mainlog.
+                for n in &done.notices {
+                    self.logs.main(n);
+                }
+                DestResult::Delivered
+            }
             Err(e) => classify(e),
         }
     }

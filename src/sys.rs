@@ -17,24 +17,43 @@ pub fn user_by_name(name: &str) -> std::io::Result<Option<User>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None); // a NUL byte: no user can have that name
     };
+    passwd_entry(|pwd, buf, result| {
+        // SAFETY: every pointer is valid for the call: cname is a NUL-ended
+        // string, pwd and result live on the caller's frame, buf is writable
+        // for buf.len() bytes and outlives every use of the strings it holds.
+        unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                result,
+            )
+        }
+    })
+}
+
+/// Looks `uid` up with `getpwuid_r(3)`; `Ok(None)` when no entry has it.
+pub fn user_by_uid(uid: u32) -> std::io::Result<Option<User>> {
+    passwd_entry(|pwd, buf, result| {
+        // SAFETY: as in user_by_name: pwd, buf and result are valid and
+        // writable for the call.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// Runs one reentrant password-database lookup, growing the string buffer
+/// on ERANGE.
+fn passwd_entry(
+    mut call: impl FnMut(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> std::io::Result<Option<User>> {
     let mut buf = vec![0u8; 4096];
     loop {
         // SAFETY: an all-zero passwd is a valid value for this plain C struct
-        // (null pointers and zero ids); getpwnam_r fills it in.
+        // (null pointers and zero ids); the lookup fills it in.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: cname is a NUL-ended
-        // string, pwd and result live on this frame, buf is writable for
-        // buf.len() bytes and outlives every use of the strings it holds.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = call(&mut pwd, &mut buf, &mut result);
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 4, 0);
             continue;
@@ -45,15 +64,42 @@ pub fn user_by_name(name: &str) -> std::io::Result<Option<User>> {
         if result.is_null() {
             return Ok(None);
         }
-        // SAFETY: on success pw_dir points to a NUL-ended string inside buf.
-        let home = unsafe { CStr::from_ptr(pwd.pw_dir) };
+        // SAFETY: on success pw_name and pw_dir point to NUL-ended strings
+        // inside buf, which lives until the end of this iteration.
+        let (name, home) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
         return Ok(Some(User {
-            name: name.to_string(),
+            name: name.to_string_lossy().into_owned(),
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
             home: PathBuf::from(home.to_string_lossy().into_owned()),
         }));
     }
+}
+
+/// The user who runs this command: the password-database entry of the
+/// real uid (who ran it, also under a set-uid wrapper or sudo's preserved
+/// environment), never `$USER` or `$LOGNAME`, which any caller can set and
+/// which cron and daemons leave unset. `None` when the uid has no entry.
+pub fn real_user() -> std::io::Result<Option<spool::Caller>> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    Ok(user_by_uid(uid)?.map(|u| spool::Caller {
+        login: u.name,
+        uid,
+        gid,
+    }))
+}
+
+/// This process's identity for what it writes on its own behalf (the
+/// daemon's messages' `-H` caller line, "removed by LOGIN"): the real
+/// user's login, or the uid as text where the database has none. Looked up
+/// once.
+pub fn process_caller() -> &'static spool::Caller {
+    static CALLER: std::sync::OnceLock<spool::Caller> = std::sync::OnceLock::new();
+    CALLER.get_or_init(|| match real_user() {
+        Ok(Some(c)) => c,
+        _ => spool::Caller::from_ids(),
+    })
 }
 
 /// Whether the process runs as root (and may give files to users).

@@ -197,3 +197,79 @@ fn size_limit_and_round_trip() {
     assert!(text.starts_with("From MAILER-DAEMON "), "{text}");
     assert!(text.contains("\n>>From quoted\n>From plain\n"), "{text}");
 }
+
+/// A live holder (`dotlockfile -p` writes the pid of the shell that keeps
+/// it) is respected: the delivery waits, then exits 75 at `lock_timeout`.
+/// Once the shell is killed, its lock file holds a dead pid, and the next
+/// delivery takes it over at once (not after `dotlock_stale`, 5 minutes),
+/// naming the pid.
+#[test]
+fn a_dead_holders_dotlock_is_taken_over_at_once() {
+    if !have("dotlockfile") {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("dotlockfile (liblockfile-bin) is missing in CI");
+        }
+        eprintln!("SKIPPED: dotlockfile (Debian package liblockfile-bin) is not installed");
+        return;
+    }
+    let d = Dir::new();
+    let mbox = d.path().join("box");
+    std::fs::write(&mbox, b"").unwrap();
+    let lock = d.path().join("box.lock");
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg("dotlockfile -p -l \"$1\" && exec sleep 600")
+        .arg("sh")
+        .arg(&lock)
+        .spawn()
+        .unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(10), || lock.exists()),
+        "dotlockfile did not lock"
+    );
+    let pid = holder.id();
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        pid.to_string()
+    );
+
+    // Alive: respected until the lock timeout.
+    let started = Instant::now();
+    let out = d.run(
+        &[
+            "--set",
+            "mbox.lock_timeout=2s",
+            "deliver",
+            "--mbox",
+            mbox.to_str().unwrap(),
+        ],
+        b"Subject: waits\n\nx\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "did not wait");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+
+    // Killed: the lock stays, with a dead pid in it.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(lock.exists());
+    let out = d.run(
+        &[
+            "--set",
+            "mbox.lock_timeout=30s",
+            "deliver",
+            "--mbox",
+            mbox.to_str().unwrap(),
+        ],
+        b"Subject: at once\n\ny\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    common::assert_exit(&out, 0);
+    assert!(
+        err.contains(&format!("held by pid {pid}, which is not running")),
+        "the take-over is said, naming the pid: {err}"
+    );
+    assert!(!lock.exists(), "our own lock was released");
+    assert_eq!(mbox_messages(&mbox).len(), 1);
+}

@@ -96,6 +96,33 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
     rustix::fs::futimens(file, &times).map_err(io::Error::from)
 }
 
+/// The filesystem type (`f_type` of statfs(2)) of the filesystem holding
+/// `dir`.
+pub(crate) fn fs_magic(dir: &Path) -> io::Result<u32> {
+    let st = rustix::fs::statfs(dir)?;
+    // f_type is a signed word on some ABIs; every magic number fits in 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as u32)
+}
+
+/// Whether a process with this pid exists, from `kill(pid, 0)`.
+pub(crate) fn liveness(pid: u32) -> crate::lock::Liveness {
+    use crate::lock::Liveness;
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Liveness::Unknown;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => Liveness::Alive,
+        // It exists, but belongs to someone we may not signal.
+        Err(rustix::io::Errno::PERM) => Liveness::Alive,
+        Err(rustix::io::Errno::SRCH) => Liveness::Dead,
+        Err(_) => Liveness::Unknown,
+    }
+}
+
 /// The host name, for unique lock-file names.
 pub(crate) fn hostname() -> String {
     let uname = rustix::system::uname();

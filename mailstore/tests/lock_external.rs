@@ -28,6 +28,7 @@ fn options(methods: Vec<LockKind>, timeout: Duration) -> AppendOptions {
             methods,
             timeout,
             stale_after: LockOptions::DEFAULT_STALE_AFTER,
+            pid_check: true,
         },
         ..AppendOptions::default()
     }
@@ -377,6 +378,7 @@ fn threads_of_one_process_exclude_each_other_with_fcntl() {
         methods: vec![LockKind::Fcntl],
         timeout: Duration::from_millis(100),
         stale_after: LockOptions::DEFAULT_STALE_AFTER,
+        pid_check: true,
     };
     let open = |p: &Path| {
         std::fs::OpenOptions::new()

@@ -91,17 +91,17 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// This process's user: the login from `$LOGNAME` or `$USER` when it is
-    /// a plain name, else the uid as text.
-    pub fn current() -> Caller {
+    /// This process's real uid and gid, with the uid as text for the login.
+    /// The spool does not read the password database: a program that knows
+    /// the login (the `sluice` binary looks the real uid up) sets it.
+    pub fn from_ids() -> Caller {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
-        let login = ["LOGNAME", "USER"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .find(|s| valid_login(s))
-            .unwrap_or_else(|| uid.to_string());
-        Caller { login, uid, gid }
+        Caller {
+            login: uid.to_string(),
+            uid,
+            gid,
+        }
     }
 }
 
@@ -247,9 +247,9 @@ pub struct Envelope {
 
 impl Envelope {
     /// An envelope for `sender` (empty for `<>`) and `recipients`, from this
-    /// process's user.
+    /// process's ids ([`Caller::from_ids`]; set `caller` to name the user).
     pub fn new(sender: impl Into<String>, recipients: &[&str]) -> Envelope {
-        let mut env = Envelope::blank(Caller::current(), sender.into(), Timestamp::now());
+        let mut env = Envelope::blank(Caller::from_ids(), sender.into(), Timestamp::now());
         env.recipients = recipients.iter().map(|r| Recipient::new(*r)).collect();
         env
     }

@@ -4,6 +4,7 @@ pub mod deliver;
 pub mod deliver_mbox;
 pub mod queue;
 pub mod queue_run;
+pub mod sendmail_args;
 pub mod submit;
 
 /// A command's failure: its exit code (sysexits) and the one line said on

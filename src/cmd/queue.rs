@@ -160,7 +160,7 @@ pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut 
             return f.code;
         }
     };
-    let who = spool::Caller::current().login;
+    let who = &crate::sys::process_caller().login;
     let logs = crate::log::Logs::new(cfg.log_dir());
     let r = match cmd {
         QueueCommand::List(a) => list(&queue, a, out, err),

@@ -11,7 +11,12 @@
 //!   `extract_addresses_remove_arguments`). Postfix and sendmail instead
 //!   **add** them to the list. `Bcc:` headers are kept in the `-H` file
 //!   marked deleted, and never delivered.
-//! - Local parts without a domain are qualified with `primary_hostname`.
+//! - The submitting user is the password-database entry of the real uid
+//!   (`getpwuid_r`), never `$USER` or `$LOGNAME`: the default sender is
+//!   `login@qualify_domain`, the log says `U=login`, the `Received:` header
+//!   `from login`. A uid with no entry is refused (67), as Exim refuses it.
+//! - Local parts without a domain are qualified with `qualify_domain`
+//!   (default: `primary_hostname`).
 //! - Added when missing: `Message-ID:` (`<E<ID>@host>`, Exim's form),
 //!   `From:` (the sender, with `-F NAME` as its display name) and `Date:`;
 //!   a `Received:` header is always added on top.
@@ -20,18 +25,20 @@
 //!   its own (`sluice queue run ID`, as Exim's default background
 //!   delivery), so the caller never waits for a slow remote host; with
 //!   `-odq`, `--queue-only` or `queue_only = true` the message waits for
-//!   the next queue run.
+//!   the next queue run; with `-odi`/`-odf` the command waits for that
+//!   delivery attempt before it exits.
+//! - The options are sendmail's, parsed by [`crate::cmd::sendmail_args`].
 //!
 //! | exit | when |
 //! |------|------|
 //! | 0  | queued |
 //! | 64 | no recipients, bad flags |
 //! | 65 | empty message (0 bytes), larger than `message_size_limit`, an address that cannot be queued |
+//! | 67 | the real uid has no entry in the password database |
+//! | 77 | `-oMa`/`-oMr`/`-oMs`/`-oMt` from a user other than root |
 //! | 75 | the spool cannot take it now: failed write or fsync, full disk, permissions |
 
-use std::ffi::OsString;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use mailstore::error::sysexits;
@@ -40,109 +47,7 @@ use spool::{Caller, Envelope, Header, MessageId, Queue, Recipient};
 use crate::cmd::Failure;
 use crate::config::Config;
 
-/// `sluice submit` options (the sendmail flags map onto these; see
-/// [`parse_sendmail_args`]).
-#[derive(clap::Args, Debug, Default, Clone, PartialEq, Eq)]
-pub struct SubmitArgs {
-    /// Take recipients from the To:, Cc: and Bcc: headers; addresses given
-    /// as arguments are removed from them (Exim's -t; Postfix adds them).
-    #[arg(short = 't', long = "extract-recipients")]
-    pub extract_recipients: bool,
-    /// A line with a single dot does not end the message (sendmail -i, -oi).
-    #[arg(short = 'i', long = "ignore-dots")]
-    pub ignore_dots: bool,
-    /// Envelope sender ("<>" or "" for a bounce). Default: LOGIN@primary_hostname.
-    #[arg(short = 'f', long = "from", value_name = "SENDER")]
-    pub sender: Option<String>,
-    /// Full name of the sender, used in an added From: header.
-    #[arg(short = 'F', long = "full-name", value_name = "NAME")]
-    pub full_name: Option<String>,
-    /// Print the message ID once it is queued.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-    /// Only queue the message; deliver at the next queue run (-odq).
-    #[arg(long = "queue-only")]
-    pub queue_only: bool,
-    /// Recipient addresses (each may be a comma-separated list).
-    #[arg(value_name = "RECIPIENT")]
-    pub recipients: Vec<String>,
-}
-
-/// What `sendmail`-style arguments asked for.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SendmailArgs {
-    /// `-C FILE`.
-    pub config: Option<PathBuf>,
-    pub submit: SubmitArgs,
-}
-
-/// Parses the flags of `sendmail [flags] [address ...]` (also `sluice -bm`)
-/// as Exim and sendmail accept them: `-t`, `-i`, `-oi`, `-oitrue`, `-f ADDR`
-/// / `-fADDR` / `-r ADDR`, `-F NAME`, `-v`, `-odq` (queue only), `-od*`
-/// and `-oe*` (ignored), `-bm` (this mode), `-C FILE`, `--` (end of flags).
-/// Other `-o*` options, `-B TYPE`, `-N DSN`, `-R RET`, `-V ENVID`, `-L TAG`,
-/// `-U`, `-G`, `-m`, `-em`/`-ee`... are accepted and ignored, as Postfix does
-/// (its "recognized but silently ignored"), so old scripts keep working.
-pub fn parse_sendmail_args(args: &[OsString]) -> Result<SendmailArgs, String> {
-    let mut out = SendmailArgs::default();
-    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
-    let mut only_addresses = false;
-    while let Some(arg) = it.next() {
-        if only_addresses || !arg.starts_with('-') || arg == "-" {
-            out.submit.recipients.push(arg);
-            continue;
-        }
-        let mut value = |flag: &str, rest: &str| -> Result<String, String> {
-            if !rest.is_empty() {
-                Ok(rest.to_string())
-            } else {
-                it.next()
-                    .ok_or_else(|| format!("option {flag} needs a value"))
-            }
-        };
-        match arg.as_str() {
-            "--" => only_addresses = true,
-            "-t" => out.submit.extract_recipients = true,
-            "-i" | "-oi" | "-oitrue" => out.submit.ignore_dots = true,
-            "-oifalse" => out.submit.ignore_dots = false,
-            "-v" => out.submit.verbose = true,
-            "-odq" | "-odqs" => out.submit.queue_only = true,
-            "-bm" | "-U" | "-G" | "-m" | "-n" | "-Am" | "-Ac" => {}
-            a if a.starts_with("-od") || a.starts_with("-oe") || a.starts_with("-e") => {}
-            a if a.starts_with("-f") => {
-                let v = value("-f", &a[2..])?;
-                out.submit.sender = Some(v);
-            }
-            a if a.starts_with("-r") => {
-                let v = value("-r", &a[2..])?;
-                out.submit.sender = Some(v);
-            }
-            a if a.starts_with("-F") => {
-                let v = value("-F", &a[2..])?;
-                out.submit.full_name = Some(v);
-            }
-            a if a.starts_with("-C") => {
-                let v = value("-C", &a[2..])?;
-                out.config = Some(PathBuf::from(v));
-            }
-            // Flags with a value that do not change what we do.
-            a if ["-B", "-N", "-R", "-V", "-L", "-O", "-X", "-h", "-p"]
-                .iter()
-                .any(|f| a.starts_with(f)) =>
-            {
-                if a.len() == 2 {
-                    let _ = value(a, "")?;
-                }
-            }
-            a if a.starts_with("-o") => {}
-            a if a.starts_with("-b") => {
-                return Err(format!("{a} is not a submission mode (use sluice {a} ...)"));
-            }
-            a => return Err(format!("option {a} is not supported")),
-        }
-    }
-    Ok(out)
-}
+pub use crate::cmd::sendmail_args::{DeliveryMode, SubmitArgs};
 
 impl From<spool::Error> for Failure {
     fn from(e: spool::Error) -> Failure {
@@ -164,20 +69,29 @@ pub fn run(cfg: &Config, args: &SubmitArgs) -> i32 {
             cfg.data_dir.display()
         );
     }
+    let caller = match submitter(args) {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("sluice: {}", f.message);
+            return f.code;
+        }
+    };
     let mut input = Vec::new();
     if let Err(e) = read_input(&mut std::io::stdin().lock(), cfg, &mut input) {
         eprintln!("sluice: {}", e.message);
         return e.code;
     }
-    match submit(cfg, args, &input, &Caller::current()) {
+    match submit(cfg, args, &input, &caller) {
         Ok(id) => {
             if args.verbose {
                 println!("{id}");
             }
-            if !args.queue_only
-                && !cfg.queue_only
-                && let Err(e) = deliver_in_background(cfg, &id)
-            {
+            let mode = if cfg.queue_only {
+                DeliveryMode::Queue
+            } else {
+                args.delivery
+            };
+            if let Err(e) = start_delivery(cfg, &id, mode) {
                 // Queued all the same: the next queue run delivers it.
                 eprintln!("sluice: {id} queued, but no delivery process started: {e}");
             }
@@ -188,6 +102,40 @@ pub fn run(cfg: &Config, args: &SubmitArgs) -> i32 {
             f.code
         }
     }
+}
+
+/// Who submits: the real uid's password-database entry. Only root may say
+/// where the message came from (`-oM*`), as only Exim's trusted callers may.
+fn submitter(args: &SubmitArgs) -> Result<Caller, Failure> {
+    let uid = rustix::process::getuid().as_raw();
+    let caller = match crate::sys::real_user() {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(Failure::new(
+                sysexits::NOUSER,
+                format!(
+                    "uid {uid} has no entry in the password database: \
+                     cannot name the sender, nothing queued"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                sysexits::TEMPFAIL,
+                format!("looking up uid {uid} in the password database: {e}"),
+            ));
+        }
+    };
+    if !args.origin.is_empty() && uid != 0 {
+        return Err(Failure::new(
+            sysexits::NOPERM,
+            format!(
+                "-oMa, -oMr, -oMs and -oMt are for root only ({} is not root): nothing queued",
+                caller.login
+            ),
+        ));
+    }
+    Ok(caller)
 }
 
 /// Reads standard input, stopping a little past `message_size_limit` (the
@@ -231,24 +179,29 @@ pub fn submit(
     let (mut headers, body_at) = spool::split_message(&message);
     let body = &message[body_at..];
     let host = cfg.primary_hostname.as_str();
+    let qualify_domain = cfg.qualify_domain.as_str();
 
     let sender = match args.sender.as_deref().map(str::trim) {
         Some("<>") | Some("") => String::new(),
-        Some(s) => qualify(strip_angles(s), host),
-        None => format!("{}@{host}", caller.login),
+        Some(s) => qualify(strip_angles(s), qualify_domain),
+        None => format!("{}@{qualify_domain}", caller.login),
     };
     let given: Vec<String> = args
         .recipients
         .iter()
         .flat_map(|a| address_list(a))
-        .map(|a| qualify(&a, host))
+        .map(|a| qualify(&a, qualify_domain))
         .collect();
     let recipients = if args.extract_recipients {
         let mut found = Vec::new();
         for h in headers.iter_mut() {
             if h.is("to") || h.is("cc") || h.is("bcc") {
                 let value = header_value(&h.text);
-                found.extend(address_list(&value).into_iter().map(|a| qualify(&a, host)));
+                found.extend(
+                    address_list(&value)
+                        .into_iter()
+                        .map(|a| qualify(&a, qualify_domain)),
+                );
                 if h.is("bcc") {
                     h.flag = b'*';
                 }
@@ -295,7 +248,7 @@ pub fn submit(
     }
     if !has_from {
         let addr = if sender.is_empty() {
-            format!("{}@{host}", caller.login)
+            format!("{}@{qualify_domain}", caller.login)
         } else {
             sender.clone()
         };
@@ -314,10 +267,24 @@ pub fn submit(
 
     let mut env = Envelope::new(sender.clone(), &[]);
     env.caller = caller.clone();
-    env.protocol = Some("local".into());
+    let origin = &args.origin;
+    env.protocol = Some(origin.protocol.clone().unwrap_or_else(|| "local".into()));
     env.local = true;
-    env.ident = Some(caller.login.clone());
-    env.recipients = recipients.drain(..).map(Recipient::new).collect();
+    env.ident = Some(origin.ident.clone().unwrap_or_else(|| caller.login.clone()));
+    env.host_address = origin.host_address.map(|ip| spool::HostAddress {
+        ip: ip.to_string(),
+        port: 0,
+    });
+    env.host_name = origin.host_name.clone();
+    env.dsn_ret = args.dsn.ret;
+    env.dsn_envid = args.dsn.envid.clone();
+    env.recipients = recipients
+        .drain(..)
+        .map(|r| Recipient {
+            notify: args.dsn.notify,
+            ..Recipient::new(r)
+        })
+        .collect();
     let staged = draft.finish(&env, &out)?;
     let id = queue.commit(staged)?;
 
@@ -328,17 +295,24 @@ pub fn submit(
         .map(|h| header_value(&h.text).trim().to_string())
         .unwrap_or(message_id);
     let shown_sender = if sender.is_empty() { "<>" } else { &sender };
+    let ident = env.ident.as_deref().unwrap_or(&caller.login);
+    let protocol = env.protocol.as_deref().unwrap_or("local");
+    // -oMs/-oMa: where root says the message came from, as Exim's H=.
+    let host = match (&origin.host_name, &origin.host_address) {
+        (Some(n), Some(a)) => format!("H={n} [{a}] "),
+        (Some(n), None) => format!("H={n} "),
+        (None, Some(a)) => format!("H=[{a}] "),
+        (None, None) => String::new(),
+    };
     let _ = queue.append_msglog(
         &id,
         &format!(
-            "{} Received from {shown_sender} U={} P=local S={size}",
+            "{} Received from {shown_sender} {host}U={ident} P={protocol} S={size}",
             crate::clock::log_stamp(now),
-            caller.login
         ),
     );
     crate::log::Logs::new(cfg.log_dir()).main(&format!(
-        "{id} <= {shown_sender} U={} P=local S={size} id={}",
-        caller.login,
+        "{id} <= {shown_sender} {host}U={ident} P={protocol} S={size} id={}",
         logged_id.trim_start_matches('<').trim_end_matches('>')
     ));
     queue.wait_before_exit();
@@ -357,9 +331,14 @@ pub fn open_queue(cfg: &Config) -> Result<Queue, Failure> {
     })
 }
 
-/// Starts `sluice queue run ID` detached (stdio closed, not waited for),
-/// with the configuration file and `--set` overrides this process read.
-fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
+/// Starts the delivery of a queued message as `mode` says: `sluice queue
+/// run ID` detached (stdio closed, not waited for), or waited for with
+/// stderr kept (`-odi`), or not at all (`-odq`); with the configuration
+/// file and `--set` overrides this process read.
+fn start_delivery(cfg: &Config, id: &MessageId, mode: DeliveryMode) -> std::io::Result<()> {
+    if mode == DeliveryMode::Queue {
+        return Ok(());
+    }
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     if std::path::Path::new(&cfg.origin).is_file() {
@@ -370,10 +349,14 @@ fn deliver_in_background(cfg: &Config, id: &MessageId) -> std::io::Result<()> {
     }
     cmd.args(["queue", "run", id.as_str()])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(drop)
+        .stdout(Stdio::null());
+    match mode {
+        DeliveryMode::Queue => Ok(()), // returned above
+        DeliveryMode::Background => cmd.stderr(Stdio::null()).spawn().map(drop),
+        // The outcome of the attempt is in the logs and the queue, as
+        // after Exim's -odi; only a failure to run it concerns the caller.
+        DeliveryMode::Foreground => cmd.status().map(drop),
+    }
 }
 
 /// Cuts the input at a lone "." line (unless `ignore_dots`) and turns CRLF
@@ -562,73 +545,6 @@ fn received(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn sendmail_flags_table() {
-        let cases: &[(&[&str], SubmitArgs)] = &[
-            (
-                &["-t", "-oi", "-f", "a@b", "x@y"],
-                SubmitArgs {
-                    extract_recipients: true,
-                    ignore_dots: true,
-                    sender: Some("a@b".into()),
-                    recipients: vec!["x@y".into()],
-                    ..Default::default()
-                },
-            ),
-            (
-                &["-fa@b", "-Fname", "-odq", "-v", "-i", "--", "-odd@x"],
-                SubmitArgs {
-                    sender: Some("a@b".into()),
-                    full_name: Some("name".into()),
-                    queue_only: true,
-                    verbose: true,
-                    ignore_dots: true,
-                    recipients: vec!["-odd@x".into()],
-                    ..Default::default()
-                },
-            ),
-            (
-                &[
-                    "-bm", "-oem", "-odi", "-oQ/x", "-B", "8BITMIME", "-N", "never", "r",
-                ],
-                SubmitArgs {
-                    recipients: vec!["r".into()],
-                    ..Default::default()
-                },
-            ),
-            (
-                &["-r", "<>", "-oitrue", "a", "b"],
-                SubmitArgs {
-                    sender: Some("<>".into()),
-                    ignore_dots: true,
-                    recipients: vec!["a".into(), "b".into()],
-                    ..Default::default()
-                },
-            ),
-        ];
-        for (args, want) in cases {
-            let got = parse_sendmail_args(&os(args)).unwrap();
-            assert_eq!(&got.submit, want, "{args:?}");
-        }
-        let got = parse_sendmail_args(&os(&["-C", "/etc/x.toml", "a"])).unwrap();
-        assert_eq!(got.config, Some(PathBuf::from("/etc/x.toml")));
-        assert!(
-            parse_sendmail_args(&os(&["-f"]))
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(parse_sendmail_args(&os(&["-bp"])).is_err());
-        assert!(
-            parse_sendmail_args(&os(&["-Q"]))
-                .unwrap_err()
-                .contains("-Q")
-        );
-    }
 
     #[test]
     fn address_lists_table() {

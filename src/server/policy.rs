@@ -316,6 +316,7 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String
         .collect();
     let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let mut senv = SpoolEnvelope::new(from.clone(), &rcpt_refs);
+    senv.caller = crate::sys::process_caller().clone();
     senv.protocol = Some(env.protocol.clone());
     senv.helo_name = Some(env.helo.clone());
     if let Some(p) = msg.envelope.peer {

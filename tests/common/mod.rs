@@ -97,6 +97,14 @@ pub fn have(program: &str) -> bool {
 }
 
 /// Whether the tests run as root (permission tests then drop privileges).
+/// The login of the user running the tests, as `id -un` finds it in the
+/// password database (what `sluice submit` must use, whatever `$USER` says).
+pub fn login() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    assert!(out.status.success(), "id -un failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

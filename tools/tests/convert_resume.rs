@@ -164,3 +164,79 @@ fn lost_manifest_lines_are_rebuilt_from_the_files() {
     let whole = |l: &&str| l.starts_with("M\t") && l.split('\t').count() == 5;
     assert_eq!(lines.lines().filter(whole).count(), 300);
 }
+
+/// `kill -9` while the converter holds the mbox's dotlock: the lock file
+/// stays behind holding a dead pid. The re-run takes it over at once (well
+/// inside a 10 s lock timeout, where the age rule alone would wait 5
+/// minutes) and converts every message exactly once.
+#[test]
+fn kill_9_while_holding_the_dotlock_then_rerun_takes_the_lock_over() {
+    const N: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let msgs = generate(N, 21);
+    let src = dir.path().join("big.mbox");
+    fs::write(&src, mboxrd(&msgs)).unwrap();
+    let lock = dir.path().join("big.mbox.lock");
+    let dest = dir.path().join("Maildir");
+
+    let mut child = Command::new(bin())
+        .args([
+            "--from-tz",
+            "UTC",
+            "--host",
+            "test.example",
+            "-j",
+            "2",
+            "-q",
+        ])
+        .arg(&src)
+        .arg(&dest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holder = loop {
+        if let Ok(text) = fs::read_to_string(&lock) {
+            break text;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before its lock was seen");
+        }
+        assert!(Instant::now() < deadline, "the lock file never appeared");
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    child.kill().unwrap(); // SIGKILL, with the lock held
+    child.wait().unwrap();
+    assert!(lock.exists(), "the killed run left its lock file");
+    // The pid written may be read while the file is being written; once
+    // the process is dead, the file holds its pid.
+    let left = fs::read_to_string(&lock).unwrap();
+    assert_eq!(
+        left.trim(),
+        child.id().to_string(),
+        "seen first: {holder:?}"
+    );
+
+    let out = convert(&["--json", "--lock-timeout", "10", s(&src), s(&dest)]);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(
+        report["messages"].as_u64().unwrap() + report["already_present"].as_u64().unwrap(),
+        N as u64,
+        "{report}"
+    );
+    let notes = report.to_string(); // the notes of the source and the run
+    assert!(
+        notes.contains(&format!("held by pid {}, which is not running", child.id())),
+        "the take-over is reported, naming the dead pid: {notes}"
+    );
+    let entries = read_maildir(&dest);
+    assert_eq!(entries.len(), N, "exact message count");
+    let ids: HashSet<String> = entries
+        .iter()
+        .filter_map(|e| message_id(&e.bytes))
+        .collect();
+    assert_eq!(ids.len(), N, "no duplicates");
+    assert!(!lock.exists(), "the re-run released its lock");
+}

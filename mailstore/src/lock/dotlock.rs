@@ -9,15 +9,28 @@
 //! 3. the lock is ours exactly when the unique file now has 2 links;
 //! 4. remove the unique name (the lock file keeps the inode).
 //!
-//! A lock file whose modification time is older than `stale_after` was left
-//! by a program that died; it is taken over (removed, with a notice), and
-//! the holder of a long operation refreshes its lock to avoid that. Ages are
-//! measured on the clock of the filesystem holding the lock (the unique
-//! file's timestamp tells the offset), so NFS client/server clock skew does
-//! not make fresh locks look stale.
-//!
 //! The lock file holds the holder's pid as decimal digits and a newline
-//! (liblockfile's format), so an error can say who holds it.
+//! (liblockfile's format). Whether a lock file that is not ours is stale is
+//! judged as liblockfile judges it ([`judge`]):
+//!
+//! - it holds a pid and lives on a local filesystem: `kill(pid, 0)` decides.
+//!   ESRCH means the holder died (a crash, `kill -9`): the lock is taken over
+//!   at once, with a notice naming the dead pid. Success or EPERM means the
+//!   holder runs, and the lock is respected however old it is.
+//! - it holds no pid, the pid check is off (`dotlock_pid_check = false`, for
+//!   holders in another PID namespace, where every pid looks dead), or it
+//!   lives on a network or FUSE filesystem (NFS, CIFS, Ceph..., where the pid
+//!   may belong to another machine): a lock file whose modification time is
+//!   older than `stale_after` was left by a program that died. The holder of
+//!   a long operation refreshes its lock to avoid that. Ages are measured on
+//!   the clock of the filesystem holding the lock (the unique file's
+//!   timestamp tells the offset), so NFS client/server clock skew does not
+//!   make fresh locks look stale.
+//!
+//! Taking over is safe against a second breaker doing the same: the stale
+//! file is renamed aside to a name of our own, checked to be the inode that
+//! was judged, and only then removed; the lock itself is then taken with the
+//! usual `link()` protocol, which lets exactly one of the breakers win.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -60,22 +73,14 @@ impl Dotlock {
         mbox: &Path,
         deadline: Instant,
         start: Instant,
-        stale_after: Duration,
+        stale: Staleness,
         notices: &mut Vec<String>,
     ) -> Result<Dotlock> {
         let path = lock_path(mbox);
         let unique = unique_path(&path);
         let mut file = create_unique(&unique, &path)?;
         // Remove the unique name whatever happens below.
-        let result = Self::link_loop(
-            &path,
-            &unique,
-            &mut file,
-            deadline,
-            start,
-            stale_after,
-            notices,
-        );
+        let result = Self::link_loop(&path, &unique, &mut file, deadline, start, stale, notices);
         let _ = std::fs::remove_file(&unique);
         result?;
         Ok(Dotlock { path, file })
@@ -87,7 +92,7 @@ impl Dotlock {
         file: &mut File,
         deadline: Instant,
         start: Instant,
-        stale_after: Duration,
+        stale: Staleness,
         notices: &mut Vec<String>,
     ) -> Result<()> {
         // Offset between our clock and the filesystem's, from the file we
@@ -97,6 +102,9 @@ impl Dotlock {
             .map(|m| sys::mtime(&m))
             .map_err(|e| failed(path, "stat our lock file", e))?;
         let skew = Skew::between(SystemTime::now(), created);
+        // Asked once, and only when a lock file is found: a pid is
+        // meaningful only on a filesystem local to this machine.
+        let mut scope: Option<PidScope> = None;
         let mut backoff = Backoff::new();
         loop {
             let linked = sys::link(unique, path);
@@ -131,7 +139,8 @@ impl Dotlock {
                 }
                 Err(e) => return Err(failed(path, "link lock file", e)),
             }
-            if let Some(notice) = take_over_if_stale(path, unique, skew, stale_after)? {
+            let scope = *scope.get_or_insert_with(|| PidScope::of_dir(path));
+            if let Some(notice) = take_over_if_stale(path, unique, skew, stale, scope)? {
                 notices.push(notice);
                 continue;
             }
@@ -282,9 +291,121 @@ impl Skew {
     }
 }
 
+/// How a lock file that is not ours is judged stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Staleness {
+    /// Older than this (by modification time) and no live holder to ask:
+    /// stale.
+    pub after: Duration,
+    /// Ask the holder's pid with `kill(pid, 0)` on a local filesystem.
+    pub pid_check: bool,
+}
+
+/// Whether a pid found in a lock file names a process of this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PidScope {
+    /// A local filesystem: the pid is one of ours (or of our PID namespace).
+    Local,
+    /// A network or FUSE filesystem: the pid may be another machine's.
+    Shared,
+}
+
+impl PidScope {
+    /// The scope of the directory holding `lock`, from `statfs(2)`. When the
+    /// filesystem cannot be asked, the pid is not trusted.
+    fn of_dir(lock: &Path) -> PidScope {
+        let dir = match lock.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match sys::fs_magic(dir) {
+            Ok(magic) => PidScope::of_magic(magic),
+            Err(_) => PidScope::Shared,
+        }
+    }
+
+    /// Network and cluster filesystems, and FUSE (sshfs, s3fs... may be
+    /// remote), from the `f_type` values in statfs(2) and linux/magic.h.
+    fn of_magic(magic: u32) -> PidScope {
+        const SHARED: &[u32] = &[
+            0x6969,      // NFS
+            0x517B,      // SMB
+            0xFF53_4D42, // CIFS
+            0xFE53_4D42, // SMB2
+            0x6573_5546, // FUSE
+            0x00C3_6400, // Ceph
+            0x5346_414F, // AFS
+            0x6B41_4653, // kAFS
+            0x7375_7245, // Coda
+            0x0116_1970, // GFS2
+            0x7461_636F, // OCFS2
+            0x0102_1997, // 9p
+            0x564C,      // NCP
+            0x0BD0_0BD0, // Lustre
+            0x4750_4653, // GPFS
+            0x2003_0528, // OrangeFS
+        ];
+        if SHARED.contains(&magic) {
+            PidScope::Shared
+        } else {
+            PidScope::Local
+        }
+    }
+}
+
+/// What `kill(pid, 0)` said about a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Success or EPERM: a process with that pid exists.
+    Alive,
+    /// ESRCH: no such process.
+    Dead,
+    /// Anything else (an invalid pid): nothing learned.
+    Unknown,
+}
+
+/// Why a lock file was judged stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A holder runs, or the lock is young: wait for it.
+    Respect,
+    /// The pid in it names no process.
+    DeadHolder(u32),
+    /// No holder could be asked and it is older than the limit.
+    TooOld,
+}
+
+/// Judges a lock file that is not ours, as liblockfile's `lockfile_check`
+/// does (see the module documentation). Pure: the filesystem's scope and
+/// the holder's liveness come in as values, so the rules are tested as a
+/// table.
+pub(crate) fn judge(
+    pid: Option<u32>,
+    scope: PidScope,
+    age: Duration,
+    stale: Staleness,
+    alive: impl FnOnce(u32) -> Liveness,
+) -> Verdict {
+    if let Some(pid) = pid
+        && stale.pid_check
+        && scope == PidScope::Local
+    {
+        match alive(pid) {
+            Liveness::Alive => return Verdict::Respect,
+            Liveness::Dead => return Verdict::DeadHolder(pid),
+            Liveness::Unknown => {}
+        }
+    }
+    if age > stale.after {
+        Verdict::TooOld
+    } else {
+        Verdict::Respect
+    }
+}
+
 /// Removes the lock file if it is stale; returns the notice to log.
 ///
-/// The stale file is first renamed away (atomic), so that if another
+/// The stale file is first renamed aside (atomic), so that if another
 /// process took it over and created a fresh lock between our look and our
 /// move, we notice (different inode) and put the fresh one back instead of
 /// deleting it.
@@ -292,7 +413,8 @@ fn take_over_if_stale(
     path: &Path,
     unique: &Path,
     skew: Skew,
-    stale_after: Duration,
+    stale: Staleness,
+    scope: PidScope,
 ) -> Result<Option<String>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -304,10 +426,23 @@ fn take_over_if_stale(
         .fs_now()
         .duration_since(sys::mtime(&meta))
         .unwrap_or(Duration::ZERO);
-    if age <= stale_after {
-        return Ok(None);
-    }
-    let holder = holder(path);
+    // Read through the inode just judged by age (a file that is not a
+    // regular file holds no pid).
+    let pid = if meta.is_file() {
+        std::fs::read(path).ok().and_then(|b| parse_pid(&b))
+    } else {
+        None
+    };
+    let why = match judge(pid, scope, age, stale, sys::liveness) {
+        Verdict::Respect => return Ok(None),
+        Verdict::DeadHolder(pid) => format!("held by pid {pid}, which is not running"),
+        Verdict::TooOld => format!(
+            "{}, last touched {}s ago, stale after {}s",
+            pid.map_or("holder unknown".to_string(), |p| format!("pid {p}")),
+            age.as_secs(),
+            stale.after.as_secs()
+        ),
+    };
     let mut aside = unique.as_os_str().to_os_string();
     aside.push(".stale");
     let aside = PathBuf::from(aside);
@@ -327,11 +462,8 @@ fn take_over_if_stale(
     }
     std::fs::remove_file(&aside).map_err(|e| failed(path, "remove stale lock file", e))?;
     Ok(Some(format!(
-        "{}: removed stale lock file ({}, last touched {}s ago, stale after {}s)",
-        path.display(),
-        holder.as_deref().unwrap_or("holder unknown"),
-        age.as_secs(),
-        stale_after.as_secs()
+        "{}: removed stale lock file ({why})",
+        path.display()
     )))
 }
 
@@ -342,14 +474,25 @@ fn holder(path: &Path) -> Option<String> {
 }
 
 fn parse_holder(bytes: &[u8]) -> Option<String> {
+    parse_pid(bytes).map(|pid| format!("pid {pid}"))
+}
+
+/// The pid at the start of a lock file (liblockfile writes `"<pid>\n"`;
+/// pid 0, which dotlockfile writes without `-p`, means none).
+fn parse_pid(bytes: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(bytes.get(..bytes.len().min(64))?).ok()?;
     let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
-    (pid != 0).then(|| format!("pid {pid}"))
+    (pid != 0).then_some(pid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STALE: Staleness = Staleness {
+        after: Duration::from_secs(300),
+        pid_check: true,
+    };
 
     fn deadline(ms: u64) -> (Instant, Instant) {
         let now = Instant::now();
@@ -387,7 +530,7 @@ mod tests {
         let mbox = dir.path().join("inbox"); // need not exist
         let mut notices = vec![];
         let (d, s) = deadline(1000);
-        let lock = Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut notices).unwrap();
+        let lock = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap();
         let content = std::fs::read_to_string(lock_path(&mbox)).unwrap();
         assert_eq!(content, format!("{}\n", std::process::id()));
         // Only the lock file is left: the unique name is gone.
@@ -406,21 +549,22 @@ mod tests {
     fn held_lock_times_out_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
-        std::fs::write(lock_path(&mbox), b"4242\n").unwrap();
+        // pid 1 always runs: the holder is alive (kill answers 0 or EPERM).
+        std::fs::write(lock_path(&mbox), b"1\n").unwrap();
         let (d, s) = deadline(60);
-        let err = Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut vec![]).unwrap_err();
+        let err = Dotlock::acquire(&mbox, d, s, STALE, &mut vec![]).unwrap_err();
         match err {
             Error::LockTimeout {
                 kind, holder, path, ..
             } => {
                 assert_eq!(kind, "dotlock");
-                assert_eq!(holder.as_deref(), Some("pid 4242"));
+                assert_eq!(holder.as_deref(), Some("pid 1"));
                 assert_eq!(path, lock_path(&mbox));
             }
             other => panic!("{other:?}"),
         }
         // The foreign lock is untouched and no unique file is left over.
-        assert_eq!(std::fs::read(lock_path(&mbox)).unwrap(), b"4242\n");
+        assert_eq!(std::fs::read(lock_path(&mbox)).unwrap(), b"1\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -439,7 +583,7 @@ mod tests {
             .unwrap();
         let mut notices = vec![];
         let (d, s) = deadline(1000);
-        let lock = Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut notices).unwrap();
+        let lock = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap();
         assert_eq!(notices.len(), 1, "{notices:?}");
         assert!(
             notices[0].contains("stale") && notices[0].contains("pid 999999"),
@@ -460,8 +604,7 @@ mod tests {
         std::fs::write(lock_path(&mbox), b"").unwrap();
         let (d, s) = deadline(30);
         let mut notices = vec![];
-        let err =
-            Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut notices).unwrap_err();
+        let err = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap_err();
         assert!(
             matches!(err, Error::LockTimeout { holder: None, .. }),
             "{err}"
@@ -474,7 +617,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
         let (d, s) = deadline(1000);
-        let lock = Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut vec![]).unwrap();
+        let lock = Dotlock::acquire(&mbox, d, s, STALE, &mut vec![]).unwrap();
         // Another program wrongly took it over and holds its own now.
         std::fs::remove_file(lock_path(&mbox)).unwrap();
         std::fs::write(lock_path(&mbox), b"1\n").unwrap();
@@ -487,8 +630,151 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("missing-dir").join("inbox");
         let (d, s) = deadline(100);
-        let err = Dotlock::acquire(&mbox, d, s, Duration::from_secs(300), &mut vec![]).unwrap_err();
+        let err = Dotlock::acquire(&mbox, d, s, STALE, &mut vec![]).unwrap_err();
         assert!(err.is_temporary());
         assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    /// A pid that names no process: one past the highest the kernel hands
+    /// out, or, failing that, a child that has been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn judge_table() {
+        use Liveness::*;
+        use PidScope::*;
+        let young = Duration::from_secs(10);
+        let old = Duration::from_secs(3600);
+        let off = Staleness {
+            pid_check: false,
+            ..STALE
+        };
+        // (pid, scope, age, staleness, liveness, verdict)
+        type Row = (
+            Option<u32>,
+            PidScope,
+            Duration,
+            Staleness,
+            Liveness,
+            Verdict,
+        );
+        let table: &[Row] = &[
+            // A local pid decides, whatever the age.
+            (Some(7), Local, young, STALE, Dead, Verdict::DeadHolder(7)),
+            (Some(7), Local, old, STALE, Alive, Verdict::Respect),
+            (Some(7), Local, young, STALE, Alive, Verdict::Respect),
+            // Nothing learned from kill: the age rule.
+            (Some(7), Local, young, STALE, Unknown, Verdict::Respect),
+            (Some(7), Local, old, STALE, Unknown, Verdict::TooOld),
+            // No pid: the age rule.
+            (None, Local, young, STALE, Dead, Verdict::Respect),
+            (None, Local, old, STALE, Dead, Verdict::TooOld),
+            // A network or FUSE filesystem: a pid means nothing.
+            (Some(7), Shared, young, STALE, Dead, Verdict::Respect),
+            (Some(7), Shared, old, STALE, Alive, Verdict::TooOld),
+            // The check turned off (holders in another PID namespace).
+            (Some(7), Local, young, off, Dead, Verdict::Respect),
+            (Some(7), Local, old, off, Alive, Verdict::TooOld),
+        ];
+        for &(pid, scope, age, stale, live, want) in table {
+            let got = judge(pid, scope, age, stale, |_| live);
+            assert_eq!(got, want, "{pid:?} {scope:?} {age:?} {stale:?} {live:?}");
+        }
+    }
+
+    #[test]
+    fn filesystem_types_table() {
+        let table: &[(u32, PidScope)] = &[
+            (0xEF53, PidScope::Local),       // ext4
+            (0x0102_1994, PidScope::Local),  // tmpfs
+            (0x5846_5342, PidScope::Local),  // xfs
+            (0x9123_683E, PidScope::Local),  // btrfs
+            (0x6969, PidScope::Shared),      // NFS
+            (0xFF53_4D42, PidScope::Shared), // CIFS
+            (0xFE53_4D42, PidScope::Shared), // SMB2
+            (0x6573_5546, PidScope::Shared), // FUSE
+            (0x00C3_6400, PidScope::Shared), // Ceph
+        ];
+        for &(magic, want) in table {
+            assert_eq!(PidScope::of_magic(magic), want, "{magic:#x}");
+        }
+        // This test's own directory is local.
+        let dir = tempfile::tempdir().unwrap();
+        let magic = sys::fs_magic(dir.path()).unwrap();
+        assert_ne!(magic, 0);
+    }
+
+    #[test]
+    fn liveness_of_real_processes() {
+        assert_eq!(sys::liveness(std::process::id()), Liveness::Alive);
+        assert_eq!(sys::liveness(1), Liveness::Alive);
+        assert_eq!(sys::liveness(dead_pid()), Liveness::Dead);
+        assert_eq!(sys::liveness(u32::MAX), Liveness::Unknown);
+    }
+
+    #[test]
+    fn lock_of_a_dead_holder_is_taken_over_at_once_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("inbox");
+        let lp = lock_path(&mbox);
+        let pid = dead_pid();
+        std::fs::write(&lp, format!("{pid}\n")).unwrap(); // fresh mtime
+        let mut notices = vec![];
+        let (d, s) = deadline(50);
+        let lock = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains(&format!("pid {pid}, which is not running")),
+            "{}",
+            notices[0]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&lp).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        lock.release().unwrap();
+        // Nothing left aside.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn old_lock_of_a_live_holder_is_respected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("inbox");
+        let lp = lock_path(&mbox);
+        std::fs::write(&lp, b"1\n").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&lp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (d, s) = deadline(50);
+        let mut notices = vec![];
+        let err = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        assert!(notices.is_empty(), "{notices:?}");
+        assert_eq!(std::fs::read(&lp).unwrap(), b"1\n");
+    }
+
+    #[test]
+    fn without_the_pid_check_a_dead_holder_waits_for_the_age_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("inbox");
+        let lp = lock_path(&mbox);
+        std::fs::write(&lp, format!("{}\n", dead_pid())).unwrap();
+        let off = Staleness {
+            pid_check: false,
+            ..STALE
+        };
+        let (d, s) = deadline(50);
+        let err = Dotlock::acquire(&mbox, d, s, off, &mut vec![]).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! Mailbox locks: the ones mail readers and delivery agents take on an mbox.
 //!
 //! - [`LockKind::Dotlock`]: `<mbox>.lock`, created NFS-safely with `link()`
-//!   (see [`dotlock`](self::dotlock)); taken over when older than
+//!   (see [`dotlock`](self::dotlock)); taken over at once when the pid in it
+//!   names no process, or, where no pid can be asked, when older than
 //!   [`LockOptions::stale_after`].
 //! - [`LockKind::Fcntl`]: a whole-file `fcntl` lock. Open-file-description
 //!   locks (`F_OFD_SETLK`) are used: they conflict with the classic
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::sys;
 
+pub(crate) use dotlock::Liveness;
 pub use dotlock::lock_path;
 
 /// One locking method.
@@ -103,9 +105,16 @@ pub struct LockOptions {
     /// How long to wait for all of them together before giving up with a
     /// temporary error.
     pub timeout: Duration,
-    /// A dotlock whose file was last modified longer ago than this is left
-    /// over from a crashed program and is removed.
+    /// A dotlock whose file was last modified longer ago than this, and
+    /// whose holder cannot be asked (no pid in it, a network or FUSE
+    /// filesystem, or `pid_check` off), is left over from a crashed program
+    /// and is removed.
     pub stale_after: Duration,
+    /// Judge a dotlock holding a pid by asking the pid (`kill(pid, 0)`), as
+    /// liblockfile does: a dead holder's lock is taken over at once, a live
+    /// one's respected. Turn off where holders run in another PID namespace
+    /// (a container sharing the mail volume), where every pid looks dead.
+    pub pid_check: bool,
 }
 
 impl LockOptions {
@@ -124,6 +133,7 @@ impl LockOptions {
             methods: vec![LockKind::Dotlock, LockKind::Fcntl],
             timeout: Self::DEFAULT_TIMEOUT,
             stale_after: Self::DEFAULT_STALE_AFTER,
+            pid_check: true,
         }
     }
 
@@ -133,6 +143,7 @@ impl LockOptions {
             methods: vec![LockKind::Fcntl],
             timeout: Self::DEFAULT_TIMEOUT,
             stale_after: Self::DEFAULT_STALE_AFTER,
+            pid_check: true,
         }
     }
 
@@ -350,8 +361,11 @@ where
     for &kind in methods {
         match kind {
             LockKind::Dotlock => {
-                let d =
-                    dotlock::Dotlock::acquire(path, deadline, start, options.stale_after, notices)?;
+                let stale = dotlock::Staleness {
+                    after: options.stale_after,
+                    pid_check: options.pid_check,
+                };
+                let d = dotlock::Dotlock::acquire(path, deadline, start, stale, notices)?;
                 held.push(Held::Dotlock(d));
             }
             LockKind::Fcntl | LockKind::Flock => {
@@ -516,6 +530,7 @@ mod tests {
             ],
             timeout: Duration::from_secs(2),
             stale_after: LockOptions::DEFAULT_STALE_AFTER,
+            pid_check: true,
         };
         let lock = MboxLock::acquire(&mbox, LockMode::Exclusive, &opts, open_rw).unwrap();
         assert_eq!(
@@ -556,6 +571,7 @@ mod tests {
             methods: vec![LockKind::Fcntl, LockKind::Flock],
             timeout: Duration::from_millis(150),
             stale_after: LockOptions::DEFAULT_STALE_AFTER,
+            pid_check: true,
         };
         let a = MboxLock::acquire(&mbox, LockMode::Shared, &opts, open_rw).unwrap();
         let b = MboxLock::acquire(&mbox, LockMode::Shared, &opts, open_rw).unwrap();
@@ -580,6 +596,7 @@ mod tests {
             methods: vec![LockKind::Flock],
             timeout: Duration::from_millis(100),
             stale_after: LockOptions::DEFAULT_STALE_AFTER,
+            pid_check: true,
         };
         let holder = MboxLock::acquire(&mbox, LockMode::Exclusive, &flock_only, open_rw).unwrap();
         let both = LockOptions {

@@ -70,6 +70,12 @@ struct Args {
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     lock_timeout: u64,
 
+    /// Judge a dotlock only by its age (5 minutes), never by the pid in it:
+    /// for lock holders in another PID namespace (a container sharing the
+    /// mail volume), whose pids look dead from here.
+    #[arg(long)]
+    no_dotlock_pid_check: bool,
+
     /// Take no lock and read the file with read() instead of mapping it
     /// (only for mboxes nothing writes to any more).
     #[arg(long)]
@@ -145,6 +151,7 @@ fn options(a: Args) -> Result<(Options, bool, bool), String> {
         LockOptions {
             methods: LockOptions::parse_methods(&a.locks)?,
             timeout: Duration::from_secs(a.lock_timeout),
+            pid_check: !a.no_dotlock_pid_check,
             ..LockOptions::reader()
         }
     };

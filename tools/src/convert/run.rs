@@ -180,8 +180,6 @@ struct Ctx {
     host: String,
     progress: Arc<ProgressCounters>,
     manifest: Option<channel::Sender<String>>,
-    /// Process ids of earlier runs on this DEST (all dead: we hold its lock).
-    earlier_pids: Vec<u32>,
 }
 
 /// A message written and submitted, waiting for its flush.
@@ -300,7 +298,6 @@ pub fn run(mut opts: Options) -> Report {
         host,
         progress: progress.clone(),
         manifest: manifest_thread.is_some().then(|| mtx.clone()),
-        earlier_pids: index.runs.iter().filter_map(|r| run_pid(r)).collect(),
     });
     drop(mtx);
 
@@ -450,11 +447,8 @@ fn load(
     counters: Arc<Counters>,
 ) -> Result<Loaded, String> {
     let opts = &ctx.opts;
-    if !opts.dry_run
-        && let Some(note) = remove_own_dotlock(&src.path, &ctx.earlier_pids)
-    {
-        lock(&counters.notes).push(note);
-    }
+    // A dotlock left by a killed earlier run (of this program or any other)
+    // holds a dead pid: the lock layer takes it over at once, with a note.
     let mbox = if opts.locks.methods.is_empty() {
         Mbox::open_unlocked(&src.path)
     } else {
@@ -499,31 +493,6 @@ fn load(
         target,
         counters,
     })
-}
-
-/// The pid in a run prefix (`<secs>.M<usecs>P<pid>`).
-fn run_pid(prefix: &str) -> Option<u32> {
-    prefix.rsplit_once('P')?.1.parse().ok()
-}
-
-/// Removes a dotlock that an earlier run on this DEST left when it was
-/// killed: the lock file names that run's pid, and no process of that pid
-/// exists. Delivery agents would otherwise wait for it to go stale.
-fn remove_own_dotlock(mbox: &Path, earlier: &[u32]) -> Option<String> {
-    let path = mailstore::lock::lock_path(mbox);
-    let text = fs::read_to_string(&path).ok()?;
-    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
-    if pid == std::process::id()
-        || !earlier.contains(&pid)
-        || Path::new(&format!("/proc/{pid}")).exists()
-    {
-        return None;
-    }
-    fs::remove_file(&path).ok()?;
-    Some(format!(
-        "{}: removed the dotlock an interrupted earlier run (pid {pid}) left behind",
-        path.display()
-    ))
 }
 
 /// The manifest's name for a Maildir: its path relative to DEST.
