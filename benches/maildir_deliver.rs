@@ -177,8 +177,14 @@ impl durable::Io for NoHint {
     fn rename_noreplace(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         RealIo.rename_noreplace(from, to)
     }
+    fn rename_replace(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealIo.rename_replace(from, to)
+    }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         RealIo.sync_dir(dir)
+    }
+    fn syncfs(&self, path: &Path) -> std::io::Result<()> {
+        RealIo.syncfs(path)
     }
     fn remove_file(&self, path: &Path) -> std::io::Result<()> {
         RealIo.remove_file(path)

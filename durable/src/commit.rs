@@ -136,13 +136,15 @@ pub enum CommitError {
     #[error("{path}: already exists")]
     Exists { path: PathBuf },
     /// A write, sync or rename failed. The batch's files were removed; the
-    /// message must be written again under new names.
+    /// message must be written again under new names. `source` is the very
+    /// error the system call returned (shared by every job of a failed
+    /// batch), so ENOSPC, EDQUOT and EIO stay apart.
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// The committer has shut down.
     #[error("the commit coordinator has stopped")]
@@ -158,11 +160,19 @@ impl CommitError {
         }
     }
 
-    fn io(op: &'static str, path: &Path, source: &io::Error) -> CommitError {
+    /// The operating system's error behind the failure, if there is one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            CommitError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    fn io(op: &'static str, path: &Path, source: io::Error) -> CommitError {
         CommitError::Io {
             op,
             path: path.to_path_buf(),
-            source: io::Error::new(source.kind(), source.to_string()),
+            source: Arc::new(source),
         }
     }
 }
@@ -464,20 +474,20 @@ fn flush(
             DataBarrier::Syncfs => match files.first() {
                 Some((_, p)) => {
                     ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                    crate::sys::syncfs(p.parent().unwrap_or(Path::new("/")))
-                        .map_err(|e| CommitError::io("syncfs", p, &e))
+                    io.syncfs(p.parent().unwrap_or(Path::new("/")))
+                        .map_err(|e| CommitError::io("syncfs", p, e))
                 }
                 None => Ok(()),
             },
             DataBarrier::Sequential => for_each_parallel(&files, 1, |(f, p)| {
                 ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
                 io.sync_data(f, p)
-                    .map_err(|e| CommitError::io("fdatasync", p, &e))
+                    .map_err(|e| CommitError::io("fdatasync", p, e))
             }),
             DataBarrier::Parallel(n) => for_each_parallel(&files, *n, |(f, p)| {
                 ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
                 io.sync_data(f, p)
-                    .map_err(|e| CommitError::io("fdatasync", p, &e))
+                    .map_err(|e| CommitError::io("fdatasync", p, e))
             }),
         };
         if let Err(e) = res {
@@ -503,7 +513,7 @@ fn flush(
                     failure = Some(if e.kind() == io::ErrorKind::AlreadyExists {
                         CommitError::Exists { path: dest }
                     } else {
-                        CommitError::io("rename", &staged.tmp, &e)
+                        CommitError::io("rename", &staged.tmp, e)
                     });
                     staged.discard(io);
                     break;
@@ -544,7 +554,7 @@ fn flush(
         let res = for_each_parallel(&dirs, threads, |d| {
             ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
             io.sync_dir(d)
-                .map_err(|e| CommitError::io("fsync directory", d, &e))
+                .map_err(|e| CommitError::io("fsync directory", d, e))
         });
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
@@ -562,7 +572,11 @@ fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
     (0..n)
         .map(|_| {
             Err(match e {
-                CommitError::Io { op, path, source } => CommitError::io(op, path, source),
+                CommitError::Io { op, path, source } => CommitError::Io {
+                    op,
+                    path: path.clone(),
+                    source: source.clone(),
+                },
                 CommitError::Exists { path } => CommitError::Exists { path: path.clone() },
                 CommitError::Stopped => CommitError::Stopped,
             })

@@ -20,8 +20,16 @@ pub trait Io: Send + Sync + 'static {
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()>;
     /// Rename that never replaces an existing `to` (EEXIST instead).
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// `rename(2)`: atomically replaces `to` if it exists (readers see the
+    /// old file or the new one, never neither). For files that are rewritten
+    /// in place under a lock: a spool `-H`, `maildirsize`, a cache.
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// `fsync` of a directory: its entries survive power loss.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// `syncfs(2)` of the filesystem holding `path`: every file's data and
+    /// every directory entry on it survive power loss. Only for a filesystem
+    /// dedicated to the caller (it flushes everyone else's writes too).
+    fn syncfs(&self, path: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Cuts `file` back to `len` bytes (used to undo a failed mbox append).
@@ -48,8 +56,14 @@ impl Io for RealIo {
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         sys::rename_noreplace(from, to)
     }
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         sys::sync_dir(dir)
+    }
+    fn syncfs(&self, path: &Path) -> io::Result<()> {
+        sys::syncfs(path)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)

@@ -10,12 +10,15 @@
 //! - [`io`]: the narrow I/O seam every durable operation goes through;
 //! - [`sim`]: a recording seam with fault injection and power-cut simulation;
 //! - [`commit`]: staged files, jobs, and the committer that flushes them per
-//!   message ([`Durability::Strict`]) or per batch ([`Durability::Batch`]).
+//!   message ([`Durability::Strict`]) or per batch ([`Durability::Batch`]);
+//! - [`replace`]: replacing a whole file (temporary file, rename) under a
+//!   stated [`Persist`] policy.
 // unsafe only in sys.rs, for the one syscall rustix does not wrap.
 #![deny(unsafe_code)]
 
 pub mod commit;
 pub mod io;
+pub mod replace;
 pub mod sim;
 #[allow(unsafe_code)]
 pub mod sys;
@@ -24,6 +27,7 @@ pub use commit::{
     BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged, Ticket,
 };
 pub use io::{Io, RealIo};
+pub use replace::{Persist, replace_file};
 
 use std::fmt;
 use std::str::FromStr;

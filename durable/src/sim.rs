@@ -30,6 +30,8 @@ pub enum Event {
     SyncData(PathBuf),
     Rename(PathBuf, PathBuf),
     SyncDir(PathBuf),
+    /// `syncfs`: everything written and every entry so far is durable.
+    SyncFs(PathBuf),
     Remove(PathBuf),
     Truncate(PathBuf, u64),
     /// A label the test sets, e.g. when the code under test reported success.
@@ -42,8 +44,10 @@ pub enum Op {
     Create,
     Write,
     SyncData,
+    /// Both kinds of rename: without and with replacing.
     Rename,
     SyncDir,
+    Remove,
 }
 
 #[derive(Default)]
@@ -102,7 +106,12 @@ impl Recorder {
         let mut points: Vec<usize> = log
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches!(e, Event::SyncData(_) | Event::SyncDir(_) | Event::Mark(_)))
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    Event::SyncData(_) | Event::SyncDir(_) | Event::SyncFs(_) | Event::Mark(_)
+                )
+            })
             .map(|(i, _)| i + 1)
             .collect();
         points.push(log.len());
@@ -130,6 +139,20 @@ impl Recorder {
             return Err(io::Error::from_raw_os_error(5)); // EIO
         }
         st.log.push(event);
+        Ok(())
+    }
+
+    /// Counts a call whose event is logged only once it succeeded (renames
+    /// and removals: a failed one changes nothing) and says whether it must
+    /// fail.
+    fn count_fault(&self, op: Op) -> io::Result<()> {
+        let mut st = self.lock();
+        let n = st.counts.entry(op).or_insert(0);
+        let nth = *n;
+        *n += 1;
+        if st.faults.contains(&(op, nth)) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
         Ok(())
     }
 
@@ -162,20 +185,28 @@ impl Io for Recorder {
         self.enter(Op::SyncData, Event::SyncData(path.to_path_buf()))
     }
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        {
-            let mut st = self.lock();
-            let n = st.counts.entry(Op::Rename).or_insert(0);
-            let nth = *n;
-            *n += 1;
-            if st.faults.contains(&(Op::Rename, nth)) {
-                return Err(io::Error::from_raw_os_error(5));
-            }
-        }
+        self.count_fault(Op::Rename)?;
         RealIo.rename_noreplace(from, to)?;
         self.lock()
             .log
             .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
+    }
+    fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.count_fault(Op::Rename)?;
+        RealIo.rename_replace(from, to)?;
+        // Replayed as a rename whose target entry, if any, is replaced.
+        self.lock()
+            .log
+            .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+    fn syncfs(&self, path: &Path) -> io::Result<()> {
+        if self.lock().skip_sync_data {
+            return Ok(());
+        }
+        RealIo.syncfs(path)?;
+        self.enter(Op::SyncData, Event::SyncFs(path.to_path_buf()))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.skipped_dir(dir) {
@@ -185,6 +216,7 @@ impl Io for Recorder {
         self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.count_fault(Op::Remove)?;
         RealIo.remove_file(path)?;
         self.lock().log.push(Event::Remove(path.to_path_buf()));
         Ok(())
@@ -279,6 +311,13 @@ impl PowerCut {
                 Event::SyncDir(dir) => {
                     let entries = live.get(dir.as_path()).cloned().unwrap_or_default();
                     durable.insert(dir.clone(), entries);
+                }
+                Event::SyncFs(_) => {
+                    // The recorder sees one filesystem: all of it is flushed.
+                    for ino in &mut inodes {
+                        ino.durable = ino.written;
+                    }
+                    durable = live.clone();
                 }
                 Event::Mark(m) => marks.push(m.clone()),
             }

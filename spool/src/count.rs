@@ -112,13 +112,19 @@ impl Cache {
     }
 
     /// Writes the cache (temporary file + rename; not synced: losing it
-    /// costs one full scan). Errors are for the caller to ignore.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
+    /// costs one full scan, and a torn one fails to parse and is ignored).
+    /// Errors are for the caller to ignore.
+    pub fn save(&self, io: &dyn durable::Io, path: &Path) -> io::Result<()> {
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, self.to_text())?;
-        std::fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        durable::replace_file(
+            io,
+            path,
+            &tmp,
+            0o644,
+            self.to_text().as_bytes(),
+            durable::Persist::Cache,
+            |_| Ok(()),
+        )
     }
 }
 

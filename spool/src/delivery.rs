@@ -33,7 +33,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use durable::Staged;
+use durable::{Persist, replace_file};
 
 use crate::error::{Error, Result};
 use crate::header_file::{Envelope, HeaderFile, RcptState};
@@ -369,40 +369,18 @@ impl Delivery {
     /// the old one) and drops the journal it now contains.
     fn rewrite(&mut self) -> Result<()> {
         let io = self.queue.io();
-        let sync = self.queue.syncs();
-        let bytes = self.hf.to_bytes()?;
-        let tmp = self.layout.rewrite(&self.id);
-        let created = match Staged::create(io, tmp.clone(), FILE_MODE) {
-            // Left by an attempt that crashed while rewriting: we hold the
-            // lock, so it is ours to replace.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = io.remove_file(&tmp);
-                Staged::create(io, tmp.clone(), FILE_MODE)
-            }
-            r => r,
+        let persist = if self.queue.syncs() {
+            Persist::Durable
+        } else {
+            Persist::Cache
         };
-        let mut staged = created.map_err(|e| Error::io("create", &tmp, e))?;
-        if let Err(e) = staged.write(io, &bytes) {
-            staged.discard(io);
-            return Err(Error::io("write", tmp, e));
-        }
-        if sync && let Err(e) = io.sync_data(staged.file(), &tmp) {
-            staged.discard(io);
-            return Err(Error::io("fdatasync", tmp, e));
-        }
-        drop(staged);
+        let bytes = self.hf.to_bytes()?;
+        // `<ID>-H.new`: left only by an attempt that crashed while
+        // rewriting; we hold the message's lock, so it is ours to replace.
+        let tmp = self.layout.rewrite(&self.id);
         let h = self.layout.header(&self.id);
-        // Replacing is the point here (the -H of a message being delivered
-        // is ours while we hold the lock); rename(2) does it atomically.
-        if let Err(e) = std::fs::rename(&tmp, &h) {
-            let _ = io.remove_file(&tmp);
-            return Err(Error::io("rename", tmp, e));
-        }
-        if sync {
-            let dir = self.layout.input_dir(&self.id);
-            io.sync_dir(&dir)
-                .map_err(|e| Error::io("fsync directory", &dir, e))?;
-        }
+        replace_file(io, &h, &tmp, FILE_MODE, &bytes, persist, |_| Ok(()))
+            .map_err(|e| Error::io("rewrite", h, e))?;
         // Only now is the journal's content durable elsewhere.
         self.journal = None;
         if self.journal_on_disk {

@@ -125,7 +125,7 @@ impl Queue {
     /// `opts.batch` are the committer's, not these.
     pub fn with_committer(root: &Path, opts: QueueOptions, committer: Committer) -> Result<Queue> {
         let layout = Layout::new(root, opts.split);
-        create_dirs(&layout)?;
+        create_dirs(committer.io(), &layout)?;
         let ids = match opts.pid {
             Some(pid) => IdGenerator::with_pid(opts.id_format, pid),
             None => IdGenerator::new(opts.id_format),
@@ -415,7 +415,7 @@ impl Queue {
         if fresh != cache {
             // A cache we cannot write (another user, a read-only spool)
             // only costs a full scan next time.
-            let _ = fresh.save(&cache_path);
+            let _ = fresh.save(self.io(), &cache_path);
         }
         Ok(total)
     }
@@ -700,7 +700,7 @@ fn scan_parallel<T: Send>(
 }
 
 /// Creates the spool's directories, making every new one durable.
-fn create_dirs(layout: &Layout) -> Result<()> {
+fn create_dirs(io: &dyn Io, layout: &Layout) -> Result<()> {
     let mut dirs = vec![
         layout.root().to_path_buf(),
         layout.input_root(),
@@ -747,7 +747,8 @@ fn create_dirs(layout: &Layout) -> Result<()> {
         } else {
             p
         };
-        durable::sys::sync_dir(p).map_err(|e| Error::io("fsync directory", p, e))?;
+        io.sync_dir(p)
+            .map_err(|e| Error::io("fsync directory", p, e))?;
     }
     Ok(())
 }

@@ -601,7 +601,7 @@ mod tests {
             source: durable::CommitError::Io {
                 op: "fdatasync",
                 path: "/spool/input/n/x-D.tmp".into(),
-                source: std::io::Error::from_raw_os_error(5),
+                source: std::io::Error::from_raw_os_error(5).into(),
             },
         };
         let f = Failure::from(fsync);

@@ -72,21 +72,18 @@ fn ensure_self_signed(data_dir: &Path, host: &str) -> Result<(PathBuf, PathBuf),
     let made = rcgen::generate_simple_self_signed(vec![host.to_string(), "localhost".to_string()])
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let write = |path: &Path, text: &str| -> io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        durable::replace_file(
+            &durable::RealIo,
+            path,
+            &path.with_extension("tmp"),
+            0o600,
+            text.as_bytes(),
+            durable::Persist::Durable,
+            |_| Ok(()),
+        )
     };
     write(&key, &made.signing_key.serialize_pem()).map_err(|e| TlsError::File {
         path: key.clone(),

@@ -19,7 +19,6 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -183,7 +182,9 @@ pub fn calculate(root: &Path) -> Result<(u64, u64)> {
 }
 
 /// Rebuilds `maildirsize` from the messages on disk (temp file + rename, so
-/// readers see the old or the new file, never a half-written one).
+/// readers see the old or the new file, never a half-written one). Not
+/// synced: the file is a summary recomputed by the spec's rules whenever it
+/// looks wrong or old, so losing the rebuild to a power cut costs a rebuild.
 pub fn rebuild(root: &Path, def: QuotaDef) -> Result<Usage> {
     let (bytes, count) = calculate(root)?;
     let tmp = root
@@ -191,19 +192,16 @@ pub fn rebuild(root: &Path, def: QuotaDef) -> Result<Usage> {
         .join(format!("{}.{}", name::unique("maildirsize"), FILE_NAME));
     let path = root.join(FILE_NAME);
     let body = format!("{}\n{bytes} {count}\n", def.render());
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(body.as_bytes())?;
-        fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("rebuild", path, e));
-    }
+    durable::replace_file(
+        &durable::RealIo,
+        &path,
+        &tmp,
+        0o600,
+        body.as_bytes(),
+        durable::Persist::Cache,
+        |_| Ok(()),
+    )
+    .map_err(|e| Error::io("rebuild", &path, e))?;
     Ok(Usage {
         def,
         bytes,

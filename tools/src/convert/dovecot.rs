@@ -14,8 +14,7 @@
 //! Maildir, the files are Dovecot's.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 /// The file names.
@@ -149,25 +148,18 @@ pub fn write_replace(
     owner: Option<(u32, u32)>,
 ) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.convert2maildir.{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        if let Some((u, g)) = owner {
-            std::os::unix::fs::fchown(&f, Some(u), Some(g))?;
-        }
-        durable::sys::sync_data(&f)?;
-        fs::rename(&tmp, dir.join(name))?;
-        durable::sys::sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    durable::replace_file(
+        &durable::RealIo,
+        &dir.join(name),
+        &tmp,
+        0o600,
+        text.as_bytes(),
+        durable::Persist::Durable,
+        |f| match owner {
+            Some((u, g)) => std::os::unix::fs::fchown(f, Some(u), Some(g)),
+            None => Ok(()),
+        },
+    )
 }
 
 #[cfg(test)]
