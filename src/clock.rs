@@ -18,13 +18,7 @@ pub fn now() -> i64 {
 
 /// The local zone's offset from UTC at `secs`, in seconds east.
 pub fn local_offset(secs: i64) -> i32 {
-    let t: libc::time_t = secs as libc::time_t;
-    // SAFETY: an all-zero tm is a valid value of this plain C struct.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the
-    // re-entrant form and writes only into `tm`.
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok { tm.tm_gmtoff as i32 } else { 0 }
+    mailstore::time::local_offset(secs)
 }
 
 /// Civil date and time of `secs` (already shifted to the wanted zone).
@@ -40,20 +34,11 @@ pub struct Civil {
     weekday_from_thursday: u32,
 }
 
-/// Splits `secs` into a civil date (proleptic Gregorian, Howard Hinnant's
-/// days-from-civil inverse).
+/// Splits `secs` into a civil date and time of day.
 pub fn civil(secs: i64) -> Civil {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = mailstore::time::civil_from_days(days);
     Civil {
         year,
         month,

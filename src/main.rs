@@ -1,6 +1,9 @@
 //! `sluice`: one binary for the daemon, the sendmail interface, the queue
 //! commands and the local delivery agent. See README.md.
 
+// unsafe only in sys.rs (the password database lookups).
+#![deny(unsafe_code)]
+
 mod cli;
 mod clock;
 mod cmd;
@@ -11,6 +14,7 @@ mod retry;
 mod router;
 mod server;
 mod smtp;
+#[allow(unsafe_code)]
 mod sys;
 
 use std::process::ExitCode;

@@ -584,35 +584,20 @@ fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
         .collect()
 }
 
-/// Runs `f` on every item with up to `threads` threads; returns the first error.
+/// Runs `f` on every item with up to `threads` threads; returns the first
+/// error.
 fn for_each_parallel<T: Sync>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> Result<(), CommitError> + Sync,
 ) -> Result<(), CommitError> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if threads == 1 {
-        return items.iter().try_for_each(&f);
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let first_err: Mutex<Option<CommitError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    if let Err(e) = f(item) {
-                        let mut slot = first_err.lock().unwrap_or_else(|p| p.into_inner());
-                        slot.get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    match crate::parallel::map(items, threads, f) {
+        Some(results) => results.into_iter().collect(),
+        None => Err(CommitError::Io {
+            op: "sync",
+            path: PathBuf::new(),
+            source: Arc::new(io::Error::other("a sync thread panicked")),
+        }),
     }
 }
 

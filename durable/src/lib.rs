@@ -18,6 +18,7 @@
 
 pub mod commit;
 pub mod io;
+pub mod parallel;
 pub mod replace;
 pub mod sim;
 #[allow(unsafe_code)]

@@ -6,10 +6,16 @@
 //! from the `durable` crate, so Maildir deliveries share group commits with
 //! whatever else the caller commits.
 
+// unsafe only in sys.rs (libc calls rustix does not wrap) and in the one
+// function that maps a locked mbox (`mbox::map`).
+#![deny(unsafe_code)]
+
 pub mod error;
 pub mod lock;
 pub mod maildir;
 pub mod mbox;
+#[allow(unsafe_code)]
 mod sys;
+pub mod time;
 
 pub use error::{Error, Result};

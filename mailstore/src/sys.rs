@@ -7,7 +7,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -150,72 +149,26 @@ pub(crate) fn mtime(meta: &std::fs::Metadata) -> SystemTime {
 // fcntl (open-file-description) locks
 // ---------------------------------------------------------------------------
 
-fn whole_file_flock(l_type: libc::c_int) -> libc::flock {
-    // SAFETY: `libc::flock` is a plain C struct of integers; all-zero is a
-    // valid value (and F_OFD_* require l_pid == 0).
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = l_type as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 0; // 0 = to the end of the file, however long it grows
-    fl.l_pid = 0;
-    fl
+fn exclusive(mode: LockMode) -> bool {
+    mode == LockMode::Exclusive
 }
 
-fn fcntl_flock(file: &File, cmd: libc::c_int, fl: &mut libc::flock) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_fd().as_raw_fd();
-    // SAFETY: `fd` is an open descriptor borrowed from `file` for the whole
-    // call; `fl` is a valid, exclusively borrowed `struct flock`, which is
-    // what F_OFD_SETLK / F_OFD_GETLK read and (for GETLK) write.
-    let rc = unsafe { libc::fcntl(fd, cmd, fl as *mut libc::flock) };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn lock_type(mode: LockMode) -> libc::c_int {
-    match mode {
-        LockMode::Shared => libc::F_RDLCK,
-        LockMode::Exclusive => libc::F_WRLCK,
-    }
-}
-
-/// Tries to take a whole-file open-file-description lock without waiting.
-/// `Ok(false)`: someone else holds a conflicting lock.
-///
-/// OFD locks belong to the open file description, not the process, so two
-/// threads with their own descriptors exclude each other; they conflict with
-/// classic `fcntl`/`lockf` locks of other processes (Exim, Postfix, Dovecot,
-/// procmail, Python's `fcntl.lockf`).
+/// Tries to take a whole-file open-file-description lock without waiting;
+/// `Ok(false)`: someone else holds a conflicting lock. See
+/// [`durable::sys::ofd_try_lock`].
 pub(crate) fn ofd_try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
-    let mut fl = whole_file_flock(lock_type(mode));
-    match fcntl_flock(file, libc::F_OFD_SETLK, &mut fl) {
-        Ok(()) => Ok(true),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    durable::sys::ofd_try_lock(file, exclusive(mode))
 }
 
 /// Releases an open-file-description lock.
 pub(crate) fn ofd_unlock(file: &File) -> io::Result<()> {
-    let mut fl = whole_file_flock(libc::F_UNLCK);
-    fcntl_flock(file, libc::F_OFD_SETLK, &mut fl)
+    durable::sys::ofd_unlock(file)
 }
 
-/// Who holds a lock conflicting with `mode`: `Some(pid)` for a classic lock,
-/// `Some(-1)` for another open-file-description lock (the kernel does not
-/// say whose), `None` when nothing conflicts now.
+/// Who holds a lock conflicting with `mode` (see
+/// [`durable::sys::ofd_holder`]).
 pub(crate) fn ofd_holder(file: &File, mode: LockMode) -> io::Result<Option<i32>> {
-    let mut fl = whole_file_flock(lock_type(mode));
-    fcntl_flock(file, libc::F_OFD_GETLK, &mut fl)?;
-    if fl.l_type as libc::c_int == libc::F_UNLCK {
-        Ok(None)
-    } else {
-        Ok(Some(fl.l_pid))
-    }
+    durable::sys::ofd_holder(file, exclusive(mode))
 }
 
 // ---------------------------------------------------------------------------
@@ -259,20 +212,8 @@ pub(crate) fn dev_ino(file: &File) -> io::Result<(u32, u32, u64)> {
 
 /// The local civil time at `t` (seconds since the epoch), as `localtime_r(3)`
 /// gives it under the process's `TZ`.
-// time_t is i64 here but i32 on some 32-bit targets: keep the conversions.
-#[allow(clippy::useless_conversion)]
 pub(crate) fn localtime(t: i64) -> Option<Tm> {
-    let t: libc::time_t = t.try_into().ok()?;
-    // SAFETY: `libc::tm` is a plain C struct; all-zero is a valid value that
-    // localtime_r overwrites.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live, exclusively borrowed locals;
-    // localtime_r is the reentrant form (no static buffer). It reads the zone
-    // rules (TZ, /etc/localtime), which this crate never modifies.
-    let r = unsafe { libc::localtime_r(&t, &mut tm) };
-    if r.is_null() {
-        return None;
-    }
+    let tm = localtime_raw(t)?;
     Some(Tm {
         year: tm.tm_year + 1900,
         month: (tm.tm_mon + 1) as u8,
@@ -282,6 +223,27 @@ pub(crate) fn localtime(t: i64) -> Option<Tm> {
         second: tm.tm_sec as u8,
         weekday: tm.tm_wday as u8,
     })
+}
+
+/// The local zone's offset from UTC at `t`, in seconds east (0 if the C
+/// library cannot tell).
+pub(crate) fn local_offset(t: i64) -> i32 {
+    localtime_raw(t).map_or(0, |tm| tm.tm_gmtoff as i32)
+}
+
+/// The one call of `localtime_r(3)`.
+// time_t is i64 here but i32 on some 32-bit targets: keep the conversions.
+#[allow(clippy::useless_conversion)]
+fn localtime_raw(t: i64) -> Option<libc::tm> {
+    let t: libc::time_t = t.try_into().ok()?;
+    // SAFETY: `libc::tm` is a plain C struct; all-zero is a valid value that
+    // localtime_r overwrites.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live, exclusively borrowed locals;
+    // localtime_r is the reentrant form (no static buffer). It reads the zone
+    // rules (TZ, /etc/localtime), which this crate never modifies.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!r.is_null()).then_some(tm)
 }
 
 /// The epoch seconds of a local civil time (`mktime(3)`, DST decided by the

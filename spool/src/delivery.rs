@@ -2,7 +2,7 @@
 //! attempt.
 //!
 //! [`Queue::begin_delivery`] opens the `-D` file and takes an
-//! open-file-description lock on it (see [`crate::sys::try_lock`]), so two
+//! open-file-description lock on it (see [`durable::sys::ofd_try_lock`]), so two
 //! queue runners (threads or processes, or Exim on a shared spool) never
 //! deliver one message at once. While it holds the lock:
 //!
@@ -112,7 +112,7 @@ impl Queue {
             }
             Err(e) => return Err(Error::io("open", dpath, e)),
         };
-        if !sys::try_lock(&data).map_err(|e| Error::io("lock", &dpath, e))? {
+        if !durable::sys::ofd_try_lock(&data, true).map_err(|e| Error::io("lock", &dpath, e))? {
             return Err(Error::Locked {
                 id: *id,
                 path: dpath,

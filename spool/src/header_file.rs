@@ -1,5 +1,5 @@
 //! The `-H` file: envelope, delivery state and headers, in Exim's layout
-//! where it fits (REFERENCE.md §1.4, Exim spec "Format of the -H file").
+//! where it fits (Exim's specification, "Format of the -H file").
 //!
 //! ```text
 //! 1tixMn-00000000C5j-1wRa-H            its own name ("insurance against disk crashes")
@@ -825,7 +825,6 @@ impl<'a> Parser<'a> {
 
         // Options, until the first line that does not start with '-'.
         let mut header_size: Option<u64> = None;
-        let mut body_size_seen = false;
         let mut states: Vec<(usize, usize, RcptState)> = Vec::new();
         let mut l = self.line()?;
         while let Some(opt) = l.strip_prefix('-') {
@@ -883,7 +882,6 @@ impl<'a> Parser<'a> {
                 }
                 "body_size" => {
                     env.body_size = self.number("body_size", &need(value)?)?;
-                    body_size_seen = true;
                 }
                 "header_size" => header_size = Some(self.number("header_size", &need(value)?)?),
                 "rcpt_state" => {
@@ -895,7 +893,6 @@ impl<'a> Parser<'a> {
             }
             l = self.line()?;
         }
-        let _ = body_size_seen;
 
         // The non-recipients tree.
         let mut done: HashSet<String> = HashSet::new();

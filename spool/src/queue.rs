@@ -25,7 +25,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use durable::{BatchOptions, CommitError, Committer, Durability, Io, Job, RealIo, Staged, Ticket};
@@ -305,12 +304,6 @@ impl Queue {
     pub fn read(&self, id: &MessageId) -> Result<HeaderFile> {
         let l = self.locate(id)?;
         self.read_at(&l, id, true)
-    }
-
-    /// The `-H` file without headers (what a listing needs), journal merged.
-    pub fn read_envelope(&self, id: &MessageId) -> Result<HeaderFile> {
-        let l = self.locate(id)?;
-        self.read_at(&l, id, false)
     }
 
     /// Reads from the configured layout, then from the other one (one
@@ -667,36 +660,17 @@ fn scan_parallel<T: Send>(
     dirs: &[PathBuf],
     f: impl Fn(&Path) -> io::Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Vec<(usize, Result<T>)>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..SCAN_THREADS.min(dirs.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(dir) = dirs.get(i) else { break };
-                        out.push((i, f(dir).map_err(|e| Error::io("read directory", dir, e))));
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut all: Vec<(usize, Result<T>)> = results.into_iter().flatten().collect();
-    if all.len() != dirs.len() {
-        return Err(Error::io(
+    let results = durable::parallel::map(dirs, SCAN_THREADS, |dir| {
+        f(dir).map_err(|e| Error::io("read directory", dir, e))
+    })
+    .ok_or_else(|| {
+        Error::io(
             "read directory",
             dirs.first().cloned().unwrap_or_default(),
             io::Error::other("a directory scan thread panicked"),
-        ));
-    }
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
+        )
+    })?;
+    results.into_iter().collect()
 }
 
 /// Creates the spool's directories, making every new one durable.

@@ -1,48 +1,14 @@
-//! The spool's system calls beyond the durable-write ones of `durable::sys`:
-//! message locks, directory scanning, file ages. The only `unsafe` of the
-//! crate is here.
+//! The spool's system calls beyond those of `durable::sys` (durable writes,
+//! the open-file-description locks on messages): directory scanning, file
+//! ages.
 
-use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{Mode, OFlags, RawDir};
-
-/// Takes an exclusive open-file-description lock (`F_OFD_SETLK`) on all of
-/// `file`, without waiting. `Ok(false)`: someone else holds a lock on it.
-///
-/// OFD locks belong to the open file, not to the process, so two threads
-/// of one process exclude each other, and closing some other descriptor of
-/// the same file does not drop the lock (both are wrong with classic fcntl
-/// locks). On Linux they conflict with classic fcntl locks, so a message
-/// Exim is delivering from a shared spool is also seen as locked. The lock
-/// ends when `file` (and every duplicate of its descriptor) is closed,
-/// including when the process dies.
-#[allow(unsafe_code)]
-pub fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: `flock` is a plain C struct of integers; all-zero bytes are a
-    // valid value (and l_pid must be 0 for OFD locks).
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 0; // to the end of the file, however it grows
-    // SAFETY: the descriptor is open for the lifetime of `file`, and `fl`
-    // is a valid, initialized flock that outlives the call.
-    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(e),
-    }
-}
 
 /// Calls `f` with the name of every entry of `dir`, reading the directory
 /// with `getdents64` into one reused buffer (no allocation per entry: a
@@ -105,30 +71,6 @@ pub fn peak_rss_kb() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ofd_locks_exclude_other_descriptions_in_one_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m-D");
-        std::fs::write(&p, b"x").unwrap();
-        let open = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&p)
-                .unwrap()
-        };
-        let a = open();
-        let b = open();
-        assert!(try_lock(&a).unwrap());
-        // Same process, other open file: refused (a classic lock would be
-        // granted here).
-        assert!(!try_lock(&b).unwrap());
-        // Taking it again on the same description is fine.
-        assert!(try_lock(&a).unwrap());
-        drop(a);
-        assert!(try_lock(&b).unwrap());
-    }
 
     #[test]
     fn names_and_ages() {

@@ -397,13 +397,9 @@ impl Maildir {
         Ok(out)
     }
 
-    /// Moves a message from `new/` to `cur/` (as a reader does when it first
-    /// sees it), with `flags`. Never replaces a file.
-    pub fn move_to_cur(&self, entry: &Entry, flags: &str) -> Result<Entry> {
-        self.to_cur(entry, flags)
-    }
-
-    /// Replaces the flags of a message in `cur/` (or moves it there).
+    /// Sets the flags of a message: moves it from `new/` to `cur/` (as a
+    /// reader does when it first sees it; never replacing a file), or
+    /// renames it within `cur/`.
     pub fn set_flags(&self, entry: &Entry, flags: &str) -> Result<Entry> {
         self.to_cur(entry, flags)
     }
@@ -689,7 +685,7 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"Subject: x\n\nhello\n");
         let list = md.list().unwrap();
         assert_eq!(list.len(), 1);
-        let e = md.move_to_cur(&list[0], "SR").unwrap();
+        let e = md.set_flags(&list[0], "SR").unwrap();
         assert!(e.name.ends_with(":2,RS"), "{}", e.name);
         let e = md.set_flags(&e, "FS").unwrap();
         assert_eq!(md.list().unwrap(), vec![e.clone()]);

@@ -69,7 +69,11 @@ impl FromDate {
                 });
             }
         };
-        let days = days_from_civil(self.year, self.month, self.day);
+        let days = crate::time::days_from_civil(
+            i64::from(self.year),
+            u32::from(self.month),
+            u32::from(self.day),
+        );
         let secs = days * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
@@ -404,19 +408,6 @@ fn days_in_month(y: i32, m: u8) -> u8 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (the well-known
-/// era-based algorithm: shift the year to start in March so the leap day
-/// comes last).
-fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

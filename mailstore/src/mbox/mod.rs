@@ -200,6 +200,8 @@ impl fmt::Debug for Mbox {
     }
 }
 
+// The one mapping of the crate (see the SAFETY comment inside).
+#[allow(unsafe_code)]
 fn map(file: &File, path: &Path) -> Result<Source> {
     let len = file
         .metadata()

@@ -19,6 +19,8 @@
 //!
 //! `list` and `count` end with "peak_rss_kb N" and "elapsed_ms N" on stderr.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
 //! `convert2maildir [OPTIONS] SRC... DEST`: mbox → Maildir, in parallel,
 //! verified, resumable, while mail keeps arriving. See docs/CONVERT.md.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! `sluice-load`: send N messages of S bytes over C SMTP connections and
 //! report throughput, time to `250` and errors. See `sluice_tools::load`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -19,17 +19,6 @@ pub fn parse_zone(s: &str) -> Result<Zone, String> {
         .ok_or_else(|| format!("{s:?} is not a zone (expected local, UTC or ±HHMM)"))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 const MONTHS: [&[u8]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
@@ -133,7 +122,8 @@ pub fn parse_rfc5322(value: &[u8]) -> Option<i64> {
         return None;
     }
     let off = toks.get(4).map_or(0, |t| zone(t));
-    let secs = days_from_civil(y, mon, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s);
+    let secs =
+        mailstore::time::days_from_civil(y, mon, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s);
     Some(secs - i64::from(off))
 }
 

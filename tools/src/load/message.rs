@@ -134,7 +134,7 @@ pub fn rfc5322_date(unix: u64) -> String {
     ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = mailstore::time::civil_from_days(days as i64);
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
         DAYS[(days % 7) as usize],
@@ -145,22 +145,6 @@ pub fn rfc5322_date(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
-}
-
-/// Year, month (1-12), day of the month of a day count since 1970-01-01
-/// (the proleptic Gregorian calendar, in 400-year eras).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01 so that leap days end each year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
