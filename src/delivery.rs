@@ -23,7 +23,7 @@ use spool::{Delivery, Finished, MessageId, Outcome, Queue, RcptState};
 
 use crate::clock;
 use crate::config::Config;
-use crate::log::Logs;
+use crate::log::{Address, Deferred, Delivered, Event, Failed, Kind, Logs, UNKNOWN_ERRNO};
 use crate::retry::Schedule;
 use crate::router::{Destination, Routed, Routing, TransportDriver};
 
@@ -82,8 +82,10 @@ impl Deliverer {
         match self.queue.clean_garbage(self.cfg.queue.garbage_after) {
             Ok(removed) => {
                 for p in removed {
-                    self.logs
-                        .main(&format!("removed spool garbage {}", p.display()));
+                    self.logs.main(&Event::other(
+                        None,
+                        format!("removed spool garbage {}", p.display()),
+                    ));
                 }
             }
             Err(e) => self.logs.panic(&format!("cleaning spool garbage: {e}")),
@@ -172,7 +174,7 @@ impl Deliverer {
         };
 
         // Route first, so that the intents cover only real attempts.
-        let lines: Vec<String> = Vec::new();
+        let lines: Vec<Event> = Vec::new();
         let mut plans: Vec<(usize, Result<Vec<Destination>, Routed>)> = Vec::new();
         for &i in &due {
             let addr = &env.recipients[i].address;
@@ -302,14 +304,18 @@ impl Deliverer {
             for (dest, r) in results {
                 match r {
                     DestResult::Delivered => {
-                        let line = format!(
-                            "{id} => {} <{}> R={} T={}",
-                            local_part(&dest.address),
-                            rcpt.address,
-                            dest.router,
-                            dest.transport
-                        );
-                        lines.push(line);
+                        lines.push(Event::new(
+                            Some(*id),
+                            Kind::Delivered(Delivered {
+                                address: Address {
+                                    original: Some(rcpt.address.clone()),
+                                    ..Address::new(local_part(&dest.address))
+                                },
+                                router: driver_name(&dest.router),
+                                transport: driver_name(&dest.transport),
+                                ..Delivered::default()
+                            }),
+                        ));
                     }
                     DestResult::Deferred(why) => {
                         // Retry times count from the arrival (Exim counts
@@ -321,9 +327,16 @@ impl Deliverer {
                         };
                         match self.schedule.next(first, now, attempts) {
                             Some(until) => {
-                                lines.push(format!(
-                                    "{id} == {} R={} T={} defer: {why}",
-                                    rcpt.address, dest.router, dest.transport
+                                lines.push(Event::new(
+                                    Some(*id),
+                                    Kind::Deferred(Deferred {
+                                        address: Address::new(rcpt.address.clone()),
+                                        router: driver_name(&dest.router),
+                                        transport: driver_name(&dest.transport),
+                                        errno: UNKNOWN_ERRNO,
+                                        message: Some(why.clone()),
+                                        ..Deferred::default()
+                                    }),
                                 ));
                                 if !matches!(outcome, Outcome::Failed { .. }) {
                                     outcome = Outcome::Deferred {
@@ -333,9 +346,11 @@ impl Deliverer {
                                 }
                             }
                             None => {
-                                lines.push(format!(
-                                    "{id} ** {} R={} T={}: retry timeout exceeded: {why}",
-                                    rcpt.address, dest.router, dest.transport
+                                lines.push(failed(
+                                    id,
+                                    &rcpt.address,
+                                    dest,
+                                    format!("retry timeout exceeded: {why}"),
                                 ));
                                 outcome = Outcome::Failed {
                                     reason: format!("retry timeout exceeded: {why}"),
@@ -344,10 +359,7 @@ impl Deliverer {
                         }
                     }
                     DestResult::Failed(why) => {
-                        lines.push(format!(
-                            "{id} ** {} R={} T={}: {why}",
-                            rcpt.address, dest.router, dest.transport
-                        ));
+                        lines.push(failed(id, &rcpt.address, dest, why.clone()));
                         outcome = Outcome::Failed {
                             reason: why.clone(),
                         };
@@ -369,7 +381,7 @@ impl Deliverer {
             }
             return match d.remove_delivered() {
                 Ok(()) => {
-                    self.logs.main(&format!("{id} Completed"));
+                    self.logs.main(&Event::completed(*id));
                     Attempt::Completed
                 }
                 Err(e) => {
@@ -395,7 +407,12 @@ impl Deliverer {
             }
             self.log(
                 id,
-                &format!("{id} Frozen (delivery error message not sent)"),
+                &Event::new(
+                    Some(*id),
+                    Kind::Frozen {
+                        reason: Some("delivery error message not sent".into()),
+                    },
+                ),
             );
             return Attempt::Kept;
         }
@@ -405,7 +422,7 @@ impl Deliverer {
     fn finish(&self, d: Delivery, id: &MessageId) -> Attempt {
         match d.finish() {
             Ok(Finished::Removed) => {
-                self.logs.main(&format!("{id} Completed"));
+                self.logs.main(&Event::completed(*id));
                 Attempt::Completed
             }
             Ok(Finished::Kept) => Attempt::Kept,
@@ -416,11 +433,9 @@ impl Deliverer {
         }
     }
 
-    fn log(&self, id: &MessageId, line: &str) {
-        self.logs.main(line);
-        let _ = self
-            .queue
-            .append_msglog(id, &format!("{} {}", clock::log_stamp(clock::now()), line));
+    fn log(&self, id: &MessageId, event: &Event) {
+        self.logs.main(event);
+        let _ = self.queue.append_msglog(id, &crate::log::stamped(event));
     }
 
     fn unrouted(&self, address: &str) -> Destination {
@@ -498,7 +513,7 @@ impl Deliverer {
                 // A stale lock taken over (naming the dead holder), a
                 // damaged mbox end repaired: worth a line in mainlog.
                 for n in &done.notices {
-                    self.logs.main(n);
+                    self.logs.main(&Event::other(None, n.as_str()));
                 }
                 DestResult::Delivered
             }
@@ -515,7 +530,7 @@ struct Prepared {
     now: u64,
     due: Vec<usize>,
     any_mbox: bool,
-    lines: Vec<String>,
+    lines: Vec<Event>,
     outcomes: Vec<(usize, Vec<(Destination, DestResult)>)>,
     jobs: Vec<durable::Job>,
     /// (recipient plan, destination, Maildir, size) of each job, in order.
@@ -644,4 +659,24 @@ pub fn queue_run(deliverer: &Deliverer, force: bool, threads: usize) -> (usize, 
         }
     });
     counts.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A router or transport name for a log line: `-` (no router, an
+/// unrouteable address) is left out, as Exim leaves out a missing one.
+fn driver_name(name: &str) -> Option<String> {
+    (name != "-").then(|| name.to_string())
+}
+
+/// The `**` event for a recipient that failed at `dest`.
+fn failed(id: &MessageId, address: &str, dest: &Destination, why: String) -> Event {
+    Event::new(
+        Some(*id),
+        Kind::Failed(Failed {
+            address: Address::new(address),
+            router: driver_name(&dest.router),
+            transport: driver_name(&dest.transport),
+            message: Some(why),
+            ..Failed::default()
+        }),
+    )
 }

@@ -315,7 +315,7 @@ fn check_delivered(d: &Dir, sent: &[Sent], helo: &str) {
             "S= is the delivered size {size:?}: {arrival}"
         );
         assert!(
-            arrival.ends_with(&format!(" id=<{}@example.org>", s.case)),
+            arrival.ends_with(&format!(" id={}@example.org", s.case)),
             "{arrival}"
         );
         let mut deliveries: Vec<String> = body

@@ -25,6 +25,7 @@ use std::io::{self, Write};
 use spool::{Error, HeaderFile, MessageId, Queue, RcptState};
 
 use crate::config::Config;
+use crate::log::{Action, Event, Kind};
 
 /// What to do with the queue.
 #[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -172,14 +173,14 @@ pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut 
         QueueCommand::Show(a) => show(&queue, &a.id, a.part(), out, err),
         QueueCommand::Remove { ids } => each(ids, err, |id| {
             queue.remove(&id)?;
-            logs.main(&format!("{id} removed by {who}"));
-            logs.main(&format!("{id} Completed"));
+            logs.main(&operator(id, Action::Removed, who));
+            logs.main(&Event::completed(id));
             let _ = writeln!(out, "Message {id} has been removed");
             Ok(())
         }),
         QueueCommand::Freeze { ids } => each(ids, err, |id| {
             if queue.freeze(&id)? {
-                logs.main(&format!("{id} frozen by {who}"));
+                logs.main(&operator(id, Action::Froze, who));
                 let _ = writeln!(out, "Message {id} is now frozen");
             } else {
                 let _ = writeln!(out, "Message {id} is already frozen");
@@ -188,7 +189,7 @@ pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut 
         }),
         QueueCommand::Thaw { ids } => each(ids, err, |id| {
             if queue.thaw(&id)? {
-                logs.main(&format!("{id} unfrozen by {who}"));
+                logs.main(&operator(id, Action::Thawed, who));
                 let _ = writeln!(out, "Message {id} is no longer frozen");
             } else {
                 let _ = writeln!(out, "Message {id} is not frozen");
@@ -401,6 +402,18 @@ pub fn json_line(hf: &HeaderFile) -> String {
         "recipients": recipients,
     });
     format!("{v}\n")
+}
+
+/// `ID frozen by U`, `ID unfrozen by U`, `ID removed by U`, as Exim logs
+/// `-Mf`, `-Mt` and `-Mrm`.
+fn operator(id: MessageId, action: Action, who: &str) -> Event {
+    Event::new(
+        Some(id),
+        Kind::Operator {
+            action,
+            by: who.to_string(),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -288,12 +288,7 @@ pub fn submit(
     let staged = draft.finish(&env, &out)?;
     let id = queue.commit(staged)?;
 
-    let size: u64 = out.iter().map(|h| h.text.len() as u64).sum::<u64>() + body.len() as u64;
-    let logged_id = out
-        .iter()
-        .find(|h| h.is("message-id"))
-        .map(|h| header_value(&h.text).trim().to_string())
-        .unwrap_or(message_id);
+    let size = crate::log::spooled_size(&out, body.len());
     let shown_sender = if sender.is_empty() { "<>" } else { &sender };
     let ident = env.ident.as_deref().unwrap_or(&caller.login);
     let protocol = env.protocol.as_deref().unwrap_or("local");
@@ -311,9 +306,27 @@ pub fn submit(
             crate::clock::log_stamp(now),
         ),
     );
-    crate::log::Logs::new(cfg.log_dir()).main(&format!(
-        "{id} <= {shown_sender} {host}U={ident} P={protocol} S={size} id={}",
-        logged_id.trim_start_matches('<').trim_end_matches('>')
+    // id= only for a Message-ID the message came with: the one added
+    // above is not logged (Exim's default).
+    let mut arrival = crate::log::Arrival::new(
+        &sender,
+        crate::log::Origin::Local(ident.to_string()),
+        protocol,
+        size,
+    );
+    arrival.host =
+        (origin.host_name.is_some() || origin.host_address.is_some()).then(|| crate::log::Host {
+            name: origin.host_name.clone(),
+            ip: origin
+                .host_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            ..crate::log::Host::default()
+        });
+    arrival.message_id = crate::log::MessageIdField::of(&out).filter(|_| has_id);
+    crate::log::Logs::new(cfg.log_dir()).main(&crate::log::Event::new(
+        Some(id),
+        crate::log::Kind::Arrival(arrival),
     ));
     queue.wait_before_exit();
     Ok(id)

@@ -10,6 +10,9 @@ use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
 
 use super::Shared;
 use super::policy::{self, to_lf};
+use crate::log::{
+    Address, Arrival, Delivered, Event, Kind, MessageIdField, Rejected, Stage, spooled_size,
+};
 use crate::router::{Routed, TransportDriver};
 use crate::smtp::session::Message;
 use crate::smtp::{Reply, Status, Verdict};
@@ -21,7 +24,7 @@ enum Pending {
         ticket: durable::Ticket,
         maildir: Maildir,
         size: u64,
-        log: String,
+        log: Box<Event>,
     },
 }
 
@@ -81,33 +84,42 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
             // The reply names the recipient for the client; the log line
             // does already.
             let text = text.strip_prefix(&format!("<{addr}>: ")).unwrap_or(&text);
-            shared.logs.reject(
-                &format!("{host} F=<{from}> rejected after DATA for <{addr}>: {text}"),
-                None,
-            );
+            let rejected = Rejected {
+                origin: host.clone(),
+                sender: Some(from.to_string()),
+                temporary: reply.code() < 500,
+                stage: Stage::AfterDataFor(addr.to_string()),
+                reason: Some(text.to_string()),
+            };
+            shared
+                .logs
+                .reject(&Event::new(None, Kind::Rejected(rejected)), None);
         }
     }
     if !delivered.is_empty() {
-        shared.logs.main(&format!("{id} {arrival}"));
-        for line in &delivered {
-            shared.logs.main(line);
+        shared
+            .logs
+            .main(&Event::new(Some(id), Kind::Arrival(arrival)));
+        for event in &delivered {
+            shared.logs.main(event);
         }
-        shared.logs.main(&format!("{id} Completed"));
+        shared.logs.main(&Event::completed(id));
     }
     verdicts
 }
 
 /// Routes and stages every recipient, hands the Maildir files to the
 /// committer in one go (so they share a flush), and returns what to await.
-/// Also returns the message ID and the rest of its `<=` line.
-fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<Pending>) {
+/// Also returns the message ID and its `<=` event.
+fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<Pending>) {
     let env = &msg.envelope;
     let queue = shared.deliverer.queue();
     let id = queue.id_generator().next();
     let data = to_lf(&msg.data);
-    let mut message = policy::received(shared, env, id.as_str());
+    let received = policy::received(shared, env, id.as_str());
+    let arrival = arrival(env, &received, &data);
+    let mut message = received;
     message.extend_from_slice(&data);
-    let arrival = arrival_line(env, &data, message.len());
 
     let committer = queue.committer();
     let mut out: Vec<Option<Pending>> = Vec::new();
@@ -192,14 +204,22 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<P
             Ok(staged) => {
                 let size = staged.size;
                 jobs.push(staged.into_job());
-                let log = format!(
-                    "{id} => {} <{addr}> R={} T={}",
-                    dest.address
-                        .rsplit_once('@')
-                        .map_or(dest.address.as_str(), |(l, _)| l),
-                    dest.router,
-                    dest.transport
-                );
+                let local = dest
+                    .address
+                    .rsplit_once('@')
+                    .map_or(dest.address.as_str(), |(l, _)| l);
+                let log = Box::new(Event::new(
+                    Some(id),
+                    Kind::Delivered(Delivered {
+                        address: Address {
+                            original: Some(addr.to_string()),
+                            ..Address::new(local)
+                        },
+                        router: Some(dest.router.clone()),
+                        transport: Some(dest.transport.clone()),
+                        ..Delivered::default()
+                    }),
+                ));
                 slots.push((out.len(), md, size, log));
                 out.push(None);
             }
@@ -233,27 +253,24 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<P
     (id, arrival, pending)
 }
 
-/// The `<=` line after the ID: sender, host, `P=lmtp`, size (with the
-/// Received: line, as delivered) and the Message-ID.
-fn arrival_line(env: &crate::smtp::session::Envelope, data: &[u8], size: usize) -> String {
-    let from = env
-        .from
-        .as_ref()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| "<>".to_string());
+/// The `<=` event: sender, host, `P=lmtp`, the size the message would
+/// have in the spool (with the Received: line) and the Message-ID it came
+/// with.
+fn arrival(env: &crate::smtp::session::Envelope, received: &[u8], data: &[u8]) -> Arrival {
+    let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
     let host = super::host_of(
         env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),
         Some(&env.helo),
     );
-    let mut line = format!("<= {from} {host} P={} S={size}", env.protocol);
-    let (headers, _) = spool::split_message(data);
-    if let Some(m) = headers
-        .iter()
-        .find(|h| h.is("message-id"))
-        .and_then(|h| std::str::from_utf8(&h.text).ok())
-        .and_then(|t| t.split_once(':').map(|(_, v)| v.trim().to_string()))
-    {
-        line.push_str(&format!(" id={m}"));
-    }
-    line
+    let (mut headers, body_at) = spool::split_message(data);
+    let message_id = MessageIdField::of(&headers);
+    headers.insert(0, spool::Header::new(received));
+    let mut a = Arrival::new(
+        from,
+        host,
+        &env.protocol,
+        spooled_size(&headers, data.len() - body_at),
+    );
+    a.message_id = message_id;
+    a
 }

@@ -32,7 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::delivery::{Deliverer, Workers};
-use crate::log::Logs;
+use crate::log::{self, Logs, Origin, Rejected, Stage};
 use crate::router::Routing;
 use crate::smtp::session::{Poll, Session, SessionConfig, TlsInfo};
 use crate::smtp::{CloseReason, Event, Mode, Notice, Verdict};
@@ -261,10 +261,13 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
             }
         }
         let names: Vec<String> = bound.iter().map(|l| l.describe()).collect();
-        logs.main(&format!(
-            "sluice daemon started: pid={}, {}",
-            std::process::id(),
-            names.join(", ")
+        logs.main(&log::Event::other(
+            None,
+            format!(
+                "sluice daemon started: pid={}, {}",
+                std::process::id(),
+                names.join(", ")
+            ),
         ));
         // Tests and scripts wait for this line to know the ports.
         println!("listening {}", names.join(" "));
@@ -285,7 +288,7 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
             }
         });
         wait_for_signal().await;
-        logs.main("sluice daemon stopping on signal");
+        logs.main(&log::Event::other(None, "sluice daemon stopping on signal"));
         // IDs made in this process (LMTP arrivals) must not be made again
         // by a successor with the same pid in the same instant.
         deliverer.queue().wait_before_exit();
@@ -469,9 +472,12 @@ pub async fn serve_connection(
                     Ok(Ok(n)) => session.receive(&buf[..n]),
                     Err(_) => {
                         // Exim's line for a client that went quiet.
-                        shared.logs.main(&format!(
-                            "SMTP command timeout on connection from {}",
-                            host_of(peer, session.helo().map(|h| h.1))
+                        shared.logs.main(&log::Event::other(
+                            None,
+                            format!(
+                                "SMTP command timeout on connection from {}",
+                                host_of(peer, session.helo().map(|h| h.1))
+                            ),
                         ));
                         session.timed_out();
                     }
@@ -485,7 +491,10 @@ pub async fn serve_connection(
                     }
                     Err(why) => {
                         shared.logs.reject(
-                            &format!("{} connection refused: {why}", host_of(peer, None)),
+                            &log::Event::other(
+                                None,
+                                format!("{} connection refused: {why}", host_of(peer, None)),
+                            ),
                             None,
                         );
                         Verdict::Reply(crate::smtp::Reply::new(
@@ -527,9 +536,12 @@ pub async fn serve_connection(
                     Some(t) => {
                         let info = tls_info(t.get_ref().1);
                         if discarded > 0 {
-                            shared.logs.main(&format!(
-                                "{} discarded {discarded} octets pipelined after STARTTLS",
-                                host_of(peer, session.helo().map(|h| h.1))
+                            shared.logs.main(&log::Event::other(
+                                None,
+                                format!(
+                                    "{} discarded {discarded} octets pipelined after STARTTLS",
+                                    host_of(peer, session.helo().map(|h| h.1))
+                                ),
                             ));
                         }
                         stream = Box::new(t);
@@ -542,10 +554,15 @@ pub async fn serve_connection(
                 if reason == CloseReason::TooManyErrors {
                     // Exim's line, in the main and reject logs.
                     shared.logs.reject(
-                        &format!(
-                            "SMTP call from {} dropped: too many syntax or protocol errors (last command was \"{}\")",
-                            host_of(peer, session.helo().map(|h| h.1)).trim_start_matches("H="),
-                            last_refused.as_deref().unwrap_or("")
+                        &log::Event::other(
+                            None,
+                            format!(
+                                "SMTP call from {} dropped: too many syntax or protocol errors (last command was \"{}\")",
+                                host_of(peer, session.helo().map(|h| h.1))
+                                    .to_string()
+                                    .trim_start_matches("H="),
+                                last_refused.as_deref().unwrap_or("")
+                            ),
                         ),
                         None,
                     );
@@ -564,12 +581,9 @@ pub async fn serve_connection(
     }
 }
 
-/// Exim's host field for logs: `H=(helo) [ip]`.
-pub fn host_of(peer: Option<SocketAddr>, helo: Option<&str>) -> String {
-    match peer {
-        Some(p) => crate::log::host_field(None, helo, &p.ip().to_string(), None),
-        None => "U=local".to_string(),
-    }
+/// Exim's host field for logs: `H=(helo) [ip]`, or `U=local`.
+pub fn host_of(peer: Option<SocketAddr>, helo: Option<&str>) -> Origin {
+    crate::log::origin(peer.map(|p| p.ip()), helo)
 }
 
 fn log_notice(shared: &Shared, peer: Option<SocketAddr>, n: &Notice) {
@@ -578,15 +592,16 @@ fn log_notice(shared: &Shared, peer: Option<SocketAddr>, n: &Notice) {
             // Exim logs protocol errors in the main log only when asked;
             // the ones that carry a policy meaning go to rejectlog.
             if reply.code() >= 500 && reply.code() != 500 && reply.code() != 503 {
-                shared.logs.reject(
-                    &format!(
-                        "{} rejected {}: {}",
-                        host_of(peer, None),
-                        command,
-                        reply.lines().join(" ")
-                    ),
-                    None,
-                );
+                let rejected = Rejected {
+                    origin: host_of(peer, None),
+                    sender: None,
+                    temporary: false,
+                    stage: Stage::Other(command.clone()),
+                    reason: Some(reply.lines().join(" ")),
+                };
+                shared
+                    .logs
+                    .reject(&log::Event::new(None, log::Kind::Rejected(rejected)), None);
             }
         }
         Notice::MessageRefused {
@@ -599,16 +614,16 @@ fn log_notice(shared: &Shared, peer: Option<SocketAddr>, n: &Notice) {
                 .as_ref()
                 .map(|a| a.as_str().to_string())
                 .unwrap_or_default();
-            shared.logs.reject(
-                &format!(
-                    "{} F=<{}> rejected after DATA ({} bytes): {}",
-                    host_of(peer, Some(&envelope.helo)),
-                    from,
-                    size,
-                    reply.lines().join(" ")
-                ),
-                None,
-            );
+            let rejected = Rejected {
+                origin: host_of(peer, Some(&envelope.helo)),
+                sender: Some(from),
+                temporary: reply.code() < 500,
+                stage: Stage::AfterDataSize(*size),
+                reason: Some(reply.lines().join(" ")),
+            };
+            shared
+                .logs
+                .reject(&log::Event::new(None, log::Kind::Rejected(rejected)), None);
         }
     }
 }

@@ -17,6 +17,7 @@ use spool::{Envelope as SpoolEnvelope, Header, HostAddress, split_message};
 
 use super::{Shared, host_of};
 use crate::clock;
+use crate::log::{self, Arrival, MessageIdField, Rejected, Stage, spooled_size};
 use crate::router::{Routed, TransportDriver};
 use crate::smtp::session::{Message, Session};
 use crate::smtp::{Address, Event, Reply, Stamp, Status, Verdict, received_header, relay_form};
@@ -36,15 +37,16 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
             if let Verdict::Reply(r) = &v
                 && !r.is_positive()
             {
-                shared.logs.reject(
-                    &format!(
-                        "{} F=<{from}> rejected RCPT <{}>: {}",
-                        host_of(peer, helo.as_deref()),
-                        to.as_str(),
-                        r.lines().join(" ")
-                    ),
-                    None,
-                );
+                let rejected = Rejected {
+                    origin: host_of(peer, helo.as_deref()),
+                    sender: Some(from),
+                    temporary: r.code() < 500,
+                    stage: Stage::Rcpt(to.as_str().to_string()),
+                    reason: Some(r.lines().join(" ")),
+                };
+                shared
+                    .logs
+                    .reject(&log::Event::new(None, log::Kind::Rejected(rejected)), None);
             }
             v
         }
@@ -259,20 +261,22 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
 pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
     let s = shared.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        let (staged, line) = stage(&s, &msg)?;
+        let (staged, arrival) = stage(&s, &msg)?;
         // With Batch this only queues the job for the committer thread;
         // with Strict it flushes here, which is why it runs off the runtime.
-        Ok::<_, spool::Error>((s.deliverer.queue().submit(staged), line))
+        Ok::<_, spool::Error>((s.deliverer.queue().submit(staged), arrival))
     })
     .await;
-    let (entry, line) = match staged {
+    let (entry, arrival) = match staged {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return spool_failure(shared, &e),
         Err(_) => return Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into(),
     };
     match entry.wait_async().await {
         Ok(id) => {
-            shared.logs.main(&format!("{id} {line}"));
+            shared
+                .logs
+                .main(&log::Event::new(Some(id), log::Kind::Arrival(arrival)));
             if !shared.cfg.queue_only {
                 shared.workers.dispatch(id, false, true);
             }
@@ -293,8 +297,8 @@ fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
 }
 
 /// Writes the message into the spool under temporary names; returns it
-/// and the rest of its `<=` log line.
-fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String), spool::Error> {
+/// and its `<=` log event.
+fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arrival), spool::Error> {
     let env = &msg.envelope;
     let data = to_lf(&msg.data);
     let (headers, body_at) = split_message(&data);
@@ -328,30 +332,15 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, String
     draft.write(&data[body_at..])?;
     let staged = draft.finish(&senv, &all)?;
 
-    let size: usize = all.iter().map(|h| h.text.len()).sum::<usize>() + 1 + (data.len() - body_at);
-    let msgid = all
-        .iter()
-        .find(|h| h.is("message-id"))
-        .and_then(|h| std::str::from_utf8(&h.text).ok())
-        .and_then(|t| t.split_once(':').map(|(_, v)| v.trim().to_string()));
-    let mut line = format!(
-        "<= {} {} P={}",
-        if from.is_empty() {
-            "<>".to_string()
-        } else {
-            from
-        },
+    let mut arrival = Arrival::new(
+        &from,
         host_of(env.peer.map(|ip| SocketAddr::new(ip, 0)), Some(&env.helo)),
-        env.protocol
+        &env.protocol,
+        spooled_size(&all, data.len() - body_at),
     );
-    if let Some(tls) = &env.tls {
-        line.push_str(&format!(" X={}", super::tls::x_field(tls)));
-    }
-    line.push_str(&format!(" S={size}"));
-    if let Some(m) = msgid {
-        line.push_str(&format!(" id={m}"));
-    }
-    Ok((staged, line))
+    arrival.tls = env.tls.as_ref().map(super::tls::x_field);
+    arrival.message_id = MessageIdField::of(&all);
+    Ok((staged, arrival))
 }
 
 #[cfg(test)]
