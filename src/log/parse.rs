@@ -259,7 +259,14 @@ impl<'a> Fields<'a> {
         let mut r = self.rest;
         let mut name = None;
         if !r.starts_with('(') && !r.starts_with('[') {
-            let (n, after) = r.split_once(' ').unwrap_or((r, ""));
+            // The name ends at a space, or at the `: ` of a message that
+            // follows a name given without an address.
+            let end = match (r.find(' '), r.find(": ")) {
+                (Some(s), Some(c)) => s.min(c),
+                (s, c) => s.or(c).unwrap_or(r.len()),
+            };
+            let (n, after) = r.split_at(end);
+            let after = after.strip_prefix(' ').unwrap_or(after);
             if n.is_empty() {
                 return None;
             }
