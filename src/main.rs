@@ -10,7 +10,6 @@ mod log;
 mod retry;
 mod router;
 mod server;
-mod smtp;
 mod sys;
 
 use std::process::ExitCode;

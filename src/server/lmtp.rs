@@ -11,8 +11,8 @@ use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
 use super::Shared;
 use super::policy::{self, to_lf};
 use crate::router::{Routed, TransportDriver};
-use crate::smtp::session::Message;
-use crate::smtp::{Reply, Status, Verdict};
+use smtp::session::Message;
+use smtp::{Reply, Status, Verdict};
 
 enum Pending {
     Done(Verdict),
@@ -235,7 +235,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, String, Vec<P
 
 /// The `<=` line after the ID: sender, host, `P=lmtp`, size (with the
 /// Received: line, as delivered) and the Message-ID.
-fn arrival_line(env: &crate::smtp::session::Envelope, data: &[u8], size: usize) -> String {
+fn arrival_line(env: &smtp::session::Envelope, data: &[u8], size: usize) -> String {
     let from = env
         .from
         .as_ref()

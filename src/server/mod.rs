@@ -3,7 +3,7 @@
 //! delivery workers and the queue runner.
 //!
 //! Each connection is a tokio task that only moves bytes between the socket
-//! and the sans-IO [`crate::smtp::Session`] and awaits policy and the spool.
+//! and the sans-IO [`smtp::Session`] and awaits policy and the spool.
 //! Everything that touches the disk (spool entry, routing lookups, Maildir
 //! staging) runs in `spawn_blocking` or on the delivery threads; fsyncs run
 //! only on the committer's thread or those blocking threads, never on a
@@ -34,8 +34,8 @@ use crate::config::Config;
 use crate::delivery::{Deliverer, Workers};
 use crate::log::Logs;
 use crate::router::Routing;
-use crate::smtp::session::{Poll, Session, SessionConfig, TlsInfo};
-use crate::smtp::{CloseReason, Event, Mode, Notice, Verdict};
+use smtp::session::{Poll, Session, SessionConfig, TlsInfo};
+use smtp::{CloseReason, Event, Mode, Notice, Verdict};
 
 /// Any byte stream a session runs on (TCP, TLS over TCP, a Unix socket).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -488,9 +488,9 @@ pub async fn serve_connection(
                             &format!("{} connection refused: {why}", host_of(peer, None)),
                             None,
                         );
-                        Verdict::Reply(crate::smtp::Reply::new(
+                        Verdict::Reply(smtp::Reply::new(
                             421,
-                            crate::smtp::Status::new(4, 7, 0),
+                            smtp::Status::new(4, 7, 0),
                             format!("{} {why}, try again later", shared.cfg.primary_hostname),
                         ))
                     }

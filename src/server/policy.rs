@@ -18,8 +18,8 @@ use spool::{Envelope as SpoolEnvelope, Header, HostAddress, split_message};
 use super::{Shared, host_of};
 use crate::clock;
 use crate::router::{Routed, TransportDriver};
-use crate::smtp::session::{Message, Session};
-use crate::smtp::{Address, Event, Reply, Stamp, Status, Verdict, received_header, relay_form};
+use smtp::session::{Message, Session};
+use smtp::{Address, Event, Reply, Stamp, Status, Verdict, received_header, relay_form};
 
 /// Decides HELO, MAIL, RCPT and VRFY.
 pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Verdict {
@@ -99,7 +99,7 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
     let local = shared.cfg.is_local_domain(domain);
     let relay_ok = peer.is_some_and(|p| relay_allowed(&shared.cfg.relay_from_hosts, p.ip()));
     if !local && !relay_ok {
-        return crate::smtp::relay_not_permitted().into();
+        return smtp::relay_not_permitted().into();
     }
     let (cfg, routing) = (shared.cfg.clone(), shared.routing.clone());
     let over_quota = cfg.over_quota;
@@ -171,7 +171,7 @@ pub fn over_quota_reply(e: &mailstore::Error) -> Option<Reply> {
 
 /// The `Received:` header Sluice adds, in Exim's form, with LF line ends
 /// (the spool's and the Maildir's).
-pub fn received(shared: &Shared, env: &crate::smtp::session::Envelope, id: &str) -> Vec<u8> {
+pub fn received(shared: &Shared, env: &smtp::session::Envelope, id: &str) -> Vec<u8> {
     let header = received_header(
         env,
         &Stamp {
