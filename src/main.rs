@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod delivery;
 mod log;
+mod network;
 mod retry;
 mod router;
 mod server;

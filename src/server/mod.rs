@@ -134,11 +134,7 @@ fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
 pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
     let opts = spool::QueueOptions {
         split: cfg.split_spool_directory,
-        id_format: if cfg.message_id_format == "classic" {
-            spool::IdFormat::Classic
-        } else {
-            spool::IdFormat::Long
-        },
+        id_format: cfg.message_id_format,
         durability: cfg.durability,
         ..Default::default()
     };
@@ -161,12 +157,14 @@ fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
             cfg.data_dir.display()
         );
     }
-    let routing =
-        Routing::from_config(cfg).map_err(|e| fail(format!("configuration error: {e}")))?;
+    let routing = cfg.routing.clone();
     let queue = open_queue(cfg).map_err(|e| fail(format!("cannot open the spool: {e}")))?;
-    let deliverer = Deliverer::new(cfg.clone(), routing.clone(), queue, logs.clone())
-        .map(Arc::new)
-        .map_err(|e| fail(format!("configuration error: {e}")))?;
+    let deliverer = Arc::new(Deliverer::new(
+        cfg.clone(),
+        routing.clone(),
+        queue,
+        logs.clone(),
+    ));
     let tls = if with_tls {
         match tls::server_config(cfg) {
             Ok(c) => Some(TlsAcceptor::from(c)),
