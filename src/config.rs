@@ -1,9 +1,21 @@
 //! Configuration: the embedded default, then a TOML file, then command-line
-//! overrides, merged key by key, checked once (errors name the key), then
-//! frozen into an `Arc<Config>` that the rest of the program reads.
+//! overrides, merged key by key, then read once into the typed structs
+//! below, checked, and frozen into an `Arc<Config>` that the rest of the
+//! program reads. Nothing is parsed later: durations, sizes, lock lists, the
+//! retry rules, the relay networks, the routers and the transports all come
+//! out of [`load`] in their final types, and every error names the file and
+//! the key.
+//!
+//! Adding a key is one field in the struct of its section (its type, or a
+//! `deserialize_with` helper at the bottom of this file, does the parsing)
+//! plus its documented default in `default.toml`. That file lies under every
+//! configuration, so each key is always present and the structs need no
+//! `Default`; `embedded_default_is_valid` fails if the line is forgotten.
+//! A rule that spans keys goes in [`Config::check`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +23,12 @@ use durable::Durability;
 use mailstore::lock::{LockKind, LockOptions};
 use mailstore::maildir::OverQuota;
 use mailstore::mbox::Variant;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use spool::IdFormat;
+
+use crate::network::Network;
+use crate::retry::Schedule;
+use crate::router::Routing;
 
 /// The embedded default (also the documentation of every key).
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -37,157 +54,134 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A `[[router]]` or `[[transport]]` entry: `router[2] "local_user"`.
+    #[error("{origin}: {entry}: {message}")]
+    Entry {
+        origin: String,
+        entry: String,
+        message: String,
+    },
 }
 
 /// The frozen, checked configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the configuration came from ("embedded default" or a path).
+    #[serde(skip)]
     pub origin: String,
     /// The `--set` overrides applied (passed on to processes this one starts).
+    #[serde(skip)]
     pub overrides: Vec<String>,
+    /// Resolved at load: `$SLUICE_HOME`, the key, /var/spool/sluice, or
+    /// ./sluice-data (see `resolve_data_dir`).
     pub data_dir: PathBuf,
     /// True when `data_dir` fell back to ./sluice-data (worth a warning).
+    #[serde(skip)]
     pub data_dir_is_fallback: bool,
+    /// Empty in the file: the machine's host name, filled in at load.
     pub primary_hostname: String,
     /// The domain added to an unqualified sender or recipient of a local
     /// submission (the submitting user's login@qualify_domain); Exim's
-    /// `qualify_domain`, defaulting to `primary_hostname`.
+    /// `qualify_domain`. Empty in the file: `primary_hostname`.
     pub qualify_domain: String,
+    #[serde(deserialize_with = "parsed")]
     pub durability: Durability,
     /// 0: no limit.
+    #[serde(deserialize_with = "size")]
     pub message_size_limit: u64,
-    pub message_id_format: String,
+    #[serde(deserialize_with = "id_format")]
+    pub message_id_format: IdFormat,
     pub split_spool_directory: bool,
     pub queue_only: bool,
+    #[serde(deserialize_with = "parsed")]
     pub over_quota: OverQuota,
     pub local_domains: Vec<String>,
-    pub relay_from_hosts: Vec<String>,
+    pub relay_from_hosts: Vec<Network>,
     pub mailbox: MailboxConfig,
     pub mbox: MboxConfig,
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
-    /// The merged TOML, for `sluice config` and parts that read their own
-    /// sections (routers, transports).
+    /// `[[router]]` and `[[transport]]`, built and cross-checked at load
+    /// (the defaults when the configuration names no router).
+    #[serde(skip)]
+    pub routing: Routing,
+    /// The `[[router]]` and `[[transport]]` tables as written, read entry
+    /// by entry into `routing` at load (and emptied then), so that an error
+    /// names the entry (`router[2] "local_user"`), which serde's key path
+    /// cannot.
+    #[serde(default, rename = "router")]
+    router_entries: Vec<toml::Value>,
+    #[serde(default, rename = "transport")]
+    transport_entries: Vec<toml::Value>,
+    /// The merged TOML, for `sluice config`.
+    #[serde(skip)]
     pub table: toml::Table,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     pub maildir: String,
     pub users: UserSource,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UserSource {
     Any,
     Passwd,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MboxConfig {
+    #[serde(deserialize_with = "parsed")]
     pub format: Variant,
     /// Lock methods in the order they are taken.
+    #[serde(deserialize_with = "locks")]
     pub write_locks: Vec<LockKind>,
+    #[serde(deserialize_with = "locks")]
     pub read_locks: Vec<LockKind>,
+    #[serde(deserialize_with = "duration")]
     pub lock_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub dotlock_stale: Duration,
     /// Judge a dotlock by the liveness of the pid in it (liblockfile's rule).
     pub dotlock_pid_check: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub listen: Vec<String>,
     pub tls_listen: Vec<String>,
     pub lmtp_listen: Vec<String>,
+    #[serde(deserialize_with = "optional_path")]
     pub tls_certificate: Option<PathBuf>,
+    #[serde(deserialize_with = "optional_path")]
     pub tls_privatekey: Option<PathBuf>,
     pub max_recipients: usize,
     pub max_connections: usize,
     pub max_connections_per_host: usize,
     pub max_errors: usize,
     pub vrfy: bool,
+    #[serde(deserialize_with = "duration")]
     pub command_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub data_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub final_dot_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueConfig {
-    pub retry: String,
+    #[serde(deserialize_with = "retry")]
+    pub retry: Schedule,
     pub delivery_workers: usize,
+    #[serde(deserialize_with = "duration")]
     pub garbage_after: Duration,
-}
-
-// The raw shapes serde reads; `deny_unknown_fields` makes a misspelt key an
-// error that names it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    data_dir: String,
-    primary_hostname: String,
-    qualify_domain: String,
-    durability: String,
-    message_size_limit: toml::Value,
-    message_id_format: String,
-    split_spool_directory: bool,
-    queue_only: bool,
-    over_quota: String,
-    local_domains: Vec<String>,
-    relay_from_hosts: Vec<String>,
-    mailbox: RawMailbox,
-    mbox: RawMbox,
-    smtp: RawSmtp,
-    queue: RawQueue,
-    #[serde(default)]
-    router: Vec<toml::Value>,
-    #[serde(default)]
-    transport: Vec<toml::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMailbox {
-    maildir: String,
-    users: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMbox {
-    format: String,
-    write_locks: Vec<String>,
-    read_locks: Vec<String>,
-    lock_timeout: String,
-    dotlock_stale: String,
-    dotlock_pid_check: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    listen: Vec<String>,
-    tls_listen: Vec<String>,
-    lmtp_listen: Vec<String>,
-    tls_certificate: String,
-    tls_privatekey: String,
-    max_recipients: usize,
-    max_connections: usize,
-    max_connections_per_host: usize,
-    max_errors: usize,
-    vrfy: bool,
-    command_timeout: String,
-    data_timeout: String,
-    final_dot_timeout: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQueue {
-    retry: String,
-    delivery_workers: usize,
-    garbage_after: String,
 }
 
 /// Where to look for the configuration and what to override.
@@ -296,149 +290,101 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// The one place a merged table becomes a [`Config`]: typed reading (every
+/// value parsed, unknown keys refused), the values that depend on the
+/// machine, the rules across keys, then the routers and transports.
 fn build(origin: String, table: toml::Table) -> Result<Config, ConfigError> {
-    let raw: Raw = toml::Value::Table(table.clone())
+    let mut cfg: Config = toml::Value::Table(table.clone())
         .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax {
-            origin: origin.clone(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-    let key = |k: &str, message: String| ConfigError::Key {
-        origin: origin.clone(),
-        key: k.to_string(),
-        message,
-    };
-    let _ = (&raw.router, &raw.transport); // read by the router module
+        .map_err(|e| read_error(&origin, &e))?;
+    cfg.origin = origin;
+    cfg.table = table;
+    if cfg.primary_hostname.is_empty() {
+        cfg.primary_hostname = host_name();
+    }
+    if cfg.qualify_domain.is_empty() {
+        cfg.qualify_domain = cfg.primary_hostname.clone();
+    }
+    (cfg.data_dir, cfg.data_dir_is_fallback) = resolve_data_dir(&cfg.data_dir);
+    cfg.check()?;
+    let routers = std::mem::take(&mut cfg.router_entries);
+    let transports = std::mem::take(&mut cfg.transport_entries);
+    cfg.routing = Routing::build(&cfg, routers, transports).map_err(|e| ConfigError::Entry {
+        origin: cfg.origin.clone(),
+        entry: e.entry,
+        message: e.message,
+    })?;
+    Ok(cfg)
+}
 
-    let primary_hostname = if raw.primary_hostname.is_empty() {
-        host_name()
-    } else {
-        raw.primary_hostname.clone()
-    };
-    let (data_dir, data_dir_is_fallback) = resolve_data_dir(&raw.data_dir);
-    let durability: Durability = raw.durability.parse().map_err(|m| key("durability", m))?;
-    let message_size_limit = match &raw.message_size_limit {
-        toml::Value::Integer(n) if *n >= 0 => *n as u64,
-        toml::Value::String(s) => parse_size(s).map_err(|m| key("message_size_limit", m))?,
-        v => {
-            return Err(key(
-                "message_size_limit",
-                format!("expected a size like \"50M\", got {v}"),
-            ));
-        }
-    };
-    if !matches!(raw.message_id_format.as_str(), "long" | "classic") {
-        return Err(key(
-            "message_id_format",
-            format!(
-                "{:?}: expected \"long\" or \"classic\"",
-                raw.message_id_format
-            ),
-        ));
-    }
-    let over_quota: OverQuota = raw.over_quota.parse().map_err(|m| key("over_quota", m))?;
-    let users = match raw.mailbox.users.as_str() {
-        "any" => UserSource::Any,
-        "passwd" => UserSource::Passwd,
-        o => {
-            return Err(key(
-                "mailbox.users",
-                format!("{o:?}: expected \"any\" or \"passwd\""),
-            ));
-        }
-    };
-    if !raw.mailbox.maildir.contains("{local}") && !raw.mailbox.maildir.contains("{home}") {
-        return Err(key(
-            "mailbox.maildir",
-            "must contain {local} or {home}, or every user would share one mailbox".into(),
-        ));
-    }
-    let format: Variant = raw.mbox.format.parse().map_err(|m| key("mbox.format", m))?;
-    let locks = |k: &str, v: &[String]| -> Result<Vec<LockKind>, ConfigError> {
-        let mut out = Vec::new();
-        for s in v {
-            let l: LockKind = s.parse().map_err(|m: String| key(k, m))?;
-            if out.contains(&l) {
-                return Err(key(k, format!("{s:?} is listed twice")));
-            }
-            out.push(l);
-        }
-        Ok(out)
-    };
-    let dur = |k: &str, v: &str| parse_duration(v).map_err(|m| key(k, m));
-    let path_or_none = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
-    if raw.smtp.tls_certificate.is_empty() != raw.smtp.tls_privatekey.is_empty() {
-        return Err(key(
-            "smtp.tls_privatekey",
-            "tls_certificate and tls_privatekey go together: set both or neither".into(),
-        ));
-    }
-    if raw.smtp.max_recipients < 100 {
-        return Err(key(
-            "smtp.max_recipients",
-            "RFC 5321 §4.5.3.1.8 requires accepting at least 100 recipients".into(),
-        ));
-    }
-    crate::retry::Schedule::parse(&raw.queue.retry).map_err(|m| key("queue.retry", m))?;
-    if raw.queue.delivery_workers == 0 {
-        return Err(key("queue.delivery_workers", "must be at least 1".into()));
-    }
-    Ok(Config {
-        data_dir,
-        data_dir_is_fallback,
-        qualify_domain: if raw.qualify_domain.is_empty() {
-            primary_hostname.clone()
-        } else {
-            raw.qualify_domain.clone()
+/// The key a serde error from reading a TOML value is about. toml tracks
+/// the path of keys to the value that failed but only prints it, on a last
+/// line "in `mbox.write_locks`"; `error_key_is_read_from_toml` notices if
+/// that wording changes (the error then names no key, but still says what
+/// is wrong).
+pub fn error_key(e: &toml::de::Error) -> Option<String> {
+    let text = e.to_string();
+    let key = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'))?;
+    Some(key.to_string())
+}
+
+/// A serde error from reading the merged table, naming the key.
+fn read_error(origin: &str, e: &toml::de::Error) -> ConfigError {
+    match error_key(e) {
+        Some(key) => ConfigError::Key {
+            origin: origin.to_string(),
+            key,
+            message: e.message().trim_end().to_string(),
         },
-        primary_hostname,
-        durability,
-        message_size_limit,
-        message_id_format: raw.message_id_format,
-        split_spool_directory: raw.split_spool_directory,
-        queue_only: raw.queue_only,
-        over_quota,
-        local_domains: raw.local_domains,
-        relay_from_hosts: raw.relay_from_hosts,
-        mailbox: MailboxConfig {
-            maildir: raw.mailbox.maildir,
-            users,
+        None => ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
         },
-        mbox: MboxConfig {
-            format,
-            write_locks: locks("mbox.write_locks", &raw.mbox.write_locks)?,
-            read_locks: locks("mbox.read_locks", &raw.mbox.read_locks)?,
-            lock_timeout: dur("mbox.lock_timeout", &raw.mbox.lock_timeout)?,
-            dotlock_stale: dur("mbox.dotlock_stale", &raw.mbox.dotlock_stale)?,
-            dotlock_pid_check: raw.mbox.dotlock_pid_check,
-        },
-        smtp: SmtpConfig {
-            listen: raw.smtp.listen,
-            tls_listen: raw.smtp.tls_listen,
-            lmtp_listen: raw.smtp.lmtp_listen,
-            tls_certificate: path_or_none(&raw.smtp.tls_certificate),
-            tls_privatekey: path_or_none(&raw.smtp.tls_privatekey),
-            max_recipients: raw.smtp.max_recipients,
-            max_connections: raw.smtp.max_connections,
-            max_connections_per_host: raw.smtp.max_connections_per_host,
-            max_errors: raw.smtp.max_errors,
-            vrfy: raw.smtp.vrfy,
-            command_timeout: dur("smtp.command_timeout", &raw.smtp.command_timeout)?,
-            data_timeout: dur("smtp.data_timeout", &raw.smtp.data_timeout)?,
-            final_dot_timeout: dur("smtp.final_dot_timeout", &raw.smtp.final_dot_timeout)?,
-        },
-        queue: QueueConfig {
-            retry: raw.queue.retry,
-            delivery_workers: raw.queue.delivery_workers,
-            garbage_after: dur("queue.garbage_after", &raw.queue.garbage_after)?,
-        },
-        origin,
-        overrides: Vec::new(),
-        table,
-    })
+    }
 }
 
 impl Config {
+    /// The rules that span keys or that a field's type does not carry.
+    fn check(&self) -> Result<(), ConfigError> {
+        let key = |k: &str, message: &str| {
+            Err(ConfigError::Key {
+                origin: self.origin.clone(),
+                key: k.to_string(),
+                message: message.to_string(),
+            })
+        };
+        if !self.mailbox.maildir.contains("{local}") && !self.mailbox.maildir.contains("{home}") {
+            return key(
+                "mailbox.maildir",
+                "must contain {local} or {home}, or every user would share one mailbox",
+            );
+        }
+        if self.smtp.tls_certificate.is_some() != self.smtp.tls_privatekey.is_some() {
+            return key(
+                "smtp.tls_privatekey",
+                "tls_certificate and tls_privatekey go together: set both or neither",
+            );
+        }
+        if self.smtp.max_recipients < 100 {
+            return key(
+                "smtp.max_recipients",
+                "RFC 5321 §4.5.3.1.8 requires accepting at least 100 recipients",
+            );
+        }
+        if self.queue.delivery_workers == 0 {
+            return key("queue.delivery_workers", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Whether `ip` may relay to any domain (`relay_from_hosts`).
+    pub fn relay_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.relay_from_hosts.iter().any(|n| n.contains(ip))
+    }
+
     /// Whether `domain` is delivered here ("@" in local_domains is the
     /// primary host name). Case-insensitive.
     pub fn is_local_domain(&self, domain: &str) -> bool {
@@ -503,12 +449,12 @@ impl fmt::Display for Config {
 
 /// `$SLUICE_HOME`, else `data_dir`, else /var/spool/sluice where it
 /// exists, else ./sluice-data (the bool says the last one was taken).
-fn resolve_data_dir(configured: &str) -> (PathBuf, bool) {
+fn resolve_data_dir(configured: &Path) -> (PathBuf, bool) {
     if let Some(h) = std::env::var_os("SLUICE_HOME").filter(|v| !v.is_empty()) {
         return (absolute(PathBuf::from(h)), false);
     }
-    if !configured.is_empty() {
-        return (absolute(PathBuf::from(configured)), false);
+    if !configured.as_os_str().is_empty() {
+        return (absolute(configured.to_path_buf()), false);
     }
     if Path::new(SYSTEM_DATA_DIR).is_dir() {
         return (PathBuf::from(SYSTEM_DATA_DIR), false);
@@ -577,6 +523,74 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?}: expected a size like \"50M\", \"512K\" or a number of bytes"))
 }
 
+// How the fields above read their values: `#[serde(deserialize_with)]`
+// helpers, each turning the TOML value into the field's type with the
+// message the parser gives (serde adds the key).
+
+/// A string through the type's `FromStr` (durability, over_quota, mbox
+/// format...).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// A number of octets, or a string such as "50M".
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::Integer(n) => u64::try_from(n)
+            .map_err(|_| serde::de::Error::custom(format!("{n}: a size cannot be negative"))),
+        toml::Value::String(s) => parse_size(&s).map_err(serde::de::Error::custom),
+        v => Err(serde::de::Error::custom(format!(
+            "expected a size like \"50M\", got {v}"
+        ))),
+    }
+}
+
+fn id_format<'de, D: Deserializer<'de>>(d: D) -> Result<IdFormat, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.as_str() {
+        "long" => Ok(IdFormat::Long),
+        "classic" => Ok(IdFormat::Classic),
+        _ => Err(serde::de::Error::custom(format!(
+            "{text:?}: expected \"long\" or \"classic\""
+        ))),
+    }
+}
+
+/// Lock methods in order, each at most once.
+fn locks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LockKind>, D::Error> {
+    let mut out = Vec::new();
+    for name in Vec::<String>::deserialize(d)? {
+        let lock: LockKind = name.parse().map_err(serde::de::Error::custom)?;
+        if out.contains(&lock) {
+            return Err(serde::de::Error::custom(format!(
+                "{name:?} is listed twice"
+            )));
+        }
+        out.push(lock);
+    }
+    Ok(out)
+}
+
+/// A path, or the empty string for none.
+fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+}
+
+fn retry<'de, D: Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
+    Schedule::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +620,15 @@ mod tests {
             ("message_size_limit = \"lots\"", "message_size_limit"),
             ("[smtp]\nmax_recipients = 10", "smtp.max_recipients"),
             ("[mailbox]\nmaildir = \"mail/shared\"", "mailbox.maildir"),
+            ("relay_from_hosts = [\"10.0.0/8\"]", "relay_from_hosts"),
+            ("relay_from_hosts = [\"10.0.0.0/33\"]", "relay_from_hosts"),
+            ("message_id_format = \"short\"", "message_id_format"),
+            ("[queue]\nretry = \"F,2h\"", "queue.retry"),
+            ("[queue]\ndelivery_workers = 0", "queue.delivery_workers"),
+            ("[mailbox]\nusers = \"ldap\"", "mailbox.users"),
+            ("[smtp]\ntls_certificate = \"c.pem\"", "smtp.tls_privatekey"),
+            ("[smtp]\ncommand_timeout = \"soon\"", "smtp.command_timeout"),
+            ("message_size_limit = -1", "message_size_limit"),
         ];
         for (text, k) in cases {
             let e = from_str("f.toml", text).unwrap_err().to_string();
@@ -634,6 +657,56 @@ mod tests {
         assert_eq!(c.mbox.lock_timeout, Duration::from_secs(2));
         assert_eq!(c.mbox.read_locks, [LockKind::Fcntl]);
         assert_eq!(c.durability, Durability::Strict);
+    }
+
+    /// Moved from the SMTP policy with the parsing of the networks.
+    #[test]
+    fn relay_hosts() {
+        let c = from_str(
+            "f.toml",
+            "relay_from_hosts = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]",
+        )
+        .unwrap();
+        let cases = [
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("10.200.3.4", true),
+            ("11.0.0.1", false),
+            ("2001:db8:1::5", true),
+            ("2001:db9::1", false),
+            ("::ffff:10.1.1.1", true),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(c.relay_allowed(ip.parse().unwrap()), want, "{ip}");
+        }
+        let none = from_str("f.toml", "relay_from_hosts = []").unwrap();
+        assert!(!none.relay_allowed("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn values_are_parsed_at_load() {
+        let c = from_str(
+            "f.toml",
+            "message_id_format = \"classic\"\n[queue]\nretry = \"F,1h,10m\"",
+        )
+        .unwrap();
+        assert_eq!(c.message_id_format, IdFormat::Classic);
+        assert_eq!(c.queue.retry, Schedule::parse("F,1h,10m").unwrap());
+        let d = from_str("f.toml", "").unwrap();
+        assert_eq!(d.message_id_format, IdFormat::Long);
+        assert_eq!(d.smtp.tls_certificate, None);
+    }
+
+    #[test]
+    fn error_key_is_read_from_toml() {
+        let e = from_str("f.toml", "[mbox]\nread_locks = [\"fcntl\", \"fcntl\"]").unwrap_err();
+        match e {
+            ConfigError::Key { key, message, .. } => {
+                assert_eq!(key, "mbox.read_locks");
+                assert_eq!(message, "\"fcntl\" is listed twice");
+            }
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

@@ -55,21 +55,17 @@ enum DestResult {
 }
 
 impl Deliverer {
-    pub fn new(
-        cfg: Arc<Config>,
-        routing: Routing,
-        queue: Queue,
-        logs: Arc<Logs>,
-    ) -> Result<Deliverer, String> {
-        let schedule =
-            Schedule::parse(&cfg.queue.retry).map_err(|e| format!("queue.retry: {e}"))?;
-        Ok(Deliverer {
+    pub fn new(cfg: Arc<Config>, routing: Routing, queue: Queue, logs: Arc<Logs>) -> Deliverer {
+        // The retry rules were parsed and checked when the configuration
+        // was loaded.
+        let schedule = cfg.queue.retry.clone();
+        Deliverer {
             cfg,
             routing,
             queue,
             logs,
             schedule,
-        })
+        }
     }
 
     pub fn queue(&self) -> &Queue {

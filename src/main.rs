@@ -10,10 +10,10 @@ mod cmd;
 mod config;
 mod delivery;
 mod log;
+mod network;
 mod retry;
 mod router;
 mod server;
-mod smtp;
 #[allow(unsafe_code)]
 mod sys;
 

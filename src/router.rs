@@ -110,16 +110,19 @@ pub enum Routed {
     Defer { address: String, reason: String },
 }
 
-/// Configuration problems in routers and transports, naming the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
+/// A problem in one `[[router]]` or `[[transport]]` entry. The
+/// configuration adds the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{entry}: {message}")]
 pub struct RouterConfigError {
-    pub key: String,
+    /// `router[2] "local_user"`: the second `[[router]]` table (counted
+    /// from 1, as a reader counts them in the file) and its name.
+    pub entry: String,
     pub message: String,
 }
 
 /// The routers and transports of one configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Routing {
     routers: Vec<Router>,
     transports: Vec<Transport>,
@@ -158,59 +161,52 @@ fn default_routing(cfg: &Config) -> Routing {
 }
 
 impl Routing {
-    /// Reads `[[router]]` and `[[transport]]` from the configuration (or the
-    /// defaults) and checks that every router's transport exists.
-    pub fn from_config(cfg: &Config) -> Result<Routing, RouterConfigError> {
-        let get = |k: &str| {
-            cfg.table
-                .get(k)
-                .and_then(|v| v.as_array())
-                .cloned()
-                .unwrap_or_default()
-        };
-        let (routers, transports) = (get("router"), get("transport"));
+    /// Reads the `[[router]]` and `[[transport]]` entries (or, when there
+    /// are none, the defaults) and checks them against each other: every
+    /// option known to the entry's driver, every transport a router names
+    /// defined. Called once, when the configuration is loaded.
+    pub fn build(
+        cfg: &Config,
+        routers: Vec<toml::Value>,
+        transports: Vec<toml::Value>,
+    ) -> Result<Routing, RouterConfigError> {
         let defaults = default_routing(cfg);
-        let parse = |k: &str, i: usize, e: toml::de::Error| RouterConfigError {
-            key: format!("{k}[{i}]"),
-            message: e.message().to_string(),
-        };
         let routers: Vec<Router> = if routers.is_empty() {
-            defaults.routers.clone()
+            defaults.routers
         } else {
-            routers
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| v.try_into().map_err(|e| parse("router", i, e)))
-                .collect::<Result<_, _>>()?
+            read_entries("router", routers)?
         };
         let transports: Vec<Transport> = if transports.is_empty() {
-            defaults.transports.clone()
+            defaults.transports
         } else {
-            transports
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| v.try_into().map_err(|e| parse("transport", i, e)))
-                .collect::<Result<_, _>>()?
+            read_entries("transport", transports)?
         };
         for (i, r) in routers.iter().enumerate() {
+            let err = |message: String| RouterConfigError {
+                entry: entry_name("router", i, Some(&r.name)),
+                message,
+            };
+            // Options of the other driver are refused rather than ignored:
+            // a `file` on an accept router is a mistake, not a no-op.
             match (r.driver, &r.transport, &r.file) {
                 (RouterDriver::Accept, None, _) => {
-                    return Err(RouterConfigError {
-                        key: format!("router[{i}] ({})", r.name),
-                        message: "an accept router needs `transport`".into(),
-                    });
+                    return Err(err("an accept router needs `transport`".into()));
                 }
-                (RouterDriver::Accept, Some(t), _) if !transports.iter().any(|x| &x.name == t) => {
-                    return Err(RouterConfigError {
-                        key: format!("router[{i}] ({}).transport", r.name),
-                        message: format!("no transport named {t:?}"),
-                    });
+                (RouterDriver::Accept, Some(_), Some(_)) => {
+                    return Err(err("`file` is not an option of the accept driver".into()));
+                }
+                (RouterDriver::Accept, Some(t), None)
+                    if !transports.iter().any(|x| &x.name == t) =>
+                {
+                    return Err(err(format!("transport {t:?} is not defined")));
                 }
                 (RouterDriver::Redirect, _, None) => {
-                    return Err(RouterConfigError {
-                        key: format!("router[{i}] ({})", r.name),
-                        message: "a redirect router needs `file`".into(),
-                    });
+                    return Err(err("a redirect router needs `file`".into()));
+                }
+                (RouterDriver::Redirect, Some(_), Some(_)) => {
+                    return Err(err(
+                        "`transport` is not an option of the redirect driver".into()
+                    ));
                 }
                 _ => {}
             }
@@ -221,8 +217,8 @@ impl Routing {
                 && t.driver == TransportDriver::Maildir
             {
                 return Err(RouterConfigError {
-                    key: format!("transport[{i}] ({}).path", t.name),
-                    message: "must contain {local} or {home}".into(),
+                    entry: entry_name("transport", i, Some(&t.name)),
+                    message: "`path` must contain {local} or {home}".into(),
                 });
             }
         }
@@ -370,6 +366,42 @@ impl Routing {
     }
 }
 
+/// `router[2] "local_user"`: the `i`th entry (from 0) counted from 1.
+fn entry_name(kind: &str, i: usize, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{kind}[{}] {name:?}", i + 1),
+        None => format!("{kind}[{}]", i + 1),
+    }
+}
+
+/// Reads each entry into its type; an unknown driver or option (serde's
+/// `deny_unknown_fields`) is an error that names the entry and the key.
+fn read_entries<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    entries: Vec<toml::Value>,
+) -> Result<Vec<T>, RouterConfigError> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = v
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned);
+            v.try_into().map_err(|e: toml::de::Error| {
+                let message = e.message().trim_end();
+                RouterConfigError {
+                    entry: entry_name(kind, i, name.as_deref()),
+                    message: match crate::config::error_key(&e) {
+                        Some(key) => format!("key `{key}`: {message}"),
+                        None => message.to_string(),
+                    },
+                }
+            })
+        })
+        .collect()
+}
+
 fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
     match pattern {
         "+local_domains" => cfg.is_local_domain(domain),
@@ -424,13 +456,7 @@ fn parse_aliases(text: &str, key: &str) -> Option<Vec<String>> {
 /// `-bt`: prints how each address routes; exit 0 all deliverable, 1 some
 /// deferred, 2 some undeliverable (as Exim).
 pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
-    let routing = match Routing::from_config(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice: configuration error: {e}");
-            return mailstore::error::sysexits::CONFIG;
-        }
-    };
+    let routing = &cfg.routing;
     let mut code = 0;
     for a in addresses {
         let a = if a.contains('@') {
@@ -466,6 +492,76 @@ pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
 mod tests {
     use super::*;
 
+    /// The error a configuration with `extra` fails with.
+    fn try_cfg(extra: &str) -> String {
+        crate::config::from_str("t.toml", extra)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn router_and_transport_errors_name_the_file_and_the_entry() {
+        let accept =
+            "[[router]]\nname = \"local_user\"\ndriver = \"accept\"\ntransport = \"maildir\"\n";
+        let maildir =
+            "[[transport]]\nname = \"maildir\"\ndriver = \"maildir\"\npath = \"mail/{local}\"\n";
+        let cases = [
+            (
+                format!(
+                    "{accept}{accept}[[router]]\nname = \"second\"\ndriver = \"accept\"\ntransport = \"nope\"\n{maildir}"
+                ),
+                r#"t.toml: router[3] "second": transport "nope" is not defined"#,
+            ),
+            (
+                format!("[[router]]\nname = \"dns\"\ndriver = \"dnslookup\"\n{maildir}"),
+                r#"t.toml: router[1] "dns": key `driver`: unknown variant `dnslookup`"#,
+            ),
+            (
+                format!(
+                    "[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"maildir\"\nroute_list = \"*\"\n{maildir}"
+                ),
+                r#"t.toml: router[1] "x": unknown field `route_list`"#,
+            ),
+            (
+                format!(
+                    "[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"maildir\"\nfile = \"aliases\"\n{maildir}"
+                ),
+                r#"t.toml: router[1] "x": `file` is not an option of the accept driver"#,
+            ),
+            (
+                format!("[[router]]\nname = \"a\"\ndriver = \"redirect\"\n{maildir}"),
+                r#"t.toml: router[1] "a": a redirect router needs `file`"#,
+            ),
+            (
+                format!(
+                    "{accept}[[transport]]\nname = \"maildir\"\ndriver = \"pipe\"\npath = \"x\"\n"
+                ),
+                r#"t.toml: transport[1] "maildir": key `driver`: unknown variant `pipe`"#,
+            ),
+            (
+                format!(
+                    "{accept}[[transport]]\nname = \"maildir\"\ndriver = \"maildir\"\npath = \"mail/{{local}}\"\nmode = 600\n"
+                ),
+                r#"t.toml: transport[1] "maildir": unknown field `mode`"#,
+            ),
+            (
+                format!(
+                    "{accept}[[transport]]\nname = \"maildir\"\ndriver = \"maildir\"\npath = \"mail/shared\"\n"
+                ),
+                r#"t.toml: transport[1] "maildir": `path` must contain {local} or {home}"#,
+            ),
+            (
+                "router = 1\n".to_string(),
+                "t.toml: key `router`: invalid type: integer",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = try_cfg(&text);
+            assert!(e.starts_with(want), "{text}\n=> {e}\nwanted {want}");
+        }
+        assert_eq!(try_cfg(&format!("{accept}{maildir}")), "");
+    }
+
     fn cfg(extra: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
@@ -479,7 +575,7 @@ mod tests {
     #[test]
     fn default_routes_local_domains_to_maildirs() {
         let (dir, c) = cfg("");
-        let r = Routing::from_config(&c).unwrap();
+        let r = &c.routing;
         match r.route(&c, "Bob@Example.ORG") {
             Routed::Deliver(d) => {
                 assert_eq!(d.len(), 1);
@@ -506,7 +602,7 @@ mod tests {
             "# comment\npostmaster: root\nroot: alice@example.org,\n  bob\nloop: loop\n",
         )
         .unwrap();
-        let r = Routing::from_config(&c).unwrap();
+        let r = &c.routing;
         match r.route(&c, "postmaster@mx.example") {
             Routed::Deliver(d) => {
                 let got: Vec<_> = d
@@ -535,7 +631,7 @@ mod tests {
             "[[router]]\nname = \"only_bob\"\ndriver = \"accept\"\nlocal_parts = [\"bob\"]\ndomains = [\"+local_domains\"]\ntransport = \"spool_mbox\"\n\
              [[transport]]\nname = \"spool_mbox\"\ndriver = \"mbox\"\npath = \"/var/mail/{local}\"\n",
         );
-        let r = Routing::from_config(&c).unwrap();
+        let r = &c.routing;
         match r.route(&c, "bob@example.org") {
             Routed::Deliver(d) => {
                 assert_eq!(d[0].driver, TransportDriver::Mbox);
@@ -547,8 +643,10 @@ mod tests {
             r.route(&c, "carol@example.org"),
             Routed::Unrouteable { .. }
         ));
-        let (_d, c) = cfg("[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"nope\"\n");
-        let e = Routing::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("router[0] (x).transport"), "{e}");
+        let e = try_cfg("[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"nope\"\n");
+        assert!(
+            e.contains(r#"router[1] "x": transport "nope" is not defined"#),
+            "{e}"
+        );
     }
 }

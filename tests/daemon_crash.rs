@@ -73,8 +73,8 @@ fn connect(shared: &Shared) -> SmtpClient {
     loop {
         let addr = *shared.addr.lock().unwrap();
         if let Ok(mut c) = SmtpClient::connect(addr)
-            && c.reply().is_ok_and(|g| g.code == 220)
-            && c.cmd("EHLO load.example").is_ok_and(|r| r.code == 250)
+            && c.reply().is_ok_and(|g| g.code() == 220)
+            && c.cmd("EHLO load.example").is_ok_and(|r| r.code() == 250)
         {
             return c;
         }
@@ -93,22 +93,22 @@ fn send(c: &mut SmtpClient, seq: usize) -> std::io::Result<Option<String>> {
     }
     cmds.push_str("DATA\r\n");
     c.write_raw(cmds.as_bytes())?;
-    let mut ok = c.reply()?.code == 250;
+    let mut ok = c.reply()?.code() == 250;
     for _ in &rcpts {
-        ok &= c.reply()?.code == 250;
+        ok &= c.reply()?.code() == 250;
     }
     let data = c.reply()?;
-    if data.code != 354 {
+    if data.code() != 354 {
         return Ok(None);
     }
     let mut body = message(seq);
     body.push_str(".\r\n");
     c.write_raw(body.as_bytes())?;
     let end = c.reply()?;
-    if !ok || end.code != 250 {
+    if !ok || end.code() != 250 {
         return Ok(None);
     }
-    Ok(end.queue_id())
+    Ok(end.queued_id().map(str::to_owned))
 }
 
 fn client(shared: &Shared) {

@@ -15,20 +15,24 @@ use common::{Dir, SmtpClient, files_in, log_lines_of, maildir_messages, wait_unt
 /// Sends one message to `rcpt@localhost`; returns its ID.
 fn send(addr: SocketAddr, rcpt: &str, subject: &str) -> String {
     let (mut c, greeting) = SmtpClient::open(addr).unwrap();
-    assert_eq!(greeting.code, 220);
-    assert_eq!(c.cmd("EHLO client.example").unwrap().code, 250);
-    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code, 250);
+    assert_eq!(greeting.code(), 220);
+    assert_eq!(c.cmd("EHLO client.example").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
     assert_eq!(
-        c.cmd(&format!("RCPT TO:<{rcpt}@localhost>")).unwrap().code,
+        c.cmd(&format!("RCPT TO:<{rcpt}@localhost>"))
+            .unwrap()
+            .code(),
         250
     );
-    assert_eq!(c.cmd("DATA").unwrap().code, 354);
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
     c.write_raw(format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n").as_bytes())
         .unwrap();
     let ok = c.cmd(".").unwrap();
-    assert_eq!(ok.code, 250, "{ok}");
-    assert_eq!(c.cmd("QUIT").unwrap().code, 221);
-    ok.queue_id().expect("id in the 250 reply")
+    assert_eq!(ok.code(), 250, "{ok}");
+    assert_eq!(c.cmd("QUIT").unwrap().code(), 221);
+    ok.queued_id()
+        .map(str::to_owned)
+        .expect("id in the 250 reply")
 }
 
 /// Queued messages: `-H` files in the spool.

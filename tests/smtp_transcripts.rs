@@ -1,7 +1,7 @@
 //! Plays the dialog transcripts in `tests/smtp_transcripts/*.txt` over TCP
 //! against the daemon (`sluice serve` on 127.0.0.1:0), with a real rustls
 //! handshake at `-- tls`. The format is in that directory's README.md; the
-//! in-memory runner is `src/smtp/transcript.rs`. Here the daemon's own
+//! in-memory runner is `smtp/src/transcript.rs`. Here the daemon's own
 //! policy decides, so `V:` lines are ignored and files marked
 //! `O: runner memory` are skipped.
 

@@ -10,19 +10,11 @@ use spool::MessageId;
 use crate::config::Config;
 use crate::delivery::{self, Attempt, Deliverer};
 use crate::log::Logs;
-use crate::router::Routing;
 
 /// Runs the queue (all of it, or the messages `ids`); `force` tries every
 /// recipient now, frozen messages included. Exit 1 when an ID is unknown.
 pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
     let logs = Arc::new(Logs::new(cfg.log_dir()));
-    let routing = match Routing::from_config(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice: configuration error: {e}");
-            return sysexits::CONFIG;
-        }
-    };
     let queue = match crate::cmd::submit::open_queue(cfg) {
         Ok(q) => q,
         Err(f) => {
@@ -30,13 +22,7 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
             return f.code;
         }
     };
-    let deliverer = match Deliverer::new(cfg.clone(), routing, queue, logs) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("sluice: configuration error: {e}");
-            return sysexits::CONFIG;
-        }
-    };
+    let deliverer = Deliverer::new(cfg.clone(), cfg.routing.clone(), queue, logs);
     if ids.is_empty() {
         delivery::queue_run(&deliverer, force, cfg.queue.delivery_workers);
         return sysexits::OK;

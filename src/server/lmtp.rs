@@ -14,8 +14,8 @@ use crate::log::{
     Address, Arrival, Delivered, Event, Kind, MessageIdField, Rejected, Stage, spooled_size,
 };
 use crate::router::{Routed, TransportDriver};
-use crate::smtp::session::Message;
-use crate::smtp::{Reply, Status, Verdict};
+use smtp::session::Message;
+use smtp::{Reply, Status, Verdict};
 
 enum Pending {
     Done(Verdict),
@@ -256,7 +256,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
 /// The `<=` event: sender, host, `P=lmtp`, the size the message would
 /// have in the spool (with the Received: line) and the Message-ID it came
 /// with.
-fn arrival(env: &crate::smtp::session::Envelope, received: &[u8], data: &[u8]) -> Arrival {
+fn arrival(env: &smtp::session::Envelope, received: &[u8], data: &[u8]) -> Arrival {
     let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
     let host = super::host_of(
         env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),

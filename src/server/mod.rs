@@ -3,7 +3,7 @@
 //! delivery workers and the queue runner.
 //!
 //! Each connection is a tokio task that only moves bytes between the socket
-//! and the sans-IO [`crate::smtp::Session`] and awaits policy and the spool.
+//! and the sans-IO [`smtp::Session`] and awaits policy and the spool.
 //! Everything that touches the disk (spool entry, routing lookups, Maildir
 //! staging) runs in `spawn_blocking` or on the delivery threads; fsyncs run
 //! only on the committer's thread or those blocking threads, never on a
@@ -34,8 +34,8 @@ use crate::config::Config;
 use crate::delivery::{Deliverer, Workers};
 use crate::log::{self, Logs, Origin, Rejected, Stage};
 use crate::router::Routing;
-use crate::smtp::session::{Poll, Session, SessionConfig, TlsInfo};
-use crate::smtp::{CloseReason, Event, Mode, Notice, Verdict};
+use smtp::session::{Poll, Session, SessionConfig, TlsInfo};
+use smtp::{CloseReason, Event, Mode, Notice, Verdict};
 
 /// Any byte stream a session runs on (TCP, TLS over TCP, a Unix socket).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -134,11 +134,7 @@ fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
 pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
     let opts = spool::QueueOptions {
         split: cfg.split_spool_directory,
-        id_format: if cfg.message_id_format == "classic" {
-            spool::IdFormat::Classic
-        } else {
-            spool::IdFormat::Long
-        },
+        id_format: cfg.message_id_format,
         durability: cfg.durability,
         ..Default::default()
     };
@@ -161,12 +157,14 @@ fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
             cfg.data_dir.display()
         );
     }
-    let routing =
-        Routing::from_config(cfg).map_err(|e| fail(format!("configuration error: {e}")))?;
+    let routing = cfg.routing.clone();
     let queue = open_queue(cfg).map_err(|e| fail(format!("cannot open the spool: {e}")))?;
-    let deliverer = Deliverer::new(cfg.clone(), routing.clone(), queue, logs.clone())
-        .map(Arc::new)
-        .map_err(|e| fail(format!("configuration error: {e}")))?;
+    let deliverer = Arc::new(Deliverer::new(
+        cfg.clone(),
+        routing.clone(),
+        queue,
+        logs.clone(),
+    ));
     let tls = if with_tls {
         match tls::server_config(cfg) {
             Ok(c) => Some(TlsAcceptor::from(c)),
@@ -271,19 +269,23 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         ));
         // Tests and scripts wait for this line to know the ports.
         println!("listening {}", names.join(" "));
+        // What an earlier run left queued (after a crash too), listed before
+        // the first connection is accepted: the startup run delivers those
+        // and only those, so that with `queue_only` what this daemon accepts
+        // waits for a queue run however late the startup run gets going.
+        let left = deliverer.queue().ids();
         for l in bound {
             tokio::spawn(accept_loop(l, shared.clone()));
         }
-        // Deliver what an earlier run left queued (after a crash too).
         let d = deliverer.clone();
         let interval = opts.queue_interval;
         let runner_shared = shared.clone();
         std::thread::spawn(move || {
-            loop {
-                runner_dispatch(&d, &runner_shared);
-                match interval {
-                    Some(i) => std::thread::sleep(i),
-                    None => break,
+            runner_dispatch(&d, &runner_shared, Some(left));
+            if let Some(i) = interval {
+                loop {
+                    std::thread::sleep(i);
+                    runner_dispatch(&d, &runner_shared, None);
                 }
             }
         });
@@ -297,11 +299,15 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
 }
 
 /// A queue run in the daemon: clean garbage, then hand every queued
-/// message to the delivery workers (they skip what is not due).
-fn runner_dispatch(d: &Deliverer, shared: &Shared) {
+/// message (or those `listed` already) to the delivery workers (they skip
+/// what is not due).
+fn runner_dispatch(
+    d: &Deliverer,
+    shared: &Shared,
+    listed: Option<spool::Result<Vec<spool::MessageId>>>,
+) {
     d.clean_garbage();
-    let q = d.queue();
-    match q.ids() {
+    match listed.unwrap_or_else(|| d.queue().ids()) {
         Ok(ids) => {
             for id in ids {
                 shared.workers.dispatch(id, false, false);
@@ -497,9 +503,9 @@ pub async fn serve_connection(
                             ),
                             None,
                         );
-                        Verdict::Reply(crate::smtp::Reply::new(
+                        Verdict::Reply(smtp::Reply::new(
                             421,
-                            crate::smtp::Status::new(4, 7, 0),
+                            smtp::Status::new(4, 7, 0),
                             format!("{} {why}, try again later", shared.cfg.primary_hostname),
                         ))
                     }

@@ -12,7 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
-use crate::smtp::session::TlsInfo;
+use smtp::session::TlsInfo;
 
 /// File names of the generated certificate and key under `data_dir/tls/`.
 const GENERATED_CERT: &str = "tls/selfsigned-cert.pem";

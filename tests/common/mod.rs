@@ -278,32 +278,9 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// One SMTP reply: its code and the text of each line (after `NNN-`/`NNN `).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The lines joined with spaces.
-    pub fn text(&self) -> String {
-        self.lines.join(" ")
-    }
-
-    /// The message ID of a `250 2.0.0 OK id=...` reply.
-    pub fn queue_id(&self) -> Option<String> {
-        let last = self.lines.last()?;
-        let id = last.split_once("id=")?.1;
-        Some(id.split_whitespace().next()?.to_string())
-    }
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text())
-    }
-}
+/// The protocol crate's reply type: what the daemon writes is read back
+/// by the same code the load generator uses.
+pub use smtp::Reply;
 
 /// A plain-text SMTP/LMTP client over TCP, line by line.
 pub struct SmtpClient {
@@ -351,7 +328,7 @@ impl SmtpClient {
 
     /// Reads one (possibly multi-line) reply.
     pub fn reply(&mut self) -> std::io::Result<Reply> {
-        let mut lines = Vec::new();
+        let mut reader = smtp::ReplyReader::new();
         loop {
             let mut raw = Vec::new();
             let n = self.reader.read_until(b'\n', &mut raw)?;
@@ -359,20 +336,14 @@ impl SmtpClient {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!(
-                        "connection closed in a reply (after {lines:?}, partial {:?})",
+                        "connection closed in a reply (after {:?}, partial {:?})",
+                        reader.partial_lines(),
                         String::from_utf8_lossy(&raw)
                     ),
                 ));
             }
-            let line = String::from_utf8_lossy(&raw[..raw.len() - 2]).into_owned();
-            let code: u16 = line
-                .get(..3)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| std::io::Error::other(format!("bad reply line {line:?}")))?;
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line.get(4..).unwrap_or("").to_string());
-            if !more {
-                return Ok(Reply { code, lines });
+            if let Some(reply) = reader.push_line(&raw).map_err(std::io::Error::other)? {
+                return Ok(reply);
             }
         }
     }

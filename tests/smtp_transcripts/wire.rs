@@ -1,5 +1,5 @@
 //! The byte-level helpers of the transcript format (see README.md here),
-//! shared by the in-memory runner (src/smtp/transcript.rs) and the network
+//! shared by the in-memory runner (smtp/src/transcript.rs) and the network
 //! runner (tests/smtp_transcripts.rs), which include this file by path.
 
 /// `\r`, `\n`, `\t`, `\\` and `\xHH`.

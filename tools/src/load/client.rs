@@ -17,6 +17,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use smtp::{Reply, ReplyReader};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -24,9 +25,6 @@ use tokio_rustls::TlsConnector;
 /// Longest reply line read (RFC 5321 4.5.3.1.5 allows 512 octets; servers
 /// exceed it in practice, so allow far more and still stay bounded).
 const MAX_REPLY_LINE: u64 = 64 * 1024;
-
-/// Most lines of one multi-line reply (EHLO lists a few dozen at most).
-const MAX_REPLY_LINES: usize = 1000;
 
 /// Which step of the dialog a reply or a failure belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,43 +126,16 @@ impl fmt::Display for Failure {
     }
 }
 
-/// A server reply: its code and its lines' text (after `NNN-`/`NNN `).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The last line as the server sent it, for error reports.
-    pub fn last_line(&self) -> String {
-        format!(
-            "{} {}",
-            self.code,
-            self.lines.last().map(String::as_str).unwrap_or("")
-        )
+/// The last line as the server sent it (code, status, text), for error
+/// reports: a refusal's reason is on its last line.
+fn last_line(reply: &Reply) -> String {
+    let mut out = reply.code().to_string();
+    if let Some(status) = reply.status() {
+        out.push_str(&format!(" {status}"));
     }
-}
-
-/// One line of a reply: its code, whether more lines follow, its text.
-/// `None` when the line is not an SMTP reply line.
-pub fn parse_reply_line(line: &[u8]) -> Option<(u16, bool, &str)> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line.get(..3)?;
-    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
-        return None;
-    }
-    let code = digits
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    let (more, text) = match line.get(3) {
-        None => (false, &[][..]),
-        Some(b' ') => (false, &line[4..]),
-        Some(b'-') => (true, &line[4..]),
-        Some(_) => return None,
-    };
-    Some((code, more, std::str::from_utf8(text).ok()?))
+    out.push(' ');
+    out.push_str(reply.lines().last().map(String::as_str).unwrap_or(""));
+    out
 }
 
 /// Where and how to connect.
@@ -242,7 +213,7 @@ impl Connection {
             .await?;
         if let TlsMode::StartTls(cfg) = &target.tls {
             let offered = ehlo
-                .lines
+                .lines()
                 .iter()
                 .any(|l| l.split_ascii_whitespace().next() == Some("STARTTLS"));
             if !offered {
@@ -315,19 +286,19 @@ impl Connection {
     /// Reads one reply and checks its code.
     async fn expect(&mut self, stage: Stage, want: u16) -> Result<Reply, Failure> {
         let reply = within(self.timeout, stage, self.read_reply(stage)).await??;
-        if reply.code == want {
+        if reply.code() == want {
             Ok(reply)
         } else {
             Err(Failure::Reply {
                 stage,
-                code: reply.code,
-                text: reply.last_line(),
+                code: reply.code(),
+                text: last_line(&reply),
             })
         }
     }
 
     async fn read_reply(&mut self, stage: Stage) -> Result<Reply, Failure> {
-        let mut lines = Vec::new();
+        let mut reader = ReplyReader::new();
         loop {
             self.line.clear();
             let n = (&mut self.io)
@@ -350,24 +321,15 @@ impl Connection {
                     what: format!("reply line longer than {MAX_REPLY_LINE} bytes"),
                 });
             }
-            let Some((code, more, text)) = parse_reply_line(&self.line) else {
-                return Err(Failure::Protocol {
-                    stage,
-                    what: format!(
-                        "not an SMTP reply: {:?}",
-                        String::from_utf8_lossy(&self.line[..self.line.len().min(80)])
-                    ),
-                });
-            };
-            lines.push(text.to_owned());
-            if !more {
-                return Ok(Reply { code, lines });
-            }
-            if lines.len() >= MAX_REPLY_LINES {
-                return Err(Failure::Protocol {
-                    stage,
-                    what: format!("reply of more than {MAX_REPLY_LINES} lines"),
-                });
+            match reader.push_line(&self.line) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Failure::Protocol {
+                        stage,
+                        what: e.to_string(),
+                    });
+                }
             }
         }
     }
@@ -467,35 +429,6 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reply_lines() {
-        type Parsed = Option<(u16, bool, &'static str)>;
-        let cases: &[(&[u8], Parsed)] = &[
-            (b"250 OK\r\n", Some((250, false, "OK"))),
-            (b"250-PIPELINING\r\n", Some((250, true, "PIPELINING"))),
-            (b"220\r\n", Some((220, false, ""))),
-            (b"354 go ahead\n", Some((354, false, "go ahead"))),
-            (b"451 4.3.0 later\r\n", Some((451, false, "4.3.0 later"))),
-            (b"550 \r\n", Some((550, false, ""))),
-            (b"25 x\r\n", None),
-            (b"2500 x\r\n", None),
-            (b"abc def\r\n", None),
-            (b"150 x\r\n", None),
-            (b"650 x\r\n", None),
-            (b"250_x\r\n", None),
-            (b"\r\n", None),
-            (b"250 \xff\r\n", None),
-        ];
-        for &(line, want) in cases {
-            assert_eq!(
-                parse_reply_line(line),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(line)
-            );
-        }
-    }
 
     #[test]
     fn failure_kinds() {

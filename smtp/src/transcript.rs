@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+// The format helpers are shared with the network runner at the workspace
+// root (tests/smtp_transcripts.rs); both include the one file by path.
 #[path = "../../tests/smtp_transcripts/wire.rs"]
 mod wire;
 use wire::{glob, unescape};
@@ -353,7 +355,9 @@ fn mismatches_are_reported() {
 
 #[test]
 fn transcripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_transcripts");
+    // The transcripts live with the end-to-end tests at the workspace root,
+    // which run the same files against the daemon.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_transcripts");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -4,7 +4,8 @@
 //!
 //! Every reply the session produces by itself is built by one of the
 //! constructors at the bottom of this file, so the wording and the codes
-//! can be reviewed in one place.
+//! can be reviewed in one place. Clients read the replies a server sends
+//! with a [`ReplyReader`], into the same [`Reply`] type.
 
 use std::fmt;
 
@@ -172,14 +173,29 @@ impl Reply {
         Reply::new(250, Status::new(2, 0, 0), format!("OK id={id}"))
     }
 
+    /// The message ID in a reply built by [`Reply::queued`], as a client
+    /// reads it back: the word after `id=` in the last line of a 2xx reply.
+    pub fn queued_id(&self) -> Option<&str> {
+        if !self.is_positive() {
+            return None;
+        }
+        let (_, id) = self.lines.last()?.split_once("id=")?;
+        id.split_whitespace().next()
+    }
+
     pub fn code(&self) -> u16 {
         self.code
     }
     pub fn status(&self) -> Option<Status> {
         self.status
     }
+    /// The text of each line, after the code and the enhanced status code.
     pub fn lines(&self) -> &[String] {
         &self.lines
+    }
+    /// The lines' text joined by spaces, without the code and status.
+    pub fn text(&self) -> String {
+        self.lines.join(" ")
     }
 
     /// 2xx: the command was accepted.
@@ -264,6 +280,192 @@ impl fmt::Display for Reply {
             }
         }
         Ok(())
+    }
+}
+
+/// Most lines of one multi-line reply a [`ReplyReader`] takes: EHLO lists a
+/// few dozen at most, and a client must not grow without bound.
+pub const MAX_REPLY_LINES: usize = 1000;
+
+/// Why what a server sent is not an SMTP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The line is not `NNN`, `NNN text` or `NNN-text` with a code in
+    /// 200..=599. Holds the start of the line, made printable.
+    NotAReply(String),
+    /// A line of a multi-line reply has another code than the first
+    /// (RFC 5321 §4.2.1: the code "MUST be the same" on every line).
+    MixedCodes { first: u16, line: u16 },
+    /// The reply ran past [`MAX_REPLY_LINES`] lines.
+    TooManyLines,
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyError::NotAReply(line) => write!(f, "not an SMTP reply: {line:?}"),
+            ReplyError::MixedCodes { first, line } => {
+                write!(
+                    f,
+                    "a multi-line reply changed its code from {first} to {line}"
+                )
+            }
+            ReplyError::TooManyLines => write!(f, "reply of more than {MAX_REPLY_LINES} lines"),
+        }
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// How much of a line that is not a reply an error quotes.
+const QUOTED_MAX: usize = 80;
+
+/// Reads the replies a server sends, one line at a time, for clients: the
+/// driver reads up to each LF (bounding the line length itself) and hands
+/// the line over; the reader says when a reply is complete.
+///
+/// ```
+/// let mut reader = smtp::ReplyReader::new();
+/// assert_eq!(reader.push_line(b"250-mx.example Hello\r\n"), Ok(None));
+/// let reply = reader.push_line(b"250 2.0.0 PIPELINING\r\n").unwrap().unwrap();
+/// assert_eq!(reply.code(), 250);
+/// assert_eq!(reply.lines(), ["mx.example Hello", "2.0.0 PIPELINING"]);
+/// ```
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    /// The code of the reply being read, once its first line is in.
+    code: Option<u16>,
+    lines: Vec<String>,
+}
+
+impl ReplyReader {
+    pub fn new() -> ReplyReader {
+        ReplyReader::default()
+    }
+
+    /// Whether lines of a multi-line reply are in and its last is not: a
+    /// connection that ends now ends in the middle of a reply.
+    pub fn is_partial(&self) -> bool {
+        self.code.is_some()
+    }
+
+    /// The lines read so far of an unfinished reply, for error messages.
+    pub fn partial_lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// One line as received, with its CRLF (or bare LF) or without. Returns
+    /// the reply when this was its last line. After an error the reader
+    /// starts afresh, but the connection is best given up: what the server
+    /// sends next is not in step with the commands.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyError> {
+        let result = self.take_line(line);
+        if !matches!(result, Ok(None)) {
+            self.code = None;
+            self.lines.clear();
+        }
+        result
+    }
+
+    fn take_line(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyError> {
+        let Some((code, more, text)) = parse_reply_line(line) else {
+            let quoted = &line[..line.len().min(QUOTED_MAX)];
+            return Err(ReplyError::NotAReply(
+                String::from_utf8_lossy(quoted).into_owned(),
+            ));
+        };
+        match self.code {
+            Some(first) if first != code => {
+                return Err(ReplyError::MixedCodes { first, line: code });
+            }
+            _ => self.code = Some(code),
+        }
+        self.lines.push(text);
+        if !more {
+            return Ok(Some(Reply::received(code, std::mem::take(&mut self.lines))));
+        }
+        if self.lines.len() >= MAX_REPLY_LINES {
+            return Err(ReplyError::TooManyLines);
+        }
+        Ok(None)
+    }
+}
+
+/// One reply line: its code, whether more lines follow, its text (control
+/// characters made spaces, as [`sanitise`] does).
+/// `None` unless it is `NNN`, `NNN text` or `NNN-text` (RFC 5321 §4.2).
+fn parse_reply_line(line: &[u8]) -> Option<(u16, bool, String)> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let code = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    if !(CODE_MIN..=CODE_MAX).contains(&code) {
+        return None;
+    }
+    let (more, text) = match line.get(3) {
+        None => (false, &[][..]),
+        Some(b' ') => (false, &line[4..]),
+        Some(b'-') => (true, &line[4..]),
+        Some(_) => return None,
+    };
+    // A server that sends text that is not UTF-8 is not speaking SMTP
+    // (RFC 5321 §4.2 text is ASCII; RFC 6531 allows UTF-8).
+    let text = std::str::from_utf8(text)
+        .ok()?
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Some((code, more, text))
+}
+
+impl Reply {
+    /// A reply as a server sent it. The enhanced status code is taken out
+    /// of the text only when every line starts with the same one and its
+    /// class agrees with the code (RFC 2034 §4 puts it on every line);
+    /// otherwise the text stays as sent, so writing the reply again gives
+    /// back the lines that came in.
+    fn received(code: u16, lines: Vec<String>) -> Reply {
+        let first_word = lines
+            .first()
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        let status = Status::parse(first_word)
+            .filter(|s| u16::from(s.class()) == code / 100)
+            // "2.00.0" parses, but is not what Display would write back.
+            .filter(|s| s.to_string() == first_word);
+        let Some(status) = status else {
+            return Reply {
+                code,
+                status: None,
+                lines,
+            };
+        };
+        let prefix = status.to_string();
+        let rest = |line: &str| -> Option<String> {
+            let after = line.strip_prefix(prefix.as_str())?;
+            match after.strip_prefix(' ') {
+                Some(text) => Some(text.to_owned()),
+                None if after.is_empty() => Some(String::new()),
+                None => None,
+            }
+        };
+        match lines.iter().map(|l| rest(l)).collect::<Option<Vec<_>>>() {
+            Some(stripped) => Reply {
+                code,
+                status: Some(status),
+                lines: stripped,
+            },
+            None => Reply {
+                code,
+                status: None,
+                lines,
+            },
+        }
     }
 }
 
@@ -639,5 +841,197 @@ mod tests {
         assert_eq!(wire(&q), "250 2.0.0 OK id=1sLuIc-000000000Ab-0000\r\n");
         let e = Reply::plain(250, "mx Hello").with_first_line("other");
         assert_eq!(wire(&e), "250 other\r\n");
+    }
+
+    #[test]
+    fn reads_replies_a_server_sends() {
+        // (lines as received, code, status, lines' text)
+        type Case<'a> = (&'a [&'a [u8]], u16, Option<&'a str>, &'a [&'a str]);
+        let cases: Vec<Case> = vec![
+            (&[b"220 mx ESMTP\r\n"], 220, None, &["mx ESMTP"]),
+            (
+                &[b"250 2.1.0 Sender OK\r\n"],
+                250,
+                Some("2.1.0"),
+                &["Sender OK"],
+            ),
+            (&[b"250 2.0.0\r\n"], 250, Some("2.0.0"), &[""]),
+            (&[b"250\r\n"], 250, None, &[""]),
+            (&[b"250 \r\n"], 250, None, &[""]),
+            // A bare LF and no line end at all are both taken.
+            (&[b"354 go\n"], 354, None, &["go"]),
+            (&[b"221 bye"], 221, None, &["bye"]),
+            (
+                &[
+                    b"250-mx Hello\r\n",
+                    b"250-PIPELINING\r\n",
+                    b"250 SIZE 10\r\n",
+                ],
+                250,
+                None,
+                &["mx Hello", "PIPELINING", "SIZE 10"],
+            ),
+            (
+                &[b"550-5.7.1 a\r\n", b"550 5.7.1 b\r\n"],
+                550,
+                Some("5.7.1"),
+                &["a", "b"],
+            ),
+            // Not every line has the status: the text stays as sent.
+            (
+                &[b"550-5.7.1 a\r\n", b"550 b\r\n"],
+                550,
+                None,
+                &["5.7.1 a", "b"],
+            ),
+            // A status whose class disagrees with the code is text.
+            (&[b"250 5.0.0 odd\r\n"], 250, None, &["5.0.0 odd"]),
+            (&[b"250 2.00.0 odd\r\n"], 250, None, &["2.00.0 odd"]),
+            (&[b"250 2.0.0x\r\n"], 250, None, &["2.0.0x"]),
+            // Control characters cannot smuggle a line into the text.
+            (&[b"250 a\rb\x07c\r\n"], 250, None, &["a b c"]),
+            (&[b"250 caf\xc3\xa9\r\n"], 250, None, &["caf\u{e9}"]),
+        ];
+        for (input, code, status, lines) in cases {
+            let mut reader = ReplyReader::new();
+            let (last, first) = input.split_last().unwrap();
+            for line in first {
+                assert_eq!(reader.push_line(line), Ok(None), "{input:?}");
+                assert!(reader.is_partial());
+            }
+            let reply = reader.push_line(last).unwrap().unwrap();
+            assert!(!reader.is_partial());
+            assert_eq!(reply.code(), code, "{input:?}");
+            assert_eq!(
+                reply.status().map(|s| s.to_string()).as_deref(),
+                status,
+                "{input:?}"
+            );
+            assert_eq!(reply.lines(), lines, "{input:?}");
+        }
+    }
+
+    /// Moved from the load generator's client with its reply parser.
+    #[test]
+    fn reply_lines() {
+        type Parsed = Option<(u16, bool, &'static str)>;
+        let cases: &[(&[u8], Parsed)] = &[
+            (b"250 OK\r\n", Some((250, false, "OK"))),
+            (b"250-PIPELINING\r\n", Some((250, true, "PIPELINING"))),
+            (b"220\r\n", Some((220, false, ""))),
+            (b"354 go ahead\n", Some((354, false, "go ahead"))),
+            (b"451 4.3.0 later\r\n", Some((451, false, "4.3.0 later"))),
+            (b"550 \r\n", Some((550, false, ""))),
+            (b"25 x\r\n", None),
+            (b"2500 x\r\n", None),
+            (b"abc def\r\n", None),
+            (b"150 x\r\n", None),
+            (b"650 x\r\n", None),
+            (b"250_x\r\n", None),
+            (b"\r\n", None),
+            (b"250 \xff\r\n", None),
+        ];
+        for &(line, want) in cases {
+            let got = parse_reply_line(line);
+            assert_eq!(
+                got.as_ref().map(|(c, m, t)| (*c, *m, t.as_str())),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_session_writes_reads_back_the_same() {
+        let replies = [
+            Reply::new(250, Status::new(2, 1, 0), "Sender OK"),
+            Reply::new(250, Status::new(2, 0, 0), "a\nb\nc"),
+            Reply::new(250, Status::new(2, 0, 0), ""),
+            Reply::plain(220, "mx ESMTP Sluice ready"),
+            Reply::plain(250, ""),
+            Reply::queued("1sLuIc-000000000Ab-0000"),
+            help(false),
+            too_big(),
+        ];
+        for reply in replies {
+            let bytes = reply.to_bytes();
+            let mut reader = ReplyReader::new();
+            let mut got = None;
+            for line in bytes.split_inclusive(|&b| b == b'\n') {
+                got = reader.push_line(line).unwrap();
+            }
+            assert_eq!(
+                got.as_ref(),
+                Some(&reply),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_reply() {
+        let cases: Vec<(&[&[u8]], ReplyError)> = vec![
+            (
+                &[b"HTTP/1.1 400 Bad Request\r\n"],
+                ReplyError::NotAReply("HTTP/1.1 400 Bad Request\r\n".into()),
+            ),
+            (&[b"25\r\n"], ReplyError::NotAReply("25\r\n".into())),
+            (&[b"250x\r\n"], ReplyError::NotAReply("250x\r\n".into())),
+            (&[b"199 no\r\n"], ReplyError::NotAReply("199 no\r\n".into())),
+            (&[b"600 no\r\n"], ReplyError::NotAReply("600 no\r\n".into())),
+            (&[b"\r\n"], ReplyError::NotAReply("\r\n".into())),
+            (
+                &[b"250-a\r\n", b"550 b\r\n"],
+                ReplyError::MixedCodes {
+                    first: 250,
+                    line: 550,
+                },
+            ),
+        ];
+        for (input, expected) in cases {
+            let mut reader = ReplyReader::new();
+            let (last, first) = input.split_last().unwrap();
+            for line in first {
+                assert_eq!(reader.push_line(line), Ok(None));
+            }
+            assert_eq!(reader.push_line(last), Err(expected), "{input:?}");
+            // The reader starts afresh.
+            assert!(!reader.is_partial());
+            assert!(reader.push_line(b"250 ok\r\n").unwrap().is_some());
+        }
+        let mut reader = ReplyReader::new();
+        for _ in 1..MAX_REPLY_LINES {
+            assert_eq!(reader.push_line(b"250-x\r\n"), Ok(None));
+        }
+        assert_eq!(
+            reader.push_line(b"250-x\r\n"),
+            Err(ReplyError::TooManyLines)
+        );
+        let long = vec![b'x'; 200];
+        match ReplyReader::new().push_line(&long) {
+            Err(ReplyError::NotAReply(quoted)) => assert_eq!(quoted.len(), QUOTED_MAX),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_queue_id_back() {
+        let cases = [
+            (
+                "250 2.0.0 OK id=1sLuIc-000000000Ab-0000",
+                Some("1sLuIc-000000000Ab-0000"),
+            ),
+            ("250 OK id=abc more", Some("abc")),
+            ("250 2.0.0 OK", None),
+            ("451 4.3.0 id=abc", None),
+        ];
+        for (text, expected) in cases {
+            let reply = Reply::parse(text).unwrap();
+            assert_eq!(reply.queued_id(), expected, "{text}");
+        }
+        assert_eq!(Reply::queued("X-1").queued_id(), Some("X-1"));
+        assert_eq!(Reply::parse("250 2.0.0 a\nb").unwrap().text(), "a b");
     }
 }

@@ -1,7 +1,11 @@
-//! The SMTP and LMTP server protocol, sans I/O: bytes in, replies and
-//! events out. No sockets, no clock, no files: the daemon (tokio + rustls)
-//! and `sluice -bs` drive a [`Session`] and answer its [`Event`]s with
-//! [`Verdict`]s from policy (routing, relay rules, quotas) and the spool.
+#![forbid(unsafe_code)]
+//! The SMTP and LMTP protocol, sans I/O: bytes in, replies and events out.
+//! No sockets, no clock, no files: the daemon (tokio + rustls) and
+//! `sluice -bs` drive a [`Session`] and answer its [`Event`]s with
+//! [`Verdict`]s from policy (routing, relay rules, quotas) and the spool;
+//! clients (the load generator, the tests) read the server's replies with
+//! a [`ReplyReader`]. This crate's Cargo.toml has no tokio, no rustls and
+//! no file I/O, so Cargo keeps it that way.
 //!
 //! A driver loop is a few lines:
 //!
@@ -39,12 +43,9 @@
 //! Files, one per concern: [`session`] (state machine, driver API),
 //! [`hello`], [`mail`], [`rcpt`], [`data`], [`bdat`], [`starttls`] (the
 //! verbs), [`address`] and [`params`] (envelope grammar), [`body`] (content
-//! checks), [`reply`] (reply codes and wording), [`received`] (the
-//! Received: header), [`fuzz`] (a never-panics entry point).
-
-// The daemon that drives the session is wired in a later step; until then
-// only the tests use this module.
-#![cfg_attr(not(test), allow(dead_code))]
+//! checks), [`reply`] (reply codes and wording, and the reader of replies
+//! received by a client), [`received`] (the Received: header), [`fuzz`]
+//! (a never-panics entry point for fuzzers).
 
 pub mod address;
 mod bdat;
@@ -66,16 +67,11 @@ mod testing;
 #[cfg(test)]
 mod transcript;
 
-// The driver's vocabulary; unused until the daemon is wired.
-#[allow(unused_imports)]
+// The driver's vocabulary, so that drivers write `smtp::Session`.
 pub use address::{Address, PathError, relay_form};
-#[allow(unused_imports)]
 pub use params::{BodyType, MailParams, RcptParams};
-#[allow(unused_imports)]
 pub use received::{Stamp, protocol_name, received_header};
-#[allow(unused_imports)]
-pub use reply::{Reply, Status, relay_not_permitted};
-#[allow(unused_imports)]
+pub use reply::{Reply, ReplyError, ReplyReader, Status, relay_not_permitted};
 pub use session::{
     CloseReason, Envelope, Event, HelloVerb, Message, Mode, Notice, Poll, Recipient, Session,
     SessionConfig, TlsInfo, Verdict,

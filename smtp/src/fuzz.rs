@@ -3,16 +3,31 @@
 //! must not panic, must stop, and must only ever write well-formed reply
 //! lines.
 //!
-//! The `smtp` module depends on nothing in the binary but itself (std and
-//! smtp-proto), so a cargo-fuzz crate can include it with
-//! `#[path = "../../src/smtp/mod.rs"] mod smtp;` and call [`exercise`] with
-//! libFuzzer's input.
+//! A cargo-fuzz target depends on this crate and is one line:
+//!
+//! ```ignore
+//! fuzz_target!(|data: &[u8]| smtp::fuzz::session_never_panics(data));
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::reply::Reply;
 use super::session::{Mode, Poll, Session, SessionConfig, TlsInfo, Verdict};
+
+/// The fuzz target: runs [`exercise`] on `data` and panics, which is how a
+/// fuzzer learns of a failure, if the session did not stop or wrote a
+/// malformed reply line. A panic inside the session itself surfaces the
+/// same way.
+pub fn session_never_panics(data: &[u8]) {
+    let outcome = exercise(data);
+    assert!(outcome.closed, "the session must end: {outcome:?}");
+    assert!(
+        well_formed(&outcome.output),
+        "malformed reply lines: {}",
+        String::from_utf8_lossy(&outcome.output)
+    );
+}
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +186,13 @@ mod tests {
             prop_assert!(outcome.closed, "the session must end: {outcome:?}");
             prop_assert!(well_formed(&outcome.output), "{}", String::from_utf8_lossy(&outcome.output));
         }
+    }
+
+    #[test]
+    fn the_fuzz_target_accepts_a_plain_dialog_and_garbage() {
+        session_never_panics(b"\0\x3f\0EHLO c\r\nQUIT\r\n");
+        session_never_panics(b"\xff\x00\xff\r\r\n\n.\r\n");
+        session_never_panics(b"");
     }
 
     #[test]
