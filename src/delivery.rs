@@ -17,15 +17,17 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crossbeam::channel::{self, Receiver, Sender};
-use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
-use mailstore::mbox::{AppendOptions, Appender};
-use spool::{Delivery, Finished, MessageId, Outcome, Queue, RcptState};
+use smtp::Status;
+use spool::{Delivery, Finished, MessageId, Queue, RcptState};
 
 use crate::clock;
 use crate::config::Config;
 use crate::log::{Address, Deferred, Delivered, Event, Failed, Kind, Logs, UNKNOWN_ERRNO};
 use crate::retry::Schedule;
 use crate::router::{Destination, Routed, Routing, TransportDriver};
+use crate::transport::maildir::{MaildirTransport, StagedFile};
+use crate::transport::mbox::MboxTransport;
+use crate::transport::{Outcome, Recovery, Request, Started, Transport};
 
 /// How an attempt on one message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +47,73 @@ pub struct Deliverer {
     queue: Queue,
     logs: Arc<Logs>,
     schedule: Schedule,
+    maildir: MaildirTransport,
+    mbox: MboxTransport,
 }
 
-/// What happened to one destination of a recipient.
-enum DestResult {
-    Delivered,
-    Deferred(String),
-    Failed(String),
+/// One due recipient of a message being delivered, and how far it got.
+struct RcptAttempt {
+    index: usize,
+    address: String,
+    routing: RcptRouting,
+}
+
+enum RcptRouting {
+    /// No router took the address, or routing was deferred: the outcome is
+    /// the router's.
+    Unrouted(Outcome),
+    /// One delivery per destination (several after a redirect to a list).
+    Routed(Vec<DestAttempt>),
+}
+
+/// A delivery to one destination.
+struct DestAttempt {
+    dest: Destination,
+    progress: Progress,
+}
+
+enum Progress {
+    Done(Outcome),
+    /// A file handed to the committer; its ticket says when it is durable.
+    Staged {
+        file: StagedFile,
+        ticket: Option<durable::Ticket>,
+    },
+}
+
+/// A message locked, routed and started, waiting for its commit.
+struct Prepared {
+    d: Delivery,
+    id: MessageId,
+    env: spool::Envelope,
+    now: u64,
+    rcpts: Vec<RcptAttempt>,
+    /// Every delivery of this attempt can be found again by name: a
+    /// message delivered in full needs no journal and no synced removal.
+    found_by_name: bool,
+}
+
+impl Prepared {
+    /// The staged deliveries, always in the same order (jobs are handed to
+    /// the committer and tickets handed back in this order).
+    fn staged(&mut self) -> impl Iterator<Item = (&mut StagedFile, &mut Option<durable::Ticket>)> {
+        self.rcpts
+            .iter_mut()
+            .filter_map(|r| match &mut r.routing {
+                RcptRouting::Routed(dests) => Some(dests),
+                RcptRouting::Unrouted(_) => None,
+            })
+            .flatten()
+            .filter_map(|d| match &mut d.progress {
+                Progress::Staged { file, ticket } => Some((file, ticket)),
+                Progress::Done(_) => None,
+            })
+    }
+}
+
+enum Step {
+    Done(Attempt),
+    Ready(Box<Prepared>),
 }
 
 impl Deliverer {
@@ -59,17 +121,41 @@ impl Deliverer {
         // The retry rules were parsed and checked when the configuration
         // was loaded.
         let schedule = cfg.queue.retry.clone();
+        let maildir = MaildirTransport {
+            host: cfg.primary_hostname.clone(),
+            over_quota: cfg.over_quota,
+            max_size: None,
+        };
+        let mbox = MboxTransport {
+            variant: cfg.mbox.format,
+            locks: cfg.mbox.lock_options(true),
+        };
         Deliverer {
             cfg,
             routing,
             queue,
             logs,
             schedule,
+            maildir,
+            mbox,
         }
     }
 
     pub fn queue(&self) -> &Queue {
         &self.queue
+    }
+
+    /// The Maildir transport (LMTP delivers through the same one).
+    pub fn maildir(&self) -> &MaildirTransport {
+        &self.maildir
+    }
+
+    /// The transport a destination names.
+    fn transport(&self, driver: TransportDriver) -> &dyn Transport {
+        match driver {
+            TransportDriver::Maildir => &self.maildir,
+            TransportDriver::Mbox => &self.mbox,
+        }
     }
 
     /// Removes spool garbage older than `queue.garbage_after` (leftovers of
@@ -109,16 +195,18 @@ impl Deliverer {
             match self.prepare(id, *force, *arrival) {
                 Step::Done(a) => results.push(Some(a)),
                 Step::Ready(mut p) => {
-                    jobs.append(&mut p.jobs);
+                    jobs.extend(p.staged().filter_map(|(f, _)| f.take_job()));
                     results.push(None);
                     prepared.push((k, p));
                 }
             }
         }
         let mut tickets = self.queue.committer().submit_all(jobs).into_iter();
-        for (k, p) in prepared {
-            let mine: Vec<durable::Ticket> = tickets.by_ref().take(p.job_slots.len()).collect();
-            results[k] = Some(self.complete(p, mine));
+        for (k, mut p) in prepared {
+            for (_, ticket) in p.staged() {
+                *ticket = tickets.next();
+            }
+            results[k] = Some(self.complete(p));
         }
         results
             .into_iter()
@@ -126,7 +214,8 @@ impl Deliverer {
             .collect()
     }
 
-    /// Locks, routes and stages one message (nothing durable yet).
+    /// Locks, routes and starts the deliveries of one message (Maildir
+    /// files staged, mbox appends made).
     fn prepare(&self, id: &MessageId, force: bool, arrival: bool) -> Step {
         let mut d = match self.queue.begin_delivery(id) {
             Ok(d) => d,
@@ -156,8 +245,8 @@ impl Deliverer {
             return Step::Done(self.finish(d, id));
         }
         // A message that may have been tried before (a queue run, a restart
-        // after a crash or power cut): each Maildir delivery is looked for by
-        // name first, so one that landed is not made twice.
+        // after a crash or power cut): a delivery that can be found by name
+        // is looked for first, so one that landed is not made twice.
         let fresh = arrival
             && d.in_flight().is_empty()
             && env.recipients.iter().all(|r| r.state == RcptState::Pending);
@@ -169,208 +258,191 @@ impl Deliverer {
             }
         };
 
-        // Route first, so that the intents cover only real attempts.
-        let lines: Vec<Event> = Vec::new();
-        let mut plans: Vec<(usize, Result<Vec<Destination>, Routed>)> = Vec::new();
-        for &i in &due {
-            let addr = &env.recipients[i].address;
-            let routed = match self.routing.route(&self.cfg, addr) {
-                Routed::Deliver(dests) => Ok(dests),
-                other => Err(other),
-            };
-            plans.push((i, routed));
-        }
-        // Maildir deliveries are found again by name; an mbox append is
-        // not, so its start is recorded: after a crash the recipient shows
-        // as in flight and the append is made again (mbox delivery is at
-        // least once, Maildir delivery exactly once).
-        let any_mbox = plans.iter().any(|(_, p)| {
-            p.as_ref()
-                .is_ok_and(|ds| ds.iter().any(|d| d.driver == TransportDriver::Mbox))
-        });
-        for (i, plan) in &plans {
-            if any_mbox
-                && plan.is_ok()
-                && let Err(e) = d.start(*i)
+        // Route first, so that intents cover only real attempts.
+        let routed: Vec<(usize, Routed)> = due
+            .iter()
+            .map(|&i| (i, self.routing.route(&self.cfg, &env.recipients[i].address)))
+            .collect();
+        // A delivery that cannot be found again after a crash is announced
+        // in the journal first: the recipient then shows as in flight, and
+        // the delivery is made again (at least once).
+        let mut found_by_name = true;
+        for (i, r) in &routed {
+            if let Routed::Deliver(dests) = r
+                && dests
+                    .iter()
+                    .any(|dest| self.transport(dest.driver).recovery() == Recovery::AtLeastOnce)
             {
-                self.logs
-                    .panic(&format!("{id} cannot record a delivery intent: {e}"));
-                return Step::Done(Attempt::Skipped);
+                found_by_name = false;
+                if let Err(e) = d.start(*i) {
+                    self.logs
+                        .panic(&format!("{id} cannot record a delivery intent: {e}"));
+                    return Step::Done(Attempt::Skipped);
+                }
             }
         }
 
-        // Stage every Maildir file of this message and commit them together.
-        let mut outcomes: Vec<(usize, Vec<(Destination, DestResult)>)> = Vec::new();
-        let mut jobs = Vec::new();
-        let mut job_slots: Vec<(usize, usize, Maildir, u64)> = Vec::new(); // (plan, dest, maildir, size)
-        for (pi, (i, plan)) in plans.iter().enumerate() {
-            let mut results = Vec::new();
-            match plan {
-                Err(Routed::Unrouteable { reason, .. }) => {
-                    results.push((
-                        self.unrouted(&env.recipients[*i].address),
-                        DestResult::Failed(reason.clone()),
-                    ));
-                }
-                Err(Routed::Defer { reason, .. }) => {
-                    results.push((
-                        self.unrouted(&env.recipients[*i].address),
-                        DestResult::Deferred(reason.clone()),
-                    ));
-                }
-                Err(Routed::Deliver(_)) => {}
-                Ok(dests) => {
-                    for (k, dest) in dests.iter().enumerate() {
-                        let base = if dests.len() == 1 {
-                            id.delivery_name(*i)
-                        } else {
-                            format!("{}_{k}", id.delivery_name(*i))
-                        };
-                        let r = match dest.driver {
-                            TransportDriver::Mbox => self.append_mbox(dest, &env.sender, &message),
-                            TransportDriver::Maildir => {
-                                match self.stage_maildir(dest, &base, !fresh, &message) {
-                                    Ok(Staged::Job(job, md, size)) => {
-                                        job_slots.push((pi, results.len(), md, size));
-                                        jobs.push(job);
-                                        DestResult::Delivered // provisional: replaced below
-                                    }
-                                    Ok(Staged::Already) | Ok(Staged::Discarded) => {
-                                        DestResult::Delivered
-                                    }
-                                    Err(r) => r,
-                                }
-                            }
-                        };
-                        results.push((dest.clone(), r));
+        let io = self.queue.committer().io();
+        let rcpts = routed
+            .into_iter()
+            .map(|(i, r)| {
+                let address = env.recipients[i].address.clone();
+                let routing = match r {
+                    Routed::Deliver(dests) => {
+                        let several = dests.len() > 1;
+                        RcptRouting::Routed(
+                            dests
+                                .into_iter()
+                                .enumerate()
+                                .map(|(k, dest)| {
+                                    let name = if several {
+                                        format!("{}_{k}", id.delivery_name(i))
+                                    } else {
+                                        id.delivery_name(i)
+                                    };
+                                    let req = Request {
+                                        io,
+                                        path: &dest.path,
+                                        owner: dest.owner,
+                                        name,
+                                        look_first: !fresh,
+                                        sender: &env.sender,
+                                        message: &message,
+                                    };
+                                    let progress = match self.transport(dest.driver).start(&req) {
+                                        Started::Done(o, notices) => {
+                                            // A stale lock taken over (naming
+                                            // its dead holder) and the like.
+                                            for n in notices {
+                                                self.logs.main(&Event::other(None, n));
+                                            }
+                                            Progress::Done(o)
+                                        }
+                                        Started::Staged(file) => {
+                                            Progress::Staged { file, ticket: None }
+                                        }
+                                    };
+                                    DestAttempt { dest, progress }
+                                })
+                                .collect(),
+                        )
                     }
+                    Routed::Unrouteable { reason, .. } => RcptRouting::Unrouted(Outcome::Failed {
+                        status: self.unrouteable_status(&address),
+                        diagnostic: reason,
+                        remote: None,
+                    }),
+                    Routed::Defer { reason, .. } => RcptRouting::Unrouted(Outcome::Deferred {
+                        status: Status::new(4, 3, 0),
+                        diagnostic: reason,
+                    }),
+                };
+                RcptAttempt {
+                    index: i,
+                    address,
+                    routing,
                 }
-            }
-            outcomes.push((*i, results));
-        }
+            })
+            .collect();
         Step::Ready(Box::new(Prepared {
             d,
             id: *id,
             env,
             now,
-            due,
-            any_mbox,
-            lines,
-            outcomes,
-            jobs,
-            job_slots,
+            rcpts,
+            found_by_name,
         }))
+    }
+
+    /// X.1.1 (no such mailbox) for a local domain, X.1.2 (bad destination
+    /// system) for any other: RFC 3463's codes for an address no router
+    /// takes.
+    fn unrouteable_status(&self, address: &str) -> Status {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        if self.cfg.is_local_domain(domain) {
+            Status::new(5, 1, 1)
+        } else {
+            Status::new(5, 1, 2)
+        }
     }
 
     /// Takes the commit results of a prepared message, records and logs the
     /// outcomes, and removes the message once every recipient is done.
-    fn complete(&self, p: Box<Prepared>, tickets: Vec<durable::Ticket>) -> Attempt {
+    fn complete(&self, p: Box<Prepared>) -> Attempt {
         let Prepared {
             mut d,
             id,
             env,
             now,
-            due,
-            any_mbox,
-            mut lines,
-            mut outcomes,
-            job_slots,
-            ..
+            rcpts,
+            found_by_name,
         } = *p;
         let id = &id;
-        for ((pi, ri, md, size), ticket) in job_slots.into_iter().zip(tickets) {
-            let r = match ticket.wait() {
-                Ok(()) => {
-                    md.record_delivery(size);
-                    DestResult::Delivered
-                }
-                // Our own name exists: an earlier attempt landed it.
-                Err(durable::CommitError::Exists { .. }) => DestResult::Delivered,
-                Err(e) => DestResult::Deferred(e.to_string()),
-            };
-            outcomes[pi].1[ri].1 = r;
-        }
-
-        // Record and log.
+        let mut lines = Vec::new();
         let mut records = Vec::new();
         let mut any_failed = false;
-        for (i, results) in &outcomes {
-            let rcpt = &env.recipients[*i];
-            let mut outcome = Outcome::Delivered;
-            for (dest, r) in results {
-                match r {
-                    DestResult::Delivered => {
-                        lines.push(Event::new(
-                            Some(*id),
-                            Kind::Delivered(Delivered {
-                                address: Address {
-                                    original: Some(rcpt.address.clone()),
-                                    ..Address::new(local_part(&dest.address))
-                                },
-                                router: driver_name(&dest.router),
-                                transport: driver_name(&dest.transport),
-                                ..Delivered::default()
-                            }),
-                        ));
-                    }
-                    DestResult::Deferred(why) => {
-                        // Retry times count from the arrival (Exim counts
-                        // from the first failure, which is close after).
-                        let first = env.arrival.secs;
-                        let attempts = match &rcpt.state {
-                            RcptState::Deferred { attempts, .. } => *attempts,
-                            _ => 0,
-                        };
-                        match self.schedule.next(first, now, attempts) {
-                            Some(until) => {
-                                lines.push(Event::new(
-                                    Some(*id),
-                                    Kind::Deferred(Deferred {
-                                        address: Address::new(rcpt.address.clone()),
-                                        router: driver_name(&dest.router),
-                                        transport: driver_name(&dest.transport),
-                                        errno: UNKNOWN_ERRNO,
-                                        message: Some(why.clone()),
-                                        ..Deferred::default()
-                                    }),
-                                ));
-                                if !matches!(outcome, Outcome::Failed { .. }) {
-                                    outcome = Outcome::Deferred {
-                                        until,
-                                        reason: why.clone(),
-                                    };
+        for rcpt in rcpts {
+            let recorded = match rcpt.routing {
+                RcptRouting::Unrouted(outcome) => self.judge(
+                    id,
+                    &env,
+                    now,
+                    &rcpt.address,
+                    rcpt.index,
+                    None,
+                    outcome,
+                    &mut lines,
+                ),
+                RcptRouting::Routed(dests) => {
+                    // The recipient's record is its worst destination's:
+                    // failed over deferred over delivered.
+                    let mut worst = spool::Outcome::Delivered;
+                    for DestAttempt { dest, progress } in dests {
+                        let outcome = match progress {
+                            Progress::Done(o) => o,
+                            Progress::Staged { file, ticket } => {
+                                let committed = match ticket {
+                                    Some(t) => t.wait(),
+                                    None => Err(durable::CommitError::Stopped),
+                                };
+                                match file.finish(committed) {
+                                    Ok(_) => Outcome::Delivered,
+                                    Err(e) => Outcome::of_error(&e),
                                 }
                             }
-                            None => {
-                                lines.push(failed(
-                                    id,
-                                    &rcpt.address,
-                                    dest,
-                                    format!("retry timeout exceeded: {why}"),
-                                ));
-                                outcome = Outcome::Failed {
-                                    reason: format!("retry timeout exceeded: {why}"),
-                                };
-                            }
-                        }
-                    }
-                    DestResult::Failed(why) => {
-                        lines.push(failed(id, &rcpt.address, dest, why.clone()));
-                        outcome = Outcome::Failed {
-                            reason: why.clone(),
+                        };
+                        let r = self.judge(
+                            id,
+                            &env,
+                            now,
+                            &rcpt.address,
+                            rcpt.index,
+                            Some(&dest),
+                            outcome,
+                            &mut lines,
+                        );
+                        worst = match (worst, r) {
+                            (f @ spool::Outcome::Failed { .. }, _) => f,
+                            (_, f @ spool::Outcome::Failed { .. }) => f,
+                            (z @ spool::Outcome::Deferred { .. }, _) => z,
+                            (_, r) => r,
                         };
                     }
+                    worst
                 }
-            }
-            any_failed |= matches!(outcome, Outcome::Failed { .. });
-            records.push((*i, outcome));
+            };
+            any_failed |= matches!(recorded, spool::Outcome::Failed { .. });
+            records.push((rcpt.index, recorded));
         }
-        // Every recipient delivered, to Maildirs only: nothing to record.
-        // The message is removed without a flush; if a crash or power cut
-        // loses that removal, the next attempt finds each file by name.
-        let all_delivered = !any_mbox
-            && records.iter().all(|(_, o)| *o == Outcome::Delivered)
-            && env.undelivered().all(|(i, _)| due.contains(&i));
+        // Every recipient delivered, each delivery findable by name: nothing
+        // to record. The message is removed without a flush; if a crash or
+        // power cut loses that removal, the next attempt finds each file by
+        // name.
+        let all_delivered = found_by_name
+            && records.iter().all(|(_, o)| *o == spool::Outcome::Delivered)
+            && env
+                .undelivered()
+                .all(|(i, _)| records.iter().any(|(j, _)| *j == i));
         if all_delivered {
             for l in &lines {
                 self.logs.main(l);
@@ -415,6 +487,83 @@ impl Deliverer {
         self.finish(d, id)
     }
 
+    /// Turns one delivery's outcome into its log line and the record the
+    /// spool keeps: a deferral past the retry rules' last cutoff becomes a
+    /// failure.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        id: &MessageId,
+        env: &spool::Envelope,
+        now: u64,
+        address: &str,
+        index: usize,
+        dest: Option<&Destination>,
+        outcome: Outcome,
+        lines: &mut Vec<Event>,
+    ) -> spool::Outcome {
+        let router = dest.and_then(|d| driver_name(&d.router));
+        let transport = dest.and_then(|d| driver_name(&d.transport));
+        match outcome {
+            Outcome::Delivered => {
+                let dest_address = dest.map_or(address, |d| d.address.as_str());
+                lines.push(Event::new(
+                    Some(*id),
+                    Kind::Delivered(Delivered {
+                        address: Address {
+                            original: Some(address.to_string()),
+                            ..Address::new(local_part(dest_address))
+                        },
+                        router,
+                        transport,
+                        ..Delivered::default()
+                    }),
+                ));
+                spool::Outcome::Delivered
+            }
+            Outcome::Deferred { .. } => {
+                let why = outcome.diagnosis().unwrap_or_default();
+                // Retry times count from the arrival (Exim counts from the
+                // first failure, which is close after).
+                let attempts = match &env.recipients[index].state {
+                    RcptState::Deferred { attempts, .. } => *attempts,
+                    _ => 0,
+                };
+                match self.schedule.next(env.arrival.secs, now, attempts) {
+                    Some(until) => {
+                        lines.push(Event::new(
+                            Some(*id),
+                            Kind::Deferred(Deferred {
+                                address: Address::new(address),
+                                router,
+                                transport,
+                                errno: UNKNOWN_ERRNO,
+                                message: Some(why.text.clone()),
+                                ..Deferred::default()
+                            }),
+                        ));
+                        spool::Outcome::Deferred { until, why }
+                    }
+                    None => {
+                        // Given up: X.4.7, delivery time expired.
+                        let why = spool::Diagnosis {
+                            text: format!("retry timeout exceeded: {}", why.text),
+                            status: Some(Status::new(5, 4, 7).to_string()),
+                            remote: why.remote,
+                        };
+                        lines.push(failed(id, address, router, transport, &why.text));
+                        spool::Outcome::Failed { why }
+                    }
+                }
+            }
+            Outcome::Failed { .. } => {
+                let why = outcome.diagnosis().unwrap_or_default();
+                lines.push(failed(id, address, router, transport, &why.text));
+                spool::Outcome::Failed { why }
+            }
+        }
+    }
+
     fn finish(&self, d: Delivery, id: &MessageId) -> Attempt {
         match d.finish() {
             Ok(Finished::Removed) => {
@@ -434,18 +583,6 @@ impl Deliverer {
         let _ = self.queue.append_msglog(id, &crate::log::stamped(event));
     }
 
-    fn unrouted(&self, address: &str) -> Destination {
-        Destination {
-            address: address.to_string(),
-            parent: None,
-            router: "-".into(),
-            transport: "-".into(),
-            driver: TransportDriver::Maildir,
-            path: Default::default(),
-            owner: None,
-        }
-    }
-
     /// The message as stored: its headers (deleted ones left out), the
     /// blank line, the body.
     fn message_bytes(&self, d: &Delivery) -> Result<Vec<u8>, spool::Error> {
@@ -462,95 +599,6 @@ impl Deliverer {
             source: e,
         })?;
         Ok(out)
-    }
-
-    fn stage_maildir(
-        &self,
-        dest: &Destination,
-        base: &str,
-        in_flight: bool,
-        message: &[u8],
-    ) -> Result<Staged, DestResult> {
-        let md = Maildir::create_owned(&dest.path, dest.owner).map_err(classify)?;
-        if in_flight && md.find(base).map_err(classify)?.is_some() {
-            return Ok(Staged::Already);
-        }
-        let size = message.len() as u64;
-        match md
-            .check_quota(size, self.cfg.over_quota)
-            .map_err(classify)?
-        {
-            QuotaVerdict::Discard => return Ok(Staged::Discarded),
-            QuotaVerdict::Fits { .. } => {}
-        }
-        let opts = DeliverOptions {
-            host: self.cfg.primary_hostname.clone(),
-            base_name: Some(base.to_string()),
-            owner: dest.owner,
-            allow_empty: true,
-            ..Default::default()
-        };
-        let staged = md
-            .stage(self.queue.committer().io(), &mut &message[..], &opts)
-            .map_err(classify)?;
-        Ok(Staged::Job(staged.into_job(), md, size))
-    }
-
-    fn append_mbox(&self, dest: &Destination, sender: &str, message: &[u8]) -> DestResult {
-        let opts = AppendOptions {
-            variant: self.cfg.mbox.format,
-            locks: self.cfg.mbox.lock_options(true),
-            owner: dest.owner,
-            ..AppendOptions::default()
-        };
-        match Appender::new(opts).append(&dest.path, sender, std::time::SystemTime::now(), message)
-        {
-            Ok(done) => {
-                // A stale lock taken over (naming the dead holder), a
-                // damaged mbox end repaired: worth a line in mainlog.
-                for n in &done.notices {
-                    self.logs.main(&Event::other(None, n.as_str()));
-                }
-                DestResult::Delivered
-            }
-            Err(e) => classify(e),
-        }
-    }
-}
-
-/// A message locked, routed and staged, waiting for its commit.
-struct Prepared {
-    d: Delivery,
-    id: MessageId,
-    env: spool::Envelope,
-    now: u64,
-    due: Vec<usize>,
-    any_mbox: bool,
-    lines: Vec<Event>,
-    outcomes: Vec<(usize, Vec<(Destination, DestResult)>)>,
-    jobs: Vec<durable::Job>,
-    /// (recipient plan, destination, Maildir, size) of each job, in order.
-    job_slots: Vec<(usize, usize, Maildir, u64)>,
-}
-
-enum Step {
-    Done(Attempt),
-    Ready(Box<Prepared>),
-}
-
-enum Staged {
-    Job(durable::Job, Maildir, u64),
-    /// Found in the Maildir from an attempt that crashed before recording.
-    Already,
-    /// Over quota with `over_quota = "discard"`.
-    Discarded,
-}
-
-fn classify(e: mailstore::Error) -> DestResult {
-    if e.is_temporary() {
-        DestResult::Deferred(e.to_string())
-    } else {
-        DestResult::Failed(e.to_string())
     }
 }
 
@@ -663,15 +711,21 @@ fn driver_name(name: &str) -> Option<String> {
     (name != "-").then(|| name.to_string())
 }
 
-/// The `**` event for a recipient that failed at `dest`.
-fn failed(id: &MessageId, address: &str, dest: &Destination, why: String) -> Event {
+/// The `**` event for a recipient that failed.
+fn failed(
+    id: &MessageId,
+    address: &str,
+    router: Option<String>,
+    transport: Option<String>,
+    why: &str,
+) -> Event {
     Event::new(
         Some(*id),
         Kind::Failed(Failed {
             address: Address::new(address),
-            router: driver_name(&dest.router),
-            transport: driver_name(&dest.transport),
-            message: Some(why),
+            router,
+            transport,
+            message: Some(why.to_string()),
             ..Failed::default()
         }),
     )

@@ -16,6 +16,7 @@ mod router;
 mod server;
 #[allow(unsafe_code)]
 mod sys;
+mod transport;
 
 use std::process::ExitCode;
 

@@ -294,7 +294,7 @@ fn populate(d: &Dir) -> [String; 3] {
         0,
         spool::Outcome::Deferred {
             until: 4_000_000_000,
-            reason: "451 4.4.1 host unreachable".into(),
+            why: spool::Diagnosis::text("451 4.4.1 host unreachable"),
         },
     )
     .unwrap();

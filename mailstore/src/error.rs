@@ -61,7 +61,10 @@ pub enum Error {
         line: usize,
         why: String,
     },
-    /// A message that cannot be stored as it is (empty, too big, ...).
+    /// A message over the size limit.
+    #[error("message: larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// A message that cannot be stored as it is (empty, ...).
     #[error("{what}: {why}")]
     BadMessage { what: String, why: String },
     /// An mbox that cannot be read as one.
@@ -127,9 +130,38 @@ impl Error {
         match self {
             Error::OverQuota { permanent, .. } => !permanent,
             // A file that is not an mbox stays one: retrying cannot help.
-            Error::BadMessage { .. } | Error::BadFolder { .. } | Error::BadMbox { .. } => false,
+            Error::BadMessage { .. }
+            | Error::TooLarge { .. }
+            | Error::BadFolder { .. }
+            | Error::BadMbox { .. } => false,
             _ => true,
         }
+    }
+
+    /// The RFC 3463 enhanced status code (class, subject, detail) that
+    /// reports this error in a reply or a delivery status notification.
+    /// The class follows [`Error::is_temporary`].
+    pub fn enhanced_status(&self) -> (u8, u16, u16) {
+        let class = if self.is_temporary() { 4 } else { 5 };
+        let (subject, detail) = match self {
+            // X.2.2 mailbox full; X.3.1 mail system full.
+            Error::OverQuota { .. } => (2, 2),
+            Error::Io { source, .. }
+            | Error::LockFailed { source, .. }
+            | Error::MessageInput { source }
+            | Error::AppendUndo { source, .. } => errno_status(source),
+            Error::Commit(c) => c.io_error().map_or((3, 0), errno_status),
+            // X.3.4 message too big for system; X.6.0 other media error.
+            Error::TooLarge { .. } => (3, 4),
+            Error::BadMessage { .. } => (6, 0),
+            // X.2.0 other or undefined mailbox status.
+            Error::NotMaildir { .. }
+            | Error::BadFolder { .. }
+            | Error::BadQuotaFile { .. }
+            | Error::BadMbox { .. }
+            | Error::LockTimeout { .. } => (2, 0),
+        };
+        (class, subject, detail)
     }
 
     /// The sysexits code a delivery agent exits with.
@@ -138,9 +170,21 @@ impl Error {
             Error::OverQuota {
                 permanent: true, ..
             } => sysexits::NOPERM,
-            Error::BadMessage { .. } | Error::BadMbox { .. } => sysexits::DATAERR,
+            Error::BadMessage { .. } | Error::TooLarge { .. } | Error::BadMbox { .. } => {
+                sysexits::DATAERR
+            }
             Error::BadFolder { .. } => sysexits::CANTCREAT,
             _ => sysexits::TEMPFAIL,
         }
+    }
+}
+
+/// Subject and detail of a system call's failure: a full disk (X.3.1) or
+/// quota (X.2.2) told apart from other local trouble (X.3.0).
+fn errno_status(e: &io::Error) -> (u16, u16) {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => (3, 1),
+        Some(libc::EDQUOT) => (2, 2),
+        _ => (3, 0),
     }
 }

@@ -36,7 +36,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use durable::{Persist, replace_file};
 
 use crate::error::{Error, Result};
-use crate::header_file::{Envelope, HeaderFile, RcptState};
+use crate::header_file::{Diagnosis, Envelope, HeaderFile, RcptState};
 use crate::id::MessageId;
 use crate::journal::{self, Record};
 use crate::layout::Layout;
@@ -49,9 +49,9 @@ pub enum Outcome {
     /// Durably delivered.
     Delivered,
     /// Permanent failure.
-    Failed { reason: String },
+    Failed { why: Diagnosis },
     /// Temporary failure; retry not before `until` (Unix seconds).
-    Deferred { until: u64, reason: String },
+    Deferred { until: u64, why: Diagnosis },
 }
 
 /// How an attempt ended.
@@ -197,18 +197,18 @@ impl Delivery {
             let rcpt = self.recipient(*index)?;
             let state = match outcome {
                 Outcome::Delivered => RcptState::Delivered { at },
-                Outcome::Failed { reason } => RcptState::Failed {
+                Outcome::Failed { why } => RcptState::Failed {
                     at,
-                    reason: reason.clone(),
+                    why: why.clone(),
                 },
-                Outcome::Deferred { until, reason } => RcptState::Deferred {
+                Outcome::Deferred { until, why } => RcptState::Deferred {
                     at,
                     until: *until,
                     attempts: match &rcpt.state {
                         RcptState::Deferred { attempts, .. } => attempts.saturating_add(1),
                         _ => 1,
                     },
-                    reason: reason.clone(),
+                    why: why.clone(),
                 },
             };
             records.push(Record {
@@ -459,14 +459,14 @@ mod tests {
             (
                 1,
                 Outcome::Failed {
-                    reason: "550 no such user".into(),
+                    why: Diagnosis::text("550 no such user"),
                 },
             ),
             (
                 2,
                 Outcome::Deferred {
                     until: 4_000_000_000,
-                    reason: "451 later".into(),
+                    why: Diagnosis::text("451 later"),
                 },
             ),
         ])
@@ -489,7 +489,7 @@ mod tests {
             2,
             Outcome::Deferred {
                 until: 4_000_000_100,
-                reason: "451 again".into(),
+                why: Diagnosis::text("451 again"),
             },
         )
         .unwrap();

@@ -169,12 +169,48 @@ pub enum RcptState {
         at: u64,
         until: u64,
         attempts: u32,
-        reason: String,
+        why: Diagnosis,
     },
     /// Delivered (durably) at `at`.
     Delivered { at: u64 },
     /// Failed permanently at `at` (a bounce is due).
-    Failed { at: u64, reason: String },
+    Failed { at: u64, why: Diagnosis },
+}
+
+/// Why a delivery was deferred or failed: what the log, `-Mvl` and a
+/// delivery status notification need. The status and the remote host are
+/// optional lines of the `-H` file (`-rcpt_status`, `-rcpt_remote`), absent
+/// from spools written before they existed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Diagnosis {
+    /// The text: the remote server's reply, or the local error.
+    pub text: String,
+    /// The RFC 3463 enhanced status code (`5.1.1`), when known.
+    pub status: Option<String>,
+    /// The host that gave the answer (`mx.example.net [192.0.2.1]`), when a
+    /// remote host did.
+    pub remote: Option<String>,
+}
+
+impl Diagnosis {
+    /// A diagnosis with only its text (a spool written before statuses).
+    pub fn text(text: impl Into<String>) -> Diagnosis {
+        Diagnosis {
+            text: text.into(),
+            ..Diagnosis::default()
+        }
+    }
+
+    /// Whether `s` has the shape of an enhanced status code
+    /// (`class.subject.detail`, class 2, 4 or 5, up to three digits each).
+    pub fn is_status(s: &str) -> bool {
+        let parts: Vec<&str> = s.split('.').collect();
+        parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 impl RcptState {
@@ -596,21 +632,35 @@ fn write_state(s: &mut String, i: usize, st: &RcptState) {
         RcptState::Delivered { at } => {
             let _ = writeln!(s, "-rcpt_state {i} delivered {at}");
         }
-        RcptState::Failed { at, reason } => {
+        RcptState::Failed { at, why } => {
             let _ = write!(s, "-rcpt_state {i} failed {at} ");
-            escape_into(s, reason);
+            escape_into(s, &why.text);
             s.push('\n');
+            write_diagnosis(s, i, why);
         }
         RcptState::Deferred {
             at,
             until,
             attempts,
-            reason,
+            why,
         } => {
             let _ = write!(s, "-rcpt_state {i} deferred {at} {until} {attempts} ");
-            escape_into(s, reason);
+            escape_into(s, &why.text);
             s.push('\n');
+            write_diagnosis(s, i, why);
         }
+    }
+}
+
+/// The optional lines after a failed or deferred `-rcpt_state`.
+fn write_diagnosis(s: &mut String, i: usize, why: &Diagnosis) {
+    if let Some(st) = &why.status {
+        let _ = writeln!(s, "-rcpt_status {i} {st}");
+    }
+    if let Some(r) = &why.remote {
+        let _ = write!(s, "-rcpt_remote {i} ");
+        escape_into(s, r);
+        s.push('\n');
     }
 }
 
@@ -889,6 +939,11 @@ impl<'a> Parser<'a> {
                     let (i, st) = self.rcpt_state(&v)?;
                     states.push((self.line, i, st));
                 }
+                // Optional (newer) lines that complete the state just read.
+                "rcpt_status" | "rcpt_remote" => {
+                    let v = need(value)?;
+                    self.rcpt_detail(name, &v, &mut states)?;
+                }
                 _ => env.extra.push((name.to_string(), value)),
             }
             l = self.line()?;
@@ -992,7 +1047,7 @@ impl<'a> Parser<'a> {
                 let (at, reason) = rest.split_once(' ').unwrap_or((rest, ""));
                 RcptState::Failed {
                     at: self.number("failure time", at)?,
-                    reason: reason.to_string(),
+                    why: Diagnosis::text(reason),
                 }
             }
             "deferred" => {
@@ -1006,12 +1061,50 @@ impl<'a> Parser<'a> {
                     at: self.number("deferral time", at)?,
                     until: self.number("retry time", until)?,
                     attempts: self.number("attempts", attempts)?,
-                    reason: g.next().unwrap_or("").to_string(),
+                    why: Diagnosis::text(g.next().unwrap_or("")),
                 }
             }
             k => return Err(self.err(format!("rcpt_state: unknown state {k:?}"))),
         };
         Ok((i, st))
+    }
+
+    /// `-rcpt_status I CODE` or `-rcpt_remote I HOST`: completes the
+    /// failed or deferred state of recipient `I` read just before.
+    fn rcpt_detail(
+        &self,
+        name: &str,
+        v: &str,
+        states: &mut [(usize, usize, RcptState)],
+    ) -> Result<()> {
+        let (i, value) = v
+            .split_once(' ')
+            .ok_or_else(|| self.err(format!("{name} {v:?}: expected \"index value\"")))?;
+        let i: usize = self.number(name, i)?;
+        let why = match states.last_mut() {
+            Some((_, j, RcptState::Failed { why, .. } | RcptState::Deferred { why, .. }))
+                if *j == i =>
+            {
+                why
+            }
+            _ => {
+                return Err(self.err(format!(
+                    "{name} for recipient {i} does not follow its failed or deferred rcpt_state"
+                )));
+            }
+        };
+        if name == "rcpt_status" {
+            if !Diagnosis::is_status(value) {
+                return Err(self.err(format!(
+                    "{name} {value:?} is not a status code such as 5.1.1"
+                )));
+            }
+            why.status = Some(value.to_string());
+        } else {
+            // (Option values arrive unescaped.)
+            why.remote = Some(value.to_string());
+        }
+        Ok(())
     }
 
     /// A recipient line: a plain address, or Exim's extended form
@@ -1443,18 +1536,30 @@ c@example.net
     fn text() -> impl Strategy<Value = String> {
         any::<String>()
     }
+    fn diagnosis() -> impl Strategy<Value = Diagnosis> {
+        (
+            text(),
+            proptest::option::of("[245]\\.[0-9]{1,3}\\.[0-9]{1,3}"),
+            proptest::option::of(text()),
+        )
+            .prop_map(|(text, status, remote)| Diagnosis {
+                text,
+                status,
+                remote,
+            })
+    }
     fn state() -> impl Strategy<Value = RcptState> {
         prop_oneof![
             Just(RcptState::Pending),
             any::<u64>().prop_map(|since| RcptState::InFlight { since }),
             any::<u64>().prop_map(|at| RcptState::Delivered { at }),
-            (any::<u64>(), text()).prop_map(|(at, reason)| RcptState::Failed { at, reason }),
-            (any::<u64>(), any::<u64>(), any::<u32>(), text()).prop_map(
-                |(at, until, attempts, reason)| RcptState::Deferred {
+            (any::<u64>(), diagnosis()).prop_map(|(at, why)| RcptState::Failed { at, why }),
+            (any::<u64>(), any::<u64>(), any::<u32>(), diagnosis()).prop_map(
+                |(at, until, attempts, why)| RcptState::Deferred {
                     at,
                     until,
                     attempts,
-                    reason
+                    why
                 }
             ),
         ]

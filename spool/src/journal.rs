@@ -11,7 +11,14 @@
 //! 5f6a7b8c D 0 1739545961                     delivered
 //! 9d0e1f2a F 1 1739545961 550 no such user    failed (permanent)
 //! 3b4c5d6e Z 2 1739545962 1739549562 3 451 try later   deferred until, attempts
+//! 7a8b9c0d f 1 1739545961 5.1.1 mx.example.net\x20[192.0.2.1] 550 no such user
+//! 1e2f3a4b z 2 1739545962 1739549562 3 4.7.1 - 451 try later
 //! ```
+//!
+//! `f` and `z` are `F` and `Z` with the enhanced status code and the remote
+//! host (`-` when not known; the host escaped so it holds no space). A
+//! journal written before they existed has only `F` and `Z`, which still
+//! read, without status or host.
 //!
 //! The first field is the FNV-1a hash (32 bits, hex) of the rest of the
 //! line. A record whose hash does not match, or the last line without its
@@ -22,7 +29,7 @@
 
 use std::fmt::Write as _;
 
-use crate::header_file::{Envelope, RcptState, escape_into, unescape};
+use crate::header_file::{Diagnosis, Envelope, RcptState, escape_into, unescape};
 
 /// One journal record: recipient `index` entered `state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,18 +63,20 @@ impl Record {
             RcptState::Delivered { at } => {
                 let _ = write!(body, "D {i} {at}");
             }
-            RcptState::Failed { at, reason } => {
-                let _ = write!(body, "F {i} {at} ");
-                escape_into(&mut body, reason);
+            RcptState::Failed { at, why } => {
+                let _ = write!(body, "f {i} {at} ");
+                detail_into(&mut body, why);
+                escape_into(&mut body, &why.text);
             }
             RcptState::Deferred {
                 at,
                 until,
                 attempts,
-                reason,
+                why,
             } => {
-                let _ = write!(body, "Z {i} {at} {until} {attempts} ");
-                escape_into(&mut body, reason);
+                let _ = write!(body, "z {i} {at} {until} {attempts} ");
+                detail_into(&mut body, why);
+                escape_into(&mut body, &why.text);
             }
         }
         format!("{:08x} {body}\n", fnv1a(body.as_bytes())).into_bytes()
@@ -96,8 +105,14 @@ impl Record {
                 let (at, reason) = rest.split_once(' ')?;
                 RcptState::Failed {
                     at: at.parse().ok()?,
-                    reason: unescape(reason).ok()?,
+                    why: Diagnosis::text(unescape(reason).ok()?),
                 }
+            }
+            "f" => {
+                let mut g = rest.splitn(4, ' ');
+                let at = g.next()?.parse().ok()?;
+                let why = detail(g.next()?, g.next()?, g.next()?)?;
+                RcptState::Failed { at, why }
             }
             "Z" => {
                 let mut g = rest.splitn(4, ' ');
@@ -105,13 +120,61 @@ impl Record {
                     at: g.next()?.parse().ok()?,
                     until: g.next()?.parse().ok()?,
                     attempts: g.next()?.parse().ok()?,
-                    reason: unescape(g.next()?).ok()?,
+                    why: Diagnosis::text(unescape(g.next()?).ok()?),
+                }
+            }
+            "z" => {
+                let mut g = rest.splitn(6, ' ');
+                let (at, until, attempts) = (
+                    g.next()?.parse().ok()?,
+                    g.next()?.parse().ok()?,
+                    g.next()?.parse().ok()?,
+                );
+                let why = detail(g.next()?, g.next()?, g.next()?)?;
+                RcptState::Deferred {
+                    at,
+                    until,
+                    attempts,
+                    why,
                 }
             }
             _ => return None,
         };
         Some(Record { index, state })
     }
+}
+
+/// `STATUS HOST ` of an `f`/`z` record (`-` for either when unknown).
+fn detail_into(body: &mut String, why: &Diagnosis) {
+    body.push_str(why.status.as_deref().unwrap_or("-"));
+    body.push(' ');
+    match &why.remote {
+        // The host must be one word: its spaces are escaped too.
+        Some(r) => {
+            let mut e = String::new();
+            escape_into(&mut e, r);
+            let e = e.replace(' ', "\\x20");
+            // A host written "-" must not read back as "unknown".
+            body.push_str(if e == "-" { "\\x2d" } else { &e });
+        }
+        None => body.push('-'),
+    }
+    body.push(' ');
+}
+
+fn detail(status: &str, remote: &str, text: &str) -> Option<Diagnosis> {
+    Some(Diagnosis {
+        text: unescape(text).ok()?,
+        status: match status {
+            "-" => None,
+            s if Diagnosis::is_status(s) => Some(s.to_string()),
+            _ => return None,
+        },
+        remote: match remote {
+            "-" => None,
+            r => Some(unescape(r).ok()?),
+        },
+    })
 }
 
 /// The whole records of a journal's contents, in order. Torn or garbled
@@ -170,7 +233,11 @@ mod tests {
                 index: 1,
                 state: RcptState::Failed {
                     at: 12,
-                    reason: "550 5.1.1 no such user\nsecond line".into(),
+                    why: Diagnosis {
+                        text: "550 5.1.1 no such user\nsecond line".into(),
+                        status: Some("5.1.1".into()),
+                        remote: Some("mx.example.net [192.0.2.1]".into()),
+                    },
                 },
             },
             Record {
@@ -179,7 +246,7 @@ mod tests {
                     at: 13,
                     until: 3613,
                     attempts: 2,
-                    reason: "451 try later".into(),
+                    why: Diagnosis::text("451 try later"),
                 },
             },
             Record {
@@ -187,6 +254,55 @@ mod tests {
                 state: RcptState::Pending,
             },
         ]
+    }
+
+    /// Records written before statuses existed (`F`, `Z`) still read.
+    #[test]
+    fn old_failure_and_deferral_records_read() {
+        let old: &[(&str, RcptState)] = &[
+            (
+                "F 1 12 550 no such user",
+                RcptState::Failed {
+                    at: 12,
+                    why: Diagnosis::text("550 no such user"),
+                },
+            ),
+            (
+                "Z 2 13 3613 2 451 try\\nlater",
+                RcptState::Deferred {
+                    at: 13,
+                    until: 3613,
+                    attempts: 2,
+                    why: Diagnosis::text("451 try\nlater"),
+                },
+            ),
+        ];
+        for (body, want) in old {
+            let line = format!("{:08x} {body}", fnv1a(body.as_bytes()));
+            let r = Record::decode(line.as_bytes()).unwrap_or_else(|| panic!("{body}"));
+            assert_eq!(&r.state, want, "{body}");
+        }
+        // A status that is no status makes the record unreadable.
+        let body = "f 1 12 5.x.1 - text";
+        let line = format!("{:08x} {body}", fnv1a(body.as_bytes()));
+        assert_eq!(Record::decode(line.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_remote_host_written_as_a_dash_is_kept() {
+        let r = Record {
+            index: 0,
+            state: RcptState::Failed {
+                at: 1,
+                why: Diagnosis {
+                    text: "t".into(),
+                    status: None,
+                    remote: Some("-".into()),
+                },
+            },
+        };
+        let line = r.encode();
+        assert_eq!(Record::decode(&line[..line.len() - 1]), Some(r));
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub use delivery::{Delivery, Finished, Outcome};
 pub use durable::Durability;
 pub use error::{Error, Result};
 pub use header_file::{
-    Caller, DsnNotify, DsnRet, Envelope, Header, HeaderFile, HostAddress, RcptState, Recipient,
-    Timestamp, split_message,
+    Caller, Diagnosis, DsnNotify, DsnRet, Envelope, Header, HeaderFile, HostAddress, RcptState,
+    Recipient, Timestamp, split_message,
 };
 pub use id::{IdFormat, IdGenerator, MessageId};
 pub use layout::Layout;

@@ -334,7 +334,7 @@ fn rewrite_and_removal_workload(skip: Skip, changes: &[Change]) -> Result<usize,
                     0,
                     spool::Outcome::Deferred {
                         until: 4_000_000_000,
-                        reason: "451 4.4.1 later".into(),
+                        why: spool::Diagnosis::text("451 4.4.1 later"),
                     },
                 )
                 .unwrap();

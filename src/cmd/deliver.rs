@@ -25,9 +25,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::transport::maildir::{self, MaildirTransport, Staged};
 use durable::{Committer, RealIo};
 use mailstore::error::sysexits;
-use mailstore::maildir::{DeliverOptions, Maildir, Outcome};
 
 use crate::cli::DeliverArgs;
 pub use crate::cmd::Failure;
@@ -97,21 +97,30 @@ pub fn deliver(cfg: &Config, args: &DeliverArgs, input: &mut dyn Read) -> Result
             folder,
             owner,
         } => {
-            let md = Maildir::create_owned(&path, owner)?;
-            let md = match folder {
-                Some(f) => md.folder_owned(&f, owner)?,
-                None => md,
-            };
-            let opts = DeliverOptions {
+            // The same Maildir transport as the queue's deliveries and LMTP.
+            let transport = MaildirTransport {
                 host: cfg.primary_hostname.clone(),
-                prefix,
-                max_size: (cfg.message_size_limit > 0).then_some(cfg.message_size_limit),
                 over_quota: cfg.over_quota,
-                owner,
-                ..Default::default()
+                max_size: (cfg.message_size_limit > 0).then_some(cfg.message_size_limit),
             };
-            match md.deliver(&committer, &mut input, &opts)? {
-                Outcome::Delivered { .. } | Outcome::Discarded { .. } => Ok(()),
+            let target = maildir::Target {
+                path: &path,
+                owner,
+                folder: folder.as_deref(),
+                base: None,
+                look_first: false,
+            };
+            match transport.stage(committer.io(), &target, &prefix, &mut input)? {
+                Staged::File(mut file) => {
+                    let committed = match file.take_job() {
+                        Some(job) => committer.commit(job),
+                        None => Err(durable::CommitError::Stopped),
+                    };
+                    file.finish(committed)?;
+                    Ok(())
+                }
+                // Over quota with over_quota = "discard": accepted, dropped.
+                Staged::Discarded | Staged::Already => Ok(()),
             }
         }
         Target::Mbox { path, owner } => crate::cmd::deliver_mbox::append(

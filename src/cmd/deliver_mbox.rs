@@ -5,13 +5,12 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use mailstore::error::sysexits;
-use mailstore::mbox::{AppendOptions, Appender};
 
 use crate::cmd::deliver::Failure;
 use crate::config::Config;
+use crate::transport::mbox::MboxTransport;
 
 /// Appends `prefix` + `input` to the mbox at `path`.
 pub fn append(
@@ -22,11 +21,10 @@ pub fn append(
     prefix: &[u8],
     input: &mut dyn Read,
 ) -> Result<(), Failure> {
-    let opts = AppendOptions {
+    // The same mbox transport as the queue's deliveries.
+    let transport = MboxTransport {
         variant: cfg.mbox.format,
         locks: cfg.mbox.lock_options(true),
-        owner,
-        ..AppendOptions::default()
     };
     let over_limit = Arc::new(AtomicBool::new(false));
     let limited = Limit {
@@ -38,7 +36,7 @@ pub fn append(
         },
         tripped: over_limit.clone(),
     };
-    match Appender::new(opts).append(path, sender.unwrap_or(""), SystemTime::now(), limited) {
+    match transport.append(path, owner, sender.unwrap_or(""), limited) {
         Ok(done) => {
             for n in done.notices {
                 eprintln!("sluice deliver: {}: {n}", path.display());

@@ -386,8 +386,8 @@ pub fn json_line(hf: &HeaderFile) -> String {
         .map(|r| {
             let mut o = serde_json::Map::new();
             o.insert("address".into(), r.address.clone().into());
-            if let RcptState::Deferred { reason, .. } = &r.state {
-                o.insert("delay_reason".into(), reason.clone().into());
+            if let RcptState::Deferred { why, .. } = &r.state {
+                o.insert("delay_reason".into(), why.text.clone().into());
             }
             serde_json::Value::Object(o)
         })
@@ -498,7 +498,7 @@ mod tests {
             at: 1100,
             until: 2000,
             attempts: 1,
-            reason: "451 4.3.0 try later".into(),
+            why: spool::Diagnosis::text("451 4.3.0 try later"),
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&hf)).unwrap();
         assert_eq!(v["queue_name"], "deferred");

@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use mailstore::maildir::{DeliverOptions, Maildir, QuotaVerdict};
-
 use super::Shared;
 use super::policy::{self, to_lf};
 use crate::log::{
     Address, Arrival, Delivered, Event, Kind, MessageIdField, Rejected, Stage, spooled_size,
 };
 use crate::router::{Routed, TransportDriver};
+use crate::transport::Outcome;
+use crate::transport::maildir::{Staged, StagedFile, Target};
 use smtp::session::Message;
 use smtp::{Reply, Status, Verdict};
 
@@ -22,8 +22,7 @@ enum Pending {
     /// Waiting for the committer; then logged and counted in the quota.
     Commit {
         ticket: durable::Ticket,
-        maildir: Maildir,
-        size: u64,
+        file: StagedFile,
         log: Box<Event>,
     },
 }
@@ -51,21 +50,12 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
     for p in pending {
         verdicts.push(match p {
             Pending::Done(v) => v,
-            Pending::Commit {
-                ticket,
-                maildir,
-                size,
-                log,
-            } => match ticket.wait_async().await {
-                Ok(()) => {
-                    maildir.record_delivery(size);
+            Pending::Commit { ticket, file, log } => match file.finish(ticket.wait_async().await) {
+                Ok(_) => {
                     delivered.push(log);
                     Reply::new(250, Status::new(2, 0, 0), "delivered").into()
                 }
-                Err(e) => {
-                    shared.logs.panic(&format!("LMTP delivery failed: {e}"));
-                    Reply::new(451, Status::new(4, 3, 0), "Local problem, try again later").into()
-                }
+                Err(e) => local_failure(shared, "LMTP delivery failed", &e).into(),
             },
         });
     }
@@ -118,8 +108,6 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
     let data = to_lf(&msg.data);
     let received = policy::received(shared, env, id.as_str());
     let arrival = arrival(env, &received, &data);
-    let mut message = received;
-    message.extend_from_slice(&data);
 
     let committer = queue.committer();
     let mut out: Vec<Option<Pending>> = Vec::new();
@@ -162,48 +150,27 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
             ));
             continue;
         };
-        let md = match Maildir::create_owned(&dest.path, dest.owner) {
-            Ok(m) => m,
-            Err(e) => {
-                shared.logs.panic(&format!("LMTP {addr}: {e}"));
-                out.push(refuse(
-                    451,
-                    Status::new(4, 3, 0),
-                    "Local problem, try again later".into(),
-                ));
-                continue;
-            }
-        };
-        match md.check_quota(message.len() as u64, shared.cfg.over_quota) {
-            Ok(QuotaVerdict::Fits { .. }) => {}
-            Ok(QuotaVerdict::Discard) => {
-                out.push(refuse(
-                    250,
-                    Status::new(2, 0, 0),
-                    "accepted (over quota, discarded)".into(),
-                ));
-                continue;
-            }
-            Err(e) => {
-                let reply = policy::over_quota_reply(&e).unwrap_or_else(|| {
-                    shared.logs.panic(&format!("LMTP {addr}: {e}"));
-                    Reply::new(451, Status::new(4, 3, 0), "Local problem, try again later")
-                });
-                out.push(Some(Pending::Done(reply.into())));
-                continue;
-            }
-        }
-        let opts = DeliverOptions {
-            host: shared.cfg.primary_hostname.clone(),
-            base_name: Some(id.delivery_name(i)),
+        // The Maildir transport every path shares; the Received: line goes
+        // in as a prefix, so the message is not copied once more.
+        let target = Target {
+            path: &dest.path,
             owner: dest.owner,
-            allow_empty: true,
-            ..Default::default()
+            folder: None,
+            base: Some(id.delivery_name(i)),
+            look_first: false,
         };
-        match md.stage(committer.io(), &mut &message[..], &opts) {
-            Ok(staged) => {
-                let size = staged.size;
-                jobs.push(staged.into_job());
+        let staged =
+            shared
+                .deliverer
+                .maildir()
+                .stage(committer.io(), &target, &received, &mut &data[..]);
+        match staged {
+            Ok(Staged::File(mut file)) => {
+                let Some(job) = file.take_job() else {
+                    out.push(refuse(451, Status::new(4, 3, 0), "Local problem".into()));
+                    continue;
+                };
+                jobs.push(job);
                 let local = dest
                     .address
                     .rsplit_once('@')
@@ -220,27 +187,29 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
                         ..Delivered::default()
                     }),
                 ));
-                slots.push((out.len(), md, size, log));
+                slots.push((out.len(), file, log));
                 out.push(None);
             }
-            Err(e) => {
-                shared.logs.panic(&format!("LMTP {addr}: {e}"));
+            Ok(Staged::Discarded) => {
                 out.push(refuse(
-                    451,
-                    Status::new(4, 3, 0),
-                    "Local problem, try again later".into(),
+                    250,
+                    Status::new(2, 0, 0),
+                    "accepted (over quota, discarded)".into(),
                 ));
+            }
+            // A fresh ID: no earlier delivery can exist.
+            Ok(Staged::Already) => {
+                out.push(refuse(250, Status::new(2, 0, 0), "delivered".into()));
+            }
+            Err(e) => {
+                let why = format!("LMTP {addr}");
+                out.push(Some(Pending::Done(local_failure(shared, &why, &e).into())));
             }
         }
     }
     let tickets = committer.submit_all(jobs);
-    for ((slot, maildir, size, log), ticket) in slots.into_iter().zip(tickets) {
-        out[slot] = Some(Pending::Commit {
-            ticket,
-            maildir,
-            size,
-            log,
-        });
+    for ((slot, file, log), ticket) in slots.into_iter().zip(tickets) {
+        out[slot] = Some(Pending::Commit { ticket, file, log });
     }
     let pending = out
         .into_iter()
@@ -273,4 +242,26 @@ fn arrival(env: &smtp::session::Envelope, received: &[u8], data: &[u8]) -> Arriv
     );
     a.message_id = message_id;
     a
+}
+
+/// The reply to a recipient whose Maildir delivery failed: the over-quota
+/// replies as at RCPT, else the error's class and status with a text that
+/// names no path (the details go to paniclog).
+fn local_failure(shared: &Shared, context: &str, e: &mailstore::Error) -> Reply {
+    if let Some(r) = policy::over_quota_reply(e) {
+        return r;
+    }
+    shared.logs.panic(&format!("{context}: {e}"));
+    let outcome = Outcome::of_error(e);
+    match &outcome {
+        Outcome::Failed { status, .. } => {
+            Reply::new(outcome.reply_code(), *status, "Local delivery failed")
+        }
+        Outcome::Deferred { status, .. } => Reply::new(
+            outcome.reply_code(),
+            *status,
+            "Local problem, try again later",
+        ),
+        Outcome::Delivered => Reply::new(250, Status::new(2, 0, 0), "delivered"),
+    }
 }

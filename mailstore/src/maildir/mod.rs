@@ -486,10 +486,7 @@ impl Maildir {
             if let Some(max) = opts.max_size
                 && counter.size() + n as u64 > max
             {
-                return Err(Error::BadMessage {
-                    what: "message".into(),
-                    why: format!("larger than the limit of {max} bytes"),
-                });
+                return Err(Error::TooLarge { limit: max });
             }
             staged
                 .write(io, &buf[..n])

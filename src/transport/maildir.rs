@@ -1,0 +1,145 @@
+//! The Maildir transport: one file per recipient, staged in `tmp/` and
+//! published into `new/` by the group committer, with the quota checked at
+//! the size actually stored. The queue's deliveries, LMTP and `sluice
+//! deliver` all go through [`MaildirTransport::stage`] and
+//! [`StagedFile::finish`]; only what they do with the result differs (a
+//! journal record, an LMTP reply, an exit code).
+//!
+//! | step | a crash here leaves |
+//! |---|---|
+//! | stage: create the Maildir, write `tmp/<name>` | a file in `tmp/`, which no reader looks at (removed by age) |
+//! | the committer's data barrier, rename, directory barrier | the file in `new/` or not; named `<ID>.<n>` for queue deliveries, so a retry finds it ([`Recovery::FoundByName`]) |
+//! | finish: count it in `maildirsize` | a quota total short by one message until the next recalculation |
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use durable::{CommitError, Io, Job};
+use mailstore::maildir::{DeliverOptions, Maildir, OverQuota, QuotaVerdict};
+
+use super::Recovery;
+
+/// How Maildir files are written.
+#[derive(Debug, Clone)]
+pub struct MaildirTransport {
+    /// The host part of generated file names.
+    pub host: String,
+    /// What happens over the Maildir++ quota.
+    pub over_quota: OverQuota,
+    /// Refuse messages larger than this while storing them.
+    pub max_size: Option<u64>,
+}
+
+/// Where one recipient's file goes.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The Maildir (created with its parents when missing).
+    pub path: &'a Path,
+    /// The owner to give new directories and the file (root delivering for
+    /// a user).
+    pub owner: Option<(u32, u32)>,
+    /// A Maildir++ folder inside it.
+    pub folder: Option<&'a str>,
+    /// The file's base name (`<ID>.<n>` for queue deliveries); generated
+    /// when `None`.
+    pub base: Option<String>,
+    /// Look for `base` in `new/` and `cur/` first: an earlier attempt may
+    /// have published it before a crash.
+    pub look_first: bool,
+}
+
+/// What staging came to.
+pub enum Staged {
+    /// Written to `tmp/`; durable once its job is committed.
+    File(StagedFile),
+    /// An earlier attempt delivered it already (found by name).
+    Already,
+    /// Over quota with `over_quota = "discard"`: accepted and dropped.
+    Discarded,
+}
+
+/// A file staged in `tmp/`, waiting for the committer.
+pub struct StagedFile {
+    job: Option<Job>,
+    maildir: Maildir,
+    size: u64,
+    dest: PathBuf,
+}
+
+impl StagedFile {
+    /// The job to hand to the committer (once).
+    pub fn take_job(&mut self) -> Option<Job> {
+        self.job.take()
+    }
+
+    /// Takes the commit's result: on success the file is durable in
+    /// `new/` (or was, under its name, already) and is counted in the
+    /// quota. Returns where it is.
+    pub fn finish(self, committed: Result<(), CommitError>) -> Result<PathBuf, mailstore::Error> {
+        match committed {
+            Ok(()) => {
+                self.maildir.record_delivery(self.size);
+                Ok(self.dest)
+            }
+            // Our own name exists: an earlier attempt landed it.
+            Err(CommitError::Exists { path }) => Ok(path),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl MaildirTransport {
+    pub const RECOVERY: Recovery = Recovery::FoundByName;
+
+    /// Stages `prefix` followed by `input` for `target`, and checks the
+    /// quota at the stored size. Nothing is visible to readers yet.
+    pub fn stage(
+        &self,
+        io: &dyn Io,
+        target: &Target,
+        prefix: &[u8],
+        input: &mut dyn Read,
+    ) -> Result<Staged, mailstore::Error> {
+        let md = Maildir::create_owned(target.path, target.owner)?;
+        let md = match target.folder {
+            Some(f) => md.folder_owned(f, target.owner)?,
+            None => md,
+        };
+        if target.look_first
+            && let Some(base) = &target.base
+            && md.find(base)?.is_some()
+        {
+            return Ok(Staged::Already);
+        }
+        let opts = DeliverOptions {
+            host: self.host.clone(),
+            base_name: target.base.clone(),
+            owner: target.owner,
+            prefix: prefix.to_vec(),
+            max_size: self.max_size,
+            over_quota: self.over_quota,
+            allow_empty: true,
+            ..Default::default()
+        };
+        let msg = md.stage(io, input, &opts)?;
+        let size = msg.size;
+        match md.check_quota(size, self.over_quota) {
+            Ok(QuotaVerdict::Fits { .. }) => {}
+            Ok(QuotaVerdict::Discard) => {
+                msg.discard(io);
+                return Ok(Staged::Discarded);
+            }
+            Err(e) => {
+                msg.discard(io);
+                return Err(e);
+            }
+        }
+        let dest = msg.dest.clone();
+        Ok(Staged::File(StagedFile {
+            job: Some(msg.into_job()),
+            maildir: md,
+            size,
+            dest,
+        }))
+    }
+}
