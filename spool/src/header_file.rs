@@ -1429,6 +1429,51 @@ bob@example.net
     }
 
     #[test]
+    fn failure_status_and_remote_are_optional_lines() {
+        let mut hf = sample();
+        hf.envelope.recipients[0].state = RcptState::Failed {
+            at: 7,
+            why: Diagnosis {
+                text: "550 5.1.1 no such user".into(),
+                status: Some("5.1.1".into()),
+                remote: Some("mx.example.net [192.0.2.1]".into()),
+            },
+        };
+        let bytes = hf.to_bytes().unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert!(
+            text.contains(
+                "-rcpt_state 0 failed 7 550 5.1.1 no such user\n-rcpt_status 0 5.1.1\n\
+                 -rcpt_remote 0 mx.example.net [192.0.2.1]\n"
+            ),
+            "{text}"
+        );
+        let p = Path::new("/q/x-H");
+        assert_eq!(HeaderFile::parse(p, &bytes, true).unwrap(), hf);
+        // Without the optional lines (an earlier release's file): no status.
+        let old = text
+            .replace("-rcpt_status 0 5.1.1\n", "")
+            .replace("-rcpt_remote 0 mx.example.net [192.0.2.1]\n", "");
+        let read = HeaderFile::parse(p, old.as_bytes(), true).unwrap();
+        assert_eq!(
+            read.envelope.recipients[0].state,
+            RcptState::Failed {
+                at: 7,
+                why: Diagnosis::text("550 5.1.1 no such user"),
+            }
+        );
+        // A status that is none, and one for a recipient not just failed.
+        for (bad, want) in [
+            ("-rcpt_status 0 5.1.1\n", "-rcpt_status 0 x.1.1\n"),
+            ("-rcpt_status 0 5.1.1\n", "-rcpt_status 1 5.1.1\n"),
+        ] {
+            let broken = text.replace(bad, want);
+            let e = HeaderFile::parse(p, broken.as_bytes(), true).unwrap_err();
+            assert!(e.to_string().contains("rcpt_status"), "{e}");
+        }
+    }
+
+    #[test]
     fn envelope_only_read_stops_at_the_blank_line() {
         let good = sample().to_bytes().unwrap();
         let p = Path::new("/q/x-H");
