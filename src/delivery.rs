@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crossbeam::channel::{self, Receiver, Sender};
 use smtp::Status;
-use spool::{Delivery, Finished, MessageId, Queue, RcptState};
+use spool::{Finished, LockedMessage, MessageId, Queue, RcptState};
 
 use crate::clock;
 use crate::config::Config;
@@ -83,7 +83,7 @@ enum Progress {
 
 /// A message locked, routed and started, waiting for its commit.
 struct Prepared {
-    d: Delivery,
+    d: LockedMessage,
     id: MessageId,
     env: spool::Envelope,
     now: u64,
@@ -396,7 +396,7 @@ impl Deliverer {
                 RcptRouting::Routed(dests) => {
                     // The recipient's record is its worst destination's:
                     // failed over deferred over delivered.
-                    let mut worst = spool::Outcome::Delivered;
+                    let mut worst = spool::RcptOutcome::Delivered;
                     for DestAttempt { dest, progress } in dests {
                         let outcome = match progress {
                             Progress::Done(o) => o,
@@ -422,16 +422,16 @@ impl Deliverer {
                             &mut lines,
                         );
                         worst = match (worst, r) {
-                            (f @ spool::Outcome::Failed { .. }, _) => f,
-                            (_, f @ spool::Outcome::Failed { .. }) => f,
-                            (z @ spool::Outcome::Deferred { .. }, _) => z,
+                            (f @ spool::RcptOutcome::Failed { .. }, _) => f,
+                            (_, f @ spool::RcptOutcome::Failed { .. }) => f,
+                            (z @ spool::RcptOutcome::Deferred { .. }, _) => z,
                             (_, r) => r,
                         };
                     }
                     worst
                 }
             };
-            any_failed |= matches!(recorded, spool::Outcome::Failed { .. });
+            any_failed |= matches!(recorded, spool::RcptOutcome::Failed { .. });
             records.push((rcpt.index, recorded));
         }
         // Every recipient delivered, each delivery findable by name: nothing
@@ -439,7 +439,9 @@ impl Deliverer {
         // power cut loses that removal, the next attempt finds each file by
         // name.
         let all_delivered = found_by_name
-            && records.iter().all(|(_, o)| *o == spool::Outcome::Delivered)
+            && records
+                .iter()
+                .all(|(_, o)| *o == spool::RcptOutcome::Delivered)
             && env
                 .undelivered()
                 .all(|(i, _)| records.iter().any(|(j, _)| *j == i));
@@ -501,7 +503,7 @@ impl Deliverer {
         dest: Option<&Destination>,
         outcome: Outcome,
         lines: &mut Vec<Event>,
-    ) -> spool::Outcome {
+    ) -> spool::RcptOutcome {
         let router = dest.and_then(|d| driver_name(&d.router));
         let transport = dest.and_then(|d| driver_name(&d.transport));
         match outcome {
@@ -519,7 +521,7 @@ impl Deliverer {
                         ..Delivered::default()
                     }),
                 ));
-                spool::Outcome::Delivered
+                spool::RcptOutcome::Delivered
             }
             Outcome::Deferred { .. } => {
                 let why = outcome.diagnosis().unwrap_or_default();
@@ -542,7 +544,7 @@ impl Deliverer {
                                 ..Deferred::default()
                             }),
                         ));
-                        spool::Outcome::Deferred { until, why }
+                        spool::RcptOutcome::Deferred { until, why }
                     }
                     None => {
                         // Given up: X.4.7, delivery time expired.
@@ -552,19 +554,19 @@ impl Deliverer {
                             remote: why.remote,
                         };
                         lines.push(failed(id, address, router, transport, &why.text));
-                        spool::Outcome::Failed { why }
+                        spool::RcptOutcome::Failed { why }
                     }
                 }
             }
             Outcome::Failed { .. } => {
                 let why = outcome.diagnosis().unwrap_or_default();
                 lines.push(failed(id, address, router, transport, &why.text));
-                spool::Outcome::Failed { why }
+                spool::RcptOutcome::Failed { why }
             }
         }
     }
 
-    fn finish(&self, d: Delivery, id: &MessageId) -> Attempt {
+    fn finish(&self, d: LockedMessage, id: &MessageId) -> Attempt {
         match d.finish() {
             Ok(Finished::Removed) => {
                 self.logs.main(&Event::completed(*id));
@@ -585,7 +587,7 @@ impl Deliverer {
 
     /// The message as stored: its headers (deleted ones left out), the
     /// blank line, the body.
-    fn message_bytes(&self, d: &Delivery) -> Result<Vec<u8>, spool::Error> {
+    fn message_bytes(&self, d: &LockedMessage) -> Result<Vec<u8>, spool::Error> {
         let hf = d.header_file();
         let mut out = Vec::with_capacity((hf.size() + 1) as usize);
         for h in hf.headers.iter().filter(|h| !h.is_deleted()) {

@@ -289,10 +289,10 @@ fn populate(d: &Dir) -> [String; 3] {
     let q = spool::Queue::open(&d.home().join("spool"), spool::QueueOptions::default()).unwrap();
     let id = spool::MessageId::parse(&id1).unwrap();
     let mut del = q.begin_delivery(&id).unwrap();
-    del.record(1, spool::Outcome::Delivered).unwrap();
+    del.record(1, spool::RcptOutcome::Delivered).unwrap();
     del.record(
         0,
-        spool::Outcome::Deferred {
+        spool::RcptOutcome::Deferred {
             until: 4_000_000_000,
             why: spool::Diagnosis::text("451 4.4.1 host unreachable"),
         },

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use durable::sim::{Op, Recorder};
 use durable::{Committer, Durability};
-use mailstore::maildir::{DeliverOptions, Maildir, Outcome};
+use mailstore::maildir::{DeliverOptions, Maildir, Stored};
 
 /// Delivers `n` messages from `threads` threads, marking each success.
 fn run(
@@ -37,7 +37,7 @@ fn run(
                         ..Default::default()
                     };
                     match md.deliver(committer, &mut body.as_bytes(), &opts).unwrap() {
-                        Outcome::Delivered { path, .. } => rec.mark(path.to_string_lossy()),
+                        Stored::Delivered { path, .. } => rec.mark(path.to_string_lossy()),
                         o => panic!("{o:?}"),
                     }
                 }
@@ -124,7 +124,7 @@ fn the_check_catches_a_missing_data_sync() {
     let committer = Committer::new(rec.clone(), Durability::Strict);
     let opts = DeliverOptions::default();
     for _ in 0..3 {
-        if let Outcome::Delivered { path, .. } = md
+        if let Stored::Delivered { path, .. } = md
             .deliver(&committer, &mut &b"A: b\n\nc\n"[..], &opts)
             .unwrap()
         {

@@ -27,16 +27,15 @@
 #![deny(unsafe_code)]
 
 pub mod count;
-pub mod delivery;
 pub mod error;
 pub mod header_file;
 pub mod id;
 pub mod journal;
 pub mod layout;
+pub mod locked;
 pub mod queue;
 pub mod sys;
 
-pub use delivery::{Delivery, Finished, Outcome};
 pub use durable::Durability;
 pub use error::{Error, Result};
 pub use header_file::{
@@ -45,4 +44,5 @@ pub use header_file::{
 };
 pub use id::{IdFormat, IdGenerator, MessageId};
 pub use layout::Layout;
+pub use locked::{Finished, LockedMessage, RcptOutcome};
 pub use queue::{Body, Draft, Entry, Messages, Queue, QueueOptions, StagedMessage, UnsortedIds};

@@ -332,7 +332,7 @@ fn rewrite_and_removal_workload(skip: Skip, changes: &[Change]) -> Result<usize,
                 let mut d = q.begin_delivery(id).unwrap();
                 d.record(
                     0,
-                    spool::Outcome::Deferred {
+                    spool::RcptOutcome::Deferred {
                         until: 4_000_000_000,
                         why: spool::Diagnosis::text("451 4.4.1 later"),
                     },
@@ -347,8 +347,8 @@ fn rewrite_and_removal_workload(skip: Skip, changes: &[Change]) -> Result<usize,
             }
             Change::DeliverAll => {
                 let mut d = q.begin_delivery(id).unwrap();
-                d.record(0, spool::Outcome::Delivered).unwrap();
-                d.record(1, spool::Outcome::Delivered).unwrap();
+                d.record(0, spool::RcptOutcome::Delivered).unwrap();
+                d.record(1, spool::RcptOutcome::Delivered).unwrap();
                 assert_eq!(d.finish().unwrap(), spool::Finished::Removed);
                 rec.mark(format!("gone {id}"));
             }

@@ -131,7 +131,7 @@ pub enum QuotaVerdict {
 
 /// The result of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Stored {
     /// The message is durable at `path`.
     Delivered { path: PathBuf, size: u64 },
     /// Over quota with `over_quota = "discard"`: accepted and dropped.
@@ -300,7 +300,7 @@ impl Maildir {
         committer: &Committer,
         src: &mut dyn Read,
         opts: &DeliverOptions,
-    ) -> Result<Outcome> {
+    ) -> Result<Stored> {
         let io = committer.io();
         let msg = self.stage(io, src, opts)?;
         let size = msg.size;
@@ -308,7 +308,7 @@ impl Maildir {
             Ok(QuotaVerdict::Fits { .. }) => {}
             Ok(QuotaVerdict::Discard) => {
                 msg.discard(io);
-                return Ok(Outcome::Discarded { size });
+                return Ok(Stored::Discarded { size });
             }
             Err(e) => {
                 msg.discard(io);
@@ -318,7 +318,7 @@ impl Maildir {
         let dest = msg.dest.clone();
         committer.commit(msg.into_job())?;
         self.record_delivery(size);
-        Ok(Outcome::Delivered { path: dest, size })
+        Ok(Stored::Delivered { path: dest, size })
     }
 
     /// Whether a message of `size` bytes fits the Maildir++ quota (none
@@ -673,7 +673,7 @@ mod tests {
         let out = md
             .deliver(&c, &mut &b"Subject: x\n\nhello\n"[..], &opts())
             .unwrap();
-        let Outcome::Delivered { path, size } = out else {
+        let Stored::Delivered { path, size } = out else {
             panic!()
         };
         assert_eq!(size, 18);
@@ -778,7 +778,7 @@ mod tests {
             let r = md.deliver(&c, &mut &b"more\n"[..], &o);
             match (r, code) {
                 (Err(e), Some(code)) => assert_eq!(e.exit_code(), code),
-                (Ok(Outcome::Discarded { size: 5 }), None) => {}
+                (Ok(Stored::Discarded { size: 5 }), None) => {}
                 (r, _) => panic!("{policy:?}: {r:?}"),
             }
         }
@@ -798,8 +798,7 @@ mod tests {
             mtime: Some(t),
             ..opts()
         };
-        let Outcome::Delivered { path, size } = md.deliver(&c, &mut &b"x\n"[..], &o).unwrap()
-        else {
+        let Stored::Delivered { path, size } = md.deliver(&c, &mut &b"x\n"[..], &o).unwrap() else {
             panic!()
         };
         assert_eq!(size, 21);

@@ -6,13 +6,13 @@
 //! queue runners (threads or processes, or Exim on a shared spool) never
 //! deliver one message at once. While it holds the lock:
 //!
-//! 1. [`Delivery::start`] records an *intent* for a recipient before a local
+//! 1. [`LockedMessage::start`] records an *intent* for a recipient before a local
 //!    delivery begins (the delivery names its Maildir file
 //!    [`MessageId::delivery_name`], so after a crash recovery can look
 //!    whether it landed);
-//! 2. [`Delivery::record`] records the outcome (delivered, failed, deferred
+//! 2. [`LockedMessage::record`] records the outcome (delivered, failed, deferred
 //!    until a time);
-//! 3. [`Delivery::finish`] ends the attempt: a message with every recipient
+//! 3. [`LockedMessage::finish`] ends the attempt: a message with every recipient
 //!    done is removed; otherwise the `-H` file is rewritten with the merged
 //!    state (temporary file, `fdatasync`, atomic rename, directory sync)
 //!    and the journal removed.
@@ -21,7 +21,7 @@
 //! one also syncs the directory that holds the new journal) before the call
 //! returns, so that what a caller was told survives a crash. A crash
 //! re-delivers at most the recipients whose intent has no outcome
-//! ([`Delivery::in_flight`]).
+//! ([`LockedMessage::in_flight`]).
 //!
 //! Removal order: the `-H` goes first and its directory is synced (the
 //! message is gone at that instant, as its appearance was the commit of its
@@ -45,7 +45,7 @@ use crate::sys;
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RcptOutcome {
     /// Durably delivered.
     Delivered,
     /// Permanent failure.
@@ -65,7 +65,7 @@ pub enum Finished {
 
 /// A locked message. Dropping it releases the lock; recorded outcomes stay
 /// in the journal and are merged by the next reader.
-pub struct Delivery {
+pub struct LockedMessage {
     queue: Queue,
     layout: Layout,
     id: MessageId,
@@ -78,9 +78,11 @@ pub struct Delivery {
     journal_entry_synced: bool,
 }
 
-impl std::fmt::Debug for Delivery {
+impl std::fmt::Debug for LockedMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("id", &self.id).finish()
+        f.debug_struct("LockedMessage")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -95,7 +97,7 @@ impl Queue {
     /// Locks message `id` for delivery (or an admin change) and reads it.
     /// [`Error::Locked`] when another process or thread holds it,
     /// [`Error::NotFound`] when it is not (or no longer) queued.
-    pub fn begin_delivery(&self, id: &MessageId) -> Result<Delivery> {
+    pub fn begin_delivery(&self, id: &MessageId) -> Result<LockedMessage> {
         let layout = self.locate(id)?;
         let dpath = layout.data(id);
         let data = match OpenOptions::new().read(true).write(true).open(&dpath) {
@@ -122,7 +124,7 @@ impl Queue {
         let hf = self.read_at(&layout, id, true)?;
         let jpath = layout.journal(id);
         let journal_on_disk = sys::exists(&jpath).map_err(|e| Error::io("stat", &jpath, e))?;
-        let d = Delivery {
+        let d = LockedMessage {
             queue: self.clone(),
             layout,
             id: *id,
@@ -139,7 +141,7 @@ impl Queue {
     }
 }
 
-impl Delivery {
+impl LockedMessage {
     pub fn id(&self) -> MessageId {
         self.id
     }
@@ -184,24 +186,24 @@ impl Delivery {
     }
 
     /// Records, durably, the outcome for recipient `index`.
-    pub fn record(&mut self, index: usize, outcome: Outcome) -> Result<()> {
+    pub fn record(&mut self, index: usize, outcome: RcptOutcome) -> Result<()> {
         self.record_all(&[(index, outcome)])
     }
 
     /// Records several outcomes with one flush (the recipients of one SMTP
     /// transaction).
-    pub fn record_all(&mut self, outcomes: &[(usize, Outcome)]) -> Result<()> {
+    pub fn record_all(&mut self, outcomes: &[(usize, RcptOutcome)]) -> Result<()> {
         let at = now();
         let mut records = Vec::with_capacity(outcomes.len());
         for (index, outcome) in outcomes {
             let rcpt = self.recipient(*index)?;
             let state = match outcome {
-                Outcome::Delivered => RcptState::Delivered { at },
-                Outcome::Failed { why } => RcptState::Failed {
+                RcptOutcome::Delivered => RcptState::Delivered { at },
+                RcptOutcome::Failed { why } => RcptState::Failed {
                     at,
                     why: why.clone(),
                 },
-                Outcome::Deferred { until, why } => RcptState::Deferred {
+                RcptOutcome::Deferred { until, why } => RcptState::Deferred {
                     at,
                     until: *until,
                     attempts: match &rcpt.state {
@@ -444,7 +446,7 @@ mod tests {
         let mut d = q.begin_delivery(&id).unwrap();
         assert_eq!(d.body().unwrap().read_all().unwrap(), b"body\n");
         d.start(0).unwrap();
-        d.record(0, Outcome::Delivered).unwrap();
+        d.record(0, RcptOutcome::Delivered).unwrap();
         d.start(1).unwrap();
         // The process "dies" here: recipient 1 is in flight.
         drop(d);
@@ -458,13 +460,13 @@ mod tests {
         d.record_all(&[
             (
                 1,
-                Outcome::Failed {
+                RcptOutcome::Failed {
                     why: Diagnosis::text("550 no such user"),
                 },
             ),
             (
                 2,
-                Outcome::Deferred {
+                RcptOutcome::Deferred {
                     until: 4_000_000_000,
                     why: Diagnosis::text("451 later"),
                 },
@@ -472,7 +474,7 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(
-            d.record(3, Outcome::Delivered),
+            d.record(3, RcptOutcome::Delivered),
             Err(Error::NoRecipient { count: 3, .. })
         ));
         assert_eq!(d.finish().unwrap(), Finished::Kept);
@@ -487,7 +489,7 @@ mod tests {
         let mut d = q.begin_delivery(&id).unwrap();
         d.record(
             2,
-            Outcome::Deferred {
+            RcptOutcome::Deferred {
                 until: 4_000_000_100,
                 why: Diagnosis::text("451 again"),
             },
@@ -497,7 +499,7 @@ mod tests {
             d.envelope().recipients[2].state,
             RcptState::Deferred { attempts: 2, .. }
         ));
-        d.record(2, Outcome::Delivered).unwrap();
+        d.record(2, RcptOutcome::Delivered).unwrap();
         assert_eq!(d.finish().unwrap(), Finished::Removed);
         assert!(matches!(q.read(&id), Err(Error::NotFound { .. })));
         assert!(
@@ -523,7 +525,7 @@ mod tests {
         let id = enter(&q);
         let mut d = q.begin_delivery(&id).unwrap();
         for i in 0..3 {
-            d.record(i, Outcome::Delivered).unwrap();
+            d.record(i, RcptOutcome::Delivered).unwrap();
             rec.mark(format!("ack {i}"));
         }
         let j = q.layout().journal(&id);
@@ -566,9 +568,9 @@ mod tests {
         // Entering took two data syncs; the journal's is the third.
         rec.fail(Op::SyncData, 2);
         let mut d = q.begin_delivery(&id).unwrap();
-        let e = d.record(0, Outcome::Delivered).unwrap_err();
+        let e = d.record(0, RcptOutcome::Delivered).unwrap_err();
         assert!(e.is_temporary(), "{e}");
         assert_eq!(d.envelope().recipients[0].state, RcptState::Pending);
-        d.record(0, Outcome::Delivered).unwrap();
+        d.record(0, RcptOutcome::Delivered).unwrap();
     }
 }
