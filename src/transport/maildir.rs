@@ -100,9 +100,9 @@ impl MaildirTransport {
         prefix: &[u8],
         input: &mut dyn Read,
     ) -> Result<Staged, mailstore::Error> {
-        let md = Maildir::create_owned(target.path, target.owner)?;
+        let md = Maildir::create_with(io, target.path, target.owner)?;
         let md = match target.folder {
-            Some(f) => md.folder_owned(f, target.owner)?,
+            Some(f) => md.folder_with(io, f, target.owner)?,
             None => md,
         };
         if target.look_first

@@ -28,7 +28,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use durable::{Committer, Io, Job, Staged};
+use durable::{Committer, Io, Job, RealIo, Staged};
 
 use crate::error::{Error, Result};
 
@@ -193,15 +193,23 @@ impl Maildir {
     /// needed. New directories are made durable (each parent synced), so a
     /// message delivered next cannot vanish with its directory.
     pub fn create(root: impl Into<PathBuf>) -> Result<Maildir> {
-        let root = root.into();
-        create_tree(&root, None)?;
-        Maildir::open(root)
+        Maildir::create_with(&RealIo, root, None)
     }
 
     /// [`Maildir::create`], giving new directories to `owner`.
     pub fn create_owned(root: impl Into<PathBuf>, owner: Option<(u32, u32)>) -> Result<Maildir> {
+        Maildir::create_with(&RealIo, root, owner)
+    }
+
+    /// [`Maildir::create_owned`], syncing new directories through `io` (so
+    /// that the power-cut simulation sees them).
+    pub fn create_with(
+        io: &dyn Io,
+        root: impl Into<PathBuf>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Maildir> {
         let root = root.into();
-        create_tree(&root, owner)?;
+        create_tree(io, &root, owner)?;
         Maildir::open(root)
     }
 
@@ -218,10 +226,20 @@ impl Maildir {
 
     /// [`Maildir::folder`], giving new directories to `owner`.
     pub fn folder_owned(&self, name: &str, owner: Option<(u32, u32)>) -> Result<Maildir> {
+        self.folder_with(&RealIo, name, owner)
+    }
+
+    /// [`Maildir::folder_owned`], syncing new directories through `io`.
+    pub fn folder_with(
+        &self,
+        io: &dyn Io,
+        name: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Maildir> {
         validate_folder(name)?;
         let root = self.root.join(format!(".{name}"));
         if !root.join("cur").is_dir() {
-            create_tree(&root, owner)?;
+            create_tree(io, &root, owner)?;
             let marker = root.join(FOLDER_MARKER);
             match fs::OpenOptions::new()
                 .write(true)
@@ -237,7 +255,8 @@ impl Maildir {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io("create", marker, e)),
             }
-            durable::sys::sync_dir(&root).map_err(|e| Error::io("fsync directory", &root, e))?;
+            io.sync_dir(&root)
+                .map_err(|e| Error::io("fsync directory", &root, e))?;
         }
         Ok(Maildir {
             root,
@@ -413,9 +432,9 @@ impl Maildir {
         let new_name = format!("{base}:2,{flags}");
         let dest = self.root.join("cur").join(&new_name);
         let moved = match entry.sub {
-            Sub::New => durable::sys::rename_noreplace(&entry.path, &dest),
+            Sub::New => RealIo.rename_noreplace(&entry.path, &dest),
             Sub::Cur if dest == entry.path => Ok(()),
-            Sub::Cur => fs::rename(&entry.path, &dest),
+            Sub::Cur => RealIo.rename_replace(&entry.path, &dest),
         };
         moved.map_err(|e| Error::io("rename", &entry.path, e))?;
         Ok(Entry {
@@ -550,7 +569,7 @@ fn check_layout(root: &Path) -> Result<()> {
 
 /// Creates `root` and its `tmp/ new/ cur/` (mode 0700), syncing the parent
 /// of every directory it creates.
-fn create_tree(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+fn create_tree(io: &dyn Io, root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     if root.join("new").is_dir() && root.join("cur").is_dir() && root.join("tmp").is_dir() {
         return Ok(());
     }
@@ -581,7 +600,8 @@ fn create_tree(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     parents.sort();
     parents.dedup();
     for p in parents {
-        durable::sys::sync_dir(p).map_err(|e| Error::io("fsync directory", p, e))?;
+        io.sync_dir(p)
+            .map_err(|e| Error::io("fsync directory", p, e))?;
     }
     Ok(())
 }

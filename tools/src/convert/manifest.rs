@@ -196,7 +196,7 @@ impl Store {
     pub fn open(dest: &Path) -> io::Result<Store> {
         let dir = dest.join(DIR);
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => durable::sys::sync_dir(dest)?,
+            Ok(()) => durable::Io::sync_dir(&durable::RealIo, dest)?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
