@@ -71,7 +71,7 @@ mod transcript;
 pub use address::{Address, PathError, relay_form};
 pub use params::{BodyType, MailParams, RcptParams};
 pub use received::{Stamp, protocol_name, received_header};
-pub use reply::{Reply, ReplyError, ReplyReader, Status, relay_not_permitted};
+pub use reply::{Reply, ReplyError, ReplyReader, Status, local_problem, relay_not_permitted};
 pub use session::{
     CloseReason, Envelope, Event, HelloVerb, Message, Mode, Notice, Poll, Recipient, Session,
     SessionConfig, TlsInfo, Verdict,

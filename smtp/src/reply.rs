@@ -737,7 +737,14 @@ pub(crate) fn shutting_down(host: &str) -> Reply {
 
 /// What a verdict that is not a valid reply becomes.
 pub(crate) fn local_error() -> Reply {
-    Reply::new(451, st(4, 3, 0), "Local error in processing")
+    local_problem("Local error in processing")
+}
+
+/// A temporary local problem (RFC 3463 X.3.0, "other or undefined mail
+/// system status"): the client keeps the message and tries again. The one
+/// place `451 4.3.0` is built; `text` says what failed without naming files.
+pub fn local_problem(text: impl AsRef<str>) -> Reply {
+    Reply::new(451, st(4, 3, 0), text)
 }
 
 #[cfg(test)]
