@@ -30,6 +30,8 @@ pub enum Mode {
     Noop,
     /// `sluice route ADDR...` / `-bt`: which router and transport take each address.
     Route(Vec<String>),
+    /// `sluice log check [LOG...]`: read logs with the log parser.
+    LogCheck { files: Vec<PathBuf>, json: bool },
     /// `sluice submit` / `sendmail` / `-bm`: queue a message from stdin.
     Submit(crate::cmd::submit::SubmitArgs),
     /// `sluice queue ...` / `-bp`, `-bpc`, `-Mvl`, `-Mrm`...: the queue commands.
@@ -114,11 +116,30 @@ enum Command {
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
     },
+    /// Read Exim-format logs with the log parser and count their events
+    /// (default: the main log); names the lines it cannot read.
+    Log {
+        #[command(subcommand)]
+        command: LogCli,
+    },
     /// Print the effective configuration (or check it).
     Config {
         /// Only check the configuration; print nothing when it is valid.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `sluice log ...`.
+#[derive(Subcommand, Debug)]
+enum LogCli {
+    /// Read each line of LOG (default: the main log) and count the events.
+    Check {
+        /// One JSON object per file.
+        #[arg(long)]
+        json: bool,
+        #[arg(value_name = "LOG")]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -248,6 +269,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }
         Command::Config { check } => Mode::Config { check },
         Command::Route { addresses } => Mode::Route(addresses),
+        Command::Log {
+            command: LogCli::Check { json, files },
+        } => Mode::LogCheck { files, json },
         Command::Serve {
             listen,
             queue_interval,

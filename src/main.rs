@@ -52,6 +52,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         }
         cli::Mode::Noop => sysexits::OK,
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses),
+        cli::Mode::LogCheck { files, json } => cmd::log_check::run(&cfg, &files, json),
         cli::Mode::Serve(opts) => server::run(cfg, opts),
         cli::Mode::SmtpStdio => server::run_stdio(cfg),
         cli::Mode::Submit(args) => cmd::submit::run(&cfg, &args),

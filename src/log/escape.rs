@@ -82,7 +82,6 @@ pub fn quoted(s: &str, limit: usize) -> String {
 /// The inverse of the quoting in [`quoted`] for a value without its
 /// quotes: `\"` → `"` and `\\` → `\`. Escapes made by [`printing`] stay as
 /// they are: the log keeps only the printable form of control bytes.
-#[cfg_attr(not(test), allow(dead_code))] // used by the parser only: see log/mod.rs
 pub fn unquote(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();

@@ -17,7 +17,6 @@ pub const SUBJECT_LIMIT: usize = 100;
 
 /// A whole log line: `YYYY-MM-DD HH:MM:SS[.mmm][ +hhmm][ [pid]] event`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // built by the parser only: see log/mod.rs
 pub struct Line {
     pub stamp: Stamp,
     /// With Exim's `pid` log selector.
@@ -27,7 +26,6 @@ pub struct Line {
 
 /// The time stamp: local time, as the writer's clock gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // built by the parser only: see log/mod.rs
 pub struct Stamp {
     /// `YYYY-MM-DD HH:MM:SS`.
     pub time: String,
@@ -155,7 +153,6 @@ pub struct Arrival {
 
 /// Which delivery flag a [`Delivered`] line carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(not(test), allow(dead_code))] // built by the parser only: see log/mod.rs
 pub enum DeliveryFlag {
     /// `=>`
     #[default]
@@ -279,7 +276,6 @@ pub struct Rejected {
 
 /// What was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // built by the parser only: see log/mod.rs
 pub enum Stage {
     /// `RCPT <address>`
     Rcpt(String),

@@ -17,10 +17,6 @@
 
 pub mod escape;
 pub mod event;
-// The parser's readers are the tests (which check it against real Exim
-// logs) and the coming `sluice stats`; until that command exists the
-// binary does not call it, nor build the types only it builds.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod parse;
 
 use std::fs::{File, OpenOptions};

@@ -22,6 +22,8 @@ use super::event::{
 /// One entry of a log: a line and the lines without a stamp that follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'a> {
+    /// The 1-based number of the stamped line in the text.
+    pub number: usize,
     pub line: Line,
     pub continuation: Vec<&'a str>,
 }
@@ -30,9 +32,10 @@ pub struct Entry<'a> {
 /// (a log that starts mid-entry) are dropped.
 pub fn entries(text: &str) -> Vec<Entry<'_>> {
     let mut out: Vec<Entry<'_>> = Vec::new();
-    for l in text.lines() {
+    for (n, l) in text.lines().enumerate() {
         match line(l) {
             Some(line) => out.push(Entry {
+                number: n + 1,
                 line,
                 continuation: Vec::new(),
             }),
