@@ -37,6 +37,35 @@ fn hold_lockf(mbox: &Path, secs: f64) -> Child {
     child
 }
 
+/// Whether `dotlockfile` (liblockfile) is here to hold locks; with
+/// `CI=true` its absence fails the test instead of skipping it.
+fn dotlockfile() -> bool {
+    if have("dotlockfile") {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "dotlockfile (liblockfile-bin) is missing in CI"
+    );
+    eprintln!("SKIPPED: dotlockfile (Debian package liblockfile-bin) is not installed");
+    false
+}
+
+/// `sluice deliver --mbox MBOX` with `mbox.lock_timeout` set.
+fn deliver(d: &Dir, mbox: &Path, lock_timeout: &str, msg: &[u8]) -> std::process::Output {
+    let timeout = format!("mbox.lock_timeout={lock_timeout}");
+    d.run(
+        &[
+            "--set",
+            &timeout,
+            "deliver",
+            "--mbox",
+            mbox.to_str().unwrap(),
+        ],
+        msg,
+    )
+}
+
 fn mbox_messages(mbox: &Path) -> Vec<Vec<u8>> {
     let out = Command::new("python3")
         .arg("-c")
@@ -99,16 +128,7 @@ fn gives_up_with_75_when_the_lockf_holder_stays() {
     let mbox = d.path().join("alice");
     std::fs::write(&mbox, b"").unwrap();
     let mut holder = hold_lockf(&mbox, 5.0);
-    let out = d.run(
-        &[
-            "--set",
-            "mbox.lock_timeout=1s",
-            "deliver",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        b"Subject: x\n\ny\n",
-    );
+    let out = deliver(&d, &mbox, "1s", b"Subject: x\n\ny\n");
     let _ = holder.kill();
     let _ = holder.wait();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -123,7 +143,7 @@ fn gives_up_with_75_when_the_lockf_holder_stays() {
 
 #[test]
 fn respects_a_dotlockfile_holder() {
-    if !have("dotlockfile") {
+    if !dotlockfile() {
         return;
     }
     let d = Dir::new();
@@ -136,16 +156,7 @@ fn respects_a_dotlockfile_holder() {
         .unwrap();
     assert!(st.success(), "dotlockfile could not lock");
     // Held: a short timeout gives 75.
-    let out = d.run(
-        &[
-            "--set",
-            "mbox.lock_timeout=1s",
-            "deliver",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        b"Subject: x\n\ny\n",
-    );
+    let out = deliver(&d, &mbox, "1s", b"Subject: x\n\ny\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(err.contains("dotlock"), "{err}");
@@ -205,11 +216,7 @@ fn size_limit_and_round_trip() {
 /// naming the pid.
 #[test]
 fn a_dead_holders_dotlock_is_taken_over_at_once() {
-    if !have("dotlockfile") {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("dotlockfile (liblockfile-bin) is missing in CI");
-        }
-        eprintln!("SKIPPED: dotlockfile (Debian package liblockfile-bin) is not installed");
+    if !dotlockfile() {
         return;
     }
     let d = Dir::new();
@@ -235,16 +242,7 @@ fn a_dead_holders_dotlock_is_taken_over_at_once() {
 
     // Alive: respected until the lock timeout.
     let started = Instant::now();
-    let out = d.run(
-        &[
-            "--set",
-            "mbox.lock_timeout=2s",
-            "deliver",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        b"Subject: waits\n\nx\n",
-    );
+    let out = deliver(&d, &mbox, "2s", b"Subject: waits\n\nx\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(2), "did not wait");
@@ -254,16 +252,7 @@ fn a_dead_holders_dotlock_is_taken_over_at_once() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert!(lock.exists());
-    let out = d.run(
-        &[
-            "--set",
-            "mbox.lock_timeout=30s",
-            "deliver",
-            "--mbox",
-            mbox.to_str().unwrap(),
-        ],
-        b"Subject: at once\n\ny\n",
-    );
+    let out = deliver(&d, &mbox, "30s", b"Subject: at once\n\ny\n");
     let err = String::from_utf8_lossy(&out.stderr);
     common::assert_exit(&out, 0);
     assert!(

@@ -9,12 +9,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Dir, SmtpClient, log_lines_of, maildir_messages, wait_until};
+use common::{Dir, maildir_messages, send_message, wait_completed};
 
 /// The program on PATH or in /usr/sbin (where Debian puts them, and which
 /// is not on every user's PATH).
@@ -44,32 +42,6 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// Sends one message; returns its ID. `rcpts` that the daemon refuses are
-/// left out of the transaction.
-fn send(addr: SocketAddr, rcpts: &[&str], subject: &str) -> String {
-    let (mut c, greeting) = SmtpClient::open(addr).expect("connect");
-    assert_eq!(greeting.code(), 220, "{greeting}");
-    assert_eq!(c.cmd("EHLO client.example").unwrap().code(), 250);
-    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
-    for r in rcpts {
-        c.cmd(&format!("RCPT TO:<{r}>")).unwrap();
-    }
-    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
-    c.write_raw(
-        format!(
-            "Subject: {subject}\r\nMessage-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let ok = c.cmd(".").unwrap();
-    assert_eq!(ok.code(), 250, "{ok}");
-    let _ = c.cmd("QUIT");
-    ok.queued_id()
-        .map(str::to_owned)
-        .expect("id in the 250 reply")
-}
-
 /// A row of eximstats' "Grand total summary": its numbers.
 fn grand_total(report: &str, row: &str) -> Vec<u64> {
     let summary = report
@@ -94,30 +66,25 @@ fn eximstats_and_exigrep_read_our_mainlog() {
     let d = Dir::new();
     let daemon = d.serve(&[r#"message_id_format="classic""#]);
     let ids = [
-        send(daemon.smtp, &["bob@localhost"], "one"),
-        send(daemon.smtp, &["bob@localhost", "carol@localhost"], "two"),
+        send_message(daemon.smtp, &["bob@localhost"], "one", true),
+        send_message(
+            daemon.smtp,
+            &["bob@localhost", "carol@localhost"],
+            "two",
+            true,
+        ),
         // The foreign recipient is refused (relay): a rejection line.
-        send(
+        send_message(
             daemon.smtp,
             &["dave@localhost", "eve@remote.example"],
             "three",
+            true,
         ),
     ];
     for id in &ids {
         assert_eq!(id.len(), 16, "{id} is not a classic ID");
     }
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            let log = d.log("mainlog");
-            ids.iter().all(|id| {
-                log_lines_of(&log, id)
-                    .last()
-                    .is_some_and(|l| l.ends_with(" Completed"))
-            })
-        }),
-        "not all completed; mainlog:\n{}",
-        d.log("mainlog")
-    );
+    wait_completed(&d, &ids);
     let mainlog = d.home().join("log/mainlog");
 
     let out = Command::new(&eximstats)

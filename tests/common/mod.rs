@@ -584,3 +584,47 @@ pub fn assert_exit(out: &Output, code: i32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Sends one message over SMTP from alice@example.org with `subject` (and
+/// a `Message-ID: <subject@example.org>` when `with_id`); returns the ID
+/// of the `250` reply. Recipients the server refuses are left out.
+pub fn send_message(addr: SocketAddr, rcpts: &[&str], subject: &str, with_id: bool) -> String {
+    let (mut c, greeting) = SmtpClient::open(addr).expect("connect");
+    assert_eq!(greeting.code(), 220, "{greeting}");
+    assert_eq!(c.cmd("EHLO client.example").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
+    for r in rcpts {
+        c.cmd(&format!("RCPT TO:<{r}>")).unwrap();
+    }
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+    let id = if with_id {
+        format!("Message-ID: <{subject}@example.org>\r\n")
+    } else {
+        String::new()
+    };
+    c.write_raw(format!("Subject: {subject}\r\n{id}\r\nbody of {subject}\r\n").as_bytes())
+        .unwrap();
+    let ok = c.cmd(".").unwrap();
+    assert_eq!(ok.code(), 250, "{ok}");
+    let _ = c.cmd("QUIT");
+    ok.queued_id()
+        .map(str::to_owned)
+        .expect("id in the 250 reply")
+}
+
+/// Waits (up to 20 s) until the main log of `d` says `Completed` for every
+/// message of `ids`, and fails with the log if it never does.
+pub fn wait_completed(d: &Dir, ids: &[String]) {
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let log = d.log("mainlog");
+            ids.iter().all(|id| {
+                log_lines_of(&log, id)
+                    .last()
+                    .is_some_and(|l| l.ends_with(" Completed"))
+            })
+        }),
+        "not all completed; mainlog:\n{}",
+        d.log("mainlog")
+    );
+}

@@ -76,20 +76,7 @@ fn a_delivery_during_conversion_waits_and_is_not_lost() {
     let dest = dir.path().join("Maildir");
     let lockfile = dir.path().join("bob.lock");
 
-    let mut conv = Command::new(bin())
-        .args([
-            "--from-tz",
-            "UTC",
-            "--host",
-            "test.example",
-            "-j",
-            "2",
-            "-q",
-        ])
-        .arg(&src)
-        .arg(&dest)
-        .spawn()
-        .unwrap();
+    let mut conv = spawn_convert(&src, &dest);
     // Wait for the converter to hold the mbox (its dotlock appears).
     let deadline = Instant::now() + Duration::from_secs(60);
     while !lockfile.exists() {

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::fs;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn count_files(md: &std::path::Path) -> usize {
@@ -32,22 +31,7 @@ fn kill_9_then_rerun_converts_each_message_once() {
     let dest = dir.path().join("Maildir");
 
     // Start a run and kill it once a good share of the messages is written.
-    let mut child = Command::new(bin())
-        .args([
-            "--from-tz",
-            "UTC",
-            "--host",
-            "test.example",
-            "-j",
-            "2",
-            "-q",
-        ])
-        .arg(&src)
-        .arg(&dest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_convert(&src, &dest);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut killed_at = None;
     while Instant::now() < deadline {
@@ -82,13 +66,8 @@ fn kill_9_then_rerun_converts_each_message_once() {
         N as u64,
         "{report}"
     );
+    assert_each_once(&dest, N);
     let entries = read_maildir(&dest);
-    assert_eq!(entries.len(), N, "exact message count");
-    let ids: HashSet<String> = entries
-        .iter()
-        .filter_map(|e| message_id(&e.bytes))
-        .collect();
-    assert_eq!(ids.len(), N, "no duplicates");
     let stored: HashSet<&[u8]> = msgs.iter().map(|m| m.stored.as_slice()).collect();
     assert!(
         entries.iter().all(|e| stored.contains(e.bytes.as_slice())),
@@ -179,22 +158,7 @@ fn kill_9_while_holding_the_dotlock_then_rerun_takes_the_lock_over() {
     let lock = dir.path().join("big.mbox.lock");
     let dest = dir.path().join("Maildir");
 
-    let mut child = Command::new(bin())
-        .args([
-            "--from-tz",
-            "UTC",
-            "--host",
-            "test.example",
-            "-j",
-            "2",
-            "-q",
-        ])
-        .arg(&src)
-        .arg(&dest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_convert(&src, &dest);
     let deadline = Instant::now() + Duration::from_secs(60);
     let holder = loop {
         if let Ok(text) = fs::read_to_string(&lock) {
@@ -231,12 +195,6 @@ fn kill_9_while_holding_the_dotlock_then_rerun_takes_the_lock_over() {
         notes.contains(&format!("held by pid {}, which is not running", child.id())),
         "the take-over is reported, naming the dead pid: {notes}"
     );
-    let entries = read_maildir(&dest);
-    assert_eq!(entries.len(), N, "exact message count");
-    let ids: HashSet<String> = entries
-        .iter()
-        .filter_map(|e| message_id(&e.bytes))
-        .collect();
-    assert_eq!(ids.len(), N, "no duplicates");
+    assert_each_once(&dest, N);
     assert!(!lock.exists(), "the re-run released its lock");
 }

@@ -494,6 +494,17 @@ mod tests {
         pid_check: true,
     };
 
+    /// Writes a lock file another program left, last touched `age` ago.
+    fn foreign_lock(path: &Path, content: &[u8], age: Duration) {
+        std::fs::write(path, content).unwrap();
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+    }
+
     fn deadline(ms: u64) -> (Instant, Instant) {
         let now = Instant::now();
         (now + Duration::from_millis(ms), now)
@@ -573,14 +584,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
         let lp = lock_path(&mbox);
-        std::fs::write(&lp, b"999999\n").unwrap();
-        let old = SystemTime::now() - Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&lp)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        foreign_lock(&lp, b"999999\n", Duration::from_secs(3600));
         let mut notices = vec![];
         let (d, s) = deadline(1000);
         let lock = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap();
@@ -747,14 +751,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
         let lp = lock_path(&mbox);
-        std::fs::write(&lp, b"1\n").unwrap();
-        let old = SystemTime::now() - Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&lp)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        foreign_lock(&lp, b"1\n", Duration::from_secs(3600));
         let (d, s) = deadline(50);
         let mut notices = vec![];
         let err = Dotlock::acquire(&mbox, d, s, STALE, &mut notices).unwrap_err();

@@ -266,3 +266,36 @@ pub fn message_id(bytes: &[u8]) -> Option<String> {
 pub fn python() -> &'static str {
     "python3"
 }
+
+/// Starts a quiet conversion of `src` into `dest` with two workers, as the
+/// crash and online tests run it (output discarded).
+pub fn spawn_convert(src: &Path, dest: &Path) -> std::process::Child {
+    Command::new(bin())
+        .args([
+            "--from-tz",
+            "UTC",
+            "--host",
+            "test.example",
+            "-j",
+            "2",
+            "-q",
+        ])
+        .arg(src)
+        .arg(dest)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start convert2maildir")
+}
+
+/// Every one of `n` generated messages is in the Maildir at `dest`, once
+/// (told apart by Message-ID).
+pub fn assert_each_once(dest: &Path, n: usize) {
+    let entries = read_maildir(dest);
+    assert_eq!(entries.len(), n, "exact message count");
+    let ids: std::collections::HashSet<String> = entries
+        .iter()
+        .filter_map(|e| message_id(&e.bytes))
+        .collect();
+    assert_eq!(ids.len(), n, "no duplicates");
+}
