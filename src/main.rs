@@ -4,6 +4,7 @@
 // unsafe only in sys.rs (the password database lookups).
 #![deny(unsafe_code)]
 
+mod app;
 mod cli;
 mod clock;
 mod cmd;

@@ -7,24 +7,23 @@ use std::sync::Arc;
 use mailstore::error::sysexits;
 use spool::MessageId;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::delivery::{self, Attempt, Deliverer};
-use crate::log::Logs;
+use crate::delivery::{self, Attempt};
 
 /// Runs the queue (all of it, or the messages `ids`); `force` tries every
 /// recipient now, frozen messages included. Exit 1 when an ID is unknown.
 pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
-    let logs = Arc::new(Logs::new(cfg.log_dir()));
-    let queue = match crate::cmd::submit::open_queue(cfg) {
-        Ok(q) => q,
-        Err(f) => {
+    let app = match App::open(cfg.clone()) {
+        Ok(app) => app,
+        Err(e) => {
+            let f = e.failure();
             eprintln!("sluice: {}", f.message);
             return f.code;
         }
     };
-    let deliverer = Deliverer::new(cfg.clone(), cfg.routing.clone(), queue, logs);
     if ids.is_empty() {
-        delivery::queue_run(&deliverer, force, cfg.queue.delivery_workers);
+        delivery::queue_run(&app.deliverer, force, cfg.queue.delivery_workers);
         return sysexits::OK;
     }
     let mut code = sysexits::OK;
@@ -37,13 +36,13 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
                 continue;
             }
         };
-        if deliverer.queue().locate(&id).is_err() {
+        if app.queue.locate(&id).is_err() {
             // Exim's wording for an unknown ID.
             eprintln!("{id}: message not found");
             code = 1;
             continue;
         }
-        if deliverer.attempt(&id, force, false) == Attempt::Skipped {
+        if app.deliverer.attempt(&id, force, false) == Attempt::Skipped {
             eprintln!("{id}: not delivered now (locked by another process, or nothing due)");
         }
     }

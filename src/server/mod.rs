@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
+use crate::app::App;
 use crate::config::Config;
 use crate::delivery::{Deliverer, Workers};
 use crate::log::{self, Logs, Origin, Rejected, Stage};
@@ -130,41 +131,24 @@ fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
     s
 }
 
-/// Opens the spool with the committer Maildir deliveries share.
-pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
-    let opts = spool::QueueOptions {
-        split: cfg.split_spool_directory,
-        id_format: cfg.message_id_format,
-        durability: cfg.durability,
-        ..Default::default()
-    };
-    spool::Queue::open(&cfg.spool_dir(), opts)
-}
-
-/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
+/// Builds what every session shares: the application context, the
+/// delivery workers, TLS (`with_tls`). On failure, logs it and returns the
 /// exit code.
-/// Builds what every session shares: routing, the spool, the delivery
-/// workers, TLS (`with_tls`). On failure, logs it and returns the exit code.
 fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
-    let logs = Arc::new(Logs::new(cfg.log_dir()));
-    let fail = |what: String| {
-        logs.panic(&what);
-        mailstore::error::sysexits::CONFIG
-    };
     if cfg.data_dir_is_fallback {
         eprintln!(
             "sluice: warning: no data directory configured; using {} (set SLUICE_HOME or data_dir)",
             cfg.data_dir.display()
         );
     }
+    let App {
+        logs, deliverer, ..
+    } = App::open(cfg.clone()).map_err(|e| {
+        // No App, so no logs of its own to write this with.
+        Logs::new(cfg.log_dir()).panic(&e.to_string());
+        mailstore::error::sysexits::CONFIG
+    })?;
     let routing = cfg.routing.clone();
-    let queue = open_queue(cfg).map_err(|e| fail(format!("cannot open the spool: {e}")))?;
-    let deliverer = Arc::new(Deliverer::new(
-        cfg.clone(),
-        routing.clone(),
-        queue,
-        logs.clone(),
-    ));
     let tls = if with_tls {
         match tls::server_config(cfg) {
             Ok(c) => Some(TlsAcceptor::from(c)),
