@@ -11,8 +11,8 @@
 //!
 //! One spool handle means one committer: the accept path's `-H`/`-D`
 //! files and the delivery agent's Maildir files share its flushes. Nothing
-//! here starts a thread; the delivery workers belong to the commands that
-//! deliver.
+//! here starts a thread; the delivery workers belong to the
+//! [`crate::queue_runner::QueueRunner`] of the commands that deliver.
 
 use std::fmt;
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use spool::MessageId;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::delivery::{self, Attempt};
+use crate::delivery::Attempt;
+use crate::queue_runner::QueueRunner;
 
 /// Runs the queue (all of it, or the messages `ids`); `force` tries every
 /// recipient now, frozen messages included. Exit 1 when an ID is unknown.
@@ -23,9 +24,14 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
         }
     };
     if ids.is_empty() {
-        delivery::queue_run(&app.deliverer, force, cfg.queue.delivery_workers);
+        // The daemon's engine, waited for.
+        let runner = QueueRunner::start(&app);
+        runner.run(force);
+        runner.finish();
         return sysexits::OK;
     }
+    // Named messages are tried here, one by one, so that each can be
+    // reported on stderr.
     let mut code = sysexits::OK;
     for text in ids {
         let id = match MessageId::parse(text) {

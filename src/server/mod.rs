@@ -32,9 +32,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::delivery::{Deliverer, Workers};
 use crate::log::{self, Logs, Origin, Rejected, Stage};
-use crate::router::Routing;
+use crate::queue_runner::QueueRunner;
 use smtp::session::{Poll, Session, SessionConfig, TlsInfo};
 use smtp::{CloseReason, Event, Mode, Notice, Verdict};
 
@@ -54,10 +53,11 @@ pub struct ServeOptions {
 /// What every connection shares.
 pub struct Shared {
     pub cfg: Arc<Config>,
-    pub routing: Routing,
     pub logs: Arc<Logs>,
-    pub deliverer: Arc<Deliverer>,
-    pub workers: Workers,
+    /// The accept path's own handle on the spool.
+    pub queue: spool::Queue,
+    /// Delivers what is accepted, and runs the queue.
+    pub runner: QueueRunner,
     pub smtp: Arc<SessionConfig>,
     pub lmtp: Arc<SessionConfig>,
     pub tls: Option<TlsAcceptor>,
@@ -96,6 +96,33 @@ impl Drop for Slot {
 }
 
 impl Shared {
+    /// What every session of `app` shares; starts the delivery workers,
+    /// and TLS when `with_tls` (without it the daemon still serves, only
+    /// without STARTTLS).
+    fn new(app: App, with_tls: bool) -> Arc<Shared> {
+        let tls = if with_tls {
+            match tls::server_config(&app.cfg) {
+                Ok(c) => Some(TlsAcceptor::from(c)),
+                Err(e) => {
+                    app.logs.panic(&format!("TLS unavailable: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Arc::new(Shared {
+            smtp: Arc::new(session_config(&app.cfg, Mode::Smtp, tls.is_some())),
+            lmtp: Arc::new(session_config(&app.cfg, Mode::Lmtp, tls.is_some())),
+            runner: QueueRunner::start(&app),
+            cfg: app.cfg.clone(),
+            logs: app.logs.clone(),
+            queue: app.queue.clone(),
+            tls,
+            connections: Mutex::new(Connections::default()),
+        })
+    }
+
     /// Takes a connection slot, or says which limit refuses it.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Slot, &'static str> {
         let mut c = self.connections.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,56 +158,28 @@ fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
     s
 }
 
-/// Builds what every session shares: the application context, the
-/// delivery workers, TLS (`with_tls`). On failure, logs it and returns the
-/// exit code.
-fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
+/// Opens the application context for the daemon; on failure logs it and
+/// returns the exit code.
+fn open_app(cfg: &Arc<Config>) -> Result<App, i32> {
     if cfg.data_dir_is_fallback {
         eprintln!(
             "sluice: warning: no data directory configured; using {} (set SLUICE_HOME or data_dir)",
             cfg.data_dir.display()
         );
     }
-    let App {
-        logs, deliverer, ..
-    } = App::open(cfg.clone()).map_err(|e| {
+    App::open(cfg.clone()).map_err(|e| {
         // No App, so no logs of its own to write this with.
         Logs::new(cfg.log_dir()).panic(&e.to_string());
         mailstore::error::sysexits::CONFIG
-    })?;
-    let routing = cfg.routing.clone();
-    let tls = if with_tls {
-        match tls::server_config(cfg) {
-            Ok(c) => Some(TlsAcceptor::from(c)),
-            Err(e) => {
-                // Without TLS the daemon still serves, without STARTTLS.
-                logs.panic(&format!("TLS unavailable: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let workers = Workers::start(deliverer.clone(), cfg.queue.delivery_workers);
-    Ok(Arc::new(Shared {
-        smtp: Arc::new(session_config(cfg, Mode::Smtp, tls.is_some())),
-        lmtp: Arc::new(session_config(cfg, Mode::Lmtp, tls.is_some())),
-        cfg: cfg.clone(),
-        routing,
-        logs,
-        deliverer,
-        workers,
-        tls,
-        connections: Mutex::new(Connections::default()),
-    }))
+    })
 }
 
 /// `sluice smtp-stdio` (`-bs`): one SMTP session on standard input and
 /// output, as MUAs and inetd run it. Accepted messages are queued durably
 /// and delivered before the command exits.
 pub fn run_stdio(cfg: Arc<Config>) -> i32 {
-    let shared = match setup(&cfg, false) {
-        Ok(s) => s,
+    let shared = match open_app(&cfg) {
+        Ok(app) => Shared::new(app, false),
         Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -198,19 +197,19 @@ pub fn run_stdio(cfg: Arc<Config>) -> i32 {
         let stream = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
         serve_connection(Box::new(stream), None, Mode::Smtp, None, s).await;
     });
-    shared.workers.finish();
-    shared.deliverer.queue().wait_before_exit();
+    shared.runner.finish();
+    shared.queue.wait_before_exit();
     0
 }
 
 /// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
 /// exit code.
 pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
-    let shared = match setup(&cfg, true) {
-        Ok(s) => s,
+    let shared = match open_app(&cfg) {
+        Ok(app) => Shared::new(app, true),
         Err(code) => return code,
     };
-    let (logs, deliverer) = (shared.logs.clone(), shared.deliverer.clone());
+    let logs = shared.logs.clone();
     let logs2 = logs.clone();
     let fail = move |what: String| {
         logs2.panic(&what);
@@ -257,19 +256,20 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         // the first connection is accepted: the startup run delivers those
         // and only those, so that with `queue_only` what this daemon accepts
         // waits for a queue run however late the startup run gets going.
-        let left = deliverer.queue().ids();
+        let left = shared.queue.ids();
         for l in bound {
             tokio::spawn(accept_loop(l, shared.clone()));
         }
-        let d = deliverer.clone();
         let interval = opts.queue_interval;
         let runner_shared = shared.clone();
+        // Queue runs list the spool and clean garbage: blocking work, on a
+        // thread of their own.
         std::thread::spawn(move || {
-            runner_dispatch(&d, &runner_shared, Some(left));
+            runner_shared.runner.run_listed(left, false);
             if let Some(i) = interval {
                 loop {
                     std::thread::sleep(i);
-                    runner_dispatch(&d, &runner_shared, None);
+                    runner_shared.runner.run(false);
                 }
             }
         });
@@ -277,28 +277,9 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         logs.main(&log::Event::other(None, "sluice daemon stopping on signal"));
         // IDs made in this process (LMTP arrivals) must not be made again
         // by a successor with the same pid in the same instant.
-        deliverer.queue().wait_before_exit();
+        shared.queue.wait_before_exit();
         0
     })
-}
-
-/// A queue run in the daemon: clean garbage, then hand every queued
-/// message (or those `listed` already) to the delivery workers (they skip
-/// what is not due).
-fn runner_dispatch(
-    d: &Deliverer,
-    shared: &Shared,
-    listed: Option<spool::Result<Vec<spool::MessageId>>>,
-) {
-    d.clean_garbage();
-    match listed.unwrap_or_else(|| d.queue().ids()) {
-        Ok(ids) => {
-            for id in ids {
-                shared.workers.dispatch(id, false, false);
-            }
-        }
-        Err(e) => shared.logs.panic(&format!("queue run: {e}")),
-    }
 }
 
 async fn wait_for_signal() {
