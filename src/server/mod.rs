@@ -18,6 +18,8 @@
 
 pub mod lmtp;
 pub mod policy;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -202,17 +204,17 @@ pub fn run_stdio(cfg: Arc<Config>) -> i32 {
     0
 }
 
-/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
-/// exit code.
+/// Runs the daemon until it is killed or gets SIGTERM/SIGINT: opens the
+/// application context, binds the listeners (`opts.listen` in place of
+/// `smtp.listen` when given) and [`serve`]s. Returns the exit code.
 pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
-    let shared = match open_app(&cfg) {
-        Ok(app) => Shared::new(app, true),
+    let app = match open_app(&cfg) {
+        Ok(app) => app,
         Err(code) => return code,
     };
-    let logs = shared.logs.clone();
-    let logs2 = logs.clone();
+    let logs = app.logs.clone();
     let fail = move |what: String| {
-        logs2.panic(&what);
+        logs.panic(&what);
         mailstore::error::sysexits::CONFIG
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -224,13 +226,13 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
     };
     runtime.block_on(async move {
         let listen = if opts.listen.is_empty() {
-            cfg.smtp.listen.clone()
+            &cfg.smtp.listen
         } else {
-            opts.listen.clone()
+            &opts.listen
         };
         let mut bound = Vec::new();
         for (addrs, kind) in [
-            (&listen, Kind::Smtp),
+            (listen, Kind::Smtp),
             (&cfg.smtp.tls_listen, Kind::SmtpTls),
             (&cfg.smtp.lmtp_listen, Kind::Lmtp),
         ] {
@@ -241,45 +243,73 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 }
             }
         }
-        let names: Vec<String> = bound.iter().map(|l| l.describe()).collect();
-        logs.main(&log::Event::other(
-            None,
-            format!(
-                "sluice daemon started: pid={}, {}",
-                std::process::id(),
-                names.join(", ")
-            ),
-        ));
-        // Tests and scripts wait for this line to know the ports.
-        println!("listening {}", names.join(" "));
-        // What an earlier run left queued (after a crash too), listed before
-        // the first connection is accepted: the startup run delivers those
-        // and only those, so that with `queue_only` what this daemon accepts
-        // waits for a queue run however late the startup run gets going.
-        let left = shared.queue.ids();
-        for l in bound {
-            tokio::spawn(accept_loop(l, shared.clone()));
-        }
-        let interval = opts.queue_interval;
-        let runner_shared = shared.clone();
-        // Queue runs list the spool and clean garbage: blocking work, on a
-        // thread of their own.
-        std::thread::spawn(move || {
-            runner_shared.runner.run_listed(left, false);
-            if let Some(i) = interval {
-                loop {
-                    std::thread::sleep(i);
-                    runner_shared.runner.run(false);
-                }
-            }
-        });
-        wait_for_signal().await;
-        logs.main(&log::Event::other(None, "sluice daemon stopping on signal"));
-        // IDs made in this process (LMTP arrivals) must not be made again
-        // by a successor with the same pid in the same instant.
-        shared.queue.wait_before_exit();
-        0
+        serve(app, bound, opts.queue_interval, wait_for_signal()).await
     })
+}
+
+/// Serves `listeners` until `shutdown` resolves (the binary passes
+/// SIGTERM/SIGINT, tests a channel), with queue runs at startup and every
+/// `queue_interval`. Returns the exit code. Then no listener accepts any
+/// more; sessions under way and the delivery workers are left to the end
+/// of the runtime and of the process.
+pub async fn serve(
+    app: App,
+    listeners: Vec<Listener>,
+    queue_interval: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) -> i32 {
+    let logs = app.logs.clone();
+    // Reading (or making) the TLS certificate is file I/O: off the runtime.
+    let shared = match tokio::task::spawn_blocking(move || Shared::new(app, true)).await {
+        Ok(s) => s,
+        Err(e) => {
+            logs.panic(&format!("cannot start the daemon: {e}"));
+            return mailstore::error::sysexits::SOFTWARE;
+        }
+    };
+    let names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
+    shared.logs.main(&log::Event::other(
+        None,
+        format!(
+            "sluice daemon started: pid={}, {}",
+            std::process::id(),
+            names.join(", ")
+        ),
+    ));
+    // Tests and scripts wait for this line to know the ports.
+    println!("listening {}", names.join(" "));
+    // What an earlier run left queued (after a crash too), listed before
+    // the first connection is accepted: the startup run delivers those
+    // and only those, so that with `queue_only` what this daemon accepts
+    // waits for a queue run however late the startup run gets going.
+    let left = shared.queue.ids();
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
+        .collect();
+    let runner_shared = shared.clone();
+    // Queue runs list the spool and clean garbage: blocking work, on a
+    // thread of their own.
+    std::thread::spawn(move || {
+        runner_shared.runner.run_listed(left, false);
+        if let Some(i) = queue_interval {
+            loop {
+                std::thread::sleep(i);
+                runner_shared.runner.run(false);
+            }
+        }
+    });
+    shutdown.await;
+    for a in &accepting {
+        a.abort();
+    }
+    shared
+        .logs
+        .main(&log::Event::other(None, "sluice daemon stopping on signal"));
+    // IDs made in this process (LMTP arrivals) must not be made again
+    // by a successor with the same pid in the same instant.
+    shared.queue.wait_before_exit();
+    0
 }
 
 async fn wait_for_signal() {
@@ -298,14 +328,16 @@ async fn wait_for_signal() {
     }
 }
 
+/// What a TCP listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Smtp,
     SmtpTls,
     Lmtp,
 }
 
-enum Listener {
+/// A bound listening socket and the protocol it serves.
+pub enum Listener {
     Tcp(TcpListener, Kind),
     Unix(UnixListener, PathBuf),
 }
@@ -326,7 +358,8 @@ impl Listener {
     }
 }
 
-async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
+/// Binds `addr` (`host:port`, or `unix:PATH` for LMTP) for `kind`.
+pub async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = PathBuf::from(path);
         // A socket left by an earlier run is replaced; anything else is not.
