@@ -674,39 +674,6 @@ impl Workers {
     }
 }
 
-/// A queue run: every queued message (in arrival order) gets an attempt,
-/// `threads` at a time. Returns (completed, kept, skipped).
-pub fn queue_run(deliverer: &Deliverer, force: bool, threads: usize) -> (usize, usize, usize) {
-    deliverer.clean_garbage();
-    let ids = match deliverer.queue.ids() {
-        Ok(ids) => ids,
-        Err(e) => {
-            deliverer.logs.panic(&format!("listing the queue: {e}"));
-            return (0, 0, 0);
-        }
-    };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let counts = std::sync::Mutex::new((0usize, 0usize, 0usize));
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(id) = ids.get(i) else { break };
-                    let r = deliverer.attempt(id, force, false);
-                    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
-                    match r {
-                        Attempt::Completed => c.0 += 1,
-                        Attempt::Kept => c.1 += 1,
-                        Attempt::Skipped => c.2 += 1,
-                    }
-                }
-            });
-        }
-    });
-    counts.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A router or transport name for a log line: `-` (no router, an
 /// unrouteable address) is left out, as Exim leaves out a missing one.
 fn driver_name(name: &str) -> Option<String> {

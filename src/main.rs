@@ -4,6 +4,7 @@
 // unsafe only in sys.rs (the password database lookups).
 #![deny(unsafe_code)]
 
+mod app;
 mod cli;
 mod clock;
 mod cmd;
@@ -11,6 +12,7 @@ mod config;
 mod delivery;
 mod log;
 mod network;
+mod queue_runner;
 mod retry;
 mod router;
 mod server;

@@ -154,7 +154,7 @@ pub fn run(cfg: &Config, cmd: &QueueCommand) -> i32 {
 
 /// [`run`] with the output streams given (for tests).
 pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let queue = match crate::cmd::submit::open_queue(cfg) {
+    let queue = match crate::app::open_queue(cfg).map_err(|e| crate::app::OpenError(e).failure()) {
         Ok(q) => q,
         Err(f) => {
             let _ = writeln!(err, "sluice: {}", f.message);

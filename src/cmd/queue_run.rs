@@ -7,26 +7,31 @@ use std::sync::Arc;
 use mailstore::error::sysexits;
 use spool::MessageId;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::delivery::{self, Attempt, Deliverer};
-use crate::log::Logs;
+use crate::delivery::Attempt;
+use crate::queue_runner::QueueRunner;
 
 /// Runs the queue (all of it, or the messages `ids`); `force` tries every
 /// recipient now, frozen messages included. Exit 1 when an ID is unknown.
 pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
-    let logs = Arc::new(Logs::new(cfg.log_dir()));
-    let queue = match crate::cmd::submit::open_queue(cfg) {
-        Ok(q) => q,
-        Err(f) => {
+    let app = match App::open(cfg.clone()) {
+        Ok(app) => app,
+        Err(e) => {
+            let f = e.failure();
             eprintln!("sluice: {}", f.message);
             return f.code;
         }
     };
-    let deliverer = Deliverer::new(cfg.clone(), cfg.routing.clone(), queue, logs);
     if ids.is_empty() {
-        delivery::queue_run(&deliverer, force, cfg.queue.delivery_workers);
+        // The daemon's engine, waited for.
+        let runner = QueueRunner::start(&app);
+        runner.run(force);
+        runner.finish();
         return sysexits::OK;
     }
+    // Named messages are tried here, one by one, so that each can be
+    // reported on stderr.
     let mut code = sysexits::OK;
     for text in ids {
         let id = match MessageId::parse(text) {
@@ -37,13 +42,13 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
                 continue;
             }
         };
-        if deliverer.queue().locate(&id).is_err() {
+        if app.queue.locate(&id).is_err() {
             // Exim's wording for an unknown ID.
             eprintln!("{id}: message not found");
             code = 1;
             continue;
         }
-        if deliverer.attempt(&id, force, false) == Attempt::Skipped {
+        if app.deliverer.attempt(&id, force, false) == Attempt::Skipped {
             eprintln!("{id}: not delivered now (locked by another process, or nothing due)");
         }
     }

@@ -40,10 +40,12 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use mailstore::error::sysexits;
-use spool::{Caller, Envelope, Header, MessageId, Queue, Recipient};
+use spool::{Caller, Envelope, Header, MessageId, Recipient};
 
+use crate::app::App;
 use crate::cmd::Failure;
 use crate::config::Config;
 
@@ -61,7 +63,7 @@ impl From<spool::Error> for Failure {
 }
 
 /// Runs the command on standard input; returns the exit code.
-pub fn run(cfg: &Config, args: &SubmitArgs) -> i32 {
+pub fn run(cfg: &Arc<Config>, args: &SubmitArgs) -> i32 {
     if cfg.data_dir_is_fallback {
         eprintln!(
             "sluice: warning: no data_dir configured and {} does not exist: using {}",
@@ -81,7 +83,13 @@ pub fn run(cfg: &Config, args: &SubmitArgs) -> i32 {
         eprintln!("sluice: {}", e.message);
         return e.code;
     }
-    match submit(cfg, args, &input, &caller) {
+    // The spool is opened only for a message worth queueing: a usage or
+    // data error is reported as such even when the spool is unusable.
+    let queued = compose(cfg, args, &input, &caller).and_then(|m| {
+        let app = App::open(cfg.clone()).map_err(|e| e.failure())?;
+        submit(&app, args, m, &caller)
+    });
+    match queued {
         Ok(id) => {
             if args.verbose {
                 println!("{id}");
@@ -151,14 +159,29 @@ fn read_input(src: &mut dyn Read, cfg: &Config, out: &mut Vec<u8>) -> Result<(),
         .map_err(|e| Failure::new(sysexits::IOERR, format!("reading the message: {e}")))
 }
 
-/// Queues `input` (the raw message as read) for `caller`. Returns the ID
-/// once the message is durable.
-pub fn submit(
+/// A message checked and addressed, not yet queued.
+pub struct Composed {
+    /// The message as normalized (LF line ends, no mbox `From ` line).
+    message: Vec<u8>,
+    /// The message's own headers (`Bcc:` marked deleted with `-t`).
+    headers: Vec<Header>,
+    /// Where the body starts in `message`.
+    body_at: usize,
+    /// The envelope sender, qualified; empty for `<>`.
+    sender: String,
+    /// The envelope recipients, qualified, without repeats.
+    recipients: Vec<String>,
+}
+
+/// Checks `input` (the raw message as read) and finds its sender and
+/// recipients for `caller`: everything that can refuse the message before
+/// the spool is touched.
+pub fn compose(
     cfg: &Config,
     args: &SubmitArgs,
     input: &[u8],
     caller: &Caller,
-) -> Result<MessageId, Failure> {
+) -> Result<Composed, Failure> {
     let message = normalize(input, args.ignore_dots);
     if message.is_empty() {
         return Err(Failure::new(
@@ -177,8 +200,6 @@ pub fn submit(
         ));
     }
     let (mut headers, body_at) = spool::split_message(&message);
-    let body = &message[body_at..];
-    let host = cfg.primary_hostname.as_str();
     let qualify_domain = cfg.qualify_domain.as_str();
 
     let sender = match args.sender.as_deref().map(str::trim) {
@@ -212,7 +233,7 @@ pub fn submit(
     } else {
         given
     };
-    let mut recipients = dedup(recipients);
+    let recipients = dedup(recipients);
     if recipients.is_empty() {
         return Err(Failure::new(
             sysexits::USAGE,
@@ -223,8 +244,35 @@ pub fn submit(
             },
         ));
     }
+    Ok(Composed {
+        message,
+        headers,
+        body_at,
+        sender,
+        recipients,
+    })
+}
 
-    let queue = open_queue(cfg)?;
+/// Queues a composed message for `caller`. Returns the ID once the
+/// message is durable.
+pub fn submit(
+    app: &App,
+    args: &SubmitArgs,
+    composed: Composed,
+    caller: &Caller,
+) -> Result<MessageId, Failure> {
+    let Composed {
+        message,
+        mut headers,
+        body_at,
+        sender,
+        mut recipients,
+    } = composed;
+    let cfg = &app.cfg;
+    let queue = &app.queue;
+    let body = &message[body_at..];
+    let host = cfg.primary_hostname.as_str();
+    let qualify_domain = cfg.qualify_domain.as_str();
     let mut draft = queue.draft()?;
     let id = draft.id();
     draft.write(body)?;
@@ -324,24 +372,12 @@ pub fn submit(
             ..crate::log::Host::default()
         });
     arrival.message_id = crate::log::MessageIdField::of(&out).filter(|_| has_id);
-    crate::log::Logs::new(cfg.log_dir()).main(&crate::log::Event::new(
+    app.logs.main(&crate::log::Event::new(
         Some(id),
         crate::log::Kind::Arrival(arrival),
     ));
     queue.wait_before_exit();
     Ok(id)
-}
-
-/// Opens the configured spool (as the daemon and the queue runner do).
-pub fn open_queue(cfg: &Config) -> Result<Queue, Failure> {
-    crate::server::open_queue(cfg).map_err(|e| {
-        let code = if e.is_temporary() {
-            sysexits::TEMPFAIL
-        } else {
-            sysexits::SOFTWARE
-        };
-        Failure::new(code, format!("cannot open the spool: {e}"))
-    })
 }
 
 /// Starts the delivery of a queued message as `mode` says: `sluice queue

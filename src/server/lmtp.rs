@@ -103,7 +103,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
 /// Also returns the message ID and its `<=` event.
 fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<Pending>) {
     let env = &msg.envelope;
-    let queue = shared.deliverer.queue();
+    let queue = &shared.queue;
     let id = queue.id_generator().next();
     let data = to_lf(&msg.data);
     let received = policy::received(shared, env, id.as_str());
@@ -118,7 +118,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
         let refuse = |code: u16, st: Status, text: String| {
             Some(Pending::Done(Reply::new(code, st, text).into()))
         };
-        let dests = match shared.routing.route(&shared.cfg, addr) {
+        let dests = match shared.cfg.routing.route(&shared.cfg, addr) {
             Routed::Deliver(d) => d,
             Routed::Unrouteable { reason, .. } => {
                 out.push(refuse(
@@ -159,11 +159,9 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
             base: Some(id.delivery_name(i)),
             look_first: false,
         };
-        let staged =
-            shared
-                .deliverer
-                .maildir()
-                .stage(committer.io(), &target, &received, &mut &data[..]);
+        let staged = shared
+            .maildir
+            .stage(committer.io(), &target, &received, &mut &data[..]);
         match staged {
             Ok(Staged::File(mut file)) => {
                 let Some(job) = file.take_job() else {

@@ -18,6 +18,8 @@
 
 pub mod lmtp;
 pub mod policy;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -30,10 +32,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::delivery::{Deliverer, Workers};
 use crate::log::{self, Logs, Origin, Rejected, Stage};
-use crate::router::Routing;
+use crate::queue_runner::QueueRunner;
+use crate::transport::maildir::MaildirTransport;
 use smtp::session::{Poll, Session, SessionConfig, TlsInfo};
 use smtp::{CloseReason, Event, Mode, Notice, Verdict};
 
@@ -53,10 +56,13 @@ pub struct ServeOptions {
 /// What every connection shares.
 pub struct Shared {
     pub cfg: Arc<Config>,
-    pub routing: Routing,
     pub logs: Arc<Logs>,
-    pub deliverer: Arc<Deliverer>,
-    pub workers: Workers,
+    /// The accept path's own handle on the spool.
+    pub queue: spool::Queue,
+    /// Delivers what is accepted, and runs the queue.
+    pub runner: QueueRunner,
+    /// The Maildir transport LMTP delivers through (the delivery agent's).
+    pub maildir: MaildirTransport,
     pub smtp: Arc<SessionConfig>,
     pub lmtp: Arc<SessionConfig>,
     pub tls: Option<TlsAcceptor>,
@@ -95,6 +101,34 @@ impl Drop for Slot {
 }
 
 impl Shared {
+    /// What every session of `app` shares; starts the delivery workers,
+    /// and TLS when `with_tls` (without it the daemon still serves, only
+    /// without STARTTLS).
+    fn new(app: App, with_tls: bool) -> Arc<Shared> {
+        let tls = if with_tls {
+            match tls::server_config(&app.cfg) {
+                Ok(c) => Some(TlsAcceptor::from(c)),
+                Err(e) => {
+                    app.logs.panic(&format!("TLS unavailable: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Arc::new(Shared {
+            smtp: Arc::new(session_config(&app.cfg, Mode::Smtp, tls.is_some())),
+            lmtp: Arc::new(session_config(&app.cfg, Mode::Lmtp, tls.is_some())),
+            runner: QueueRunner::start(&app),
+            maildir: app.deliverer.maildir().clone(),
+            cfg: app.cfg.clone(),
+            logs: app.logs.clone(),
+            queue: app.queue.clone(),
+            tls,
+            connections: Mutex::new(Connections::default()),
+        })
+    }
+
     /// Takes a connection slot, or says which limit refuses it.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Slot, &'static str> {
         let mut c = self.connections.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,73 +164,28 @@ fn session_config(cfg: &Config, mode: Mode, tls: bool) -> SessionConfig {
     s
 }
 
-/// Opens the spool with the committer Maildir deliveries share.
-pub fn open_queue(cfg: &Config) -> Result<spool::Queue, spool::Error> {
-    let opts = spool::QueueOptions {
-        split: cfg.split_spool_directory,
-        id_format: cfg.message_id_format,
-        durability: cfg.durability,
-        ..Default::default()
-    };
-    spool::Queue::open(&cfg.spool_dir(), opts)
-}
-
-/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
-/// exit code.
-/// Builds what every session shares: routing, the spool, the delivery
-/// workers, TLS (`with_tls`). On failure, logs it and returns the exit code.
-fn setup(cfg: &Arc<Config>, with_tls: bool) -> Result<Arc<Shared>, i32> {
-    let logs = Arc::new(Logs::new(cfg.log_dir()));
-    let fail = |what: String| {
-        logs.panic(&what);
-        mailstore::error::sysexits::CONFIG
-    };
+/// Opens the application context for the daemon; on failure logs it and
+/// returns the exit code.
+fn open_app(cfg: &Arc<Config>) -> Result<App, i32> {
     if cfg.data_dir_is_fallback {
         eprintln!(
             "sluice: warning: no data directory configured; using {} (set SLUICE_HOME or data_dir)",
             cfg.data_dir.display()
         );
     }
-    let routing = cfg.routing.clone();
-    let queue = open_queue(cfg).map_err(|e| fail(format!("cannot open the spool: {e}")))?;
-    let deliverer = Arc::new(Deliverer::new(
-        cfg.clone(),
-        routing.clone(),
-        queue,
-        logs.clone(),
-    ));
-    let tls = if with_tls {
-        match tls::server_config(cfg) {
-            Ok(c) => Some(TlsAcceptor::from(c)),
-            Err(e) => {
-                // Without TLS the daemon still serves, without STARTTLS.
-                logs.panic(&format!("TLS unavailable: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let workers = Workers::start(deliverer.clone(), cfg.queue.delivery_workers);
-    Ok(Arc::new(Shared {
-        smtp: Arc::new(session_config(cfg, Mode::Smtp, tls.is_some())),
-        lmtp: Arc::new(session_config(cfg, Mode::Lmtp, tls.is_some())),
-        cfg: cfg.clone(),
-        routing,
-        logs,
-        deliverer,
-        workers,
-        tls,
-        connections: Mutex::new(Connections::default()),
-    }))
+    App::open(cfg.clone()).map_err(|e| {
+        // No App, so no logs of its own to write this with.
+        Logs::new(cfg.log_dir()).panic(&e.to_string());
+        mailstore::error::sysexits::CONFIG
+    })
 }
 
 /// `sluice smtp-stdio` (`-bs`): one SMTP session on standard input and
 /// output, as MUAs and inetd run it. Accepted messages are queued durably
 /// and delivered before the command exits.
 pub fn run_stdio(cfg: Arc<Config>) -> i32 {
-    let shared = match setup(&cfg, false) {
-        Ok(s) => s,
+    let shared = match open_app(&cfg) {
+        Ok(app) => Shared::new(app, false),
         Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -214,22 +203,22 @@ pub fn run_stdio(cfg: Arc<Config>) -> i32 {
         let stream = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
         serve_connection(Box::new(stream), None, Mode::Smtp, None, s).await;
     });
-    shared.workers.finish();
-    shared.deliverer.queue().wait_before_exit();
+    shared.runner.finish();
+    shared.queue.wait_before_exit();
     0
 }
 
-/// Runs the daemon until it is killed or gets SIGTERM/SIGINT. Returns the
-/// exit code.
+/// Runs the daemon until it is killed or gets SIGTERM/SIGINT: opens the
+/// application context, binds the listeners (`opts.listen` in place of
+/// `smtp.listen` when given) and [`serve`]s. Returns the exit code.
 pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
-    let shared = match setup(&cfg, true) {
-        Ok(s) => s,
+    let app = match open_app(&cfg) {
+        Ok(app) => app,
         Err(code) => return code,
     };
-    let (logs, deliverer) = (shared.logs.clone(), shared.deliverer.clone());
-    let logs2 = logs.clone();
+    let logs = app.logs.clone();
     let fail = move |what: String| {
-        logs2.panic(&what);
+        logs.panic(&what);
         mailstore::error::sysexits::CONFIG
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -241,13 +230,13 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
     };
     runtime.block_on(async move {
         let listen = if opts.listen.is_empty() {
-            cfg.smtp.listen.clone()
+            &cfg.smtp.listen
         } else {
-            opts.listen.clone()
+            &opts.listen
         };
         let mut bound = Vec::new();
         for (addrs, kind) in [
-            (&listen, Kind::Smtp),
+            (listen, Kind::Smtp),
             (&cfg.smtp.tls_listen, Kind::SmtpTls),
             (&cfg.smtp.lmtp_listen, Kind::Lmtp),
         ] {
@@ -258,63 +247,73 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 }
             }
         }
-        let names: Vec<String> = bound.iter().map(|l| l.describe()).collect();
-        logs.main(&log::Event::other(
-            None,
-            format!(
-                "sluice daemon started: pid={}, {}",
-                std::process::id(),
-                names.join(", ")
-            ),
-        ));
-        // Tests and scripts wait for this line to know the ports.
-        println!("listening {}", names.join(" "));
-        // What an earlier run left queued (after a crash too), listed before
-        // the first connection is accepted: the startup run delivers those
-        // and only those, so that with `queue_only` what this daemon accepts
-        // waits for a queue run however late the startup run gets going.
-        let left = deliverer.queue().ids();
-        for l in bound {
-            tokio::spawn(accept_loop(l, shared.clone()));
-        }
-        let d = deliverer.clone();
-        let interval = opts.queue_interval;
-        let runner_shared = shared.clone();
-        std::thread::spawn(move || {
-            runner_dispatch(&d, &runner_shared, Some(left));
-            if let Some(i) = interval {
-                loop {
-                    std::thread::sleep(i);
-                    runner_dispatch(&d, &runner_shared, None);
-                }
-            }
-        });
-        wait_for_signal().await;
-        logs.main(&log::Event::other(None, "sluice daemon stopping on signal"));
-        // IDs made in this process (LMTP arrivals) must not be made again
-        // by a successor with the same pid in the same instant.
-        deliverer.queue().wait_before_exit();
-        0
+        serve(app, bound, opts.queue_interval, wait_for_signal()).await
     })
 }
 
-/// A queue run in the daemon: clean garbage, then hand every queued
-/// message (or those `listed` already) to the delivery workers (they skip
-/// what is not due).
-fn runner_dispatch(
-    d: &Deliverer,
-    shared: &Shared,
-    listed: Option<spool::Result<Vec<spool::MessageId>>>,
-) {
-    d.clean_garbage();
-    match listed.unwrap_or_else(|| d.queue().ids()) {
-        Ok(ids) => {
-            for id in ids {
-                shared.workers.dispatch(id, false, false);
+/// Serves `listeners` until `shutdown` resolves (the binary passes
+/// SIGTERM/SIGINT, tests a channel), with queue runs at startup and every
+/// `queue_interval`. Returns the exit code. Then no listener accepts any
+/// more; sessions under way and the delivery workers are left to the end
+/// of the runtime and of the process.
+pub async fn serve(
+    app: App,
+    listeners: Vec<Listener>,
+    queue_interval: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) -> i32 {
+    let logs = app.logs.clone();
+    // Reading (or making) the TLS certificate is file I/O: off the runtime.
+    let shared = match tokio::task::spawn_blocking(move || Shared::new(app, true)).await {
+        Ok(s) => s,
+        Err(e) => {
+            logs.panic(&format!("cannot start the daemon: {e}"));
+            return mailstore::error::sysexits::SOFTWARE;
+        }
+    };
+    let names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
+    shared.logs.main(&log::Event::other(
+        None,
+        format!(
+            "sluice daemon started: pid={}, {}",
+            std::process::id(),
+            names.join(", ")
+        ),
+    ));
+    // Tests and scripts wait for this line to know the ports.
+    println!("listening {}", names.join(" "));
+    // What an earlier run left queued (after a crash too), listed before
+    // the first connection is accepted: the startup run delivers those
+    // and only those, so that with `queue_only` what this daemon accepts
+    // waits for a queue run however late the startup run gets going.
+    let left = shared.queue.ids();
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone())))
+        .collect();
+    let runner_shared = shared.clone();
+    // Queue runs list the spool and clean garbage: blocking work, on a
+    // thread of their own.
+    std::thread::spawn(move || {
+        runner_shared.runner.run_listed(left, false);
+        if let Some(i) = queue_interval {
+            loop {
+                std::thread::sleep(i);
+                runner_shared.runner.run(false);
             }
         }
-        Err(e) => shared.logs.panic(&format!("queue run: {e}")),
+    });
+    shutdown.await;
+    for a in &accepting {
+        a.abort();
     }
+    shared
+        .logs
+        .main(&log::Event::other(None, "sluice daemon stopping on signal"));
+    // IDs made in this process (LMTP arrivals) must not be made again
+    // by a successor with the same pid in the same instant.
+    shared.queue.wait_before_exit();
+    0
 }
 
 async fn wait_for_signal() {
@@ -333,14 +332,16 @@ async fn wait_for_signal() {
     }
 }
 
+/// What a TCP listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Smtp,
     SmtpTls,
     Lmtp,
 }
 
-enum Listener {
+/// A bound listening socket and the protocol it serves.
+pub enum Listener {
     Tcp(TcpListener, Kind),
     Unix(UnixListener, PathBuf),
 }
@@ -361,7 +362,8 @@ impl Listener {
     }
 }
 
-async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
+/// Binds `addr` (`host:port`, or `unix:PATH` for LMTP) for `kind`.
+pub async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = PathBuf::from(path);
         // A socket left by an earlier run is replaced; anything else is not.

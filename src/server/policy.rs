@@ -56,8 +56,8 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
             } else {
                 format!("{query}@{}", shared.cfg.primary_hostname)
             };
-            let (cfg, routing) = (shared.cfg.clone(), shared.routing.clone());
-            let routed = tokio::task::spawn_blocking(move || routing.route(&cfg, &addr)).await;
+            let cfg = shared.cfg.clone();
+            let routed = tokio::task::spawn_blocking(move || cfg.routing.route(&cfg, &addr)).await;
             match routed {
                 Ok(Routed::Deliver(_)) => Reply::new(
                     250,
@@ -103,10 +103,10 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
     if !local && !relay_ok {
         return smtp::relay_not_permitted().into();
     }
-    let (cfg, routing) = (shared.cfg.clone(), shared.routing.clone());
+    let cfg = shared.cfg.clone();
     let over_quota = cfg.over_quota;
     let checked = tokio::task::spawn_blocking(move || {
-        let routed = routing.route(&cfg, &address);
+        let routed = cfg.routing.route(&cfg, &address);
         let quota = match &routed {
             Routed::Deliver(dests) => dests
                 .iter()
@@ -225,7 +225,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
         let (staged, arrival) = stage(&s, &msg)?;
         // With Batch this only queues the job for the committer thread;
         // with Strict it flushes here, which is why it runs off the runtime.
-        Ok::<_, spool::Error>((s.deliverer.queue().submit(staged), arrival))
+        Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
     })
     .await;
     let (entry, arrival) = match staged {
@@ -239,7 +239,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
                 .logs
                 .main(&log::Event::new(Some(id), log::Kind::Arrival(arrival)));
             if !shared.cfg.queue_only {
-                shared.workers.dispatch(id, false, true);
+                shared.runner.arrived(id);
             }
             Reply::queued(id.as_str()).into()
         }
@@ -263,7 +263,7 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
     let env = &msg.envelope;
     let data = to_lf(&msg.data);
     let (headers, body_at) = split_message(&data);
-    let queue = shared.deliverer.queue();
+    let queue = &shared.queue;
     let mut draft = queue.draft()?;
     let id = draft.id();
     let mut all = Vec::with_capacity(headers.len() + 1);

@@ -1,0 +1,161 @@
+//! The daemon in process: [`serve`] on a listener the test binds itself,
+//! stopped through its shutdown future, with no stdout to scrape.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Kind, Listener, serve};
+use crate::app::App;
+use crate::config::{self, Config};
+
+/// How long a step may take before the test gives up on it (a loaded
+/// machine shared with other builds is slow, not broken).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A configuration whose data directory is `dir`.
+fn config_in(dir: &Path) -> Arc<Config> {
+    let data_dir = toml::Value::String(dir.display().to_string());
+    let text = format!("data_dir = {data_dir}\nprimary_hostname = \"mx.test\"\n");
+    let cfg = config::from_str("test", &text).expect("test configuration");
+    // $SLUICE_HOME wins over data_dir; the test must not write there.
+    assert_eq!(
+        cfg.data_dir, dir,
+        "SLUICE_HOME is set in the environment; unset it to run this test"
+    );
+    Arc::new(cfg)
+}
+
+/// A line-by-line SMTP client on a tokio stream.
+struct Client {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        let (r, w) = TcpStream::connect(addr)
+            .await
+            .expect("connect")
+            .into_split();
+        Client {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    async fn reply(&mut self) -> smtp::Reply {
+        let mut reader = smtp::ReplyReader::new();
+        loop {
+            let mut line = Vec::new();
+            let n = tokio::time::timeout(PATIENCE, self.reader.read_until(b'\n', &mut line))
+                .await
+                .expect("a reply in time")
+                .expect("read");
+            assert!(n > 0, "connection closed in a reply");
+            if let Some(r) = reader.push_line(&line).expect("a reply line") {
+                return r;
+            }
+        }
+    }
+
+    async fn cmd(&mut self, line: &str) -> smtp::Reply {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write");
+        self.reply().await
+    }
+}
+
+/// Polls `cond` until it holds or [`PATIENCE`] runs out.
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// The files directly in `dir`; none when it does not exist yet.
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn serve_delivers_a_message_and_returns_when_shutdown_resolves() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cfg = config_in(dir.path());
+    let app = App::open(cfg.clone()).expect("open the application context");
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("local address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        app,
+        vec![Listener::Tcp(tcp, Kind::Smtp)],
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.reply().await.code(), 220);
+    assert_eq!(c.cmd("EHLO client.test").await.code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@client.test>").await.code(), 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@mx.test>").await.code(), 250);
+    assert_eq!(c.cmd("DATA").await.code(), 354);
+    let queued = c
+        .cmd("Subject: in process\r\n\r\nHello from the test.\r\n.")
+        .await;
+    assert_eq!(queued.code(), 250, "{queued}");
+    let id = queued.queued_id().expect("250 OK id=...").to_string();
+    assert_eq!(c.cmd("QUIT").await.code(), 221);
+
+    // The delivery workers take the message after the 250.
+    let new = cfg.data_dir.join("mail/mx.test/alice/new");
+    assert!(
+        eventually(|| files_in(&new).len() == 1).await,
+        "no Maildir file in {}",
+        new.display()
+    );
+    let files = files_in(&new);
+    let message = std::fs::read(&files[0]).expect("the delivered message");
+    let text = String::from_utf8_lossy(&message);
+    assert!(text.contains("Hello from the test."), "{text}");
+    assert!(
+        text.contains(&id),
+        "the Received: header names {id}: {text}"
+    );
+
+    stop.send(())
+        .expect("serve is still waiting for its shutdown");
+    let code = tokio::time::timeout(PATIENCE, server)
+        .await
+        .expect("serve returned in time")
+        .expect("serve did not panic");
+    assert_eq!(code, 0);
+    let mainlog = std::fs::read_to_string(cfg.log_dir().join("mainlog")).expect("mainlog");
+    assert!(
+        mainlog.contains("sluice daemon stopping on signal"),
+        "{mainlog}"
+    );
+    // No listener accepts any more once serve has returned.
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "{addr} still accepts after serve returned");
+}
