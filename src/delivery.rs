@@ -179,20 +179,24 @@ impl Deliverer {
     /// the accept path starts right after queueing: no earlier attempt can
     /// have delivered anything, so Maildirs need not be searched.
     pub fn attempt(&self, id: &MessageId, force: bool, arrival: bool) -> Attempt {
-        self.attempt_many(&[(*id, force, arrival)])
-            .pop()
-            .unwrap_or(Attempt::Skipped)
+        self.attempt_many(&[Dispatch {
+            id: *id,
+            force,
+            arrival,
+        }])
+        .pop()
+        .unwrap_or(Attempt::Skipped)
     }
 
     /// [`Deliverer::attempt`] for several messages at once: all their
     /// Maildir files are handed to the committer together, so that they
     /// share one flush however few delivery threads there are.
-    pub fn attempt_many(&self, batch: &[Job]) -> Vec<Attempt> {
+    pub fn attempt_many(&self, batch: &[Dispatch]) -> Vec<Attempt> {
         let mut results: Vec<Option<Attempt>> = Vec::with_capacity(batch.len());
         let mut prepared: Vec<(usize, Box<Prepared>)> = Vec::new();
         let mut jobs = Vec::new();
-        for (k, (id, force, arrival)) in batch.iter().enumerate() {
-            match self.prepare(id, *force, *arrival) {
+        for (k, job) in batch.iter().enumerate() {
+            match self.prepare(&job.id, job.force, job.arrival) {
                 Step::Done(a) => results.push(Some(a)),
                 Step::Ready(mut p) => {
                     jobs.extend(p.staged().filter_map(|(f, _)| f.take_job()));
@@ -608,22 +612,29 @@ fn local_part(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(l, _)| l)
 }
 
-/// A message to try, whether to force it, and whether it just arrived.
-pub type Job = (MessageId, bool, bool);
+/// A message handed to the delivery threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Dispatch {
+    pub id: MessageId,
+    /// Try every recipient now, frozen messages too (`-qff`, `-M`).
+    pub force: bool,
+    /// The first attempt, right after the message was queued.
+    pub arrival: bool,
+}
 
 /// Most messages one delivery thread takes into one flush.
 const WORKER_BATCH: usize = 64;
 
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
-    tx: std::sync::Mutex<Option<Sender<Job>>>,
+    tx: std::sync::Mutex<Option<Sender<Dispatch>>>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Workers {
     /// Starts `n` threads delivering with `deliverer`.
     pub fn start(deliverer: Arc<Deliverer>, n: usize) -> Workers {
-        let (tx, rx): (Sender<Job>, Receiver<Job>) = channel::unbounded();
+        let (tx, rx): (Sender<Dispatch>, Receiver<Dispatch>) = channel::unbounded();
         let mut threads = Vec::new();
         for k in 0..n.max(1) {
             let (rx, d) = (rx.clone(), deliverer.clone());
@@ -660,7 +671,7 @@ impl Workers {
     /// right after the message was queued.
     pub fn dispatch(&self, id: MessageId, force: bool, arrival: bool) {
         if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send((id, force, arrival));
+            let _ = tx.send(Dispatch { id, force, arrival });
         }
     }
 

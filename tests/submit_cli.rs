@@ -544,7 +544,7 @@ fn dsn_options_and_origin_are_stored() {
     ));
     let h = header_file(&d, &id);
     assert!(h.contains("\n-dsn_envid env-77\n"), "{h}");
-    assert!(h.contains("\n-dsn_ret hdrs\n"), "{h}");
+    assert!(h.contains("\n-dsn_ret 1\n"), "{h}");
     // NOTIFY goes on the recipient line (Exim's "address orcpt dsnflags#"
     // form); the spool's parser reads it back as the same flags.
     let q = spool::Queue::open(&d.home().join("spool"), spool::QueueOptions::default()).unwrap();

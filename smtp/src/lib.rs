@@ -73,6 +73,6 @@ pub use params::{BodyType, MailParams, RcptParams};
 pub use received::{Stamp, protocol_name, received_header};
 pub use reply::{Reply, ReplyError, ReplyReader, Status, local_problem, relay_not_permitted};
 pub use session::{
-    CloseReason, Envelope, Event, HelloVerb, Message, Mode, Notice, Poll, Recipient, Session,
-    SessionConfig, TlsInfo, Verdict,
+    CloseReason, Event, HelloVerb, Message, Mode, Notice, Poll, Recipient, Session, SessionConfig,
+    SmtpEnvelope, TlsInfo, Verdict,
 };

@@ -5,7 +5,9 @@ use super::body::Body;
 use super::command::after_keyword;
 use super::params::{self, MailParams, ParamError};
 use super::reply;
-use super::session::{Envelope, Event, HelloVerb, Pending, Session, Transaction, Verdict, decided};
+use super::session::{
+    Event, HelloVerb, Pending, Session, SmtpEnvelope, Transaction, Verdict, decided,
+};
 
 const USAGE: &str = "MAIL FROM:<address> [parameters]";
 
@@ -74,7 +76,7 @@ impl Session {
             // Cannot happen: MAIL is refused before a greeting.
             return self.reply(&reply::local_error());
         };
-        let envelope = Envelope {
+        let envelope = SmtpEnvelope {
             helo,
             hello_verb,
             protocol: self.protocol(params.smtputf8),

@@ -21,7 +21,7 @@
 
 use std::net::IpAddr;
 
-use super::session::{Envelope, HelloVerb, Mode};
+use super::session::{HelloVerb, Mode, SmtpEnvelope};
 
 /// What the header needs beyond the envelope.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +38,7 @@ pub struct Stamp<'a> {
 }
 
 /// The complete header, folded as Exim folds it, ending in CRLF.
-pub fn received_header(envelope: &Envelope, stamp: &Stamp<'_>) -> String {
+pub fn received_header(envelope: &SmtpEnvelope, stamp: &Stamp<'_>) -> String {
     let mut h = String::from("Received: ");
     match envelope.peer {
         Some(ip) => {
@@ -179,8 +179,8 @@ mod tests {
         }
     }
 
-    fn envelope(peer: Option<&str>, helo: &str, tls: bool, rcpts: &[&str]) -> Envelope {
-        Envelope {
+    fn envelope(peer: Option<&str>, helo: &str, tls: bool, rcpts: &[&str]) -> SmtpEnvelope {
+        SmtpEnvelope {
             helo: helo.into(),
             hello_verb: HelloVerb::Ehlo,
             protocol: if tls { "esmtps" } else { "esmtp" }.into(),

@@ -144,7 +144,7 @@ pub struct Recipient {
 
 /// The envelope of the transaction in progress or of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub struct SmtpEnvelope {
     /// The HELO/EHLO/LHLO argument.
     pub helo: String,
     pub hello_verb: HelloVerb,
@@ -167,7 +167,7 @@ pub struct Envelope {
 /// A complete message, ready for the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub envelope: Envelope,
+    pub envelope: SmtpEnvelope,
     /// The message as received: dot-unstuffed, CRLF line ends as sent.
     pub data: Vec<u8>,
     /// The data has octets above 127.
@@ -225,7 +225,7 @@ pub enum Notice {
     /// A message was received to its end but refused by the session (size,
     /// bare CR or LF, line length); no [`Event::Message`] follows.
     MessageRefused {
-        envelope: Box<Envelope>,
+        envelope: Box<SmtpEnvelope>,
         size: u64,
         reply: Reply,
     },
@@ -274,7 +274,7 @@ pub enum Poll {
 /// message, RSET, or a new greeting.
 #[derive(Debug)]
 pub(super) struct Transaction {
-    pub envelope: Envelope,
+    pub envelope: SmtpEnvelope,
     pub body: Body,
 }
 
@@ -476,7 +476,7 @@ impl Session {
     }
 
     /// Answers an LMTP message with one verdict per accepted recipient, in
-    /// the order of [`Envelope::recipients`]. A missing verdict counts as
+    /// the order of [`SmtpEnvelope::recipients`]. A missing verdict counts as
     /// `451 4.3.0`; extra ones are ignored. For an SMTP message, or any
     /// other event, the first verdict is the answer.
     pub fn verdicts(&mut self, verdicts: Vec<Verdict>) {
@@ -538,7 +538,7 @@ impl Session {
     }
 
     /// The transaction in progress, if any: sender, recipients so far.
-    pub fn envelope(&self) -> Option<&Envelope> {
+    pub fn envelope(&self) -> Option<&SmtpEnvelope> {
         self.tx.as_ref().map(|tx| &tx.envelope)
     }
 

@@ -17,8 +17,8 @@
 //! carol@example.com                    recipients, one per line; with DSN data Exim's
 //! bob@example.net                        "addr orcpt len,notify errors_to len,pno#3" form
 //!                                      blank line
-//! 018F From: alice@example.org         headers: "NNNc " = length incl. newline, flag
-//! 038T To: carol@example.com, bob@example.net
+//! 024F From: alice@example.org         headers: "NNNc " = length incl. newline, flag
+//! 039T To: carol@example.com, bob@example.net
 //! ```
 //!
 //! Header flags: `B` Bcc, `C` Cc, `F` From, `I` Message-ID, `P` Received,
@@ -161,8 +161,10 @@ pub enum RcptState {
     #[default]
     Pending,
     /// A delivery started at `since` and its outcome was not recorded (the
-    /// process died): before trying again, look whether it landed
-    /// ([`MessageId::delivery_name`]).
+    /// process died). Only deliveries that cannot be found again record
+    /// their start (an mbox append): they are made again. A Maildir
+    /// delivery records none; it is looked for by its name
+    /// ([`MessageId::delivery_name`]) before any retry.
     InFlight { since: u64 },
     /// A temporary failure at `at`; next attempt not before `until`.
     Deferred {
@@ -539,9 +541,11 @@ pub fn render(id: &MessageId, env: &Envelope, headers: &[Header]) -> Result<Vec<
     opt("dsn_envid", env.dsn_envid.as_deref());
     opt(
         "dsn_ret",
+        // Exim's numbers (dsn_ret_hdrs 1, dsn_ret_full 2); the names an
+        // earlier release wrote are still read.
         env.dsn_ret.map(|r| match r {
-            DsnRet::Headers => "hdrs",
-            DsnRet::Full => "full",
+            DsnRet::Headers => "1",
+            DsnRet::Full => "2",
         }),
     );
     opt("frozen", env.frozen.map(|t| t.to_string()).as_deref());

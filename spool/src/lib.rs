@@ -8,10 +8,11 @@
 //! - [`journal`]: the `-J` delivery journal;
 //! - [`queue`]: entering, reading, listing, counting, cleaning;
 //! - [`count`]: the remembered per-directory counts behind [`Queue::count`];
-//! - [`delivery`]: the per-message lock and recording of outcomes.
+//! - [`locked`]: the per-message lock and recording of outcomes.
 //!
 //! Which files exist in each state of a message (see [`queue`] and
-//! [`delivery`] for what a crash at each step leaves):
+//! [`locked`] for what a crash at each step leaves; docs/spool-format.md
+//! has the whole table, rewrites included):
 //!
 //! | state                         | `-D.tmp`/`-H.tmp` | `-D` | `-H` | `-J` | visible |
 //! |-------------------------------|-------------------|------|------|------|---------|

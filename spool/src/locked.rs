@@ -6,10 +6,11 @@
 //! queue runners (threads or processes, or Exim on a shared spool) never
 //! deliver one message at once. While it holds the lock:
 //!
-//! 1. [`LockedMessage::start`] records an *intent* for a recipient before a local
-//!    delivery begins (the delivery names its Maildir file
-//!    [`MessageId::delivery_name`], so after a crash recovery can look
-//!    whether it landed);
+//! 1. [`LockedMessage::start`] records an *intent* for a recipient before a
+//!    delivery that cannot be found again begins (an mbox append): after a
+//!    crash the recipient shows as in flight and is delivered again. A
+//!    Maildir delivery records none: its file is named
+//!    [`MessageId::delivery_name`] and looked for before any retry;
 //! 2. [`LockedMessage::record`] records the outcome (delivered, failed, deferred
 //!    until a time);
 //! 3. [`LockedMessage::finish`] ends the attempt: a message with every recipient

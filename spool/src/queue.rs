@@ -470,8 +470,10 @@ impl Queue {
 
     /// Removes what interrupted entries and removals leave behind, once it
     /// is at least `min_age` old (so that an entry still writing is never
-    /// touched): temporary files, `-D` and `-J` files without their `-H`,
-    /// message logs of messages that are gone. Returns what it removed.
+    /// touched): temporary files, `-D` and `-J` files without their `-H`, a
+    /// lone `-H` (a removal half undone by a power cut, or an entry whose
+    /// `-D` rename a power cut lost), message logs of messages that are
+    /// gone. Returns what it removed.
     pub fn clean_garbage(&self, min_age: Duration) -> Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
         for dir in self.layout().input_dirs() {

@@ -40,8 +40,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
     let (id, arrival, pending) = match staged {
         Ok(p) => p,
         Err(_) => {
-            let r: Verdict =
-                Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into();
+            let r: Verdict = smtp::local_problem("Temporary local problem").into();
             return vec![r; msg.envelope.recipients.len()];
         }
     };
@@ -129,11 +128,9 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
                 continue;
             }
             Routed::Defer { reason, .. } => {
-                out.push(refuse(
-                    451,
-                    Status::new(4, 3, 0),
-                    format!("<{addr}>: {reason}"),
-                ));
+                out.push(Some(Pending::Done(
+                    smtp::local_problem(format!("<{addr}>: {reason}")).into(),
+                )));
                 continue;
             }
         };
@@ -165,7 +162,9 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
         match staged {
             Ok(Staged::File(mut file)) => {
                 let Some(job) = file.take_job() else {
-                    out.push(refuse(451, Status::new(4, 3, 0), "Local problem".into()));
+                    out.push(Some(Pending::Done(
+                        smtp::local_problem("Local problem").into(),
+                    )));
                     continue;
                 };
                 jobs.push(job);
@@ -211,11 +210,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
     }
     let pending = out
         .into_iter()
-        .map(|p| {
-            p.unwrap_or_else(|| {
-                Pending::Done(Reply::new(451, Status::new(4, 3, 0), "Local problem").into())
-            })
-        })
+        .map(|p| p.unwrap_or_else(|| Pending::Done(smtp::local_problem("Local problem").into())))
         .collect();
     (id, arrival, pending)
 }
@@ -223,7 +218,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
 /// The `<=` event: sender, host, `P=lmtp`, the size the message would
 /// have in the spool (with the Received: line) and the Message-ID it came
 /// with.
-fn arrival(env: &smtp::session::Envelope, received: &[u8], data: &[u8]) -> Arrival {
+fn arrival(env: &smtp::session::SmtpEnvelope, received: &[u8], data: &[u8]) -> Arrival {
     let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
     let host = super::host_of(
         env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),

@@ -11,10 +11,10 @@
 //!
 //! The accept path: the whole message is in memory (bounded by
 //! `message_size_limit`) → it is written to the spool under temporary names
-//! and committed with the group committer → `250 2.0.0 OK id=<ID>` once the
-//! `-H` and `-D` files and their directory entries are durable → the `<=`
-//! line is logged → a delivery worker takes the message unless
-//! `queue_only` is set.
+//! and committed with the group committer; once the `-H` and `-D` files and
+//! their directory entries are durable, the `<=` line is logged, a delivery
+//! worker is handed the message (unless `queue_only` is set), and `250
+//! 2.0.0 OK id=<ID>` is sent.
 
 pub mod lmtp;
 pub mod policy;

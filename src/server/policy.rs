@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mailstore::maildir::{Maildir, OverQuota};
-use spool::{Envelope as SpoolEnvelope, Header, HostAddress, split_message};
+use spool::{Envelope, Header, HostAddress, split_message};
 
 use super::{Shared, host_of};
 use crate::clock;
@@ -71,12 +71,7 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
                     format!("<{query}>: unknown user"),
                 )
                 .into(),
-                _ => Reply::new(
-                    451,
-                    Status::new(4, 3, 0),
-                    "Temporary failure, try again later",
-                )
-                .into(),
+                _ => smtp::local_problem("Temporary failure, try again later").into(),
             }
         }
         _ => Verdict::Accept,
@@ -132,13 +127,10 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
             format!("<{address}>: Unrouteable address"),
         )
         .into(),
-        Ok((Routed::Defer { reason, .. }, _)) => Reply::new(
-            451,
-            Status::new(4, 3, 0),
-            format!("Temporary failure, try again later ({reason})"),
-        )
-        .into(),
-        Err(_) => Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into(),
+        Ok((Routed::Defer { reason, .. }, _)) => {
+            smtp::local_problem(format!("Temporary failure, try again later ({reason})")).into()
+        }
+        Err(_) => smtp::local_problem("Temporary local problem").into(),
     }
 }
 
@@ -173,7 +165,7 @@ pub fn over_quota_reply(e: &mailstore::Error) -> Option<Reply> {
 
 /// The `Received:` header Sluice adds, in Exim's form, with LF line ends
 /// (the spool's and the Maildir's).
-pub fn received(shared: &Shared, env: &smtp::session::Envelope, id: &str) -> Vec<u8> {
+pub fn received(shared: &Shared, env: &smtp::session::SmtpEnvelope, id: &str) -> Vec<u8> {
     let header = received_header(
         env,
         &Stamp {
@@ -231,7 +223,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
     let (entry, arrival) = match staged {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return spool_failure(shared, &e),
-        Err(_) => return Reply::new(451, Status::new(4, 3, 0), "Temporary local problem").into(),
+        Err(_) => return smtp::local_problem("Temporary local problem").into(),
     };
     match entry.wait_async().await {
         Ok(id) => {
@@ -249,12 +241,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
 
 fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
     shared.logs.panic(&format!("spool write failed: {e}"));
-    Reply::new(
-        451,
-        Status::new(4, 3, 0),
-        "Local problem writing the spool, try again later",
-    )
-    .into()
+    smtp::local_problem("Local problem writing the spool, try again later").into()
 }
 
 /// Writes the message into the spool under temporary names; returns it
@@ -280,7 +267,7 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
         .map(|r| r.address.as_str().to_string())
         .collect();
     let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    let mut senv = SpoolEnvelope::new(from.clone(), &rcpt_refs);
+    let mut senv = Envelope::new(from.clone(), &rcpt_refs);
     senv.caller = crate::sys::process_caller().clone();
     senv.protocol = Some(env.protocol.clone());
     senv.helo_name = Some(env.helo.clone());
