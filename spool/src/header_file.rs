@@ -138,16 +138,20 @@ pub enum DsnRet {
     Full,
 }
 
-/// `NOTIFY=` of an SMTP `RCPT` command, as bits (none set: not given).
+/// `NOTIFY=` of an SMTP `RCPT` command, as bits (none set: not given),
+/// with Exim's values (`rf_notify_*` in its structs.h), so that the flags
+/// of a recipient line mean the same to Exim and to Sluice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct DsnNotify(pub u8);
 
 impl DsnNotify {
-    pub const NEVER: u8 = 1;
-    pub const SUCCESS: u8 = 2;
-    pub const FAILURE: u8 = 4;
-    pub const DELAY: u8 = 8;
-    pub const ALL: u8 = 15;
+    /// Exim's `rf_dsnlasthop`: the next hop got NOTIFY (no DSN due here).
+    pub const LAST_HOP: u8 = 1;
+    pub const NEVER: u8 = 2;
+    pub const SUCCESS: u8 = 4;
+    pub const FAILURE: u8 = 8;
+    pub const DELAY: u8 = 16;
+    pub const ALL: u8 = 31;
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -276,8 +280,10 @@ pub struct Envelope {
     pub dsn_ret: Option<DsnRet>,
     /// Lines in the body. Set when the message is queued.
     pub body_linecount: u64,
-    /// Bytes of body. Set when the message is queued.
-    pub body_size: u64,
+    /// Bytes of body. Set when the message is queued; `None` in a file
+    /// Exim wrote (Exim records no `-body_size`): the `-D` file's length
+    /// is then taken as it is.
+    pub body_size: Option<u64>,
     pub recipients: Vec<Recipient>,
     /// Options this version does not know, kept in order and written back.
     pub extra: Vec<(String, Option<String>)>,
@@ -314,7 +320,7 @@ impl Envelope {
             dsn_envid: None,
             dsn_ret: None,
             body_linecount: 0,
-            body_size: 0,
+            body_size: Some(0),
             recipients: Vec::new(),
             extra: Vec::new(),
         }
@@ -461,7 +467,7 @@ pub struct HeaderFile {
 impl HeaderFile {
     /// The message size Exim's `-bp` shows: headers plus body.
     pub fn size(&self) -> u64 {
-        self.header_size + self.envelope.body_size
+        self.header_size + self.envelope.body_size.unwrap_or(0)
     }
 
     /// Serializes into the `-H` format. Fails (permanently) on an envelope
@@ -550,7 +556,9 @@ pub fn render(id: &MessageId, env: &Envelope, headers: &[Header]) -> Result<Vec<
     );
     opt("frozen", env.frozen.map(|t| t.to_string()).as_deref());
     let _ = writeln!(s, "-body_linecount {}", env.body_linecount);
-    let _ = writeln!(s, "-body_size {}", env.body_size);
+    if let Some(n) = env.body_size {
+        let _ = writeln!(s, "-body_size {n}");
+    }
     let _ = writeln!(s, "-header_size {header_size}");
     if env.local {
         s.push_str("-local\n");
@@ -875,6 +883,8 @@ impl<'a> Parser<'a> {
             micros: 0,
         };
         let mut env = Envelope::blank(caller, sender, arrival);
+        // Set by a `-body_size` line, which Exim does not write.
+        env.body_size = None;
         env.warning_count = self.number("warning count", w)?;
 
         // Options, until the first line that does not start with '-'.
@@ -935,7 +945,7 @@ impl<'a> Parser<'a> {
                     env.body_linecount = self.number("body_linecount", &need(value)?)?
                 }
                 "body_size" => {
-                    env.body_size = self.number("body_size", &need(value)?)?;
+                    env.body_size = Some(self.number("body_size", &need(value)?)?);
                 }
                 "header_size" => header_size = Some(self.number("header_size", &need(value)?)?),
                 "rcpt_state" => {
@@ -1253,7 +1263,7 @@ mod tests {
         env.auth_mechanism = Some("plain".into());
         env.auth_id = Some("alice".into());
         env.body_linecount = 2;
-        env.body_size = 12;
+        env.body_size = Some(12);
         env.recipients[1].state = RcptState::Delivered { at: 1_739_545_960 };
         env.recipients[0].notify = DsnNotify(DsnNotify::FAILURE | DsnNotify::DELAY);
         env.recipients[0].orcpt = Some("rfc822;carol@example.com".into());
@@ -1292,7 +1302,7 @@ alice 1000 100
 -rcpt_state 1 delivered 1739545960
 NN bob@example.net
 2
-carol@example.com rfc822;carol@example.com 24,12  0,-1#3
+carol@example.com rfc822;carol@example.com 24,24  0,-1#3
 bob@example.net
 
 063P Received: from client.example
@@ -1617,7 +1627,7 @@ c@example.net
         (
             addr(),
             proptest::option::of(addr()),
-            0u8..16,
+            0u8..32,
             proptest::option::of(addr()),
             state(),
         )
@@ -1701,7 +1711,7 @@ c@example.net
                     dsn_envid,
                     dsn_ret,
                     body_linecount: body.0,
-                    body_size: body.1,
+                    body_size: Some(body.1),
                     recipients,
                     extra,
                 },

@@ -788,7 +788,7 @@ impl Draft {
         }
         let mut env = env.clone();
         env.arrival = Timestamp::of_id(&id);
-        env.body_size = self.body_size;
+        env.body_size = Some(self.body_size);
         env.body_linecount = self.lines;
         let bytes = match header_file::render(&id, &env, headers) {
             Ok(b) => b,
@@ -905,7 +905,12 @@ pub struct Body {
 impl Body {
     /// Checks `file` (the `-D` of `id`, at `path`): its first line and its
     /// length against `body_size` from the `-H` file.
-    pub(crate) fn new(file: File, path: PathBuf, id: &MessageId, body_size: u64) -> Result<Body> {
+    pub(crate) fn new(
+        file: File,
+        path: PathBuf,
+        id: &MessageId,
+        body_size: Option<u64>,
+    ) -> Result<Body> {
         let mut head = [0u8; crate::id::LONG_LEN + 3];
         let n = read_at_most(&file, &mut head, 0).map_err(|e| Error::io("read", &path, e))?;
         let offset = header_file::data_body_offset(&path, id, &head[..n])?;
@@ -913,13 +918,13 @@ impl Body {
             .metadata()
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
-        if len != offset + body_size {
+        let found = len.saturating_sub(offset);
+        // A file Exim wrote records no size: its -D is taken as it is.
+        let body_size = body_size.unwrap_or(found);
+        if found != body_size {
             return Err(Error::Torn {
                 path,
-                why: format!(
-                    "{} bytes of body, the -H file says {body_size}",
-                    len.saturating_sub(offset)
-                ),
+                why: format!("{found} bytes of body, the -H file says {body_size}"),
             });
         }
         Ok(Body {
@@ -1078,6 +1083,45 @@ mod tests {
     use super::*;
     use crate::header_file::RcptState;
 
+    /// A message Exim queued (its -H records no body size) is read and
+    /// locked for delivery, its -D taken as it is.
+    #[test]
+    fn a_message_exim_queued_is_readable_and_deliverable() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(
+            dir.path(),
+            QueueOptions {
+                split: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let id = MessageId::parse("1cEEet-0001Cv-Jo").unwrap();
+        let input = dir.path().join("input");
+        fs::write(
+            input.join(format!("{id}-H")),
+            format!(
+                "{id}-H\nmailnull 47 12\n<fr@example.com>\n1481026543 0\n\
+                 -received_protocol esmtp\n-body_linecount 2\nXX\n1\na@example.net\n\n\
+                 015F From: fr@x.com\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            input.join(format!("{id}-D")),
+            format!("{id}-D\nline 1\nline 2\n"),
+        )
+        .unwrap();
+        let hf = q.read(&id).unwrap();
+        assert_eq!(hf.envelope.body_size, None);
+        assert_eq!(
+            q.body(&id).unwrap().read_all().unwrap(),
+            b"line 1\nline 2\n"
+        );
+        let d = q.begin_delivery(&id).unwrap();
+        assert_eq!(d.envelope().recipients.len(), 1);
+    }
+
     fn env() -> Envelope {
         let mut e = Envelope::new(
             "alice@example.org",
@@ -1110,7 +1154,7 @@ mod tests {
             assert!(q.layout().header(&id).exists());
             let hf = q.read(&id).unwrap();
             assert_eq!(hf.headers, headers);
-            assert_eq!(hf.envelope.body_size, 12);
+            assert_eq!(hf.envelope.body_size, Some(12));
             assert_eq!(hf.envelope.body_linecount, 2);
             assert_eq!(hf.envelope.arrival, Timestamp::of_id(&id));
             assert_eq!(hf.size(), 12 + 13 + 12);

@@ -165,7 +165,7 @@ fn killed_writers_lose_nothing_acknowledged_and_show_nothing_partial() {
             .unwrap_or_else(|e| panic!("visible {id}: {e}"))
             .read_all()
             .unwrap();
-        assert_eq!(body.len() as u64, hf.envelope.body_size);
+        assert_eq!(Some(body.len() as u64), hf.envelope.body_size);
     }
 
     // Garbage goes; messages stay.

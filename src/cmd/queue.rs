@@ -467,7 +467,7 @@ mod tests {
             secs: 1000,
             micros: 0,
         };
-        env.body_size = 2000;
+        env.body_size = Some(2000);
         env.recipients[1].state = RcptState::Delivered { at: 1200 };
         HeaderFile {
             id: MessageId::parse("0t5C6f-0000c8-00").unwrap(),
