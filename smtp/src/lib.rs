@@ -4,7 +4,8 @@
 //! `sluice -bs` drive a [`Session`] and answer its [`Event`]s with
 //! [`Verdict`]s from policy (routing, relay rules, quotas) and the spool;
 //! clients (the load generator, the tests) read the server's replies with
-//! a [`ReplyReader`]. This crate's Cargo.toml has no tokio, no rustls and
+//! a [`ReplyReader`], and the daemon's outgoing connections run a
+//! [`client::ClientSession`] the same way. This crate's Cargo.toml has no tokio, no rustls and
 //! no file I/O, so Cargo keeps it that way.
 //!
 //! A driver loop is a few lines:
@@ -44,12 +45,14 @@
 //! [`hello`], [`mail`], [`rcpt`], [`data`], [`bdat`], [`starttls`] (the
 //! verbs), [`address`] and [`params`] (envelope grammar), [`body`] (content
 //! checks), [`reply`] (reply codes and wording, and the reader of replies
-//! received by a client), [`received`] (the Received: header), [`fuzz`]
+//! received by a client), [`client`] (the client side: the daemon's
+//! outgoing SMTP and LMTP), [`received`] (the Received: header), [`fuzz`]
 //! (a never-panics entry point for fuzzers).
 
 pub mod address;
 mod bdat;
 mod body;
+pub mod client;
 mod command;
 mod data;
 pub mod fuzz;
@@ -69,6 +72,7 @@ mod transcript;
 
 // The driver's vocabulary, so that drivers write `smtp::Session`.
 pub use address::{Address, PathError, relay_form};
+pub use client::{ClientConfig, ClientPoll, ClientSession};
 pub use params::{BodyType, MailParams, RcptParams};
 pub use received::{Stamp, protocol_name, received_header};
 pub use reply::{Reply, ReplyError, ReplyReader, Status, local_problem, relay_not_permitted};

@@ -287,6 +287,14 @@ impl fmt::Display for Reply {
 /// few dozen at most, and a client must not grow without bound.
 pub const MAX_REPLY_LINES: usize = 1000;
 
+/// Longest reply line a [`ReplyReader`] takes, line end excluded. RFC 5321
+/// §4.5.3.1.5 allows 512 octets with CRLF, but real servers send longer
+/// lines (long EHLO keywords, verbose refusals), so 4 KiB are taken.
+pub const REPLY_LINE_MAX: usize = 4 * 1024;
+
+/// Most octets of one reply, all its lines together: 64 KiB.
+pub const REPLY_OCTETS_MAX: usize = 64 * 1024;
+
 /// Why what a server sent is not an SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
@@ -298,6 +306,10 @@ pub enum ReplyError {
     MixedCodes { first: u16, line: u16 },
     /// The reply ran past [`MAX_REPLY_LINES`] lines.
     TooManyLines,
+    /// A line ran past [`REPLY_LINE_MAX`] octets.
+    LineTooLong,
+    /// The reply ran past [`REPLY_OCTETS_MAX`] octets.
+    TooLong,
 }
 
 impl fmt::Display for ReplyError {
@@ -311,6 +323,10 @@ impl fmt::Display for ReplyError {
                 )
             }
             ReplyError::TooManyLines => write!(f, "reply of more than {MAX_REPLY_LINES} lines"),
+            ReplyError::LineTooLong => {
+                write!(f, "reply line of more than {REPLY_LINE_MAX} octets")
+            }
+            ReplyError::TooLong => write!(f, "reply of more than {REPLY_OCTETS_MAX} octets"),
         }
     }
 }
@@ -336,6 +352,8 @@ pub struct ReplyReader {
     /// The code of the reply being read, once its first line is in.
     code: Option<u16>,
     lines: Vec<String>,
+    /// Octets of the reply being read, line ends included.
+    octets: usize,
 }
 
 impl ReplyReader {
@@ -363,11 +381,21 @@ impl ReplyReader {
         if !matches!(result, Ok(None)) {
             self.code = None;
             self.lines.clear();
+            self.octets = 0;
         }
         result
     }
 
     fn take_line(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyError> {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.len() > REPLY_LINE_MAX {
+            return Err(ReplyError::LineTooLong);
+        }
+        self.octets += line.len();
+        if self.octets > REPLY_OCTETS_MAX {
+            return Err(ReplyError::TooLong);
+        }
         let Some((code, more, text)) = parse_reply_line(line) else {
             let quoted = &line[..line.len().min(QUOTED_MAX)];
             return Err(ReplyError::NotAReply(
