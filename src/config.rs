@@ -94,6 +94,9 @@ pub struct Config {
     pub message_id_format: IdFormat,
     pub split_spool_directory: bool,
     pub queue_only: bool,
+    /// How long the daemon waits on SIGTERM for transactions under way.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
     #[serde(deserialize_with = "parsed")]
     pub over_quota: OverQuota,
     pub local_domains: Vec<String>,

@@ -23,6 +23,7 @@ use spool::{Finished, LockedMessage, MessageId, Queue, RcptState};
 use crate::clock;
 use crate::config::Config;
 use crate::log::{Address, Deferred, Delivered, Event, Failed, Kind, Logs, UNKNOWN_ERRNO};
+use crate::remote::{self, Remote};
 use crate::retry::Schedule;
 use crate::router::{Destination, Routed, Routing, TransportDriver};
 use crate::transport::maildir::{MaildirTransport, StagedFile};
@@ -49,6 +50,11 @@ pub struct Deliverer {
     schedule: Schedule,
     maildir: MaildirTransport,
     mbox: MboxTransport,
+    /// The smtp transport's engine (its threads start with its first job).
+    remote: Remote,
+    /// Messages whose remote deliveries are under way, for [`Deliverer::drain`].
+    in_flight: std::sync::Mutex<usize>,
+    drained: std::sync::Condvar,
 }
 
 /// One due recipient of a message being delivered, and how far it got.
@@ -74,6 +80,10 @@ struct DestAttempt {
 
 enum Progress {
     Done(Outcome),
+    /// Settled by a remote host: the outcome and what its log line shows.
+    Remote(Outcome, remote::Detail),
+    /// Handed to the remote engine in a job; settled by its callback.
+    Sent,
     /// A file handed to the committer; its ticket says when it is durable.
     Staged {
         file: StagedFile,
@@ -88,9 +98,14 @@ struct Prepared {
     env: spool::Envelope,
     now: u64,
     rcpts: Vec<RcptAttempt>,
-    /// Every delivery of this attempt can be found again by name: a
-    /// message delivered in full needs no journal and no synced removal.
+    /// Every delivery of this attempt can be found again by name, or
+    /// went to a remote host: a message delivered in full needs no journal
+    /// and no synced removal (a removal lost to a power cut brings back a
+    /// message whose Maildir files are found by name, or which is sent
+    /// again: never a loss).
     found_by_name: bool,
+    /// Jobs for the remote engine, submitted once local files are staged.
+    jobs: Vec<remote::Job>,
 }
 
 impl Prepared {
@@ -106,7 +121,7 @@ impl Prepared {
             .flatten()
             .filter_map(|d| match &mut d.progress {
                 Progress::Staged { file, ticket } => Some((file, ticket)),
-                Progress::Done(_) => None,
+                _ => None,
             })
     }
 }
@@ -114,6 +129,21 @@ impl Prepared {
 enum Step {
     Done(Attempt),
     Ready(Box<Prepared>),
+}
+
+/// How an attempt ends, for its caller.
+pub enum Pending {
+    Now(Attempt),
+    /// Remote deliveries are under way; the attempt's end is sent here.
+    Later(Receiver<Attempt>),
+}
+
+/// A message whose remote jobs are out.
+struct InFlight {
+    prepared: std::sync::Mutex<Option<Box<Prepared>>>,
+    /// Jobs not yet settled.
+    remaining: std::sync::atomic::AtomicUsize,
+    done: Sender<Attempt>,
 }
 
 impl Deliverer {
@@ -130,6 +160,11 @@ impl Deliverer {
             variant: cfg.mbox.format,
             locks: cfg.mbox.lock_options(true),
         };
+        let remote = Remote::new(
+            100,
+            Some(&queue.root().join(crate::cmd::queue::HINTS_FILE)),
+            schedule.clone(),
+        );
         Deliverer {
             cfg,
             routing,
@@ -138,6 +173,9 @@ impl Deliverer {
             schedule,
             maildir,
             mbox,
+            remote,
+            in_flight: std::sync::Mutex::new(0),
+            drained: std::sync::Condvar::new(),
         }
     }
 
@@ -148,6 +186,15 @@ impl Deliverer {
     /// The Maildir transport (LMTP delivers through the same one).
     pub fn maildir(&self) -> &MaildirTransport {
         &self.maildir
+    }
+
+    /// The remote engine's settings and the addresses to try, when the
+    /// destination's transport is `smtp`.
+    fn remote_target(
+        &self,
+        _dest: &Destination,
+    ) -> Option<(Arc<remote::Settings>, Vec<remote::Address>)> {
+        None
     }
 
     /// The transport a destination names.
@@ -177,27 +224,33 @@ impl Deliverer {
     /// Tries the due recipients of message `id` (all of them with `force`,
     /// also when frozen, as `-qff`/`-M`). `arrival` says this is the attempt
     /// the accept path starts right after queueing: no earlier attempt can
-    /// have delivered anything, so Maildirs need not be searched.
-    pub fn attempt(&self, id: &MessageId, force: bool, arrival: bool) -> Attempt {
-        self.attempt_many(&[Dispatch {
+    /// have delivered anything, so Maildirs need not be searched. Waits for
+    /// remote deliveries to end.
+    pub fn attempt(self: &Arc<Self>, id: &MessageId, force: bool, arrival: bool) -> Attempt {
+        let dispatch = Dispatch {
             id: *id,
             force,
             arrival,
-        }])
-        .pop()
-        .unwrap_or(Attempt::Skipped)
+        };
+        match self.attempt_many(&[dispatch]).pop() {
+            Some(Pending::Now(a)) => a,
+            Some(Pending::Later(rx)) => rx.recv().unwrap_or(Attempt::Kept),
+            None => Attempt::Skipped,
+        }
     }
 
     /// [`Deliverer::attempt`] for several messages at once: all their
     /// Maildir files are handed to the committer together, so that they
-    /// share one flush however few delivery threads there are.
-    pub fn attempt_many(&self, batch: &[Dispatch]) -> Vec<Attempt> {
-        let mut results: Vec<Option<Attempt>> = Vec::with_capacity(batch.len());
+    /// share one flush however few delivery threads there are. A message
+    /// with remote recipients ends later, when the remote engine has
+    /// settled them ([`Pending::Later`]).
+    pub fn attempt_many(self: &Arc<Self>, batch: &[Dispatch]) -> Vec<Pending> {
+        let mut results: Vec<Option<Pending>> = Vec::with_capacity(batch.len());
         let mut prepared: Vec<(usize, Box<Prepared>)> = Vec::new();
         let mut jobs = Vec::new();
         for (k, job) in batch.iter().enumerate() {
             match self.prepare(&job.id, job.force, job.arrival) {
-                Step::Done(a) => results.push(Some(a)),
+                Step::Done(a) => results.push(Some(Pending::Now(a))),
                 Step::Ready(mut p) => {
                     jobs.extend(p.staged().filter_map(|(f, _)| f.take_job()));
                     results.push(None);
@@ -210,12 +263,119 @@ impl Deliverer {
             for (_, ticket) in p.staged() {
                 *ticket = tickets.next();
             }
-            results[k] = Some(self.complete(p));
+            results[k] = Some(if p.jobs.is_empty() {
+                Pending::Now(self.complete(p))
+            } else {
+                Pending::Later(self.send_remote(p))
+            });
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or(Attempt::Skipped))
+            .map(|r| r.unwrap_or(Pending::Now(Attempt::Skipped)))
             .collect()
+    }
+
+    /// Hands a prepared message's remote jobs to the engine. Each job's
+    /// results are written to the message's journal as they come (unsynced:
+    /// a kill loses none of them); the last one completes the attempt.
+    fn send_remote(self: &Arc<Self>, mut p: Box<Prepared>) -> Receiver<Attempt> {
+        let (tx, rx) = channel::bounded(1);
+        let jobs = std::mem::take(&mut p.jobs);
+        let shared = Arc::new(InFlight {
+            prepared: std::sync::Mutex::new(Some(p)),
+            remaining: std::sync::atomic::AtomicUsize::new(jobs.len()),
+            done: tx,
+        });
+        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        for mut job in jobs {
+            let (me, shared) = (self.clone(), shared.clone());
+            job.done = Box::new(move |results| me.remote_done(&shared, results));
+            self.remote.submit(job);
+        }
+        rx
+    }
+
+    /// One remote job's results for an in-flight message.
+    fn remote_done(&self, shared: &InFlight, results: Vec<remote::RcptResult>) {
+        let mut guard = shared.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = guard.as_mut() else { return };
+        let delivered: Vec<(usize, spool::RcptOutcome)> = results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Delivered)
+            .map(|r| (r.index, spool::RcptOutcome::Delivered))
+            .collect();
+        if !delivered.is_empty()
+            && let Err(e) = p.d.record_unsynced(&delivered)
+        {
+            self.logs
+                .panic(&format!("{} cannot record remote deliveries: {e}", p.id));
+        }
+        for r in results {
+            // The destination the job carried for this recipient.
+            if let Some(dest) = p
+                .rcpts
+                .iter_mut()
+                .filter(|rc| rc.index == r.index)
+                .filter_map(|rc| match &mut rc.routing {
+                    RcptRouting::Routed(dests) => Some(dests),
+                    RcptRouting::Unrouted(_) => None,
+                })
+                .flatten()
+                .find(|d| matches!(d.progress, Progress::Sent))
+            {
+                dest.progress = Progress::Remote(r.outcome, r.detail);
+            }
+        }
+        if shared
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            let p = guard.take();
+            drop(guard);
+            if let Some(p) = p {
+                let attempt = self.complete(p);
+                let _ = shared.done.try_send(attempt);
+            }
+            let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.drained.notify_all();
+            }
+        }
+    }
+
+    /// Waits until no message has remote deliveries under way.
+    pub fn drain(&self) {
+        let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.drained.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Stops starting remote transactions and waits, up to `timeout`, for
+    /// those under way. True when none is left.
+    pub fn stop_remote(&self, timeout: std::time::Duration) -> bool {
+        self.remote.stop();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = self
+                .drained
+                .wait_timeout(n, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The remote engine (its connection counters and host hints).
+    pub fn remote(&self) -> &Remote {
+        &self.remote
     }
 
     /// Locks, routes and starts the deliveries of one message (Maildir
@@ -255,7 +415,7 @@ impl Deliverer {
             && d.in_flight().is_empty()
             && env.recipients.iter().all(|r| r.state == RcptState::Pending);
         let message = match self.message_bytes(&d) {
-            Ok(m) => m,
+            Ok(m) => Arc::new(m),
             Err(e) => {
                 self.logs.panic(&format!("{id} spool file unreadable: {e}"));
                 return Step::Done(Attempt::Skipped);
@@ -272,10 +432,13 @@ impl Deliverer {
         // the delivery is made again (at least once).
         let mut found_by_name = true;
         for (i, r) in &routed {
+            // A remote delivery records no intent: after a crash the
+            // recipient is simply sent again.
             if let Routed::Deliver(dests) = r
-                && dests
-                    .iter()
-                    .any(|dest| self.transport(dest.driver).recovery() == Recovery::AtLeastOnce)
+                && dests.iter().any(|dest| {
+                    self.remote_target(dest).is_none()
+                        && self.transport(dest.driver).recovery() == Recovery::AtLeastOnce
+                })
             {
                 found_by_name = false;
                 if let Err(e) = d.start(*i) {
@@ -287,6 +450,7 @@ impl Deliverer {
         }
 
         let io = self.queue.committer().io();
+        let mut remote_groups: Vec<RemoteGroup> = Vec::new();
         let rcpts = routed
             .into_iter()
             .map(|(i, r)| {
@@ -299,6 +463,20 @@ impl Deliverer {
                                 .into_iter()
                                 .enumerate()
                                 .map(|(k, dest)| {
+                                    if let Some((settings, addresses)) = self.remote_target(&dest) {
+                                        let rcpt = &env.recipients[i];
+                                        add_to_group(
+                                            &mut remote_groups,
+                                            settings,
+                                            addresses,
+                                            i,
+                                            client_recipient(&dest.address, rcpt),
+                                        );
+                                        return DestAttempt {
+                                            dest,
+                                            progress: Progress::Sent,
+                                        };
+                                    }
                                     let name = if several {
                                         format!("{}_{k}", id.delivery_name(i))
                                     } else {
@@ -348,6 +526,18 @@ impl Deliverer {
                 }
             })
             .collect();
+        let jobs = remote_groups
+            .into_iter()
+            .map(|g| remote::Job {
+                envelope: client_envelope(&env, &message, g.recipients),
+                settings: g.settings,
+                addresses: g.addresses,
+                indexes: g.indexes,
+                data: message.clone(),
+                // Replaced by send_remote, once the message is prepared.
+                done: Box::new(|_| {}),
+            })
+            .collect();
         Step::Ready(Box::new(Prepared {
             d,
             id: *id,
@@ -355,6 +545,7 @@ impl Deliverer {
             now,
             rcpts,
             found_by_name,
+            jobs,
         }))
     }
 
@@ -380,6 +571,7 @@ impl Deliverer {
             now,
             rcpts,
             found_by_name,
+            jobs: _,
         } = *p;
         let id = &id;
         let mut lines = Vec::new();
@@ -395,15 +587,25 @@ impl Deliverer {
                     rcpt.index,
                     None,
                     outcome,
+                    None,
                     &mut lines,
                 ),
                 RcptRouting::Routed(dests) => {
                     // The recipient's record is its worst destination's:
                     // failed over deferred over delivered.
                     let mut worst = spool::RcptOutcome::Delivered;
+                    let mut judged = false;
                     for DestAttempt { dest, progress } in dests {
+                        let mut detail = None;
                         let outcome = match progress {
                             Progress::Done(o) => o,
+                            Progress::Remote(o, d) => {
+                                detail = Some(d);
+                                o
+                            }
+                            // Never tried (the daemon is stopping): the
+                            // recipient stays as it was, due at once.
+                            Progress::Sent => continue,
                             Progress::Staged { file, ticket } => {
                                 let committed = match ticket {
                                     Some(t) => t.wait(),
@@ -423,6 +625,7 @@ impl Deliverer {
                             rcpt.index,
                             Some(&dest),
                             outcome,
+                            detail.as_ref(),
                             &mut lines,
                         );
                         worst = match (worst, r) {
@@ -431,6 +634,10 @@ impl Deliverer {
                             (z @ spool::RcptOutcome::Deferred { .. }, _) => z,
                             (_, r) => r,
                         };
+                        judged = true;
+                    }
+                    if !judged {
+                        continue;
                     }
                     worst
                 }
@@ -506,6 +713,7 @@ impl Deliverer {
         index: usize,
         dest: Option<&Destination>,
         outcome: Outcome,
+        remote: Option<&remote::Detail>,
         lines: &mut Vec<Event>,
     ) -> spool::RcptOutcome {
         let router = dest.and_then(|d| driver_name(&d.router));
@@ -513,18 +721,30 @@ impl Deliverer {
         match outcome {
             Outcome::Delivered => {
                 let dest_address = dest.map_or(address, |d| d.address.as_str());
-                lines.push(Event::new(
-                    Some(*id),
-                    Kind::Delivered(Delivered {
-                        address: Address {
-                            original: Some(address.to_string()),
-                            ..Address::new(local_part(dest_address))
-                        },
-                        router,
-                        transport,
-                        ..Delivered::default()
-                    }),
-                ));
+                let mut delivered = Delivered {
+                    address: Address {
+                        original: Some(address.to_string()),
+                        ..Address::new(local_part(dest_address))
+                    },
+                    router,
+                    transport,
+                    ..Delivered::default()
+                };
+                if let Some(r) = remote {
+                    // A remote delivery is logged with the whole address,
+                    // the host and the session (Exim's remote `=>`).
+                    delivered.address = Address {
+                        original: (address != dest_address).then(|| address.to_string()),
+                        ..Address::new(dest_address)
+                    };
+                    delivered.host = r.host.as_ref().map(log_host);
+                    delivered.tls = r.tls.clone();
+                    delivered.cert_verified = r.cert_verified.map(|v| yes_no(v).to_string());
+                    delivered.pipelining = r.pipelined;
+                    delivered.chunking = r.chunking;
+                    delivered.confirmation = r.confirmation.clone();
+                }
+                lines.push(Event::new(Some(*id), Kind::Delivered(delivered)));
                 spool::RcptOutcome::Delivered
             }
             Outcome::Deferred { .. } => {
@@ -543,7 +763,9 @@ impl Deliverer {
                                 address: Address::new(address),
                                 router,
                                 transport,
-                                errno: UNKNOWN_ERRNO,
+                                errno: remote
+                                    .filter(|r| r.errno != 0)
+                                    .map_or(UNKNOWN_ERRNO, |r| r.errno),
                                 message: Some(why.text.clone()),
                                 ..Deferred::default()
                             }),
@@ -627,6 +849,7 @@ const WORKER_BATCH: usize = 64;
 
 /// A pool of delivery threads fed with message IDs.
 pub struct Workers {
+    deliverer: Arc<Deliverer>,
     tx: std::sync::Mutex<Option<Sender<Dispatch>>>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -662,6 +885,7 @@ impl Workers {
             }
         }
         Workers {
+            deliverer,
             tx: std::sync::Mutex::new(Some(tx)),
             threads: std::sync::Mutex::new(threads),
         }
@@ -675,14 +899,110 @@ impl Workers {
         }
     }
 
-    /// Lets the threads finish what was dispatched, then waits for them.
+    /// Lets the threads finish what was dispatched, then waits for them
+    /// and for the remote deliveries they started.
     pub fn finish(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             let _ = t.join();
         }
+        self.deliverer.drain();
     }
+}
+
+/// `H=name [ip]:port` of a remote host (the port only when not 25).
+fn log_host(a: &remote::Address) -> crate::log::Host {
+    crate::log::Host {
+        name: Some(a.host.clone()),
+        helo: None,
+        ip: a.ip.to_string(),
+        port: (a.port != 25).then_some(a.port),
+    }
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v { "yes" } else { "no" }
+}
+
+/// A recipient group of one message for one remote destination.
+struct RemoteGroup {
+    settings: Arc<remote::Settings>,
+    addresses: Vec<remote::Address>,
+    indexes: Vec<usize>,
+    recipients: Vec<smtp::client::EnvelopeRecipient>,
+}
+
+fn add_to_group(
+    groups: &mut Vec<RemoteGroup>,
+    settings: Arc<remote::Settings>,
+    addresses: Vec<remote::Address>,
+    index: usize,
+    rcpt: smtp::client::EnvelopeRecipient,
+) {
+    match groups
+        .iter_mut()
+        .find(|g| Arc::ptr_eq(&g.settings, &settings) && g.addresses == addresses)
+    {
+        Some(g) => {
+            g.indexes.push(index);
+            g.recipients.push(rcpt);
+        }
+        None => groups.push(RemoteGroup {
+            settings,
+            addresses,
+            indexes: vec![index],
+            recipients: vec![rcpt],
+        }),
+    }
+}
+
+/// A recipient as the SMTP client sends it, with its DSN parameters.
+fn client_recipient(address: &str, r: &spool::Recipient) -> smtp::client::EnvelopeRecipient {
+    let n = r.notify.0;
+    let notify = (!r.notify.is_empty() && n & spool::DsnNotify::LAST_HOP == 0).then(|| {
+        if n & spool::DsnNotify::NEVER != 0 {
+            smtp::client::Notify::NEVER
+        } else {
+            smtp::client::Notify {
+                success: n & spool::DsnNotify::SUCCESS != 0,
+                failure: n & spool::DsnNotify::FAILURE != 0,
+                delay: n & spool::DsnNotify::DELAY != 0,
+            }
+        }
+    });
+    smtp::client::EnvelopeRecipient {
+        address: address.to_string(),
+        notify,
+        orcpt: r.orcpt.clone(),
+    }
+}
+
+/// The envelope a remote transaction sends for `env`.
+fn client_envelope(
+    env: &spool::Envelope,
+    message: &[u8],
+    recipients: Vec<smtp::client::EnvelopeRecipient>,
+) -> smtp::client::Envelope {
+    smtp::client::Envelope {
+        from: env.sender.clone(),
+        recipients,
+        ret: env.dsn_ret.map(|r| match r {
+            spool::DsnRet::Full => smtp::client::Ret::Full,
+            spool::DsnRet::Headers => smtp::client::Ret::Headers,
+        }),
+        envid: env.dsn_envid.clone(),
+        size: message.len() as u64,
+        eight_bit: message.iter().any(|&b| b >= 0x80),
+        smtputf8: env.sender.bytes().any(|b| b >= 0x80)
+            || recipients_need_utf8(env),
+    }
+}
+
+fn recipients_need_utf8(env: &spool::Envelope) -> bool {
+    env.recipients
+        .iter()
+        .any(|r| r.address.bytes().any(|b| b >= 0x80))
 }
 
 /// A router or transport name for a log line: `-` (no router, an

@@ -18,6 +18,7 @@ mod router;
 mod server;
 #[allow(unsafe_code)]
 mod sys;
+mod remote;
 mod transport;
 
 use std::process::ExitCode;

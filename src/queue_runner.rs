@@ -61,6 +61,11 @@ impl QueueRunner {
         }
     }
 
+    /// The delivery agent the workers deliver with.
+    pub fn deliverer(&self) -> &Arc<Deliverer> {
+        &self.deliverer
+    }
+
     /// Lets the workers finish every attempt handed to them, then stops
     /// them.
     pub fn finish(&self) {

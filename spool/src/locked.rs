@@ -180,10 +180,13 @@ impl LockedMessage {
 
     /// Records, durably, that the delivery to recipient `index` starts.
     pub fn start(&mut self, index: usize) -> Result<()> {
-        self.append(&[Record {
-            index,
-            state: RcptState::InFlight { since: now() },
-        }])
+        self.append(
+            &[Record {
+                index,
+                state: RcptState::InFlight { since: now() },
+            }],
+            self.queue.syncs(),
+        )
     }
 
     /// Records, durably, the outcome for recipient `index`.
@@ -194,6 +197,22 @@ impl LockedMessage {
     /// Records several outcomes with one flush (the recipients of one SMTP
     /// transaction).
     pub fn record_all(&mut self, outcomes: &[(usize, RcptOutcome)]) -> Result<()> {
+        let records = self.records(outcomes)?;
+        self.append(&records, self.queue.syncs())
+    }
+
+    /// Records outcomes without a flush: handed to `write(2)`, so that a
+    /// killed process does not lose them, but not synced, so that a power
+    /// cut may. For outcomes whose loss can only cause a delivery to be
+    /// made again (a message sent over SMTP): the remote delivery writes
+    /// each transaction's outcomes so before it starts the next one, and
+    /// the end of the attempt syncs them with everything else.
+    pub fn record_unsynced(&mut self, outcomes: &[(usize, RcptOutcome)]) -> Result<()> {
+        let records = self.records(outcomes)?;
+        self.append(&records, false)
+    }
+
+    fn records(&self, outcomes: &[(usize, RcptOutcome)]) -> Result<Vec<Record>> {
         let at = now();
         let mut records = Vec::with_capacity(outcomes.len());
         for (index, outcome) in outcomes {
@@ -219,7 +238,7 @@ impl LockedMessage {
                 state,
             });
         }
-        self.append(&records)
+        Ok(records)
     }
 
     fn recipient(&self, index: usize) -> Result<&crate::header_file::Recipient> {
@@ -231,13 +250,12 @@ impl LockedMessage {
         })
     }
 
-    fn append(&mut self, records: &[Record]) -> Result<()> {
+    fn append(&mut self, records: &[Record], sync: bool) -> Result<()> {
         for r in records {
             self.recipient(r.index)?;
         }
         let io = self.queue.io_arc();
         let jpath = self.layout.journal(&self.id);
-        let sync = self.queue.syncs();
         if self.journal.is_none() {
             let file = match io.create_new(&jpath, FILE_MODE) {
                 Ok(f) => f,

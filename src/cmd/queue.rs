@@ -51,6 +51,15 @@ pub enum QueueCommand {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
     },
+    /// Show the remote hosts' retry hints: last error, next try (Exim's exinext).
+    Hints {
+        /// Only hosts whose name or address contains this.
+        #[arg(value_name = "HOST_OR_DOMAIN")]
+        filter: Option<String>,
+        /// One JSON object per host.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -143,6 +152,47 @@ impl QueueCommand {
     }
 }
 
+/// Where the remote engine keeps its host retry hints, under the spool.
+pub const HINTS_FILE: &str = "db/retry-hints";
+
+/// `sluice queue hints`: each host in its retry wait, as Exim's `exinext`
+/// shows it: the host, its last error, when it first and last failed, and
+/// when it will be tried again.
+fn hints(queue: &Queue, filter: Option<&str>, json: bool, out: &mut dyn Write) -> io::Result<i32> {
+    let hints = crate::remote::hints::Hints::load(&queue.root().join(HINTS_FILE));
+    let shown: Vec<_> = hints
+        .all()
+        .into_iter()
+        .filter(|h| filter.is_none_or(|f| h.host.contains(f) || h.address.contains(f)))
+        .collect();
+    for h in &shown {
+        if json {
+            let v = serde_json::json!({
+                "host": h.host,
+                "address": h.address,
+                "first_failure": h.first_failure,
+                "last_failure": h.last_failure,
+                "next_try": h.next_try,
+                "error": h.error,
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "Transport: {} [{}] error: {}", h.host, h.address, h.error)?;
+            writeln!(
+                out,
+                "  first failed: {}\n  last tried:   {}\n  next try at:  {}",
+                crate::clock::log_stamp(h.first_failure as i64),
+                crate::clock::log_stamp(h.last_failure as i64),
+                crate::clock::log_stamp(h.next_try as i64)
+            )?;
+        }
+    }
+    if shown.is_empty() && !json {
+        writeln!(out, "no retry hints{}", filter.map(|f| format!(" for {f}")).unwrap_or_default())?;
+    }
+    Ok(0)
+}
+
 /// Runs a queue command, printing to stdout/stderr; returns the exit code.
 pub fn run(cfg: &Config, cmd: &QueueCommand) -> i32 {
     let stdout = io::stdout();
@@ -187,6 +237,9 @@ pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut 
             }
             Ok(())
         }),
+        QueueCommand::Hints { filter, json } => {
+            hints(&queue, filter.as_deref(), *json, out).map_err(|e| e.to_string())
+        }
         QueueCommand::Thaw { ids } => each(ids, err, |id| {
             if queue.thaw(&id)? {
                 logs.main(&operator(id, Action::Thawed, who));
@@ -386,8 +439,12 @@ pub fn json_line(hf: &HeaderFile) -> String {
         .map(|r| {
             let mut o = serde_json::Map::new();
             o.insert("address".into(), r.address.clone().into());
-            if let RcptState::Deferred { why, .. } = &r.state {
+            if let RcptState::Deferred { why, until, .. } = &r.state {
                 o.insert("delay_reason".into(), why.text.clone().into());
+                o.insert("next_try".into(), (*until).into());
+                if let Some(host) = &why.remote {
+                    o.insert("last_host".into(), host.clone().into());
+                }
             }
             serde_json::Value::Object(o)
         })

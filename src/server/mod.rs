@@ -310,6 +310,11 @@ pub async fn serve(
     shared
         .logs
         .main(&log::Event::other(None, "sluice daemon stopping on signal"));
+    // Remote transactions under way get their final reply, within
+    // shutdown_timeout; none starts any more.
+    let deliverer = shared.runner.deliverer().clone();
+    let timeout = shared.cfg.shutdown_timeout;
+    let _ = tokio::task::spawn_blocking(move || deliverer.stop_remote(timeout)).await;
     // IDs made in this process (LMTP arrivals) must not be made again
     // by a successor with the same pid in the same instant.
     shared.queue.wait_before_exit();

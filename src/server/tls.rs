@@ -100,7 +100,7 @@ fn ensure_self_signed(data_dir: &Path, host: &str) -> Result<(PathBuf, PathBuf),
 /// the Received: header want them: `TLS1.3` and the suite's standard
 /// (IANA) name, e.g. `TLS_AES_256_GCM_SHA384`, which is also what OpenSSL
 /// and so Exim print.
-pub fn session_info(conn: &rustls::ServerConnection) -> TlsInfo {
+pub fn session_info(conn: &rustls::CommonState) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLS1.2",

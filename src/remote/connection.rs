@@ -1,0 +1,288 @@
+//! One outbound connection: connect (TCP from the configured source
+//! address, or a Unix socket), drive the sans-IO [`ClientSession`] through
+//! the greeting, EHLO, STARTTLS and AUTH, then one transaction per job
+//! until the pool has no more for this destination.
+//!
+//! Nothing here decides what a reply means for a recipient: the session
+//! does, and [`super::deliver`] turns its results into outcomes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp::client::{ClientConfig, ClientPoll, ClientSession, HostError, TransactionResult};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::stream::{self, Stream, TlsState};
+use super::tls::Policy;
+use super::{Address, Settings};
+
+/// Bytes of the message handed to the session at once.
+const PIECE: usize = 64 * 1024;
+
+/// A connection with its session, ready for a transaction.
+pub struct Live {
+    stream: Stream,
+    session: ClientSession,
+    pub address: Address,
+    pub tls: Option<TlsState>,
+    /// Messages sent on this connection.
+    pub messages: usize,
+    buf: Vec<u8>,
+}
+
+/// Why a connection could not be made ready.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// connect() failed: the errno and its text (`Connection refused`).
+    Io { errno: i32, text: String },
+    /// The session ended before it was ready (greeting, EHLO, STARTTLS,
+    /// AUTH).
+    Host(HostError),
+    /// A STARTTLS handshake failed; `tls = may` reconnects in clear.
+    Tls(String),
+}
+
+impl ConnectError {
+    /// Exim's errno for the log: the system's for a failed connect, -37
+    /// (`ERRNO_TLSFAILURE`) for a failed handshake, -38 when TLS was
+    /// required and not offered, 0 otherwise (an SMTP reply).
+    pub fn errno(&self) -> i32 {
+        match self {
+            ConnectError::Io { errno, .. } => *errno,
+            ConnectError::Tls(_) => -37,
+            ConnectError::Host(e) => match e.kind() {
+                smtp::client::HostErrorKind::TlsRequired(_) => -38,
+                smtp::client::HostErrorKind::Timeout => 110,
+                _ => 0,
+            },
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            ConnectError::Io { text, .. } => text.clone(),
+            ConnectError::Tls(t) => t.clone(),
+            ConnectError::Host(e) => e.to_string(),
+        }
+    }
+}
+
+fn io_error(e: &std::io::Error) -> ConnectError {
+    let errno = e.raw_os_error().unwrap_or(match e.kind() {
+        std::io::ErrorKind::TimedOut => 110,
+        _ => 0,
+    });
+    // "Connection refused", not "Connection refused (os error 111)".
+    let text = match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => e.to_string(),
+    };
+    ConnectError::Io { errno, text }
+}
+
+/// Connects to `address` and drives the session until it is ready for a
+/// message. `clear`: STARTTLS is not attempted (the retry after a failed
+/// handshake under `tls = may`).
+pub async fn open(settings: &Settings, address: &Address, clear: bool) -> Result<Live, ConnectError> {
+    let stream = match &settings.socket {
+        Some(path) => stream::connect_unix(path, settings.connect_timeout)
+            .await
+            .map_err(|e| io_error(&e))?,
+        None => stream::connect(
+            SocketAddr::new(address.ip, address.port),
+            &settings.interface,
+            settings.connect_timeout,
+        )
+        .await
+        .map_err(|e| io_error(&e))?,
+    };
+    let mut config: ClientConfig = (*settings.client).clone();
+    if clear {
+        config.tls = smtp::client::TlsPolicy::Never;
+    }
+    let mut live = Live {
+        stream,
+        session: ClientSession::new(Arc::new(config)),
+        address: address.clone(),
+        tls: None,
+        messages: 0,
+        buf: vec![0; 16 * 1024],
+    };
+    if settings.implicit_tls {
+        let (s, state) = take_tls(&mut live, settings).await?;
+        live.stream = s;
+        live.session.tls_established(state.verified, state.info.clone());
+        live.tls = Some(state);
+    }
+    match live.step(settings, None).await {
+        Step::Ready => Ok(live),
+        Step::Closed(Some(e)) => Err(ConnectError::Host(e)),
+        Step::Closed(None) => Err(ConnectError::Io {
+            errno: 0,
+            text: "Remote host closed connection".into(),
+        }),
+        Step::TlsFailed(why) => Err(ConnectError::Tls(why)),
+        Step::Done(_) => Err(ConnectError::Io {
+            errno: 0,
+            text: "unexpected transaction result".into(),
+        }),
+    }
+}
+
+async fn take_tls(live: &mut Live, settings: &Settings) -> Result<(Stream, TlsState), ConnectError> {
+    let s = std::mem::replace(&mut live.stream, Stream::Gone);
+    stream::start_tls(
+        s,
+        &settings.tls,
+        &live.address.host,
+        live.address.ip,
+        settings.command_timeout,
+    )
+    .await
+    .map_err(ConnectError::Tls)
+}
+
+/// Where the session stopped.
+pub enum Step {
+    Ready,
+    Done(TransactionResult),
+    Closed(Option<HostError>),
+    TlsFailed(String),
+}
+
+impl Live {
+    /// Drives the session until it is ready, a transaction is done, or it
+    /// closed. `body`: the message being sent, if any.
+    pub async fn step(&mut self, settings: &Settings, mut body: Option<&mut Body<'_>>) -> Step {
+        loop {
+            match self.session.poll() {
+                ClientPoll::Read => {
+                    if !self.flush().await {
+                        self.session.receive_eof();
+                        continue;
+                    }
+                    let wait = self.session.timeout();
+                    match tokio::time::timeout(wait, self.stream.read(&mut self.buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => self.session.receive_eof(),
+                        Ok(Ok(n)) => self.session.receive(&self.buf[..n]),
+                        Err(_) => self.session.timed_out(),
+                    }
+                }
+                ClientPoll::StartTls => {
+                    if !self.flush().await {
+                        self.session.receive_eof();
+                        continue;
+                    }
+                    match take_tls(self, settings).await {
+                        Ok((s, state)) => {
+                            self.stream = s;
+                            self.session
+                                .tls_established(state.verified, state.info.clone());
+                            self.tls = Some(state);
+                        }
+                        Err(e) => return Step::TlsFailed(e.text()),
+                    }
+                }
+                ClientPoll::Ready => return Step::Ready,
+                ClientPoll::Body => {
+                    match body.as_deref_mut().and_then(Body::next_piece) {
+                        Some(piece) => self.session.write_body(piece),
+                        None => self.session.end_body(),
+                    }
+                    let out = self.session.take_output();
+                    let wait = self.session.timeout();
+                    match tokio::time::timeout(wait, self.stream.write_all(&out)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => self.session.receive_eof(),
+                        Err(_) => self.session.timed_out(),
+                    }
+                }
+                ClientPoll::Done(result) => return Step::Done(result),
+                ClientPoll::Close(error) => {
+                    let _ = self.flush().await;
+                    return Step::Closed(error);
+                }
+            }
+        }
+    }
+
+    /// Writes what the session produced; false when the peer is gone.
+    async fn flush(&mut self) -> bool {
+        if !self.session.has_output() {
+            return true;
+        }
+        let out = self.session.take_output();
+        let wait = self.session.timeout();
+        matches!(
+            tokio::time::timeout(wait, self.stream.write_all(&out)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Sends one message. `Err` gives the envelope back when the session
+    /// was not ready for it.
+    pub async fn transact(
+        &mut self,
+        settings: &Settings,
+        envelope: smtp::client::Envelope,
+        data: &[u8],
+    ) -> Step {
+        if self.session.send(envelope).is_err() {
+            return Step::Closed(None);
+        }
+        let mut body = Body { data, pos: 0 };
+        let step = self.step(settings, Some(&mut body)).await;
+        if matches!(step, Step::Done(_)) {
+            self.messages += 1;
+        }
+        step
+    }
+
+    pub fn pipelining(&self) -> bool {
+        self.session.capabilities().is_some_and(|c| c.pipelining)
+    }
+
+    pub fn chunking(&self) -> bool {
+        self.session.capabilities().is_some_and(|c| c.chunking)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// QUIT, waiting briefly for the 221.
+    pub async fn quit(mut self, settings: &Settings) {
+        self.session.quit();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.step(settings, None)).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// The message, handed to the session in pieces.
+pub struct Body<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Body<'_> {
+    fn next_piece(&mut self) -> Option<&[u8]> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let end = (self.pos + PIECE).min(self.data.len());
+        let piece = &self.data[self.pos..end];
+        self.pos = end;
+        Some(piece)
+    }
+}
+
+/// Whether a policy lets a failed handshake fall back to clear text.
+pub fn falls_back(policy: Policy) -> bool {
+    policy == Policy::May
+}

@@ -1,0 +1,513 @@
+//! Remote delivery: the `smtp` transport's engine. The delivery agent hands
+//! it [`Job`]s (one message's recipients for one destination); it queues
+//! them per destination ([`pool`]), carries them over reused connections
+//! ([`connection`]) on a runtime of its own, tries the hosts in order, and
+//! hands each job's per-recipient results back through the job's callback.
+//!
+//! - [`tls`]: client TLS per policy (`may`, `encrypt`, `verify`), `CV=`.
+//! - [`stream`]: TCP from a source address, TLS, Unix sockets.
+//! - [`hints`]: per-host retry hints, a cache that is never synced.
+//!
+//! Hosts are tried in the order routing gave them, every address of a host
+//! before the next host, up to `hosts_max_try` addresses. A host error
+//! (refused, timeout, 421, TLS failure, garbage) moves the unfinished
+//! recipients to the next address; a reply to a recipient (2xx, 4xx, 5xx)
+//! or to the message settles those recipients. A message whose end of data
+//! got no reply is deferred "possibly delivered" and not sent elsewhere in
+//! the same attempt.
+
+pub mod connection;
+pub mod hints;
+pub mod pool;
+pub mod stream;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use smtp::Status;
+use smtp::client::{Cause, ClientConfig, Envelope, Outcome as ClientOutcome, TransactionResult};
+
+use crate::clock;
+use crate::retry::Schedule;
+use crate::transport::Outcome;
+use connection::{ConnectError, Live, Step};
+use hints::Hints;
+use pool::{DestKey, Next, Pool};
+
+/// One address of one host, in the order it is to be tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The host's name (the address itself for IP literals).
+    pub host: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    /// The MX preference, when the host came from an MX record.
+    pub mx: Option<u16>,
+}
+
+/// A transport's settings, resolved once from its configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub transport: String,
+    pub client: Arc<ClientConfig>,
+    pub tls: tls::ClientTls,
+    /// SMTPS: TLS from the first byte.
+    pub implicit_tls: bool,
+    /// LMTP over a Unix socket instead of TCP.
+    pub socket: Option<PathBuf>,
+    /// Source addresses, one per family.
+    pub interface: Vec<IpAddr>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub hosts_max_try: usize,
+    pub connection_max_messages: usize,
+    pub max_per_destination: usize,
+}
+
+/// One message's recipients for one destination.
+pub struct Job {
+    pub settings: Arc<Settings>,
+    pub addresses: Vec<Address>,
+    /// The envelope, its recipients those of this job.
+    pub envelope: Envelope,
+    /// The spool's index of each envelope recipient, in the same order.
+    pub indexes: Vec<usize>,
+    /// The message as stored (LF line ends); the session converts.
+    pub data: Arc<Vec<u8>>,
+    /// Called once with every recipient's result, before the connection
+    /// sends its next message's end of data.
+    pub done: Box<dyn FnOnce(Vec<RcptResult>) + Send>,
+}
+
+/// What became of one recipient, with what its log line needs.
+#[derive(Debug, Clone)]
+pub struct RcptResult {
+    pub index: usize,
+    pub outcome: Outcome,
+    pub detail: Detail,
+}
+
+/// The host and session behind a result (`H=`, `X=`, `CV=`, `C=`, flags).
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    pub host: Option<Address>,
+    /// `X=` (`TLS1.3:TLS_AES_256_GCM_SHA384:256`).
+    pub tls: Option<String>,
+    pub cert_verified: Option<bool>,
+    /// The reply that accepted the message, escaped (`C="..."`).
+    pub confirmation: Option<String>,
+    pub pipelined: bool,
+    pub chunking: bool,
+    /// Exim's errno for `defer (N)`: the system's for a failed connect,
+    /// -44/-45/-46 for a 4xx to RCPT/MAIL/DATA, -53 when every host is in
+    /// its retry wait.
+    pub errno: i32,
+}
+
+/// The engine: its runtime, its destinations, the hosts' retry hints.
+pub struct Remote {
+    runtime: OnceLock<tokio::runtime::Runtime>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Set when the daemon stops: no job starts any more.
+    stopping: std::sync::atomic::AtomicBool,
+    hints: Mutex<Hints>,
+    schedule: Schedule,
+}
+
+impl Remote {
+    /// An engine with at most `max_connections` connections open at once,
+    /// its hints kept at `hints` (None: in memory only). Its threads start
+    /// with its first job.
+    pub fn new(max_connections: usize, hints: Option<&Path>, schedule: Schedule) -> Remote {
+        Remote {
+            runtime: OnceLock::new(),
+            inner: Arc::new(Inner {
+                pool: Pool::new(max_connections),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                hints: Mutex::new(match hints {
+                    Some(p) => Hints::load(p),
+                    None => Hints::in_memory(),
+                }),
+                schedule,
+            }),
+        }
+    }
+
+    fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
+        if self.runtime.get().is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("remote")
+                .enable_all()
+                .build()
+                .ok()?;
+            let _ = self.runtime.set(rt);
+        }
+        self.runtime.get()
+    }
+
+    /// Queues a job for its destination.
+    pub fn submit(&self, job: Job) {
+        let key = DestKey {
+            transport: job.settings.transport.clone(),
+            hosts: {
+                let mut h: Vec<String> = job
+                    .addresses
+                    .iter()
+                    .map(|a| format!("{} [{}]:{}", a.host, a.ip, a.port))
+                    .collect();
+                h.sort();
+                h
+            },
+        };
+        let Some(rt) = self.runtime() else {
+            let results = unfinished(&job, "cannot start the remote delivery threads", 0, None);
+            (job.done)(results);
+            return;
+        };
+        let settings = job.settings.clone();
+        if self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            (job.done)(Vec::new());
+            return;
+        }
+        if self.inner.pool.push(&key, job, settings.max_per_destination) {
+            rt.spawn(run_connection(self.inner.clone(), key, settings));
+        }
+    }
+
+    /// Stops handing out jobs: those not started are handed back with no
+    /// result (their recipients stay as they were, due at the next start);
+    /// transactions under way run to their end. The caller waits for
+    /// those ([`crate::delivery::Deliverer::drain`]).
+    pub fn stop(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for job in self.inner.pool.take_waiting() {
+            (job.done)(Vec::new());
+        }
+    }
+
+    /// Connections open now, and the most ever open at once.
+    pub fn connections(&self) -> (usize, usize) {
+        self.inner.pool.connections()
+    }
+
+    /// The hosts' retry hints.
+    pub fn hints(&self) -> Vec<hints::HostHint> {
+        self.inner
+            .hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .all()
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A connection's life: jobs from the destination's queue until it has
+/// none for [`pool::IDLE`], or the connection has carried
+/// `connection_max_messages`.
+async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>) {
+    loop {
+        let Ok(permit) = inner.pool.global().acquire_owned().await else {
+            return;
+        };
+        let mut live: Option<Live> = None;
+        while let Next::Job(job) = inner.pool.next(&key).await {
+            live = deliver(&inner, &key, job, live).await;
+            if let Some(l) = live.take_if(|l| {
+                l.messages >= settings.connection_max_messages || l.is_closed()
+            }) {
+                l.quit(&settings).await;
+                inner.pool.dropped();
+            }
+        }
+        if let Some(l) = live.take() {
+            l.quit(&settings).await;
+            inner.pool.dropped();
+        }
+        drop(permit);
+        // Jobs that arrived as this connection closed are taken by a new
+        // one (this task, again).
+        if !inner.pool.closed(&key) {
+            return;
+        }
+    }
+}
+
+/// Delivers one job: on `live` if there is one, else on a new connection
+/// to each address in turn. Returns the connection when it can carry more.
+async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>) -> Option<Live> {
+    let settings = job.settings.clone();
+    // Envelope positions still to be delivered somewhere.
+    let mut pending: Vec<usize> = (0..job.envelope.recipients.len()).collect();
+    let mut results: Vec<Option<RcptResult>> = vec![None; pending.len()];
+    let mut last: Option<(String, i32, Option<Address>)> = None;
+    let mut tries = 0usize;
+    let mut next_address = 0usize;
+    let mut all_waiting = true;
+    while !pending.is_empty() {
+        let mut l = match live.take() {
+            Some(l) if !l.is_closed() => l,
+            Some(l) => {
+                l.quit(&settings).await;
+                inner.pool.dropped();
+                continue;
+            }
+            None => {
+                let Some(addr) = next_candidate(inner, &job.addresses, &mut next_address) else {
+                    break;
+                };
+                all_waiting = false;
+                if tries >= settings.hosts_max_try {
+                    break;
+                }
+                tries += 1;
+                match connect(inner, &settings, &addr).await {
+                    Ok(l) => {
+                        inner.pool.opened();
+                        l
+                    }
+                    Err(e) => {
+                        inner.pool.trouble(key);
+                        host_failed(inner, &addr, &e.text());
+                        last = Some((e.text(), e.errno(), Some(addr)));
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut envelope = job.envelope.clone();
+        envelope.recipients = pending
+            .iter()
+            .map(|&k| job.envelope.recipients[k].clone())
+            .collect();
+        let step = l.transact(&settings, envelope, &job.data).await;
+        match step {
+            Step::Done(result) => {
+                let before = results.iter().flatten().count();
+                pending = settle(inner, &l, &pending, result, &mut results, &mut last);
+                let progress = results.iter().flatten().count() > before;
+                if l.is_closed() {
+                    l.quit(&settings).await;
+                    inner.pool.dropped();
+                } else {
+                    live = Some(l);
+                    if !progress {
+                        // The session took nothing (the peer put every
+                        // recipient off to a next transaction): stop
+                        // rather than loop; they are deferred below.
+                        break;
+                    }
+                }
+            }
+            Step::Closed(e) => {
+                let text = e
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "Remote host closed connection".into());
+                host_failed(inner, &l.address, &text);
+                last = Some((text, 0, Some(l.address.clone())));
+                inner.pool.dropped();
+            }
+            Step::Ready | Step::TlsFailed(_) => {
+                inner.pool.dropped();
+            }
+        }
+    }
+    // What no host settled.
+    for k in pending {
+        if results[k].is_some() {
+            continue;
+        }
+        let (text, errno, host) = match (&last, all_waiting) {
+            (Some((t, n, h)), _) => (t.clone(), *n, h.clone()),
+            (None, true) => ("retry time not reached for any host".to_string(), -53, None),
+            (None, false) => ("all hosts tried".to_string(), 0, None),
+        };
+        results[k] = Some(RcptResult {
+            index: 0,
+            outcome: Outcome::Deferred {
+                status: Status::new(4, 4, 1),
+                diagnostic: text,
+            },
+            detail: Detail {
+                host,
+                errno,
+                ..Detail::default()
+            },
+        });
+    }
+    let results: Vec<RcptResult> = results
+        .into_iter()
+        .zip(&job.indexes)
+        .filter_map(|(r, &index)| r.map(|r| RcptResult { index, ..r }))
+        .collect();
+    if results.iter().any(|r| matches!(r.outcome, Outcome::Delivered)) {
+        inner.pool.fine(key);
+    }
+    let done = job.done;
+    // The results are recorded (a write(2) to the message's journal)
+    // before this connection carries another message.
+    let _ = tokio::task::spawn_blocking(move || done(results)).await;
+    live
+}
+
+/// The next address not in its retry wait.
+fn next_candidate(inner: &Inner, addresses: &[Address], next: &mut usize) -> Option<Address> {
+    let now = clock::now() as u64;
+    let hints = inner.hints.lock().unwrap_or_else(|p| p.into_inner());
+    while *next < addresses.len() {
+        let a = &addresses[*next];
+        *next += 1;
+        if hints.waiting(&a.host, &a.ip.to_string(), now).is_none() {
+            return Some(a.clone());
+        }
+    }
+    None
+}
+
+/// Opens a connection; a failed STARTTLS handshake under `tls = may`
+/// reconnects in clear text.
+async fn connect(inner: &Inner, settings: &Settings, addr: &Address) -> Result<Live, ConnectError> {
+    match connection::open(settings, addr, false).await {
+        Err(ConnectError::Tls(why)) if connection::falls_back(settings.tls.policy) => {
+            let _ = why;
+            connection::open(settings, addr, true).await
+        }
+        Ok(l) => {
+            inner
+                .hints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .succeeded(&addr.host, &addr.ip.to_string());
+            Ok(l)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn host_failed(inner: &Inner, addr: &Address, why: &str) {
+    let now = clock::now() as u64;
+    inner
+        .hints
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed(&addr.host, &addr.ip.to_string(), now, why, &inner.schedule);
+}
+
+/// Turns a transaction's results into recipients' results; returns the
+/// envelope positions to try again (at the next host after a host error,
+/// in the next transaction after a 452).
+fn settle(
+    inner: &Inner,
+    l: &Live,
+    pending: &[usize],
+    result: TransactionResult,
+    results: &mut [Option<RcptResult>],
+    last: &mut Option<(String, i32, Option<Address>)>,
+) -> Vec<usize> {
+    let detail = Detail {
+        host: Some(l.address.clone()),
+        tls: l.tls.as_ref().map(|t| crate::server::tls::x_field(&t.info)),
+        cert_verified: l.tls.as_ref().map(|t| t.verified),
+        confirmation: None,
+        pipelined: l.pipelining(),
+        chunking: l.chunking(),
+        errno: 0,
+    };
+    let mut again = Vec::new();
+    for (r, &k) in result.recipients.into_iter().zip(pending) {
+        let outcome = match r.outcome {
+            ClientOutcome::Delivered(response) => Some((
+                Outcome::Delivered,
+                Detail {
+                    confirmation: Some(response.log_text()),
+                    ..detail.clone()
+                },
+            )),
+            ClientOutcome::Failed(cause) => Some((
+                Outcome::Failed {
+                    status: cause.status(),
+                    diagnostic: cause.to_string(),
+                    remote: Some(l.address.host.clone()),
+                },
+                detail.clone(),
+            )),
+            ClientOutcome::Deferred {
+                cause: Cause::Host(e),
+                possibly_delivered: false,
+            } => {
+                // The connection broke: the next host may do better.
+                host_failed(inner, &l.address, &e.to_string());
+                *last = Some((e.to_string(), 0, Some(l.address.clone())));
+                again.push(k);
+                None
+            }
+            ClientOutcome::Deferred {
+                cause,
+                possibly_delivered,
+            } => {
+                let mut diagnostic = cause.to_string();
+                if possibly_delivered {
+                    diagnostic.push_str(" (possibly delivered)");
+                }
+                let errno = match cause.describe_command().as_deref() {
+                    Some(c) if c.contains("RCPT TO") => -44,
+                    Some(c) if c.contains("MAIL FROM") => -45,
+                    Some(_) => -46,
+                    None => 0,
+                };
+                Some((
+                    Outcome::Deferred {
+                        status: cause.status(),
+                        diagnostic,
+                    },
+                    Detail {
+                        errno,
+                        ..detail.clone()
+                    },
+                ))
+            }
+            ClientOutcome::NotAttempted(_) => {
+                again.push(k);
+                None
+            }
+        };
+        if let Some((outcome, detail)) = outcome {
+            results[k] = Some(RcptResult {
+                index: 0,
+                outcome,
+                detail,
+            });
+        }
+    }
+    again
+}
+
+/// Every recipient of `job` deferred with `why` (the engine could not run).
+fn unfinished(job: &Job, why: &str, errno: i32, host: Option<Address>) -> Vec<RcptResult> {
+    job.indexes
+        .iter()
+        .map(|&index| RcptResult {
+            index,
+            outcome: Outcome::Deferred {
+                status: Status::new(4, 3, 0),
+                diagnostic: why.to_string(),
+            },
+            detail: Detail {
+                host: host.clone(),
+                errno,
+                ..Detail::default()
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,181 @@
+//! Connections per destination: jobs for one destination (the transport,
+//! its sorted host list and port: so domains that share MX hosts share
+//! connections, and transports with different TLS or AUTH settings never
+//! do) wait in one queue; up to `max_connections_per_destination`
+//! connections take from it, each carrying up to `connection_max_messages`
+//! messages before it says QUIT, and a connection with nothing to do waits
+//! [`IDLE`] for more before closing. `remote_max_connections` bounds the
+//! connections of every destination together.
+//!
+//! A destination whose connections fail (refused, timed out, 421) has its
+//! limit cut to one, and grows back by one per message delivered: a host
+//! in trouble is not hammered by ten connections at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::Job;
+
+/// How long an idle connection waits for another message.
+pub const IDLE: Duration = Duration::from_secs(2);
+
+/// Identifies a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DestKey {
+    pub transport: String,
+    /// `name [address]:port`, sorted.
+    pub hosts: Vec<String>,
+}
+
+struct Dest {
+    jobs: VecDeque<Job>,
+    connections: usize,
+    idle: usize,
+    limit: usize,
+    max: usize,
+    notify: Arc<Notify>,
+}
+
+/// The destinations and their queues.
+pub struct Pool {
+    dests: Mutex<HashMap<DestKey, Dest>>,
+    global: Arc<Semaphore>,
+    /// Connections open now, and the most ever open at once (the crash
+    /// test bounds duplicates with it).
+    counters: Mutex<(usize, usize)>,
+}
+
+/// What a connection task should do next.
+pub enum Next {
+    Job(Job),
+    /// Nothing came within the idle time: close.
+    Close,
+}
+
+impl Pool {
+    pub fn new(max_total: usize) -> Pool {
+        Pool {
+            dests: Mutex::new(HashMap::new()),
+            global: Arc::new(Semaphore::new(max_total.max(1))),
+            counters: Mutex::new((0, 0)),
+        }
+    }
+
+    pub fn global(&self) -> Arc<Semaphore> {
+        self.global.clone()
+    }
+
+    /// Queues `job`; returns true when the caller should start a new
+    /// connection for its destination (none idle, and below the limit).
+    pub fn push(&self, key: &DestKey, job: Job, max_per_dest: usize) -> bool {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let d = dests.entry(key.clone()).or_insert_with(|| Dest {
+            jobs: VecDeque::new(),
+            connections: 0,
+            idle: 0,
+            limit: max_per_dest.max(1),
+            max: max_per_dest.max(1),
+            notify: Arc::new(Notify::new()),
+        });
+        d.jobs.push_back(job);
+        // Waiting jobs beyond what idle connections will take start a
+        // connection each, up to the limit.
+        if d.jobs.len() > d.idle && d.connections < d.limit {
+            d.connections += 1;
+            true
+        } else {
+            d.notify.notify_one();
+            false
+        }
+    }
+
+    /// Takes every job not yet started (the daemon is stopping).
+    pub fn take_waiting(&self) -> Vec<Job> {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = Vec::new();
+        for d in dests.values_mut() {
+            jobs.extend(d.jobs.drain(..));
+            d.notify.notify_waiters();
+        }
+        jobs
+    }
+
+    /// The next job for a connection to `key`, waiting up to [`IDLE`].
+    pub async fn next(&self, key: &DestKey) -> Next {
+        let notify = {
+            let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(d) = dests.get_mut(key) else {
+                return Next::Close;
+            };
+            if let Some(j) = d.jobs.pop_front() {
+                return Next::Job(j);
+            }
+            d.idle += 1;
+            d.notify.clone()
+        };
+        let _ = tokio::time::timeout(IDLE, notify.notified()).await;
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = dests.get_mut(key) else {
+            return Next::Close;
+        };
+        d.idle = d.idle.saturating_sub(1);
+        match d.jobs.pop_front() {
+            Some(j) => Next::Job(j),
+            None => Next::Close,
+        }
+    }
+
+    /// A connection to `key` ended. Returns true when jobs are still
+    /// waiting with no connection left to take them (the caller starts
+    /// one); the destination is forgotten when nothing is left of it.
+    pub fn closed(&self, key: &DestKey) -> bool {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = dests.get_mut(key) else {
+            return false;
+        };
+        d.connections = d.connections.saturating_sub(1);
+        if !d.jobs.is_empty() && d.connections == 0 {
+            d.connections += 1;
+            return true;
+        }
+        if d.jobs.is_empty() && d.connections == 0 {
+            dests.remove(key);
+        }
+        false
+    }
+
+    /// A connection attempt to `key` failed: fewer connections at once.
+    pub fn trouble(&self, key: &DestKey) {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = dests.get_mut(key) {
+            d.limit = 1;
+        }
+    }
+
+    /// A message was delivered to `key`: the limit grows back.
+    pub fn fine(&self, key: &DestKey) {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = dests.get_mut(key) {
+            d.limit = (d.limit + 1).min(d.max);
+        }
+    }
+
+    pub fn opened(&self) {
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.0 += 1;
+        c.1 = c.1.max(c.0);
+    }
+
+    pub fn dropped(&self) {
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.0 = c.0.saturating_sub(1);
+    }
+
+    /// Connections open now, and the most open at once since the start.
+    pub fn connections(&self) -> (usize, usize) {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
