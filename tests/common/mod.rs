@@ -376,6 +376,8 @@ impl SmtpClient {
 pub struct TestCerts {
     pub ca_pem: String,
     pub ca_path: PathBuf,
+    /// The CA's key, for signing more certificates (`receiver::receiver_tls`).
+    pub ca_key_path: PathBuf,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
 }
@@ -393,8 +395,9 @@ impl TestCerts {
             .push(DnType::CommonName, "Sluice test CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_key_pem = ca_key.serialize_pem();
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                 .expect("server params");
@@ -407,11 +410,13 @@ impl TestCerts {
         let ca_pem = ca.as_ref().pem();
         let c = TestCerts {
             ca_path: dir.join("ca.pem"),
+            ca_key_path: dir.join("ca-key.pem"),
             cert_path: dir.join("server-cert.pem"),
             key_path: dir.join("server-key.pem"),
             ca_pem,
         };
         std::fs::write(&c.ca_path, &c.ca_pem).expect("write CA");
+        std::fs::write(&c.ca_key_path, ca_key_pem).expect("write CA key");
         std::fs::write(&c.cert_path, cert.pem()).expect("write certificate");
         std::fs::write(&c.key_path, key.serialize_pem()).expect("write key");
         c

@@ -336,3 +336,56 @@ fn session(
         r.get_mut().write_all(format!("{reply}\r\n").as_bytes())?;
     }
 }
+
+/// Which certificate a receiver presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    /// Signed by the test CA for the name and address connected to.
+    Valid,
+    /// Signed by the test CA for another name.
+    WrongName,
+    /// Signed by itself.
+    SelfSigned,
+    /// Signed by the test CA, expired in 2001.
+    Expired,
+}
+
+/// A TLS configuration for a receiver at `names` (host names and
+/// addresses), with a certificate of `kind` under `certs`' CA.
+pub fn receiver_tls(certs: &super::TestCerts, names: &[&str], kind: CertKind) -> Arc<rustls::ServerConfig> {
+    use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let names: Vec<String> = match kind {
+        CertKind::WrongName => vec!["elsewhere.invalid".to_string()],
+        _ => names.iter().map(|n| n.to_string()).collect(),
+    };
+    let mut params = CertificateParams::new(names.clone()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names[0].clone());
+    if kind == CertKind::Expired {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    let key = KeyPair::generate().expect("key");
+    let cert = match kind {
+        CertKind::SelfSigned => params.self_signed(&key).expect("self-signed"),
+        _ => {
+            let ca_key = KeyPair::from_pem(&std::fs::read_to_string(&certs.ca_key_path).expect("CA key"))
+                .expect("CA key PEM");
+            let issuer = Issuer::from_ca_cert_pem(&certs.ca_pem, ca_key).expect("issuer");
+            params.signed_by(&key, &issuer).expect("signed")
+        }
+    };
+    let chain = vec![CertificateDer::from(cert.der().to_vec())];
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key DER");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    Arc::new(cfg)
+}
