@@ -1044,6 +1044,20 @@ mod tests {
             reader.push_line(b"250-x\r\n"),
             Err(ReplyError::TooManyLines)
         );
+        // Longer lines than RFC 5321's 512 are taken, up to 4 KiB, and up
+        // to 64 KiB in all.
+        let line = format!("250-{}\r\n", "x".repeat(REPLY_LINE_MAX - 4));
+        let mut reader = ReplyReader::new();
+        for _ in 0..(REPLY_OCTETS_MAX / line.len()) {
+            assert_eq!(reader.push_line(line.as_bytes()), Ok(None));
+        }
+        assert_eq!(reader.push_line(line.as_bytes()), Err(ReplyError::TooLong));
+        let mut too_long = line.clone().into_bytes();
+        too_long.insert(5, b'x');
+        assert_eq!(
+            ReplyReader::new().push_line(&too_long),
+            Err(ReplyError::LineTooLong)
+        );
         let long = vec![b'x'; 200];
         match ReplyReader::new().push_line(&long) {
             Err(ReplyError::NotAReply(quoted)) => assert_eq!(quoted.len(), QUOTED_MAX),

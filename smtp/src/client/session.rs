@@ -910,17 +910,20 @@ impl ClientSession {
     fn on_bdat(&mut self, response: Response) {
         let Some(tx) = self.tx.as_mut() else { return };
         tx.bdat_in_flight = tx.bdat_in_flight.saturating_sub(1);
-        if response.reply.is_positive() {
-            return;
+        if !response.reply.is_positive() && !tx.body_refused {
+            // The first refused chunk decides; no more data is sent.
+            tx.body = None;
+            tx.body_refused = true;
+            let outcome = refusal(&response);
+            tx.finish_accepted(outcome);
         }
-        tx.body = None;
-        tx.body_refused = true;
-        let outcome = refusal(&response);
-        tx.finish_accepted(outcome);
-        if !self
-            .expected
-            .iter()
-            .any(|e| matches!(e.awaiting, Awaiting::Bdat | Awaiting::EndOfData(_)))
+        // Once refused, the transaction ends with the last outstanding
+        // chunk reply, whatever it says.
+        if tx.body_refused
+            && !self
+                .expected
+                .iter()
+                .any(|e| matches!(e.awaiting, Awaiting::Bdat | Awaiting::EndOfData(_)))
         {
             self.finish_transaction(true);
         }

@@ -711,6 +711,17 @@ fn bdat_chunks_are_framed_by_their_wire_size() {
     let (out, poll) = step(&mut s, "503 5.5.1 no transaction\r\n");
     assert_eq!(out, "RSET\r\n");
     assert_eq!(summary(&done(poll)), ["F 552"]);
+    // The same when the chunk still in flight was taken.
+    let mut s = greeted(ehlo);
+    s.send(envelope(&["a@x.example"])).unwrap();
+    step(&mut s, "250 ok\r\n250 ok\r\n");
+    s.write_body(b"a\n");
+    s.write_body(b"b\n");
+    s.take_output();
+    assert_eq!(step(&mut s, "452 4.3.1 full\r\n").1, ClientPoll::Read);
+    let (out, poll) = step(&mut s, "250 ok\r\n");
+    assert_eq!(out, "RSET\r\n");
+    assert_eq!(summary(&done(poll)), ["T 452"]);
 }
 
 /// Runs a fresh session on `server` (then the end of the connection) and
