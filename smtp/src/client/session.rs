@@ -35,7 +35,10 @@ pub enum ClientPoll {
     /// [`ClientSession::tls_established`]. Returned until then.
     StartTls,
     /// No transaction in progress: call [`ClientSession::send`] with the
-    /// next envelope, or [`ClientSession::quit`].
+    /// next envelope, or [`ClientSession::quit`]. With PIPELINING this
+    /// comes right after the end of data, before its reply: the next MAIL,
+    /// RCPTs and DATA (or QUIT) then go behind it (RFC 2920 §3.1), and
+    /// results still come out in the order of `send`.
     Ready,
     /// The peer waits for message data: call [`ClientSession::write_body`]
     /// with the next piece of the stored message, or
@@ -215,7 +218,13 @@ pub struct ClientSession {
     starttls_refused: bool,
     tls: Option<TlsInfo>,
     tls_verified: bool,
+    /// The transaction in progress, up to its end of data.
     tx: Option<Transaction>,
+    /// Transactions before `tx`, in order, whose end of data is sent and
+    /// awaits its reply; and, behind one of those, transactions refused
+    /// here in full (nothing sent), held so that results come out in the
+    /// order of [`ClientSession::send`].
+    closing: VecDeque<Transaction>,
     done: VecDeque<TransactionResult>,
     /// `Some` once closed: with the error, or `None` after QUIT.
     closed: Option<Option<HostError>>,
@@ -242,6 +251,7 @@ impl ClientSession {
             tls: None,
             tls_verified: false,
             tx: None,
+            closing: VecDeque::new(),
             done: VecDeque::new(),
             closed: None,
         }
@@ -279,6 +289,9 @@ impl ClientSession {
             }
             if self.wants_body() {
                 return ClientPoll::Body;
+            }
+            if self.can_pipeline_next() {
+                return ClientPoll::Ready;
             }
             if !self.expected.is_empty() {
                 return ClientPoll::Read;
@@ -341,7 +354,7 @@ impl ClientSession {
         if self.closed.is_some() {
             return;
         }
-        if self.state == State::Quitting {
+        if self.quit_answered() {
             self.closed = Some(None);
             return;
         }
@@ -381,7 +394,9 @@ impl ClientSession {
     /// put in a command; one when its address cannot. If none is left, the
     /// [`ClientPoll::Done`] comes at the next poll.
     pub fn send(&mut self, envelope: Envelope) -> Result<(), Envelope> {
-        if self.closed.is_some() || self.state != State::Ready || !self.expected.is_empty() {
+        let ready =
+            self.state == State::Ready && (self.expected.is_empty() || self.can_pipeline_next());
+        if self.closed.is_some() || !ready {
             return Err(envelope);
         }
         let caps = self.caps.clone().unwrap_or_default();
@@ -445,7 +460,11 @@ impl ClientSession {
             end_sent: false,
         };
         if tx.all_finished() {
-            self.done.push_back(tx.result());
+            if self.closing.is_empty() {
+                self.done.push_back(tx.result());
+            } else {
+                self.closing.push_back(tx);
+            }
             return Ok(());
         }
         let mail = envelope::mail_line(&envelope, &caps);
@@ -528,6 +547,12 @@ impl ClientSession {
         } else {
             self.expect(Awaiting::EndOfData(None), command);
         }
+        // The transaction now only waits for its reply; with PIPELINING
+        // the next one may start behind it.
+        if let Some(tx) = self.tx.take() {
+            self.closing.push_back(tx);
+        }
+        self.state = State::Ready;
     }
 
     /// Ends the dialog: QUIT, then the 221 or the end of the connection.
@@ -538,20 +563,25 @@ impl ClientSession {
         if self.closed.is_some() || self.state == State::Quitting {
             return;
         }
-        if let Some(mut tx) = self.tx.take() {
+        if self.tx.is_some() {
             let reply = Reply::new(
                 451,
                 Status::new(4, 3, 0),
                 "Transaction abandoned by the client",
             );
-            let end_sent = tx.end_sent;
-            tx.finish_open(|state| Outcome::Deferred {
-                cause: Cause::Local(reply.clone()),
-                possibly_delivered: end_sent && matches!(state, RcptState::Accepted),
-            });
-            self.done.push_back(tx.result());
+            let txs: Vec<Transaction> = self.closing.drain(..).chain(self.tx.take()).collect();
+            for mut tx in txs {
+                let end_sent = tx.end_sent;
+                tx.finish_open(|state| Outcome::Deferred {
+                    cause: Cause::Local(reply.clone()),
+                    possibly_delivered: end_sent && matches!(state, RcptState::Accepted),
+                });
+                self.done.push_back(tx.result());
+            }
+            self.expected.clear();
         }
-        self.expected.clear();
+        // Otherwise QUIT goes behind the replies still awaited, if any
+        // (RFC 2920 §3.1: QUIT may end a pipelined group).
         self.state = State::Quitting;
         self.write(Awaiting::Quit, CommandKind::Quit, "QUIT", false);
     }
@@ -624,8 +654,14 @@ impl ClientSession {
         }
     }
 
+    /// QUIT was sent and nothing but its reply is outstanding: the end of
+    /// the connection or of the timer is as good as a 221.
+    fn quit_answered(&self) -> bool {
+        self.state == State::Quitting && self.closing.is_empty() && self.tx.is_none()
+    }
+
     fn peer_closed(&mut self) {
-        if self.state == State::Quitting {
+        if self.quit_answered() {
             self.closed = Some(None);
         } else if self.reader.is_partial() || !self.input.is_empty() {
             self.protocol_error("connection closed in the middle of a reply".into());
@@ -908,7 +944,9 @@ impl ClientSession {
     }
 
     fn on_bdat(&mut self, response: Response) {
-        let Some(tx) = self.tx.as_mut() else { return };
+        let Some(tx) = self.closing.front_mut().or(self.tx.as_mut()) else {
+            return;
+        };
         tx.bdat_in_flight = tx.bdat_in_flight.saturating_sub(1);
         if !response.reply.is_positive() && !tx.body_refused {
             // The first refused chunk decides; no more data is sent.
@@ -919,18 +957,15 @@ impl ClientSession {
         }
         // Once refused, the transaction ends with the last outstanding
         // chunk reply, whatever it says.
-        if tx.body_refused
-            && !self
-                .expected
-                .iter()
-                .any(|e| matches!(e.awaiting, Awaiting::Bdat | Awaiting::EndOfData(_)))
-        {
-            self.finish_transaction(true);
+        if tx.body_refused && !self.more_body_replies() {
+            self.finish_body_transaction(true);
         }
     }
 
     fn on_end_of_data(&mut self, which: Option<usize>, response: Response) {
-        let Some(tx) = self.tx.as_mut() else { return };
+        let Some(tx) = self.closing.front_mut().or(self.tx.as_mut()) else {
+            return;
+        };
         if !tx.body_refused {
             let outcome = if response.reply.is_positive() {
                 Outcome::Delivered(response)
@@ -948,17 +983,56 @@ impl ClientSession {
                 None => tx.finish_accepted(outcome),
             }
         }
-        let more = self
-            .expected
-            .iter()
-            .any(|e| matches!(e.awaiting, Awaiting::EndOfData(_) | Awaiting::Bdat));
-        if !more {
-            // After the end of data the transaction is over whatever the
-            // reply: no RSET, the next MAIL follows at once. After a
-            // refused chunk the peer may still hold it open.
-            let rset = tx.body_refused;
-            self.finish_transaction(rset);
+        // After the end of data the transaction is over whatever the
+        // reply: no RSET, the next MAIL follows at once. After a refused
+        // chunk the peer may still hold it open.
+        let rset = tx.body_refused;
+        if !self.more_body_replies() {
+            self.finish_body_transaction(rset);
         }
+    }
+
+    /// Whether the next reply awaited is still one for the message data of
+    /// the same transaction (its chunks and end of data come in a row).
+    fn more_body_replies(&self) -> bool {
+        self.expected
+            .front()
+            .is_some_and(|e| matches!(e.awaiting, Awaiting::EndOfData(_) | Awaiting::Bdat))
+    }
+
+    /// Ends the transaction whose message data was answered: the oldest
+    /// waiting for its end of data, or the one in progress.
+    fn finish_body_transaction(&mut self, rset: bool) {
+        if let Some(tx) = self.closing.pop_front() {
+            self.done.push_back(tx.result());
+            // Transactions refused here in full while this one waited.
+            while self.closing.front().is_some_and(|next| !next.end_sent) {
+                if let Some(tx) = self.closing.pop_front() {
+                    self.done.push_back(tx.result());
+                }
+            }
+        } else if let Some(tx) = self.tx.take() {
+            self.done.push_back(tx.result());
+            self.state = State::Ready;
+        }
+        if rset {
+            self.write(Awaiting::Rset, CommandKind::Rset, "RSET", false);
+        }
+    }
+
+    /// With PIPELINING, the next transaction may start while the last one
+    /// waits for the reply to its end of data (RFC 2920 §3.1), unless a
+    /// refused chunk means an RSET must come first.
+    fn can_pipeline_next(&self) -> bool {
+        self.state == State::Ready
+            && self.tx.is_none()
+            && !self.closing.is_empty()
+            && self.caps.as_ref().is_some_and(|c| c.pipelining)
+            && self.closing.iter().all(|tx| !tx.body_refused)
+            && self
+                .expected
+                .iter()
+                .all(|e| matches!(e.awaiting, Awaiting::EndOfData(_)))
     }
 
     /// Ends the transaction: its result for the driver, RSET if the peer
@@ -1035,8 +1109,9 @@ impl ClientSession {
             return;
         }
         let error = HostError::new(kind, after);
-        if let Some(mut tx) = self.tx.take() {
-            let lost = !matches!(error.kind(), HostErrorKind::Reply(_));
+        let lost = !matches!(error.kind(), HostErrorKind::Reply(_));
+        let txs: Vec<Transaction> = self.closing.drain(..).chain(self.tx.take()).collect();
+        for mut tx in txs {
             let end_sent = tx.end_sent;
             tx.finish_open(|state| Outcome::Deferred {
                 cause: Cause::Host(error.clone()),

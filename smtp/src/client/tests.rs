@@ -55,7 +55,8 @@ fn a_plain_transaction() {
     s.end_body();
     let (out, poll) = step(&mut s, "");
     assert_eq!(out, "hi\r\n..dot\r\n.\r\n");
-    assert_eq!(poll, ClientPoll::Read);
+    // With PIPELINING the next envelope could go now; here none does.
+    assert_eq!(poll, ClientPoll::Ready);
     let (_, poll) = step(&mut s, "250 2.0.0 OK id=1\r\n");
     let ClientPoll::Done(result) = poll else {
         panic!("{poll:?}")
@@ -339,7 +340,8 @@ fn a_timeout_after_the_final_dot_may_have_delivered() {
     );
     s.write_body(b"x\n");
     s.end_body();
-    assert_eq!(s.poll(), ClientPoll::Read);
+    assert_eq!(s.poll(), ClientPoll::Ready);
+    assert_eq!(s.timeout(), FINAL_DOT_TIMEOUT);
     s.timed_out();
     let result = done(s.poll());
     assert_eq!(summary(&result), ["P", "F 550"]);
@@ -631,7 +633,7 @@ fn lmtp_has_one_final_reply_per_accepted_recipient() {
     s.write_body(b"x\n");
     s.end_body();
     let (_, poll) = step(&mut s, "250 2.0.0 a ok\r\n");
-    assert_eq!(poll, ClientPoll::Read);
+    assert_eq!(poll, ClientPoll::Ready);
     let result = done(step(&mut s, "452 4.2.2 c over quota\r\n").1);
     assert_eq!(summary(&result), ["D 250", "F 550", "T 452"]);
 }
@@ -883,4 +885,67 @@ fn capabilities_survive_odd_lines() {
     let sized = Capabilities::from_reply(&Reply::parse("250 mx\nSIZE 100").unwrap());
     assert_eq!(sized.size, Some(100));
     assert!(sized.too_big(101) && !sized.too_big(100));
+}
+
+#[test]
+fn the_next_envelope_goes_behind_the_final_dot() {
+    let (mut s, _, _) = pipelined(&["a@x.example"], "250 ok\r\n250 ok\r\n354 go\r\n");
+    s.end_body();
+    assert_eq!(s.poll(), ClientPoll::Ready);
+    s.send(envelope(&["b@x.example"])).unwrap();
+    // Refused here in full: its result waits for the first one's.
+    let mut big = envelope(&["c@x.example"]);
+    big.size = 5000;
+    assert_eq!(s.poll(), ClientPoll::Read);
+    assert!(s.send(big.clone()).is_err(), "not while MAIL is out");
+    assert_eq!(
+        String::from_utf8(s.take_output()).unwrap(),
+        ".\r\nMAIL FROM:<a@b.example> SIZE=5\r\nRCPT TO:<b@x.example>\r\nDATA\r\n"
+    );
+    s.receive(b"250 2.0.0 first\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    let first = done(s.poll());
+    assert_eq!(first.recipients[0].address, "a@x.example");
+    assert_eq!(summary(&first), ["D 250"]);
+    assert_eq!(s.poll(), ClientPoll::Body);
+    s.end_body();
+    assert_eq!(s.poll(), ClientPoll::Ready);
+    s.send(big).unwrap();
+    assert_eq!(s.poll(), ClientPoll::Ready);
+    s.quit();
+    assert_eq!(s.take_output(), b".\r\nQUIT\r\n");
+    assert_eq!(s.poll(), ClientPoll::Read);
+    s.receive(b"250 2.0.0 second\r\n221 bye\r\n");
+    let second = done(s.poll());
+    assert_eq!(second.recipients[0].address, "b@x.example");
+    assert_eq!(summary(&second), ["D 250"]);
+    let third = done(s.poll());
+    assert_eq!(summary(&third), ["L 5.3.4"]);
+    assert_eq!(s.poll(), ClientPoll::Close(None));
+}
+
+#[test]
+fn quit_behind_the_final_dot_still_waits_for_its_reply() {
+    let (mut s, _, _) = pipelined(&["a@x.example"], "250 ok\r\n250 ok\r\n354 go\r\n");
+    s.end_body();
+    s.quit();
+    s.take_output();
+    // The connection ends before the reply to the dot.
+    s.receive_eof();
+    assert_eq!(summary(&done(s.poll())), ["P"]);
+    assert_eq!(host_error(s.poll()).kind(), &HostErrorKind::Closed);
+}
+
+#[test]
+fn without_pipelining_the_next_envelope_waits_for_the_reply() {
+    let mut s = greeted(EHLO_NONE);
+    s.send(envelope(&["a@x.example"])).unwrap();
+    step(&mut s, "250 ok\r\n");
+    step(&mut s, "250 ok\r\n");
+    step(&mut s, "354 go\r\n");
+    s.end_body();
+    assert_eq!(s.poll(), ClientPoll::Read);
+    let env = envelope(&["b@x.example"]);
+    assert_eq!(s.send(env.clone()), Err(env));
+    assert_eq!(summary(&done(step(&mut s, "250 ok\r\n").1)), ["D 250"]);
+    assert_eq!(s.poll(), ClientPoll::Ready);
 }
