@@ -747,7 +747,8 @@ impl ClientSession {
     /// Greeted (again): STARTTLS, AUTH, or ready.
     fn after_hello(&mut self) {
         let caps = self.caps.clone().unwrap_or_default();
-        if self.tls.is_none() {
+        // Under implicit TLS there is no STARTTLS, reported or not.
+        if self.tls.is_none() && !self.config.implicit_tls {
             let policy = self.config.tls;
             if policy != TlsPolicy::Never && caps.starttls && !self.starttls_refused {
                 return self.write(Awaiting::StartTls, CommandKind::StartTls, "STARTTLS", false);

@@ -949,3 +949,26 @@ fn without_pipelining_the_next_envelope_waits_for_the_reply() {
     assert_eq!(summary(&done(step(&mut s, "250 ok\r\n").1)), ["D 250"]);
     assert_eq!(s.poll(), ClientPoll::Ready);
 }
+
+#[test]
+fn implicit_tls_authenticates_without_starttls() {
+    let mut c = with_credentials();
+    c.implicit_tls = true;
+    c.tls = TlsPolicy::Required;
+    let mut s = ClientSession::new(Arc::new(c.clone()));
+    s.tls_established(true, tls_info());
+    step(&mut s, "220 mx\r\n");
+    let (out, _) = step(&mut s, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+    assert!(out.starts_with("AUTH PLAIN "), "{out}");
+    assert_eq!(s.tls().map(|t| t.version.as_str()), Some("TLS1.3"));
+
+    // Not reported as established: no STARTTLS, and no AUTH either.
+    let mut s = ClientSession::new(Arc::new(c));
+    step(&mut s, "220 mx\r\n");
+    let (out, poll) = step(&mut s, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+    assert_eq!(out, "QUIT\r\n");
+    assert!(matches!(
+        host_error(poll).kind(),
+        HostErrorKind::AuthUnavailable(_)
+    ));
+}
