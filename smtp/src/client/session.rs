@@ -20,7 +20,7 @@ use super::outcome::{
     TransactionResult,
 };
 use super::{ClientConfig, TlsPolicy};
-use crate::reply::{REPLY_LINE_MAX, Reply, ReplyReader, Status};
+use crate::reply::{self, REPLY_LINE_MAX, Reply, ReplyReader};
 use crate::session::TlsInfo;
 
 /// What the driver should do next.
@@ -187,11 +187,7 @@ impl Transaction {
                         // Unreachable by construction: every path that ends
                         // a transaction finishes its recipients first.
                         _ => Outcome::Deferred {
-                            cause: Cause::Local(Reply::new(
-                                451,
-                                Status::new(4, 3, 0),
-                                "Transaction ended without an outcome",
-                            )),
+                            cause: Cause::Local(reply::no_outcome()),
                             possibly_delivered: false,
                         },
                     },
@@ -393,35 +389,22 @@ impl ClientSession {
     /// needs SMTPUTF8 the peer lacks (5.6.7), or when the sender cannot be
     /// put in a command; one when its address cannot. If none is left, the
     /// [`ClientPoll::Done`] comes at the next poll.
-    pub fn send(&mut self, envelope: Envelope) -> Result<(), Envelope> {
+    pub fn send(&mut self, mut envelope: Envelope) -> Result<(), Envelope> {
         let ready =
             self.state == State::Ready && (self.expected.is_empty() || self.can_pipeline_next());
         if self.closed.is_some() || !ready {
             return Err(envelope);
         }
         let caps = self.caps.clone().unwrap_or_default();
+        // Non-ASCII in an address needs SMTPUTF8 whatever the caller said.
+        envelope.smtputf8 |=
+            !envelope.from.is_ascii() || envelope.recipients.iter().any(|r| !r.address.is_ascii());
         let refuse_all = if !envelope::path_is_sendable(&envelope.from, true) {
-            Some(Reply::new(
-                550,
-                Status::new(5, 1, 7),
-                "Sender address cannot be sent in an SMTP command",
-            ))
+            Some(reply::unsendable_sender())
         } else if envelope.smtputf8 && !caps.smtputf8 {
-            Some(Reply::new(
-                553,
-                Status::new(5, 6, 7),
-                "Message needs SMTPUTF8, which the remote server does not offer",
-            ))
+            Some(reply::smtputf8_not_offered())
         } else if caps.too_big(envelope.size) {
-            Some(Reply::new(
-                552,
-                Status::new(5, 3, 4),
-                format!(
-                    "Message of {} octets exceeds the remote server's size limit of {}",
-                    envelope.size,
-                    caps.size.unwrap_or(0)
-                ),
-            ))
+            Some(reply::over_peer_size(envelope.size, caps.size.unwrap_or(0)))
         } else {
             None
         };
@@ -431,11 +414,9 @@ impl ClientSession {
             .map(|r| {
                 let local = match &refuse_all {
                     Some(reply) => Some(reply.clone()),
-                    None if !envelope::path_is_sendable(&r.address, false) => Some(Reply::new(
-                        553,
-                        Status::new(5, 1, 3),
-                        "Recipient address cannot be sent in an SMTP command",
-                    )),
+                    None if !envelope::path_is_sendable(&r.address, false) => {
+                        Some(reply::unsendable_recipient())
+                    }
                     None => None,
                 };
                 RcptSlot {
@@ -564,11 +545,7 @@ impl ClientSession {
             return;
         }
         if self.tx.is_some() {
-            let reply = Reply::new(
-                451,
-                Status::new(4, 3, 0),
-                "Transaction abandoned by the client",
-            );
+            let reply = reply::transaction_abandoned();
             let txs: Vec<Transaction> = self.closing.drain(..).chain(self.tx.take()).collect();
             for mut tx in txs {
                 let end_sent = tx.end_sent;

@@ -972,3 +972,19 @@ fn implicit_tls_authenticates_without_starttls() {
         HostErrorKind::AuthUnavailable(_)
     ));
 }
+
+#[test]
+fn a_non_ascii_address_needs_smtputf8() {
+    let mut s = greeted(EHLO_NONE);
+    s.send(envelope(&["\u{3b4}@x.example"])).unwrap();
+    assert_eq!(summary(&done(s.poll())), ["L 5.6.7"]);
+    assert!(s.take_output().is_empty());
+
+    let mut s = greeted(EHLO_ALL);
+    s.send(envelope(&["\u{3b4}@x.example"])).unwrap();
+    let out = String::from_utf8(s.take_output()).unwrap();
+    assert!(
+        out.starts_with("MAIL FROM:<a@b.example> SIZE=5 SMTPUTF8\r\n"),
+        "{out}"
+    );
+}
