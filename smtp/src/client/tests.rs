@@ -988,3 +988,31 @@ fn a_non_ascii_address_needs_smtputf8() {
         "{out}"
     );
 }
+
+#[test]
+fn statuses_of_host_errors_and_causes() {
+    let mut s = ClientSession::new(Arc::new(config()));
+    // A 421 greeting: no QUIT to a peer that is leaving.
+    let (out, poll) = step(&mut s, "421 mx busy\r\n");
+    assert_eq!(out, "");
+    let error = host_error(poll);
+    assert_eq!(error.status(), Status::new(4, 0, 0));
+    assert_eq!(error.reply().map(Reply::code), Some(421));
+
+    let cases = [
+        (HostErrorKind::Timeout, "4.4.2"),
+        (HostErrorKind::Closed, "4.4.2"),
+        (HostErrorKind::Protocol("x".into()), "4.5.0"),
+        (HostErrorKind::TlsRequired(None), "4.7.10"),
+        (HostErrorKind::AuthUnavailable("x".into()), "4.7.0"),
+    ];
+    for (kind, status) in cases {
+        let error = HostError::new(kind, None);
+        assert_eq!(error.status().to_string(), status);
+        assert!(error.is_temporary());
+        assert_eq!(Cause::Host(error).status().to_string(), status);
+    }
+    let local = Cause::Local(crate::reply::over_peer_size(10, 5));
+    assert_eq!(local.status().to_string(), "5.3.4");
+    assert_eq!(local.describe_command(), None);
+}
