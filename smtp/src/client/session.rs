@@ -1106,15 +1106,16 @@ impl ClientSession {
     }
 }
 
-/// A 4xx defers, anything else (5xx, or a code that makes no sense here)
-/// fails.
+/// A 5xx fails; a 4xx defers, and so does a code that makes no sense at
+/// this point (a 250 to DATA, a 354 to RCPT): a confused peer is no reason
+/// to bounce a message.
 fn refusal(response: &Response) -> Outcome {
-    if response.reply.is_temporary() {
+    if response.reply.is_permanent() {
+        Outcome::Failed(Cause::Remote(response.clone()))
+    } else {
         Outcome::Deferred {
             cause: Cause::Remote(response.clone()),
             possibly_delivered: false,
         }
-    } else {
-        Outcome::Failed(Cause::Remote(response.clone()))
     }
 }

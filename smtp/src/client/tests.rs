@@ -1016,3 +1016,13 @@ fn statuses_of_host_errors_and_causes() {
     assert_eq!(local.status().to_string(), "5.3.4");
     assert_eq!(local.describe_command(), None);
 }
+
+#[test]
+fn replies_that_make_no_sense_defer() {
+    // 250 to DATA in a pipelined group, 354 to a RCPT.
+    let (_, _, poll) = pipelined(
+        &["a@x.example", "b@x.example"],
+        "250 ok\r\n250 ok\r\n354 what\r\n250 ok\r\n",
+    );
+    assert_eq!(summary(&done(poll)), ["T 250", "T 354"]);
+}
