@@ -224,6 +224,8 @@ pub struct ClientSession {
     done: VecDeque<TransactionResult>,
     /// `Some` once closed: with the error, or `None` after QUIT.
     closed: Option<Option<HostError>>,
+    /// The command whose reply came last, for errors while none is awaited.
+    last_answered: Option<Command>,
 }
 
 impl ClientSession {
@@ -250,6 +252,7 @@ impl ClientSession {
             closing: VecDeque::new(),
             done: VecDeque::new(),
             closed: None,
+            last_answered: None,
         }
     }
 
@@ -608,6 +611,7 @@ impl ClientSession {
                 let Some(expect) = self.expected.pop_front() else {
                     return true;
                 };
+                self.last_answered = Some(expect.command.clone());
                 // A reply with more bytes behind it and nothing left to
                 // answer: those bytes are answers to commands never sent.
                 let unasked = self.expected.is_empty() && !self.input.is_empty();
@@ -1058,8 +1062,18 @@ impl ClientSession {
     }
 
     fn protocol_error(&mut self, what: String) {
-        let after = self.expected.front().map(|e| e.command.clone());
+        let after = self.current_command();
         self.fail_with(HostErrorKind::Protocol(what), after, false);
+    }
+
+    /// The command a failure now comes after: the one whose reply is
+    /// awaited, or else the last one answered (DATA, while the body is
+    /// being written).
+    fn current_command(&self) -> Option<Command> {
+        self.expected
+            .front()
+            .map(|e| e.command.clone())
+            .or_else(|| self.last_answered.clone())
     }
 
     fn protocol_error_after(&mut self, what: String, after: Command) {
@@ -1076,7 +1090,7 @@ impl ClientSession {
 
     /// Fails the host after the command now waited for.
     fn fail(&mut self, kind: HostErrorKind, quit: bool) {
-        let after = self.expected.front().map(|e| e.command.clone());
+        let after = self.current_command();
         self.fail_with(kind, after, quit);
     }
 

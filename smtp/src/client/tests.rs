@@ -1026,3 +1026,24 @@ fn replies_that_make_no_sense_defer() {
     );
     assert_eq!(summary(&done(poll)), ["T 250", "T 354"]);
 }
+
+#[test]
+fn a_timeout_while_writing_the_body_names_data() {
+    let mut s = greeted(EHLO_NONE);
+    s.send(envelope(&["a@x.example"])).unwrap();
+    step(&mut s, "250 ok\r\n");
+    step(&mut s, "250 ok\r\n");
+    assert_eq!(step(&mut s, "354 go\r\n").1, ClientPoll::Body);
+    assert_eq!(s.timeout(), DATA_BLOCK_TIMEOUT);
+    s.write_body(b"part");
+    s.timed_out();
+    let result = done(s.poll());
+    let Outcome::Deferred {
+        cause,
+        possibly_delivered: false,
+    } = &result.recipients[0].outcome
+    else {
+        panic!("{result:?}")
+    };
+    assert_eq!(cause.to_string(), "SMTP timeout after DATA");
+}
