@@ -1,17 +1,23 @@
-//! One entry point that runs a whole session from arbitrary bytes, for
-//! fuzzers and the property tests below. Whatever the input, the session
+//! Entry points that run a whole session from arbitrary bytes, for fuzzers
+//! and the property tests below. Whatever the input, the server session
 //! must not panic, must stop, and must only ever write well-formed reply
-//! lines.
+//! lines; the client session must not panic, must stop, must give an
+//! outcome for every recipient, and must only ever write CRLF lines.
 //!
 //! A cargo-fuzz target depends on this crate and is one line:
 //!
 //! ```ignore
 //! fuzz_target!(|data: &[u8]| smtp::fuzz::session_never_panics(data));
+//! fuzz_target!(|data: &[u8]| smtp::fuzz::client_never_panics(data));
 //! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::client::{
+    ClientConfig, ClientPoll, ClientSession, Credentials, Envelope, EnvelopeRecipient, Notify,
+    TlsPolicy,
+};
 use super::reply::Reply;
 use super::session::{Mode, Poll, Session, SessionConfig, TlsInfo, Verdict};
 
@@ -147,6 +153,151 @@ pub fn well_formed(output: &[u8]) -> bool {
     true
 }
 
+/// The client's fuzz target: runs [`exercise_client`] on `data` (what a
+/// server sends) and panics if the session did not stop, lost a
+/// recipient's outcome, or wrote something that is not CRLF lines.
+pub fn client_never_panics(data: &[u8]) {
+    let outcome = exercise_client(data);
+    assert!(outcome.closed, "the client must end: {outcome:?}");
+    assert!(
+        outcome.complete,
+        "every recipient must have an outcome: {outcome:?}"
+    );
+    assert!(
+        crlf_lines(&outcome.output),
+        "client output that is not CRLF lines: {}",
+        String::from_utf8_lossy(&outcome.output)
+    );
+}
+
+/// How a client run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOutcome {
+    /// Everything the client wrote.
+    pub output: Vec<u8>,
+    /// The session closed.
+    pub closed: bool,
+    /// Transactions that ended with an outcome.
+    pub transactions: usize,
+    /// Every transaction had an outcome for each of its recipients.
+    pub complete: bool,
+    /// Calls to [`ClientSession::poll`].
+    pub polls: usize,
+}
+
+/// Envelopes a client run sends before QUIT.
+const CLIENT_ENVELOPES: usize = 2;
+
+/// Runs a client session against `data`. The first two octets choose the
+/// setup: `data[0]` the configuration (bit 0 LMTP, bits 1-2 the TLS
+/// policy, bit 3 credentials, bit 4 TLS verified, bit 5 an 8-bit UTF-8
+/// message, bit 6 implicit TLS), `data[1]` how the rest is cut into reads.
+/// The rest is what the server sends, then the connection is closed.
+pub fn exercise_client(data: &[u8]) -> ClientOutcome {
+    let (setup, input) = data.split_at(data.len().min(2));
+    let byte = |i: usize| setup.get(i).copied().unwrap_or(0);
+    let (flags, cut) = (byte(0), byte(1));
+    let mut config = ClientConfig::new("fuzz.test");
+    config.lmtp = flags & 1 != 0;
+    config.tls = match (flags >> 1) & 3 {
+        0 => TlsPolicy::Never,
+        1 => TlsPolicy::Required,
+        _ => TlsPolicy::IfOffered,
+    };
+    if flags & 8 != 0 {
+        config.credentials = Some(Credentials {
+            username: "user".into(),
+            password: "password".into(),
+        });
+    }
+    let verified = flags & 16 != 0;
+    let tls_info = || TlsInfo {
+        version: "TLS1.3".into(),
+        cipher: "FUZZ".into(),
+    };
+    let mut session = ClientSession::new(Arc::new(config));
+    if flags & 64 != 0 {
+        session.tls_established(verified, tls_info());
+    }
+    let mut recipients: Vec<EnvelopeRecipient> = ["a@x.example", "b@x.example", "c@y.example"]
+        .into_iter()
+        .map(EnvelopeRecipient::new)
+        .collect();
+    recipients[1].notify = Some(Notify::NEVER);
+    recipients[2].orcpt = Some("rfc822;c@y.example".into());
+    let envelope = Envelope {
+        from: "s@z.example".into(),
+        recipients,
+        ret: None,
+        envid: Some("fuzz".into()),
+        size: 40,
+        eight_bit: flags & 32 != 0,
+        smtputf8: flags & 32 != 0,
+    };
+    let body: &[u8] = b"Subject: x\n\n.\n..a\nend";
+
+    let read_size = usize::from(cut % 64) + 1;
+    let mut reads = input.chunks(read_size);
+    let mut sent = 0;
+    let mut pieces = 0;
+    let mut outcome = ClientOutcome {
+        output: Vec::new(),
+        closed: false,
+        transactions: 0,
+        complete: true,
+        polls: 0,
+    };
+    while outcome.polls < POLL_LIMIT {
+        outcome.polls += 1;
+        match session.poll() {
+            ClientPoll::Read => {
+                outcome.output.extend(session.take_output());
+                match reads.next() {
+                    Some(bytes) => session.receive(bytes),
+                    None => session.receive_eof(),
+                }
+            }
+            ClientPoll::StartTls => session.tls_established(verified, tls_info()),
+            ClientPoll::Ready if sent < CLIENT_ENVELOPES => {
+                sent += 1;
+                pieces = 0;
+                if session.send(envelope.clone()).is_err() {
+                    break;
+                }
+            }
+            ClientPoll::Ready => session.quit(),
+            ClientPoll::Body => {
+                match body.get(pieces * 7..) {
+                    Some(rest) if !rest.is_empty() => {
+                        session.write_body(&rest[..rest.len().min(7)]);
+                    }
+                    _ => session.end_body(),
+                }
+                pieces += 1;
+            }
+            ClientPoll::Done(result) => {
+                outcome.transactions += 1;
+                outcome.complete &= result.recipients.len() == envelope.recipients.len();
+            }
+            ClientPoll::Close(_) => {
+                outcome.closed = true;
+                break;
+            }
+        }
+    }
+    outcome.output.extend(session.take_output());
+    outcome
+}
+
+/// `output` is empty or lines that each end in CRLF, with no bare LF.
+fn crlf_lines(output: &[u8]) -> bool {
+    let bare_lf = output
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || output[i - 1] != b'\r'));
+    !bare_lf && (output.is_empty() || output.ends_with(b"\r\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +385,56 @@ mod tests {
             text.ends_with("250 2.0.0 custom ok\r\n221 2.0.0 fuzz.test closing connection\r\n"),
             "{text}"
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+        #[test]
+        fn random_server_bytes_never_break_the_client(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            client_never_panics(&data);
+        }
+
+        /// Random replies shaped like SMTP reach every state of the client.
+        #[test]
+        fn random_server_dialogs_never_break_the_client(
+            setup in proptest::collection::vec(any::<u8>(), 2),
+            parts in proptest::collection::vec(prop_oneof![
+                Just(b"220 mx ESMTP\r\n".to_vec()),
+                Just(b"250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-SIZE 100\r\n250-STARTTLS\r\n250-SMTPUTF8\r\n250-DSN\r\n250 AUTH PLAIN LOGIN\r\n".to_vec()),
+                Just(b"250-mx\r\n250 STARTTLS\r\n".to_vec()),
+                Just(b"250 2.0.0 ok\r\n".to_vec()), Just(b"250 ok\r\n".to_vec()),
+                Just(b"354 go\r\n".to_vec()), Just(b"334 VXNlcm5hbWU6\r\n".to_vec()),
+                Just(b"235 ok\r\n".to_vec()), Just(b"220 go ahead\r\n".to_vec()),
+                Just(b"221 bye\r\n".to_vec()), Just(b"421 4.3.2 bye\r\n".to_vec()),
+                Just(b"452 4.5.3 too many\r\n".to_vec()), Just(b"550 5.1.1 no\r\n".to_vec()),
+                Just(b"451 4.3.0 later\r\n".to_vec()), Just(b"500 what\r\n".to_vec()),
+                Just(b"250-a\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..20),
+            ], 0..40),
+        ) {
+            let mut data = setup;
+            for part in parts {
+                data.extend(part);
+            }
+            client_never_panics(&data);
+        }
+    }
+
+    #[test]
+    fn the_client_target_runs_a_plain_dialog_to_quit() {
+        // One octet per read: a scripted server cannot answer early.
+        let mut data = vec![0, 0];
+        data.extend_from_slice(
+            b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n\
+              250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n",
+        );
+        let outcome = exercise_client(&data);
+        assert!(outcome.closed && outcome.complete);
+        assert_eq!(outcome.transactions, 2);
+        let text = String::from_utf8(outcome.output).unwrap();
+        assert!(text.ends_with("end\r\n.\r\nQUIT\r\n"), "{text}");
+        client_never_panics(b"");
+        client_never_panics(b"\xff\xff220 x\r\n");
     }
 }

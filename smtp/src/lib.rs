@@ -5,8 +5,9 @@
 //! [`Verdict`]s from policy (routing, relay rules, quotas) and the spool;
 //! clients (the load generator, the tests) read the server's replies with
 //! a [`ReplyReader`], and the daemon's outgoing connections run a
-//! [`client::ClientSession`] the same way. This crate's Cargo.toml has no tokio, no rustls and
-//! no file I/O, so Cargo keeps it that way.
+//! [`client::ClientSession`] the same way as a `Session`. This crate's
+//! Cargo.toml has no tokio, no rustls and no file I/O, so Cargo keeps it
+//! that way.
 //!
 //! A driver loop is a few lines:
 //!

@@ -775,6 +775,60 @@ pub fn local_problem(text: impl AsRef<str>) -> Reply {
     Reply::new(451, st(4, 3, 0), text)
 }
 
+// The client's own refusals: what a recipient's outcome rests on when the
+// client decides without asking the server (`client::Cause::Local`).
+
+/// RFC 1870 §6 and RFC 3463 X.3.4: the message is over the size limit
+/// the server announced, so it is not sent.
+pub(crate) fn over_peer_size(size: u64, limit: u64) -> Reply {
+    Reply::new(
+        552,
+        st(5, 3, 4),
+        format!("Message of {size} octets exceeds the remote server's size limit of {limit}"),
+    )
+}
+
+/// RFC 6531 §3.5 and RFC 5248 X.6.7: the message needs SMTPUTF8 and the
+/// server does not offer it.
+pub(crate) fn smtputf8_not_offered() -> Reply {
+    Reply::new(
+        553,
+        st(5, 6, 7),
+        "Message needs SMTPUTF8, which the remote server does not offer",
+    )
+}
+
+/// A reverse-path that cannot be written into MAIL (control characters,
+/// brackets, too long): X.1.7, bad sender address syntax.
+pub(crate) fn unsendable_sender() -> Reply {
+    Reply::new(
+        550,
+        st(5, 1, 7),
+        "Sender address cannot be sent in an SMTP command",
+    )
+}
+
+/// A forward-path that cannot be written into RCPT: X.1.3, bad
+/// destination address syntax.
+pub(crate) fn unsendable_recipient() -> Reply {
+    Reply::new(
+        553,
+        st(5, 1, 3),
+        "Recipient address cannot be sent in an SMTP command",
+    )
+}
+
+/// The driver quit in the middle of a transaction.
+pub(crate) fn transaction_abandoned() -> Reply {
+    local_problem("Transaction abandoned by the client")
+}
+
+/// A recipient a transaction ended without deciding (a fault of the
+/// client; deferred so that nothing is lost).
+pub(crate) fn no_outcome() -> Reply {
+    local_problem("Transaction ended without an outcome for this recipient")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1043,6 +1097,20 @@ mod tests {
         assert_eq!(
             reader.push_line(b"250-x\r\n"),
             Err(ReplyError::TooManyLines)
+        );
+        // Longer lines than RFC 5321's 512 are taken, up to 4 KiB, and up
+        // to 64 KiB in all.
+        let line = format!("250-{}\r\n", "x".repeat(REPLY_LINE_MAX - 4));
+        let mut reader = ReplyReader::new();
+        for _ in 0..(REPLY_OCTETS_MAX / line.len()) {
+            assert_eq!(reader.push_line(line.as_bytes()), Ok(None));
+        }
+        assert_eq!(reader.push_line(line.as_bytes()), Err(ReplyError::TooLong));
+        let mut too_long = line.clone().into_bytes();
+        too_long.insert(5, b'x');
+        assert_eq!(
+            ReplyReader::new().push_line(&too_long),
+            Err(ReplyError::LineTooLong)
         );
         let long = vec![b'x'; 200];
         match ReplyReader::new().push_line(&long) {

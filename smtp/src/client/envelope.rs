@@ -106,17 +106,23 @@ impl Ret {
 }
 
 /// A path that can go into a command line: no control characters (a CR
-/// or LF would end the command early and smuggle another), no spaces or
-/// angle brackets outside what the path grammar allows, and within RFC
-/// 5321 §4.5.3.1.3's 256 octets with brackets. `allow_empty` for `<>`.
+/// or LF would end the command early and smuggle another), no angle
+/// brackets, no space outside a quoted local part (a space would end the
+/// path and start a parameter), and within RFC 5321 §4.5.3.1.3's 256
+/// octets with brackets. `allow_empty` for `<>`.
 pub(crate) fn path_is_sendable(path: &str, allow_empty: bool) -> bool {
     if path.is_empty() {
         return allow_empty;
     }
+    // The quoted local part, if any: `"..."@`.
+    let quoted_end = path
+        .strip_prefix('"')
+        .and_then(|rest| rest.find("\"@"))
+        .map_or(0, |i| i + 1);
     path.len() + 2 <= crate::address::PATH_MAX
         && !path
-            .chars()
-            .any(|c| c.is_control() || c == '<' || c == '>' || c == ' ')
+            .char_indices()
+            .any(|(i, c)| c.is_control() || c == '<' || c == '>' || (c == ' ' && i >= quoted_end))
 }
 
 /// RFC 3461 §4: `xtext`, with `+XX` for `+`, `=`, and octets outside
@@ -215,6 +221,9 @@ mod tests {
             ("", false, false),
             ("a@b\r\nRCPT TO:<c@d>", false, false),
             ("a b@c", false, false),
+            (" a@c", false, false),
+            ("\"a b\"@c.example", false, true),
+            ("\"a\"@c d", false, false),
             ("a>b@c", false, false),
             ("\u{3b4}@d.example", false, true),
         ];

@@ -73,8 +73,11 @@
 //!    over TLS the driver says is verified; never in clear.
 //! 5. Transactions ([`ClientSession::send`]): MAIL, RCPT..., then DATA and
 //!    the dot-stuffed body, or BDAT chunks (RFC 3030). With PIPELINING (RFC
-//!    2920 §3.1) MAIL, every RCPT and DATA go in one write. RSET only after
-//!    a transaction that failed; after a message a new MAIL follows at once.
+//!    2920 §3.1) MAIL, every RCPT and DATA go in one write, and the next
+//!    transaction's group goes right behind the end of data of the one
+//!    before. RSET only after a transaction that failed; after a message
+//!    a new MAIL follows at once. Results ([`ClientPoll::Done`]) come out
+//!    in the order of `send`.
 //! 6. QUIT ([`ClientSession::quit`]), then the 221 or the end of the
 //!    connection.
 //!

@@ -20,7 +20,7 @@ use super::outcome::{
     TransactionResult,
 };
 use super::{ClientConfig, TlsPolicy};
-use crate::reply::{REPLY_LINE_MAX, Reply, ReplyReader, Status};
+use crate::reply::{self, REPLY_LINE_MAX, Reply, ReplyReader};
 use crate::session::TlsInfo;
 
 /// What the driver should do next.
@@ -35,7 +35,10 @@ pub enum ClientPoll {
     /// [`ClientSession::tls_established`]. Returned until then.
     StartTls,
     /// No transaction in progress: call [`ClientSession::send`] with the
-    /// next envelope, or [`ClientSession::quit`].
+    /// next envelope, or [`ClientSession::quit`]. With PIPELINING this
+    /// comes right after the end of data, before its reply: the next MAIL,
+    /// RCPTs and DATA (or QUIT) then go behind it (RFC 2920 §3.1), and
+    /// results still come out in the order of `send`.
     Ready,
     /// The peer waits for message data: call [`ClientSession::write_body`]
     /// with the next piece of the stored message, or
@@ -184,11 +187,7 @@ impl Transaction {
                         // Unreachable by construction: every path that ends
                         // a transaction finishes its recipients first.
                         _ => Outcome::Deferred {
-                            cause: Cause::Local(Reply::new(
-                                451,
-                                Status::new(4, 3, 0),
-                                "Transaction ended without an outcome",
-                            )),
+                            cause: Cause::Local(reply::no_outcome()),
                             possibly_delivered: false,
                         },
                     },
@@ -215,10 +214,18 @@ pub struct ClientSession {
     starttls_refused: bool,
     tls: Option<TlsInfo>,
     tls_verified: bool,
+    /// The transaction in progress, up to its end of data.
     tx: Option<Transaction>,
+    /// Transactions before `tx`, in order, whose end of data is sent and
+    /// awaits its reply; and, behind one of those, transactions refused
+    /// here in full (nothing sent), held so that results come out in the
+    /// order of [`ClientSession::send`].
+    closing: VecDeque<Transaction>,
     done: VecDeque<TransactionResult>,
     /// `Some` once closed: with the error, or `None` after QUIT.
     closed: Option<Option<HostError>>,
+    /// The command whose reply came last, for errors while none is awaited.
+    last_answered: Option<Command>,
 }
 
 impl ClientSession {
@@ -242,8 +249,10 @@ impl ClientSession {
             tls: None,
             tls_verified: false,
             tx: None,
+            closing: VecDeque::new(),
             done: VecDeque::new(),
             closed: None,
+            last_answered: None,
         }
     }
 
@@ -279,6 +288,9 @@ impl ClientSession {
             }
             if self.wants_body() {
                 return ClientPoll::Body;
+            }
+            if self.can_pipeline_next() {
+                return ClientPoll::Ready;
             }
             if !self.expected.is_empty() {
                 return ClientPoll::Read;
@@ -341,7 +353,7 @@ impl ClientSession {
         if self.closed.is_some() {
             return;
         }
-        if self.state == State::Quitting {
+        if self.quit_answered() {
             self.closed = Some(None);
             return;
         }
@@ -380,33 +392,22 @@ impl ClientSession {
     /// needs SMTPUTF8 the peer lacks (5.6.7), or when the sender cannot be
     /// put in a command; one when its address cannot. If none is left, the
     /// [`ClientPoll::Done`] comes at the next poll.
-    pub fn send(&mut self, envelope: Envelope) -> Result<(), Envelope> {
-        if self.closed.is_some() || self.state != State::Ready || !self.expected.is_empty() {
+    pub fn send(&mut self, mut envelope: Envelope) -> Result<(), Envelope> {
+        let ready =
+            self.state == State::Ready && (self.expected.is_empty() || self.can_pipeline_next());
+        if self.closed.is_some() || !ready {
             return Err(envelope);
         }
         let caps = self.caps.clone().unwrap_or_default();
+        // Non-ASCII in an address needs SMTPUTF8 whatever the caller said.
+        envelope.smtputf8 |=
+            !envelope.from.is_ascii() || envelope.recipients.iter().any(|r| !r.address.is_ascii());
         let refuse_all = if !envelope::path_is_sendable(&envelope.from, true) {
-            Some(Reply::new(
-                550,
-                Status::new(5, 1, 7),
-                "Sender address cannot be sent in an SMTP command",
-            ))
+            Some(reply::unsendable_sender())
         } else if envelope.smtputf8 && !caps.smtputf8 {
-            Some(Reply::new(
-                553,
-                Status::new(5, 6, 7),
-                "Message needs SMTPUTF8, which the remote server does not offer",
-            ))
+            Some(reply::smtputf8_not_offered())
         } else if caps.too_big(envelope.size) {
-            Some(Reply::new(
-                552,
-                Status::new(5, 3, 4),
-                format!(
-                    "Message of {} octets exceeds the remote server's size limit of {}",
-                    envelope.size,
-                    caps.size.unwrap_or(0)
-                ),
-            ))
+            Some(reply::over_peer_size(envelope.size, caps.size.unwrap_or(0)))
         } else {
             None
         };
@@ -416,11 +417,9 @@ impl ClientSession {
             .map(|r| {
                 let local = match &refuse_all {
                     Some(reply) => Some(reply.clone()),
-                    None if !envelope::path_is_sendable(&r.address, false) => Some(Reply::new(
-                        553,
-                        Status::new(5, 1, 3),
-                        "Recipient address cannot be sent in an SMTP command",
-                    )),
+                    None if !envelope::path_is_sendable(&r.address, false) => {
+                        Some(reply::unsendable_recipient())
+                    }
                     None => None,
                 };
                 RcptSlot {
@@ -445,7 +444,11 @@ impl ClientSession {
             end_sent: false,
         };
         if tx.all_finished() {
-            self.done.push_back(tx.result());
+            if self.closing.is_empty() {
+                self.done.push_back(tx.result());
+            } else {
+                self.closing.push_back(tx);
+            }
             return Ok(());
         }
         let mail = envelope::mail_line(&envelope, &caps);
@@ -528,6 +531,12 @@ impl ClientSession {
         } else {
             self.expect(Awaiting::EndOfData(None), command);
         }
+        // The transaction now only waits for its reply; with PIPELINING
+        // the next one may start behind it.
+        if let Some(tx) = self.tx.take() {
+            self.closing.push_back(tx);
+        }
+        self.state = State::Ready;
     }
 
     /// Ends the dialog: QUIT, then the 221 or the end of the connection.
@@ -538,20 +547,21 @@ impl ClientSession {
         if self.closed.is_some() || self.state == State::Quitting {
             return;
         }
-        if let Some(mut tx) = self.tx.take() {
-            let reply = Reply::new(
-                451,
-                Status::new(4, 3, 0),
-                "Transaction abandoned by the client",
-            );
-            let end_sent = tx.end_sent;
-            tx.finish_open(|state| Outcome::Deferred {
-                cause: Cause::Local(reply.clone()),
-                possibly_delivered: end_sent && matches!(state, RcptState::Accepted),
-            });
-            self.done.push_back(tx.result());
+        if self.tx.is_some() {
+            let reply = reply::transaction_abandoned();
+            let txs: Vec<Transaction> = self.closing.drain(..).chain(self.tx.take()).collect();
+            for mut tx in txs {
+                let end_sent = tx.end_sent;
+                tx.finish_open(|state| Outcome::Deferred {
+                    cause: Cause::Local(reply.clone()),
+                    possibly_delivered: end_sent && matches!(state, RcptState::Accepted),
+                });
+                self.done.push_back(tx.result());
+            }
+            self.expected.clear();
         }
-        self.expected.clear();
+        // Otherwise QUIT goes behind the replies still awaited, if any
+        // (RFC 2920 §3.1: QUIT may end a pipelined group).
         self.state = State::Quitting;
         self.write(Awaiting::Quit, CommandKind::Quit, "QUIT", false);
     }
@@ -601,6 +611,7 @@ impl ClientSession {
                 let Some(expect) = self.expected.pop_front() else {
                     return true;
                 };
+                self.last_answered = Some(expect.command.clone());
                 // A reply with more bytes behind it and nothing left to
                 // answer: those bytes are answers to commands never sent.
                 let unasked = self.expected.is_empty() && !self.input.is_empty();
@@ -624,8 +635,14 @@ impl ClientSession {
         }
     }
 
+    /// QUIT was sent and nothing but its reply is outstanding: the end of
+    /// the connection or of the timer is as good as a 221.
+    fn quit_answered(&self) -> bool {
+        self.state == State::Quitting && self.closing.is_empty() && self.tx.is_none()
+    }
+
     fn peer_closed(&mut self) {
-        if self.state == State::Quitting {
+        if self.quit_answered() {
             self.closed = Some(None);
         } else if self.reader.is_partial() || !self.input.is_empty() {
             self.protocol_error("connection closed in the middle of a reply".into());
@@ -711,7 +728,8 @@ impl ClientSession {
     /// Greeted (again): STARTTLS, AUTH, or ready.
     fn after_hello(&mut self) {
         let caps = self.caps.clone().unwrap_or_default();
-        if self.tls.is_none() {
+        // Under implicit TLS there is no STARTTLS, reported or not.
+        if self.tls.is_none() && !self.config.implicit_tls {
             let policy = self.config.tls;
             if policy != TlsPolicy::Never && caps.starttls && !self.starttls_refused {
                 return self.write(Awaiting::StartTls, CommandKind::StartTls, "STARTTLS", false);
@@ -908,26 +926,28 @@ impl ClientSession {
     }
 
     fn on_bdat(&mut self, response: Response) {
-        let Some(tx) = self.tx.as_mut() else { return };
-        tx.bdat_in_flight = tx.bdat_in_flight.saturating_sub(1);
-        if response.reply.is_positive() {
+        let Some(tx) = self.closing.front_mut().or(self.tx.as_mut()) else {
             return;
+        };
+        tx.bdat_in_flight = tx.bdat_in_flight.saturating_sub(1);
+        if !response.reply.is_positive() && !tx.body_refused {
+            // The first refused chunk decides; no more data is sent.
+            tx.body = None;
+            tx.body_refused = true;
+            let outcome = refusal(&response);
+            tx.finish_accepted(outcome);
         }
-        tx.body = None;
-        tx.body_refused = true;
-        let outcome = refusal(&response);
-        tx.finish_accepted(outcome);
-        if !self
-            .expected
-            .iter()
-            .any(|e| matches!(e.awaiting, Awaiting::Bdat | Awaiting::EndOfData(_)))
-        {
-            self.finish_transaction(true);
+        // Once refused, the transaction ends with the last outstanding
+        // chunk reply, whatever it says.
+        if tx.body_refused && !self.more_body_replies() {
+            self.finish_body_transaction(true);
         }
     }
 
     fn on_end_of_data(&mut self, which: Option<usize>, response: Response) {
-        let Some(tx) = self.tx.as_mut() else { return };
+        let Some(tx) = self.closing.front_mut().or(self.tx.as_mut()) else {
+            return;
+        };
         if !tx.body_refused {
             let outcome = if response.reply.is_positive() {
                 Outcome::Delivered(response)
@@ -945,17 +965,56 @@ impl ClientSession {
                 None => tx.finish_accepted(outcome),
             }
         }
-        let more = self
-            .expected
-            .iter()
-            .any(|e| matches!(e.awaiting, Awaiting::EndOfData(_) | Awaiting::Bdat));
-        if !more {
-            // After the end of data the transaction is over whatever the
-            // reply: no RSET, the next MAIL follows at once. After a
-            // refused chunk the peer may still hold it open.
-            let rset = tx.body_refused;
-            self.finish_transaction(rset);
+        // After the end of data the transaction is over whatever the
+        // reply: no RSET, the next MAIL follows at once. After a refused
+        // chunk the peer may still hold it open.
+        let rset = tx.body_refused;
+        if !self.more_body_replies() {
+            self.finish_body_transaction(rset);
         }
+    }
+
+    /// Whether the next reply awaited is still one for the message data of
+    /// the same transaction (its chunks and end of data come in a row).
+    fn more_body_replies(&self) -> bool {
+        self.expected
+            .front()
+            .is_some_and(|e| matches!(e.awaiting, Awaiting::EndOfData(_) | Awaiting::Bdat))
+    }
+
+    /// Ends the transaction whose message data was answered: the oldest
+    /// waiting for its end of data, or the one in progress.
+    fn finish_body_transaction(&mut self, rset: bool) {
+        if let Some(tx) = self.closing.pop_front() {
+            self.done.push_back(tx.result());
+            // Transactions refused here in full while this one waited.
+            while self.closing.front().is_some_and(|next| !next.end_sent) {
+                if let Some(tx) = self.closing.pop_front() {
+                    self.done.push_back(tx.result());
+                }
+            }
+        } else if let Some(tx) = self.tx.take() {
+            self.done.push_back(tx.result());
+            self.state = State::Ready;
+        }
+        if rset {
+            self.write(Awaiting::Rset, CommandKind::Rset, "RSET", false);
+        }
+    }
+
+    /// With PIPELINING, the next transaction may start while the last one
+    /// waits for the reply to its end of data (RFC 2920 §3.1), unless a
+    /// refused chunk means an RSET must come first.
+    fn can_pipeline_next(&self) -> bool {
+        self.state == State::Ready
+            && self.tx.is_none()
+            && !self.closing.is_empty()
+            && self.caps.as_ref().is_some_and(|c| c.pipelining)
+            && self.closing.iter().all(|tx| !tx.body_refused)
+            && self
+                .expected
+                .iter()
+                .all(|e| matches!(e.awaiting, Awaiting::EndOfData(_)))
     }
 
     /// Ends the transaction: its result for the driver, RSET if the peer
@@ -1003,8 +1062,18 @@ impl ClientSession {
     }
 
     fn protocol_error(&mut self, what: String) {
-        let after = self.expected.front().map(|e| e.command.clone());
+        let after = self.current_command();
         self.fail_with(HostErrorKind::Protocol(what), after, false);
+    }
+
+    /// The command a failure now comes after: the one whose reply is
+    /// awaited, or else the last one answered (DATA, while the body is
+    /// being written).
+    fn current_command(&self) -> Option<Command> {
+        self.expected
+            .front()
+            .map(|e| e.command.clone())
+            .or_else(|| self.last_answered.clone())
     }
 
     fn protocol_error_after(&mut self, what: String, after: Command) {
@@ -1021,7 +1090,7 @@ impl ClientSession {
 
     /// Fails the host after the command now waited for.
     fn fail(&mut self, kind: HostErrorKind, quit: bool) {
-        let after = self.expected.front().map(|e| e.command.clone());
+        let after = self.current_command();
         self.fail_with(kind, after, quit);
     }
 
@@ -1032,8 +1101,9 @@ impl ClientSession {
             return;
         }
         let error = HostError::new(kind, after);
-        if let Some(mut tx) = self.tx.take() {
-            let lost = !matches!(error.kind(), HostErrorKind::Reply(_));
+        let lost = !matches!(error.kind(), HostErrorKind::Reply(_));
+        let txs: Vec<Transaction> = self.closing.drain(..).chain(self.tx.take()).collect();
+        for mut tx in txs {
             let end_sent = tx.end_sent;
             tx.finish_open(|state| Outcome::Deferred {
                 cause: Cause::Host(error.clone()),
@@ -1050,15 +1120,16 @@ impl ClientSession {
     }
 }
 
-/// A 4xx defers, anything else (5xx, or a code that makes no sense here)
-/// fails.
+/// A 5xx fails; a 4xx defers, and so does a code that makes no sense at
+/// this point (a 250 to DATA, a 354 to RCPT): a confused peer is no reason
+/// to bounce a message.
 fn refusal(response: &Response) -> Outcome {
-    if response.reply.is_temporary() {
+    if response.reply.is_permanent() {
+        Outcome::Failed(Cause::Remote(response.clone()))
+    } else {
         Outcome::Deferred {
             cause: Cause::Remote(response.clone()),
             possibly_delivered: false,
         }
-    } else {
-        Outcome::Failed(Cause::Remote(response.clone()))
     }
 }
