@@ -160,9 +160,15 @@ impl Live {
     /// Drives the session until it is ready, a transaction is done, or it
     /// closed. `body`: the message being sent, if any.
     pub async fn step(&mut self, settings: &Settings, mut body: Option<&mut Body<'_>>) -> Step {
+        // With PIPELINING the session is ready for the next envelope as
+        // soon as the end of data is written; this driver waits for the
+        // message's result first, so that it is recorded before another
+        // message's end of data goes out.
+        let want_result = body.is_some();
         loop {
             match self.session.poll() {
-                ClientPoll::Read => {
+                ClientPoll::Ready if !want_result => return Step::Ready,
+                ClientPoll::Read | ClientPoll::Ready => {
                     if !self.flush().await {
                         self.session.receive_eof();
                         continue;
@@ -189,7 +195,6 @@ impl Live {
                         Err(e) => return Step::TlsFailed(e.text()),
                     }
                 }
-                ClientPoll::Ready => return Step::Ready,
                 ClientPoll::Body => {
                     match body.as_deref_mut().and_then(Body::next_piece) {
                         Some(piece) => self.session.write_body(piece),
