@@ -299,12 +299,22 @@ impl Deliverer {
     fn remote_done(&self, shared: &InFlight, results: Vec<remote::RcptResult>) {
         let mut guard = shared.prepared.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = guard.as_mut() else { return };
+        let last = shared
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1;
+        // Other jobs of this message are still out: what this one
+        // delivered goes to the journal now (write(2), not synced), so that
+        // a kill loses at most the transaction under way on each
+        // connection. The last job's results are recorded by `complete`,
+        // on this thread, before the connection carries another message.
         let delivered: Vec<(usize, spool::RcptOutcome)> = results
             .iter()
             .filter(|r| r.outcome == Outcome::Delivered)
             .map(|r| (r.index, spool::RcptOutcome::Delivered))
             .collect();
-        if !delivered.is_empty()
+        if !last
+            && !delivered.is_empty()
             && let Err(e) = p.d.record_unsynced(&delivered)
         {
             self.logs
@@ -321,16 +331,12 @@ impl Deliverer {
                     RcptRouting::Unrouted(_) => None,
                 })
                 .flatten()
-                .find(|d| matches!(d.progress, Progress::Sent))
+                .find(|d| matches!(d.progress, Progress::Sent) && d.dest.address == r.address)
             {
                 dest.progress = Progress::Remote(r.outcome, r.detail);
             }
         }
-        if shared
-            .remaining
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
+        if last {
             let p = guard.take();
             drop(guard);
             if let Some(p) = p {

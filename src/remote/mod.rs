@@ -86,6 +86,8 @@ pub struct Job {
 #[derive(Debug, Clone)]
 pub struct RcptResult {
     pub index: usize,
+    /// The address sent (after redirection).
+    pub address: String,
     pub outcome: Outcome,
     pub detail: Detail,
 }
@@ -335,6 +337,7 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
         };
         results[k] = Some(RcptResult {
             index: 0,
+            address: String::new(),
             outcome: Outcome::Deferred {
                 status: Status::new(4, 4, 1),
                 diagnostic: text,
@@ -346,10 +349,17 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
             },
         });
     }
+    // Each result takes its spool index and address from the job.
     let results: Vec<RcptResult> = results
         .into_iter()
-        .zip(&job.indexes)
-        .filter_map(|(r, &index)| r.map(|r| RcptResult { index, ..r }))
+        .zip(job.indexes.iter().zip(&job.envelope.recipients))
+        .filter_map(|(r, (&index, rcpt))| {
+            r.map(|r| RcptResult {
+                index,
+                address: rcpt.address.clone(),
+                ..r
+            })
+        })
         .collect();
     if results.iter().any(|r| matches!(r.outcome, Outcome::Delivered)) {
         inner.pool.fine(key);
@@ -485,6 +495,7 @@ fn settle(
         if let Some((outcome, detail)) = outcome {
             results[k] = Some(RcptResult {
                 index: 0,
+                address: String::new(),
                 outcome,
                 detail,
             });
@@ -497,8 +508,10 @@ fn settle(
 fn unfinished(job: &Job, why: &str, errno: i32, host: Option<Address>) -> Vec<RcptResult> {
     job.indexes
         .iter()
-        .map(|&index| RcptResult {
+        .zip(&job.envelope.recipients)
+        .map(|(&index, rcpt)| RcptResult {
             index,
+            address: rcpt.address.clone(),
             outcome: Outcome::Deferred {
                 status: Status::new(4, 3, 0),
                 diagnostic: why.to_string(),
