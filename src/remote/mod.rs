@@ -524,3 +524,6 @@ fn unfinished(job: &Job, why: &str, errno: i32, host: Option<Address>) -> Vec<Rc
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
