@@ -164,6 +164,10 @@ impl Deliverer {
             100,
             Some(&queue.root().join(crate::cmd::queue::HINTS_FILE)),
             schedule.clone(),
+            Some({
+                let logs = logs.clone();
+                Arc::new(move |text: String| logs.main(&Event::other(None, text)))
+            }),
         );
         Deliverer {
             cfg,
@@ -1000,8 +1004,7 @@ fn client_envelope(
         envid: env.dsn_envid.clone(),
         size: message.len() as u64,
         eight_bit: message.iter().any(|&b| b >= 0x80),
-        smtputf8: env.sender.bytes().any(|b| b >= 0x80)
-            || recipients_need_utf8(env),
+        smtputf8: env.sender.bytes().any(|b| b >= 0x80) || recipients_need_utf8(env),
     }
 }
 

@@ -13,12 +13,12 @@ mod delivery;
 mod log;
 mod network;
 mod queue_runner;
+mod remote;
 mod retry;
 mod router;
 mod server;
 #[allow(unsafe_code)]
 mod sys;
-mod remote;
 mod transport;
 
 use std::process::ExitCode;

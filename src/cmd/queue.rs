@@ -177,7 +177,11 @@ fn hints(queue: &Queue, filter: Option<&str>, json: bool, out: &mut dyn Write) -
             });
             writeln!(out, "{v}")?;
         } else {
-            writeln!(out, "Transport: {} [{}] error: {}", h.host, h.address, h.error)?;
+            writeln!(
+                out,
+                "Transport: {} [{}] error: {}",
+                h.host, h.address, h.error
+            )?;
             writeln!(
                 out,
                 "  first failed: {}\n  last tried:   {}\n  next try at:  {}",
@@ -188,7 +192,11 @@ fn hints(queue: &Queue, filter: Option<&str>, json: bool, out: &mut dyn Write) -
         }
     }
     if shown.is_empty() && !json {
-        writeln!(out, "no retry hints{}", filter.map(|f| format!(" for {f}")).unwrap_or_default())?;
+        writeln!(
+            out,
+            "no retry hints{}",
+            filter.map(|f| format!(" for {f}")).unwrap_or_default()
+        )?;
     }
     Ok(0)
 }

@@ -89,7 +89,11 @@ fn io_error(e: &std::io::Error) -> ConnectError {
 /// Connects to `address` and drives the session until it is ready for a
 /// message. `clear`: STARTTLS is not attempted (the retry after a failed
 /// handshake under `tls = may`).
-pub async fn open(settings: &Settings, address: &Address, clear: bool) -> Result<Live, ConnectError> {
+pub async fn open(
+    settings: &Settings,
+    address: &Address,
+    clear: bool,
+) -> Result<Live, ConnectError> {
     let stream = match &settings.socket {
         Some(path) => stream::connect_unix(path, settings.connect_timeout)
             .await
@@ -117,7 +121,8 @@ pub async fn open(settings: &Settings, address: &Address, clear: bool) -> Result
     if settings.implicit_tls {
         let (s, state) = take_tls(&mut live, settings).await?;
         live.stream = s;
-        live.session.tls_established(state.verified, state.info.clone());
+        live.session
+            .tls_established(state.verified, state.info.clone());
         live.tls = Some(state);
     }
     match live.step(settings, None).await {
@@ -135,7 +140,10 @@ pub async fn open(settings: &Settings, address: &Address, clear: bool) -> Result
     }
 }
 
-async fn take_tls(live: &mut Live, settings: &Settings) -> Result<(Stream, TlsState), ConnectError> {
+async fn take_tls(
+    live: &mut Live,
+    settings: &Settings,
+) -> Result<(Stream, TlsState), ConnectError> {
     let s = std::mem::replace(&mut live.stream, Stream::Gone);
     stream::start_tls(
         s,

@@ -83,7 +83,14 @@ impl Hints {
     /// from `schedule`, counted from its first failure. Past the rule's
     /// last cutoff the host is tried at each attempt (its recipients' own
     /// retry times decide when they give up).
-    pub fn failed(&mut self, host: &str, address: &str, now: u64, error: &str, schedule: &Schedule) {
+    pub fn failed(
+        &mut self,
+        host: &str,
+        address: &str,
+        now: u64,
+        error: &str,
+        schedule: &Schedule,
+    ) {
         let k = key(host, address);
         let h = self.hosts.entry(k).or_insert_with(|| HostHint {
             host: host.to_string(),
@@ -188,7 +195,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db/hints");
         let mut h = Hints::load(&path);
-        h.failed("mx1.example", "127.0.0.2", 1000, "Connection refused", &schedule());
+        h.failed(
+            "mx1.example",
+            "127.0.0.2",
+            1000,
+            "Connection refused",
+            &schedule(),
+        );
         assert!(h.waiting("mx1.example", "127.0.0.2", 1001).is_some());
         assert!(h.waiting("mx1.example", "127.0.0.3", 1001).is_none());
         let again = Hints::load(&path);

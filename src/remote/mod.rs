@@ -115,8 +115,12 @@ pub struct Remote {
     inner: Arc<Inner>,
 }
 
+/// Where the engine's notices go (the main log).
+pub type Notice = Arc<dyn Fn(String) + Send + Sync>;
+
 struct Inner {
     pool: Pool,
+    notice: Option<Notice>,
     /// Set when the daemon stops: no job starts any more.
     stopping: std::sync::atomic::AtomicBool,
     hints: Mutex<Hints>,
@@ -127,11 +131,17 @@ impl Remote {
     /// An engine with at most `max_connections` connections open at once,
     /// its hints kept at `hints` (None: in memory only). Its threads start
     /// with its first job.
-    pub fn new(max_connections: usize, hints: Option<&Path>, schedule: Schedule) -> Remote {
+    pub fn new(
+        max_connections: usize,
+        hints: Option<&Path>,
+        schedule: Schedule,
+        notice: Option<Notice>,
+    ) -> Remote {
         Remote {
             runtime: OnceLock::new(),
             inner: Arc::new(Inner {
                 pool: Pool::new(max_connections),
+                notice,
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 hints: Mutex::new(match hints {
                     Some(p) => Hints::load(p),
@@ -175,11 +185,19 @@ impl Remote {
             return;
         };
         let settings = job.settings.clone();
-        if self.inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             (job.done)(Vec::new());
             return;
         }
-        if self.inner.pool.push(&key, job, settings.max_per_destination) {
+        if self
+            .inner
+            .pool
+            .push(&key, job, settings.max_per_destination)
+        {
             rt.spawn(run_connection(self.inner.clone(), key, settings));
         }
     }
@@ -226,9 +244,9 @@ async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>
         let mut live: Option<Live> = None;
         while let Next::Job(job) = inner.pool.next(&key).await {
             live = deliver(&inner, &key, job, live).await;
-            if let Some(l) = live.take_if(|l| {
-                l.messages >= settings.connection_max_messages || l.is_closed()
-            }) {
+            if let Some(l) =
+                live.take_if(|l| l.messages >= settings.connection_max_messages || l.is_closed())
+            {
                 l.quit(&settings).await;
                 inner.pool.dropped();
             }
@@ -276,7 +294,14 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
                 tries += 1;
                 match connect(inner, &settings, &addr).await {
                     Ok(l) => {
-                        inner.pool.opened();
+                        // The most connections ever open at once bounds
+                        // what a kill can make be sent twice: one
+                        // transaction per connection.
+                        if let (Some(n), Some(notice)) = (inner.pool.opened(), &inner.notice) {
+                            notice(format!(
+                                "outbound connections: {n} open at once, the most so far"
+                            ));
+                        }
                         l
                     }
                     Err(e) => {
@@ -361,7 +386,10 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
             })
         })
         .collect();
-    if results.iter().any(|r| matches!(r.outcome, Outcome::Delivered)) {
+    if results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Delivered))
+    {
         inner.pool.fine(key);
     }
     let done = job.done;

@@ -163,10 +163,16 @@ impl Pool {
         }
     }
 
-    pub fn opened(&self) {
+    /// A connection opened; returns the new most-at-once when this one
+    /// raised it.
+    pub fn opened(&self) -> Option<usize> {
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         c.0 += 1;
-        c.1 = c.1.max(c.0);
+        if c.0 > c.1 {
+            c.1 = c.0;
+            return Some(c.1);
+        }
+        None
     }
 
     pub fn dropped(&self) {

@@ -59,14 +59,20 @@ pub async fn connect(
             Ok(Stream::Tcp(s))
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "Connection timed out")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "Connection timed out",
+        )),
     }
 }
 
 pub async fn connect_unix(path: &Path, timeout: Duration) -> io::Result<Stream> {
     match tokio::time::timeout(timeout, UnixStream::connect(path)).await {
         Ok(r) => r.map(Stream::Unix),
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "Connection timed out")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "Connection timed out",
+        )),
     }
 }
 

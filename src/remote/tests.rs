@@ -117,7 +117,7 @@ fn at(port: u16, host: &str) -> Address {
 #[test]
 fn many_messages_share_few_connections() {
     let (port, conns, msgs) = sink();
-    let remote = Remote::new(100, None, Schedule::parse("F,1h,1m").unwrap());
+    let remote = Remote::new(100, None, Schedule::parse("F,1h,1m").unwrap(), None);
     let s = settings(3);
     let (tx, rx) = mpsc::channel();
     for _ in 0..60 {
@@ -127,7 +127,10 @@ fn many_messages_share_few_connections() {
         let r = rx.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].outcome, Outcome::Delivered, "{r:?}");
-        assert_eq!(r[0].detail.confirmation.as_deref(), Some("250 2.0.0 queued"));
+        assert_eq!(
+            r[0].detail.confirmation.as_deref(),
+            Some("250 2.0.0 queued")
+        );
     }
     assert_eq!(msgs.load(Ordering::SeqCst), 60);
     let c = conns.load(Ordering::SeqCst);
@@ -139,8 +142,12 @@ fn many_messages_share_few_connections() {
 fn a_refusing_host_is_skipped_and_remembered() {
     let (port, _, msgs) = sink();
     // A port nobody listens on.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let remote = Remote::new(100, None, Schedule::parse("F,1h,10m").unwrap());
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let remote = Remote::new(100, None, Schedule::parse("F,1h,10m").unwrap(), None);
     let s = settings(2);
     let (tx, rx) = mpsc::channel();
     let hosts = vec![at(closed, "down.test"), at(port, "up.test")];
@@ -158,7 +165,10 @@ fn a_refusing_host_is_skipped_and_remembered() {
     let r = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     match &r[0].outcome {
         Outcome::Deferred { diagnostic, .. } => {
-            assert!(diagnostic.contains("retry time not reached"), "{diagnostic}")
+            assert!(
+                diagnostic.contains("retry time not reached"),
+                "{diagnostic}"
+            )
         }
         o => panic!("{o:?}"),
     }
@@ -167,14 +177,24 @@ fn a_refusing_host_is_skipped_and_remembered() {
 
 #[test]
 fn stop_hands_back_what_has_not_started() {
-    let remote = Remote::new(1, None, Schedule::parse("F,1h,1m").unwrap());
+    let remote = Remote::new(1, None, Schedule::parse("F,1h,1m").unwrap(), None);
     // A host that accepts and never speaks holds the only connection.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let s = settings(1);
     let (tx, rx) = mpsc::channel();
-    remote.submit(job(&s, vec![at(port, "silent.test")], "a@x.test", tx.clone()));
-    remote.submit(job(&s, vec![at(port, "silent.test")], "b@x.test", tx.clone()));
+    remote.submit(job(
+        &s,
+        vec![at(port, "silent.test")],
+        "a@x.test",
+        tx.clone(),
+    ));
+    remote.submit(job(
+        &s,
+        vec![at(port, "silent.test")],
+        "b@x.test",
+        tx.clone(),
+    ));
     std::thread::sleep(Duration::from_millis(300));
     remote.stop();
     let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
@@ -39,7 +39,11 @@ pub fn roots(path: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
     static SYSTEM: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     match path {
         None => Ok(SYSTEM
-            .get_or_init(|| Arc::new(read_roots(Path::new(SYSTEM_ROOTS)).unwrap_or_else(|_| RootCertStore::empty())))
+            .get_or_init(|| {
+                Arc::new(
+                    read_roots(Path::new(SYSTEM_ROOTS)).unwrap_or_else(|_| RootCertStore::empty()),
+                )
+            })
             .clone()),
         Some(p) => read_roots(p).map(Arc::new),
     }
@@ -47,7 +51,8 @@ pub fn roots(path: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
 
 fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for c in certs {
         let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
         // A bundle may hold a certificate webpki cannot use as a root;
