@@ -196,16 +196,23 @@ impl Deliverer {
     /// destination's transport is `smtp`.
     fn remote_target(
         &self,
-        _dest: &Destination,
+        dest: &Destination,
     ) -> Option<(Arc<remote::Settings>, Vec<remote::Address>)> {
-        None
+        if dest.driver != TransportDriver::Smtp {
+            return None;
+        }
+        let settings = self.routing.remote_settings(&dest.transport)?;
+        Some((settings.clone(), dest.hosts.clone()))
     }
 
     /// The transport a destination names.
     fn transport(&self, driver: TransportDriver) -> &dyn Transport {
         match driver {
             TransportDriver::Maildir => &self.maildir,
-            TransportDriver::Mbox => &self.mbox,
+            // Remote destinations go to the engine before this is asked
+            // (`remote_target`); an smtp destination reaching here has no
+            // settings, which `Routing::build` rules out.
+            TransportDriver::Mbox | TransportDriver::Smtp => &self.mbox,
         }
     }
 
@@ -381,11 +388,6 @@ impl Deliverer {
                 .0;
         }
         true
-    }
-
-    /// The remote engine (its connection counters and host hints).
-    pub fn remote(&self) -> &Remote {
-        &self.remote
     }
 
     /// Locks, routes and starts the deliveries of one message (Maildir
@@ -970,7 +972,7 @@ fn add_to_group(
 /// A recipient as the SMTP client sends it, with its DSN parameters.
 fn client_recipient(address: &str, r: &spool::Recipient) -> smtp::client::EnvelopeRecipient {
     let n = r.notify.0;
-    let notify = (!r.notify.is_empty() && n & spool::DsnNotify::LAST_HOP == 0).then(|| {
+    let notify = (!r.notify.is_empty() && n & spool::DsnNotify::LAST_HOP == 0).then_some(
         if n & spool::DsnNotify::NEVER != 0 {
             smtp::client::Notify::NEVER
         } else {
@@ -979,8 +981,8 @@ fn client_recipient(address: &str, r: &spool::Recipient) -> smtp::client::Envelo
                 failure: n & spool::DsnNotify::FAILURE != 0,
                 delay: n & spool::DsnNotify::DELAY != 0,
             }
-        }
-    });
+        },
+    );
     smtp::client::EnvelopeRecipient {
         address: address.to_string(),
         notify,

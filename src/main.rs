@@ -11,6 +11,7 @@ mod cmd;
 mod config;
 mod delivery;
 mod log;
+mod manualroute;
 mod network;
 mod queue_runner;
 mod remote;

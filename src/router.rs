@@ -26,6 +26,7 @@
 //! database, so `sluice route ADDR` (`-bt`) shows exactly what delivery does.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -57,6 +58,15 @@ pub struct Router {
     /// The aliases file (redirect routers), lsearch layout.
     #[serde(default)]
     pub file: Option<String>,
+    /// Manualroute routers: `"DOMAINS HOSTS [OPTIONS]"` entries, Exim's
+    /// `route_list` (see [`crate::manualroute`]).
+    #[serde(default)]
+    pub route_list: Vec<String>,
+    /// Remote routers: addresses that, found for a host, are dropped as if
+    /// absent (Exim's option). Unset: `0.0.0.0`, `127.0.0.0/8` and `::1`,
+    /// so that no answer points at a loopback service.
+    #[serde(default)]
+    pub ignore_target_hosts: Option<Vec<crate::network::Network>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,16 +74,78 @@ pub struct Router {
 pub enum RouterDriver {
     Accept,
     Redirect,
+    /// Hosts from a route list (a smarthost).
+    Manualroute,
+    /// `user@[192.0.2.1]`.
+    Ipliteral,
 }
 
+impl RouterDriver {
+    /// The name the configuration gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouterDriver::Accept => "accept",
+            RouterDriver::Redirect => "redirect",
+            RouterDriver::Manualroute => "manualroute",
+            RouterDriver::Ipliteral => "ipliteral",
+        }
+    }
+
+    /// Routers whose destinations are remote hosts.
+    pub fn is_remote(self) -> bool {
+        matches!(self, RouterDriver::Manualroute | RouterDriver::Ipliteral)
+    }
+}
+
+/// Exim's default `ignore_target_hosts`.
+pub const DEFAULT_IGNORE_TARGET_HOSTS: &[&str] = &["0.0.0.0", "127.0.0.0/8", "::1"];
+
 /// A transport from the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Transport {
     pub name: String,
     pub driver: TransportDriver,
-    /// Mailbox path template: `{local}`, `{domain}`, `{home}`.
+    /// Mailbox path template (maildir, mbox): `{local}`, `{domain}`,
+    /// `{home}`.
     pub path: String,
+    /// The smtp driver's options ([`crate::transport::smtp`]).
+    pub smtp: crate::transport::smtp::SmtpOptions,
+}
+
+/// The keys every transport has; the others are its driver's options.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportBase {
+    name: String,
+    driver: TransportDriver,
+    #[serde(default)]
+    path: String,
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Transport, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let mut base = toml::Table::new();
+        for key in ["name", "driver", "path"] {
+            if let Some(v) = table.remove(key) {
+                base.insert(key.to_string(), v);
+            }
+        }
+        let base: TransportBase = toml::Value::Table(base)
+            .try_into()
+            .map_err(D::Error::custom)?;
+        // The rest: the smtp options, unknown keys refused by name.
+        let smtp = toml::Value::Table(table)
+            .try_into()
+            .map_err(D::Error::custom)?;
+        Ok(Transport {
+            name: base.name,
+            driver: base.driver,
+            path: base.path,
+            smtp,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,6 +153,8 @@ pub struct Transport {
 pub enum TransportDriver {
     Maildir,
     Mbox,
+    /// SMTP, LMTP or SMTPS to remote hosts.
+    Smtp,
 }
 
 /// Where an address goes.
@@ -97,6 +171,8 @@ pub struct Destination {
     pub path: PathBuf,
     /// The owner of the mailbox (a local user, when running as root).
     pub owner: Option<(u32, u32)>,
+    /// For the smtp transport: the hosts' addresses in the order to try.
+    pub hosts: Vec<crate::remote::Address>,
 }
 
 /// The outcome of routing one address.
@@ -126,6 +202,8 @@ pub struct RouterConfigError {
 pub struct Routing {
     routers: Vec<Router>,
     transports: Vec<Transport>,
+    /// The smtp transports' engine settings, by transport name.
+    remote: std::collections::HashMap<String, Arc<crate::remote::Settings>>,
 }
 
 /// Routers used when the configuration names none: aliases, then every
@@ -141,6 +219,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 check_local_user: false,
                 transport: None,
                 file: Some("aliases".into()),
+                route_list: vec![],
+                ignore_target_hosts: None,
             },
             Router {
                 name: "virtual_mailbox".into(),
@@ -150,13 +230,17 @@ fn default_routing(cfg: &Config) -> Routing {
                 check_local_user: cfg.mailbox.users == crate::config::UserSource::Passwd,
                 transport: Some("maildir_delivery".into()),
                 file: None,
+                route_list: vec![],
+                ignore_target_hosts: None,
             },
         ],
         transports: vec![Transport {
             name: "maildir_delivery".into(),
             driver: TransportDriver::Maildir,
             path: cfg.mailbox.maildir.clone(),
+            smtp: Default::default(),
         }],
+        remote: Default::default(),
     }
 }
 
@@ -188,6 +272,37 @@ impl Routing {
             };
             // Options of the other driver are refused rather than ignored:
             // a `file` on an accept router is a mistake, not a no-op.
+            if r.driver != RouterDriver::Manualroute && !r.route_list.is_empty() {
+                return Err(err(format!(
+                    "`route_list` is not an option of the {} driver",
+                    r.driver.name()
+                )));
+            }
+            if r.driver == RouterDriver::Manualroute {
+                if r.route_list.is_empty() {
+                    return Err(err("a manualroute router needs `route_list`".into()));
+                }
+                for (k, entry) in r.route_list.iter().enumerate() {
+                    crate::manualroute::Route::parse(entry)
+                        .map_err(|e| err(format!("key `route_list[{k}]`: {e}")))?;
+                }
+            }
+            if r.driver.is_remote() {
+                match &r.transport {
+                    None => return Err(err("a remote router needs `transport`".into())),
+                    Some(t) => match transports.iter().find(|x| &x.name == t) {
+                        None => return Err(err(format!("transport {t:?} is not defined"))),
+                        Some(x) if x.driver != TransportDriver::Smtp => {
+                            return Err(err(format!("transport {t:?} is not an smtp transport")));
+                        }
+                        Some(_) => {}
+                    },
+                }
+                if r.file.is_some() {
+                    return Err(err("`file` is not an option of a remote router".into()));
+                }
+                continue;
+            }
             match (r.driver, &r.transport, &r.file) {
                 (RouterDriver::Accept, None, _) => {
                     return Err(err("an accept router needs `transport`".into()));
@@ -211,21 +326,46 @@ impl Routing {
                 _ => {}
             }
         }
+        let mut remote = std::collections::HashMap::new();
         for (i, t) in transports.iter().enumerate() {
-            if !t.path.contains("{local}")
-                && !t.path.contains("{home}")
-                && t.driver == TransportDriver::Maildir
-            {
-                return Err(RouterConfigError {
-                    entry: entry_name("transport", i, Some(&t.name)),
-                    message: "`path` must contain {local} or {home}".into(),
-                });
+            let err = |message: String| RouterConfigError {
+                entry: entry_name("transport", i, Some(&t.name)),
+                message,
+            };
+            match t.driver {
+                TransportDriver::Smtp => {
+                    if !t.path.is_empty() {
+                        return Err(err("`path` is not an option of the smtp driver".into()));
+                    }
+                    let settings = t.smtp.settings(&t.name, cfg).map_err(err)?;
+                    remote.insert(t.name.clone(), Arc::new(settings));
+                }
+                TransportDriver::Maildir | TransportDriver::Mbox => {
+                    if let Some(key) = t.smtp.first_set() {
+                        return Err(err(format!("`{key}` is an option of the smtp driver only")));
+                    }
+                    if t.path.is_empty() {
+                        return Err(err("`path` is required".into()));
+                    }
+                    if t.driver == TransportDriver::Maildir
+                        && !t.path.contains("{local}")
+                        && !t.path.contains("{home}")
+                    {
+                        return Err(err("`path` must contain {local} or {home}".into()));
+                    }
+                }
             }
         }
         Ok(Routing {
             routers,
             transports,
+            remote,
         })
+    }
+
+    /// The engine settings of smtp transport `name`.
+    pub fn remote_settings(&self, name: &str) -> Option<&Arc<crate::remote::Settings>> {
+        self.remote.get(name)
     }
 
     /// Routes `address` (a full `local@domain`).
@@ -266,7 +406,7 @@ impl Routing {
             return Err(unrouteable("local part unusable as a mailbox name"));
         }
         for r in &self.routers {
-            if !r.domains.is_empty() && !r.domains.iter().any(|d| domain_matches(cfg, d, &domain)) {
+            if !r.domains.is_empty() && !domain_list_matches(cfg, &r.domains, &domain) {
                 continue;
             }
             if !r.local_parts.is_empty()
@@ -292,6 +432,43 @@ impl Routing {
                 None
             };
             match r.driver {
+                RouterDriver::Manualroute | RouterDriver::Ipliteral => {
+                    let tname = r.transport.as_deref().unwrap_or_default();
+                    let Some(settings) = self.remote.get(tname) else {
+                        return Err(Routed::Defer {
+                            address: address.to_string(),
+                            reason: format!("transport {tname:?} is not defined"),
+                        });
+                    };
+                    let found = if r.driver == RouterDriver::Manualroute {
+                        crate::manualroute::route(r, settings, &domain)
+                    } else {
+                        crate::manualroute::ip_literal(r, settings, &domain)
+                    };
+                    let hosts = match found {
+                        crate::manualroute::Found::Hosts(h) => h,
+                        // Not this router's domain: the next one decides.
+                        crate::manualroute::Found::Decline => continue,
+                        crate::manualroute::Found::Defer(why) => {
+                            return Err(Routed::Defer {
+                                address: address.to_string(),
+                                reason: why,
+                            });
+                        }
+                        crate::manualroute::Found::Fail(why) => return Err(unrouteable(&why)),
+                    };
+                    out.push(Destination {
+                        address: format!("{local}@{domain}"),
+                        parent: parent.map(str::to_string),
+                        router: r.name.clone(),
+                        transport: tname.to_string(),
+                        driver: TransportDriver::Smtp,
+                        path: PathBuf::new(),
+                        owner: None,
+                        hosts,
+                    });
+                    return Ok(());
+                }
                 RouterDriver::Redirect => {
                     let file = cfg.data_path(r.file.as_deref().unwrap_or_default());
                     let targets = match lookup_alias(&file, &local_lc) {
@@ -322,6 +499,36 @@ impl Routing {
                             reason: format!("transport {tname:?} is not defined"),
                         });
                     };
+                    if t.driver == TransportDriver::Smtp {
+                        let Some(settings) = self.remote.get(tname) else {
+                            return Err(Routed::Defer {
+                                address: address.to_string(),
+                                reason: format!("transport {tname:?} is not defined"),
+                            });
+                        };
+                        let hosts = match crate::manualroute::transport_hosts(r, settings) {
+                            crate::manualroute::Found::Hosts(h) => h,
+                            crate::manualroute::Found::Decline => continue,
+                            crate::manualroute::Found::Defer(why) => {
+                                return Err(Routed::Defer {
+                                    address: address.to_string(),
+                                    reason: why,
+                                });
+                            }
+                            crate::manualroute::Found::Fail(why) => return Err(unrouteable(&why)),
+                        };
+                        out.push(Destination {
+                            address: format!("{local}@{domain}"),
+                            parent: parent.map(str::to_string),
+                            router: r.name.clone(),
+                            transport: t.name.clone(),
+                            driver: TransportDriver::Smtp,
+                            path: PathBuf::new(),
+                            owner: None,
+                            hosts,
+                        });
+                        return Ok(());
+                    }
                     let user = match user {
                         Some(u) => Some(u),
                         None if t.path.contains("{home}") => {
@@ -357,6 +564,7 @@ impl Routing {
                         driver: t.driver,
                         path: cfg.data_path(&path),
                         owner,
+                        hosts: Vec::new(),
                     });
                     return Ok(());
                 }
@@ -402,12 +610,34 @@ fn read_entries<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
+/// An Exim domain list: items in order, the first that matches decides;
+/// `!item` matches and refuses; a list of only negative items ends in an
+/// implicit `*` (Exim's rule: `!+local_domains` means "any other domain").
+pub fn domain_list_matches(cfg: &Config, list: &[String], domain: &str) -> bool {
+    for item in list {
+        let (negated, pattern) = match item.strip_prefix('!') {
+            Some(p) => (true, p.trim_start()),
+            None => (false, item.as_str()),
+        };
+        if domain_matches(cfg, pattern, domain) {
+            return !negated;
+        }
+    }
+    list.last().is_some_and(|l| l.starts_with('!'))
+}
+
 fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
     match pattern {
         "+local_domains" => cfg.is_local_domain(domain),
         "*" => true,
         "@" => cfg.primary_hostname.eq_ignore_ascii_case(domain),
-        p => p.eq_ignore_ascii_case(domain),
+        p => match p.strip_prefix('*') {
+            // `*.example.com` and `*example.com`: a suffix.
+            Some(suffix) => domain
+                .to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase()),
+            None => p.eq_ignore_ascii_case(domain),
+        },
     }
 }
 
@@ -472,7 +702,15 @@ pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
                         None => println!("{}", d.address),
                     }
                     println!("  router = {}, transport = {}", d.router, d.transport);
-                    println!("  mailbox = {}", d.path.display());
+                    if d.driver == TransportDriver::Smtp {
+                        // Exim's -bt layout: one line per host address.
+                        for h in &d.hosts {
+                            let mx = h.mx.map(|p| format!(" MX={p}")).unwrap_or_default();
+                            println!("  host {} [{}]{mx}", h.host, h.ip);
+                        }
+                    } else {
+                        println!("  mailbox = {}", d.path.display());
+                    }
                 }
             }
             Routed::Defer { address, reason } => {
@@ -518,9 +756,9 @@ mod tests {
             ),
             (
                 format!(
-                    "[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"maildir\"\nroute_list = \"*\"\n{maildir}"
+                    "[[router]]\nname = \"x\"\ndriver = \"accept\"\ntransport = \"maildir\"\nroute_list = [\"* h\"]\n{maildir}"
                 ),
-                r#"t.toml: router[1] "x": unknown field `route_list`"#,
+                r#"t.toml: router[1] "x": `route_list` is not an option of the accept driver"#,
             ),
             (
                 format!(

@@ -573,7 +573,7 @@ mod tests {
         assert_eq!(v["sender"], "alice@example.org");
         assert_eq!(
             v["recipients"],
-            serde_json::json!([{"address": "bob@example.net", "delay_reason": "451 4.3.0 try later"}])
+            serde_json::json!([{"address": "bob@example.net", "delay_reason": "451 4.3.0 try later", "next_try": 2000}])
         );
         hf.envelope.frozen = Some(1);
         assert!(json_line(&hf).contains("\"queue_name\":\"hold\""));

@@ -65,6 +65,10 @@ pub struct Settings {
     pub hosts_max_try: usize,
     pub connection_max_messages: usize,
     pub max_per_destination: usize,
+    /// The port of hosts that name none.
+    pub port: u16,
+    /// The transport's own hosts, used instead of the router's.
+    pub hosts: Vec<String>,
 }
 
 /// One message's recipients for one destination.
@@ -216,11 +220,13 @@ impl Remote {
     }
 
     /// Connections open now, and the most ever open at once.
+    #[cfg(test)]
     pub fn connections(&self) -> (usize, usize) {
         self.inner.pool.connections()
     }
 
     /// The hosts' retry hints.
+    #[cfg(test)]
     pub fn hints(&self) -> Vec<hints::HostHint> {
         self.inner
             .hints

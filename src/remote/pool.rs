@@ -181,6 +181,7 @@ impl Pool {
     }
 
     /// Connections open now, and the most open at once since the start.
+    #[cfg(test)]
     pub fn connections(&self) -> (usize, usize) {
         *self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -76,6 +76,8 @@ fn settings(max_per_destination: usize) -> Arc<Settings> {
         hosts_max_try: 5,
         connection_max_messages: 500,
         max_per_destination,
+        port: 25,
+        hosts: Vec::new(),
     })
 }
 

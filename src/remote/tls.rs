@@ -65,12 +65,11 @@ fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// The verification result of one connection.
+/// The verification result of one connection: 0 before a handshake.
 #[derive(Debug, Default)]
 pub struct Verified(AtomicU8);
 
 impl Verified {
-    const UNKNOWN: u8 = 0;
     const YES: u8 = 1;
     const NO: u8 = 2;
 
@@ -82,11 +81,6 @@ impl Verified {
     fn set(&self, ok: bool) {
         self.0
             .store(if ok { Self::YES } else { Self::NO }, Ordering::Relaxed);
-    }
-
-    /// Whether a handshake got as far as checking a certificate.
-    pub fn checked(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != Self::UNKNOWN
     }
 }
 

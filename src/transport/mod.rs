@@ -14,10 +14,11 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod smtp;
 
 use std::path::Path;
 
-use smtp::Status;
+use ::smtp::Status;
 
 /// Whether a delivery interrupted by a crash can be found again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

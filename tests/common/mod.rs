@@ -2,6 +2,9 @@
 //! binary with a private data directory, and checks on what it wrote.
 #![allow(dead_code)]
 
+pub mod exim;
+pub mod receiver;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

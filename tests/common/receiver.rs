@@ -251,7 +251,10 @@ fn session(
         } else if upper.starts_with("MAIL") {
             from = angle(&cmd);
             rcpts.clear();
-            script.mail_reply.clone().unwrap_or_else(|| "250 2.1.0 ok".into())
+            script
+                .mail_reply
+                .clone()
+                .unwrap_or_else(|| "250 2.1.0 ok".into())
         } else if upper.starts_with("RCPT") {
             let a = angle(&cmd);
             let mut reply = rcpt_reply(&a);
@@ -352,7 +355,11 @@ pub enum CertKind {
 
 /// A TLS configuration for a receiver at `names` (host names and
 /// addresses), with a certificate of `kind` under `certs`' CA.
-pub fn receiver_tls(certs: &super::TestCerts, names: &[&str], kind: CertKind) -> Arc<rustls::ServerConfig> {
+pub fn receiver_tls(
+    certs: &super::TestCerts,
+    names: &[&str],
+    kind: CertKind,
+) -> Arc<rustls::ServerConfig> {
     use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -372,9 +379,21 @@ pub fn receiver_tls(certs: &super::TestCerts, names: &[&str], kind: CertKind) ->
     let cert = match kind {
         CertKind::SelfSigned => params.self_signed(&key).expect("self-signed"),
         _ => {
-            let ca_key = KeyPair::from_pem(&std::fs::read_to_string(&certs.ca_key_path).expect("CA key"))
-                .expect("CA key PEM");
-            let issuer = Issuer::from_ca_cert_pem(&certs.ca_pem, ca_key).expect("issuer");
+            let ca_key =
+                KeyPair::from_pem(&std::fs::read_to_string(&certs.ca_key_path).expect("CA key"))
+                    .expect("CA key PEM");
+            // The CA's name and key are all a signature needs: the same
+            // parameters as TestCerts::new gave its certificate.
+            let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            ca_params
+                .distinguished_name
+                .push(DnType::CommonName, "Sluice test CA");
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params.key_usages = vec![
+                rcgen::KeyUsagePurpose::KeyCertSign,
+                rcgen::KeyUsagePurpose::CrlSign,
+            ];
+            let issuer = Issuer::new(ca_params, ca_key);
             params.signed_by(&key, &issuer).expect("signed")
         }
     };

@@ -1,0 +1,396 @@
+//! Remote delivery end to end: `sluice` submits or queues a message, routes
+//! it through a `manualroute` router to the `smtp` transport, and delivers
+//! it to receivers on loopback addresses of their own (127.0.0.2, .3, ...):
+//! the scripted receiver of tests/common/receiver.rs for per-recipient
+//! replies, failures and TLS, a real Exim 4.96, and a second Sluice.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::receiver::{CertKind, Receiver, Script, receiver_tls};
+use common::{Dir, TestCerts};
+
+/// Writes a configuration: `example.org` is local, everything else goes
+/// through a manualroute router to `hosts` (Exim's host list) with the
+/// transport options `transport`.
+fn config(d: &Dir, hosts: &str, transport: &str) -> PathBuf {
+    let text = format!(
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org"]
+
+[[router]]
+name = "virtual_mailbox"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[router]]
+name = "smarthost"
+driver = "manualroute"
+domains = ["!+local_domains"]
+route_list = ["* {hosts}"]
+transport = "remote_smtp"
+ignore_target_hosts = []
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{{domain}}/{{local}}"
+
+[[transport]]
+name = "remote_smtp"
+driver = "smtp"
+{transport}
+"#
+    );
+    let path = d.path().join("sluice.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `sluice -odi -f sender RCPTS < message`: submitted and delivered
+/// before the command returns.
+fn submit(d: &Dir, conf: &Path, rcpts: &[&str], body: &str) -> Output {
+    let mut args = vec![
+        "--config",
+        conf.to_str().unwrap(),
+        "-odi",
+        "-f",
+        "sender@example.org",
+    ];
+    args.extend_from_slice(rcpts);
+    let msg = format!("From: sender@example.org\nSubject: remote test\n\n{body}\n");
+    d.run(&args, msg.as_bytes())
+}
+
+fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(marker)).collect()
+}
+
+#[test]
+fn per_recipient_results_in_one_transaction() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.2", Script::default());
+    let conf = config(&d, &format!("127.0.0.2::{}", rx.port()), "tls = \"may\"");
+    let out = submit(
+        &d,
+        &conf,
+        &[
+            "ok1@remote.test",
+            "r550x@remote.test",
+            "r451y@remote.test",
+            "ok2@remote.test",
+        ],
+        "hello",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "one transaction for the domain's recipients");
+    assert_eq!(got[0].rcpts, vec!["ok1@remote.test", "ok2@remote.test"]);
+    assert_eq!(got[0].from, "sender@example.org");
+    assert!(String::from_utf8_lossy(&got[0].data).contains("\r\nhello\r\n"));
+    // PIPELINING: MAIL, every RCPT and DATA before the first reply is
+    // read; no RSET after a transaction that ended well.
+    let cmds = rx.commands();
+    assert!(!cmds.iter().any(|c| c == "RSET"), "{cmds:?}");
+
+    let log = d.log("mainlog");
+    let delivered = lines_with(&log, " => ");
+    assert_eq!(delivered.len(), 2, "{log}");
+    for l in &delivered {
+        assert!(
+            l.contains(" R=smarthost T=remote_smtp H=127.0.0.2 [127.0.0.2]:")
+                && l.contains(" C=\"250 2.0.0 ok queued as SCRIPTED\""),
+            "{l}"
+        );
+    }
+    let failed = lines_with(&log, " ** ");
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(
+        failed[0].contains("r550x@remote.test")
+            && failed[0].contains(
+                "SMTP error from remote mail server after pipelined RCPT TO:<r550x@remote.test>: 550 5.1.1"
+            ),
+        "{}",
+        failed[0]
+    );
+    let deferred = lines_with(&log, " == ");
+    assert_eq!(deferred.len(), 1, "{log}");
+    assert!(
+        deferred[0].contains("r451y@remote.test") && deferred[0].contains("defer (-44)"),
+        "{}",
+        deferred[0]
+    );
+    // The log parses line for line.
+    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn a_refusing_host_falls_back_to_the_next() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.3", Script::default());
+    // 127.0.0.4: nobody listens on that port.
+    let closed = std::net::TcpListener::bind("127.0.0.4:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = config(
+        &d,
+        &format!("127.0.0.4::{closed}:127.0.0.3::{}", rx.port()),
+        "",
+    );
+    let out = submit(&d, &conf, &["bob@remote.test"], "fallback");
+    assert!(out.status.success());
+    assert_eq!(rx.received().len(), 1);
+    let log = d.log("mainlog");
+    assert!(
+        lines_with(&log, " => bob@remote.test ")
+            .iter()
+            .any(|l| l.contains("H=127.0.0.3 [127.0.0.3]")),
+        "{log}"
+    );
+    // The refusing host is remembered.
+    let hints = d.run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "queue",
+            "hints",
+            "--json",
+        ],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&hints.stdout);
+    assert!(text.contains("\"address\":\"127.0.0.4\""), "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+}
+
+#[test]
+fn silence_after_the_dot_is_possibly_delivered() {
+    let d = Dir::new();
+    let rx = Receiver::start(
+        "127.0.0.5",
+        Script {
+            dot_reply: Some("silence".into()),
+            ..Script::default()
+        },
+    );
+    let conf = config(
+        &d,
+        &format!("127.0.0.5::{}", rx.port()),
+        "final_timeout = \"2s\"",
+    );
+    let out = submit(&d, &conf, &["carol@remote.test"], "lost reply");
+    assert!(out.status.success());
+    let log = d.log("mainlog");
+    let deferred = lines_with(&log, " == carol@remote.test");
+    assert_eq!(deferred.len(), 1, "{log}");
+    assert!(
+        deferred[0].contains("(possibly delivered)"),
+        "{}",
+        deferred[0]
+    );
+    // Still queued, for a later attempt.
+    let list = d.run(&["--config", conf.to_str().unwrap(), "-bpc"], b"");
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "1");
+}
+
+#[test]
+fn too_many_recipients_go_in_the_next_transaction() {
+    let d = Dir::new();
+    let rx = Receiver::start(
+        "127.0.0.6",
+        Script {
+            max_rcpts: 2,
+            ..Script::default()
+        },
+    );
+    let conf = config(&d, &format!("127.0.0.6::{}", rx.port()), "");
+    let rcpts: Vec<String> = (0..5).map(|i| format!("u{i}@remote.test")).collect();
+    let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let out = submit(&d, &conf, &refs, "five");
+    assert!(out.status.success());
+    let got = rx.received();
+    assert_eq!(got.len(), 3, "2 + 2 + 1 recipients");
+    let mut all: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
+    all.sort();
+    assert_eq!(all, rcpts);
+    assert_eq!(rx.connection_count(), 1, "one connection for all three");
+    assert_eq!(lines_with(&d.log("mainlog"), " => ").len(), 5);
+}
+
+#[test]
+fn starttls_policies() {
+    let d = Dir::new();
+    let certs = TestCerts::new(&d.path().join("certs"));
+    let ca = certs.ca_path.display().to_string();
+    let cases: &[(&str, CertKind, &str, bool, &str)] = &[
+        // (tls, certificate, verify file, delivered, what the log shows)
+        ("may", CertKind::SelfSigned, "", true, "CV=no"),
+        ("verify", CertKind::Valid, &ca, true, "CV=yes"),
+        ("verify", CertKind::WrongName, &ca, false, "TLS"),
+        ("verify", CertKind::Expired, &ca, false, "TLS"),
+        ("encrypt", CertKind::SelfSigned, "", true, "CV=no"),
+    ];
+    for (i, (tls, kind, verify, delivered, shows)) in cases.iter().enumerate() {
+        let ip = format!("127.0.0.{}", 10 + i);
+        let rx = Receiver::start(
+            &ip,
+            Script {
+                starttls: Some(receiver_tls(&certs, &[&ip], *kind)),
+                ..Script::default()
+            },
+        );
+        let dd = Dir::new();
+        let mut opts = format!("tls = {tls:?}\n");
+        if !verify.is_empty() {
+            opts.push_str(&format!("tls_verify_certificates = {verify:?}\n"));
+        }
+        let conf = config(&dd, &format!("{ip}::{}", rx.port()), &opts);
+        let out = submit(&dd, &conf, &["dave@remote.test"], "tls");
+        assert!(out.status.success());
+        let log = dd.log("mainlog");
+        let got = rx.received();
+        if *delivered {
+            assert_eq!(got.len(), 1, "case {i}: {log}");
+            assert!(got[0].tls, "case {i}: sent in clear");
+            let l = lines_with(&log, " => dave@remote.test");
+            assert!(
+                l.len() == 1 && l[0].contains(" X=TLS1.3:") && l[0].contains(shows),
+                "case {i}: {log}"
+            );
+        } else {
+            assert!(got.is_empty(), "case {i}: delivered despite tls = {tls}");
+            let l = lines_with(&log, " == dave@remote.test");
+            assert_eq!(l.len(), 1, "case {i}: {log}");
+        }
+    }
+    // tls = "encrypt" to a host without STARTTLS: deferred, nothing in clear.
+    let rx = Receiver::start("127.0.0.20", Script::default());
+    let dd = Dir::new();
+    let conf = config(
+        &dd,
+        &format!("127.0.0.20::{}", rx.port()),
+        "tls = \"encrypt\"",
+    );
+    submit(&dd, &conf, &["erin@remote.test"], "clear?");
+    assert!(rx.received().is_empty());
+    assert_eq!(
+        lines_with(&dd.log("mainlog"), " == erin@remote.test").len(),
+        1
+    );
+    // Bytes injected after the 220 to STARTTLS: a host error, nothing sent.
+    let rx = Receiver::start(
+        "127.0.0.21",
+        Script {
+            starttls: Some(receiver_tls(&certs, &["127.0.0.21"], CertKind::Valid)),
+            after_starttls: Some("250 injected\r\n".into()),
+            ..Script::default()
+        },
+    );
+    let dd = Dir::new();
+    let conf = config(
+        &dd,
+        &format!("127.0.0.21::{}", rx.port()),
+        "tls = \"encrypt\"",
+    );
+    submit(&dd, &conf, &["frank@remote.test"], "injected");
+    assert!(rx.received().is_empty());
+    let log = dd.log("mainlog");
+    assert_eq!(lines_with(&log, " == frank@remote.test").len(), 1, "{log}");
+}
+
+#[test]
+fn bad_replies_are_host_errors_and_the_log_still_parses() {
+    let scripts: Vec<(&str, Script)> = vec![
+        (
+            "garbage greeting",
+            Script {
+                greeting: Some("hello there, not SMTP".into()),
+                ..Script::default()
+            },
+        ),
+        (
+            "data before the greeting",
+            Script {
+                before_greeting: Some("250 unexpected\r\n".into()),
+                ..Script::default()
+            },
+        ),
+        (
+            "a reply holding CR LF and a fake log line",
+            Script {
+                mail_reply: Some(
+                    "451 4.3.0 busy\r\n2026-01-01 00:00:00 1abc-000000-00 => fake@forged R=x"
+                        .into(),
+                ),
+                ..Script::default()
+            },
+        ),
+        (
+            "a reply line over 4 KiB",
+            Script {
+                mail_reply: Some(format!("250 {}", "x".repeat(5000))),
+                ..Script::default()
+            },
+        ),
+        (
+            "421 at the greeting",
+            Script {
+                greeting: Some("421 4.3.2 go away".into()),
+                ..Script::default()
+            },
+        ),
+    ];
+    for (i, (what, script)) in scripts.into_iter().enumerate() {
+        let ip = format!("127.0.0.{}", 30 + i);
+        let rx = Receiver::start(&ip, script);
+        let d = Dir::new();
+        let conf = config(
+            &d,
+            &format!("{ip}::{}", rx.port()),
+            "command_timeout = \"3s\"",
+        );
+        let out = submit(&d, &conf, &["gina@remote.test"], what);
+        assert!(out.status.success(), "{what}");
+        let log = d.log("mainlog");
+        assert_eq!(
+            lines_with(&log, " == gina@remote.test").len(),
+            1,
+            "{what}: {log}"
+        );
+        assert!(
+            !log.contains("=> fake@forged"),
+            "{what}: a forged line: {log}"
+        );
+        assert!(
+            d.log("paniclog").is_empty(),
+            "{what}: {}",
+            d.log("paniclog")
+        );
+        let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
+        assert!(
+            check.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        // Still queued: nothing lost.
+        let n = d.run(&["--config", conf.to_str().unwrap(), "-bpc"], b"");
+        assert_eq!(String::from_utf8_lossy(&n.stdout).trim(), "1", "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
