@@ -30,6 +30,8 @@ pub enum Mode {
     Noop,
     /// `sluice route ADDR...` / `-bt`: which router and transport take each address.
     Route(Vec<String>),
+    /// `sluice route --verify ADDR...` / `-bv`: whether each address is deliverable.
+    Verify(Vec<String>),
     /// `sluice log check [LOG...]`: read logs with the log parser.
     LogCheck { files: Vec<PathBuf>, json: bool },
     /// `sluice submit` / `sendmail` / `-bm`: queue a message from stdin.
@@ -113,6 +115,9 @@ enum Command {
     },
     /// Show which router and transport would take each address (Exim's -bt).
     Route {
+        /// Only say whether each address can be delivered (Exim's -bv).
+        #[arg(long)]
+        verify: bool,
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
     },
@@ -268,7 +273,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             Mode::Deliver(a)
         }
         Command::Config { check } => Mode::Config { check },
-        Command::Route { addresses } => Mode::Route(addresses),
+        Command::Route {
+            verify: false,
+            addresses,
+        } => Mode::Route(addresses),
+        Command::Route {
+            verify: true,
+            addresses,
+        } => Mode::Verify(addresses),
         Command::Log {
             command: LogCli::Check { json, files },
         } => Mode::LogCheck { files, json },
@@ -435,6 +447,12 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         (Some("t"), _, _) => {
             return Err(UsageError(format!(
                 "{program}: -bt needs at least one address"
+            )));
+        }
+        (Some("v"), _, _) if !low.args.is_empty() => Mode::Verify(low.args),
+        (Some("v"), _, _) => {
+            return Err(UsageError(format!(
+                "{program}: -bv needs at least one address"
             )));
         }
         (Some(other), _, _) => {

@@ -101,6 +101,12 @@ pub struct Config {
     pub over_quota: OverQuota,
     pub local_domains: Vec<String>,
     pub relay_from_hosts: Vec<Network>,
+    /// Host names that are this host, for the dnslookup router's MX
+    /// check (Exim's option), besides its own addresses.
+    pub hosts_treat_as_local: Vec<String>,
+    /// Outbound connections open at once, every destination together.
+    pub remote_max_connections: usize,
+    pub dns: DnsConfig,
     pub mailbox: MailboxConfig,
     pub mbox: MboxConfig,
     pub smtp: SmtpConfig,
@@ -120,6 +126,17 @@ pub struct Config {
     /// The merged TOML, for `sluice config`.
     #[serde(skip)]
     pub table: toml::Table,
+}
+
+/// `[dns]`: where the dnslookup router asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Empty: the servers of /etc/resolv.conf.
+    pub servers: Vec<std::net::SocketAddr>,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    pub attempts: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

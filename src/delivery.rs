@@ -106,6 +106,8 @@ struct Prepared {
     found_by_name: bool,
     /// Jobs for the remote engine, submitted once local files are staged.
     jobs: Vec<remote::Job>,
+    /// Routing found only this host for a recipient: freeze, saying why.
+    freeze: Option<String>,
 }
 
 impl Prepared {
@@ -161,7 +163,7 @@ impl Deliverer {
             locks: cfg.mbox.lock_options(true),
         };
         let remote = Remote::new(
-            100,
+            cfg.remote_max_connections,
             Some(&queue.root().join(crate::cmd::queue::HINTS_FILE)),
             schedule.clone(),
             Some({
@@ -463,6 +465,7 @@ impl Deliverer {
 
         let io = self.queue.committer().io();
         let mut remote_groups: Vec<RemoteGroup> = Vec::new();
+        let mut freeze = None;
         let rcpts = routed
             .into_iter()
             .map(|(i, r)| {
@@ -521,15 +524,28 @@ impl Deliverer {
                                 .collect(),
                         )
                     }
-                    Routed::Unrouteable { reason, .. } => RcptRouting::Unrouted(Outcome::Failed {
-                        status: self.unrouteable_status(&address),
-                        diagnostic: reason,
-                        remote: None,
-                    }),
-                    Routed::Defer { reason, .. } => RcptRouting::Unrouted(Outcome::Deferred {
-                        status: Status::new(4, 3, 0),
-                        diagnostic: reason,
-                    }),
+                    Routed::Unrouteable { reason, status, .. } => {
+                        RcptRouting::Unrouted(Outcome::Failed {
+                            status: status.unwrap_or_else(|| self.unrouteable_status(&address)),
+                            diagnostic: reason,
+                            remote: None,
+                        })
+                    }
+                    Routed::Defer { reason, status, .. } => {
+                        RcptRouting::Unrouted(Outcome::Deferred {
+                            status: status.unwrap_or(Status::new(4, 3, 0)),
+                            diagnostic: reason,
+                        })
+                    }
+                    Routed::Freeze { reason, .. } => {
+                        // Deferred, and the message frozen: only an
+                        // operator can tell where it should go.
+                        freeze = Some(reason.clone());
+                        RcptRouting::Unrouted(Outcome::Deferred {
+                            status: Status::new(4, 4, 6),
+                            diagnostic: reason,
+                        })
+                    }
                 };
                 RcptAttempt {
                     index: i,
@@ -558,6 +574,7 @@ impl Deliverer {
             rcpts,
             found_by_name,
             jobs,
+            freeze,
         }))
     }
 
@@ -584,6 +601,7 @@ impl Deliverer {
             rcpts,
             found_by_name,
             jobs: _,
+            freeze,
         } = *p;
         let id = &id;
         let mut lines = Vec::new();
@@ -690,6 +708,21 @@ impl Deliverer {
         if let Err(e) = d.record_all(&records) {
             self.logs
                 .panic(&format!("{id} cannot record delivery outcomes: {e}"));
+            return Attempt::Kept;
+        }
+        if let Some(reason) = freeze {
+            if let Err(e) = d.freeze() {
+                self.logs.panic(&format!("{id} cannot be frozen: {e}"));
+            }
+            self.log(
+                id,
+                &Event::new(
+                    Some(*id),
+                    Kind::Frozen {
+                        reason: Some(reason),
+                    },
+                ),
+            );
             return Attempt::Kept;
         }
         if any_failed {

@@ -10,6 +10,8 @@ mod clock;
 mod cmd;
 mod config;
 mod delivery;
+mod dns;
+mod dnslookup;
 mod log;
 mod manualroute;
 mod network;
@@ -55,7 +57,8 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
             sysexits::OK
         }
         cli::Mode::Noop => sysexits::OK,
-        cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses),
+        cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses, false),
+        cli::Mode::Verify(addresses) => router::run_address_test(&cfg, &addresses, true),
         cli::Mode::LogCheck { files, json } => cmd::log_check::run(&cfg, &files, json),
         cli::Mode::Serve(opts) => server::run(cfg, opts),
         cli::Mode::SmtpStdio => server::run_stdio(cfg),

@@ -19,7 +19,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use rand_shuffle::shuffle;
+pub use rand_shuffle::shuffle;
 
 use crate::network::Network;
 use crate::remote::{Address, Settings};
@@ -117,11 +117,28 @@ pub enum Found {
     Hosts(Vec<Address>),
     /// Not for this router (no entry matches, or every host ignored).
     Decline,
-    Defer(String),
-    Fail(String),
+    /// Try later; `status` when not the default 4.3.0.
+    Defer {
+        why: String,
+        status: Option<smtp::Status>,
+    },
+    /// Undeliverable; `status` when not the default X.1.2.
+    Fail {
+        why: String,
+        status: Option<smtp::Status>,
+    },
+    /// Only this host would take it: defer and freeze.
+    Freeze(String),
 }
 
-fn ignored(r: &Router) -> Vec<Network> {
+impl Found {
+    fn defer(why: String) -> Found {
+        Found::Defer { why, status: None }
+    }
+}
+
+/// The addresses a remote router drops.
+pub fn ignored(r: &Router) -> Vec<Network> {
     match &r.ignore_target_hosts {
         Some(list) => list.clone(),
         None => DEFAULT_IGNORE_TARGET_HOSTS
@@ -157,7 +174,7 @@ pub fn transport_hosts(r: &Router, settings: &Settings) -> Found {
         }]);
     }
     if settings.hosts.is_empty() {
-        return Found::Defer(format!(
+        return Found::defer(format!(
             "transport {:?} has no hosts (an accept router needs the transport's `hosts` or `socket`)",
             settings.transport
         ));
@@ -183,7 +200,7 @@ fn resolve(
             .collect::<Result<Vec<_>, _>>()
         {
             Ok(v) => v.into_iter().flatten().collect(),
-            Err(e) => return Found::Defer(format!("transport hosts: {e}")),
+            Err(e) => return Found::defer(format!("transport hosts: {e}")),
         }
     };
     let ignore = ignored(r);
@@ -204,7 +221,7 @@ fn resolve(
                     v
                 }
                 Err(e) => {
-                    return Found::Defer(format!("host lookup for {name} did not complete: {e}"));
+                    return Found::defer(format!("host lookup for {name} did not complete: {e}"));
                 }
             },
         };
@@ -236,7 +253,10 @@ pub fn ip_literal(r: &Router, settings: &Settings, domain: &str) -> Found {
         .or_else(|| inner.strip_prefix("ipv6:"))
         .unwrap_or(inner);
     let Ok(ip) = text.parse::<IpAddr>() else {
-        return Found::Fail(format!("{domain} is not an IP address literal"));
+        return Found::Fail {
+            why: format!("{domain} is not an IP address literal"),
+            status: None,
+        };
     };
     if ignored(r).iter().any(|n| n.contains(ip)) {
         return Found::Decline;

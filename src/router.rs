@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use smtp::Status;
 
 use crate::config::Config;
 
@@ -78,6 +79,8 @@ pub enum RouterDriver {
     Manualroute,
     /// `user@[192.0.2.1]`.
     Ipliteral,
+    /// MX hosts from the DNS.
+    Dnslookup,
 }
 
 impl RouterDriver {
@@ -88,12 +91,16 @@ impl RouterDriver {
             RouterDriver::Redirect => "redirect",
             RouterDriver::Manualroute => "manualroute",
             RouterDriver::Ipliteral => "ipliteral",
+            RouterDriver::Dnslookup => "dnslookup",
         }
     }
 
     /// Routers whose destinations are remote hosts.
     pub fn is_remote(self) -> bool {
-        matches!(self, RouterDriver::Manualroute | RouterDriver::Ipliteral)
+        matches!(
+            self,
+            RouterDriver::Manualroute | RouterDriver::Ipliteral | RouterDriver::Dnslookup
+        )
     }
 }
 
@@ -180,10 +187,25 @@ pub struct Destination {
 pub enum Routed {
     /// One or more destinations (several after a redirect to a list).
     Deliver(Vec<Destination>),
-    /// No router accepts the address (`550 5.1.1`).
-    Unrouteable { address: String, reason: String },
-    /// A temporary problem (an unreadable aliases file): `451`.
-    Defer { address: String, reason: String },
+    /// No router accepts the address (`550 5.1.1`), or one found that
+    /// it cannot be delivered (a domain that does not exist, a null MX):
+    /// `status` says which when it is not the default X.1.1/X.1.2.
+    Unrouteable {
+        address: String,
+        reason: String,
+        status: Option<Status>,
+    },
+    /// A temporary problem (an unreadable aliases file, a DNS failure):
+    /// `451`, with `status` when it is not 4.3.0.
+    Defer {
+        address: String,
+        reason: String,
+        status: Option<Status>,
+    },
+    /// Deliverable only by sending to this host itself (the lowest MX is
+    /// this host): the address is deferred and the message frozen, as
+    /// Exim's `self = freeze` does.
+    Freeze { address: String, reason: String },
 }
 
 /// A problem in one `[[router]]` or `[[transport]]` entry. The
@@ -388,6 +410,7 @@ impl Routing {
         let unrouteable = |reason: &str| Routed::Unrouteable {
             address: address.to_string(),
             reason: reason.to_string(),
+            status: None,
         };
         if depth > MAX_REDIRECT_DEPTH {
             return Err(unrouteable("redirection loop"));
@@ -425,6 +448,7 @@ impl Routing {
                         return Err(Routed::Defer {
                             address: address.to_string(),
                             reason: format!("user lookup failed: {e}"),
+                            status: None,
                         });
                     }
                 }
@@ -432,30 +456,38 @@ impl Routing {
                 None
             };
             match r.driver {
-                RouterDriver::Manualroute | RouterDriver::Ipliteral => {
+                RouterDriver::Manualroute | RouterDriver::Ipliteral | RouterDriver::Dnslookup => {
                     let tname = r.transport.as_deref().unwrap_or_default();
                     let Some(settings) = self.remote.get(tname) else {
                         return Err(Routed::Defer {
                             address: address.to_string(),
                             reason: format!("transport {tname:?} is not defined"),
+                            status: None,
                         });
                     };
-                    let found = if r.driver == RouterDriver::Manualroute {
-                        crate::manualroute::route(r, settings, &domain)
-                    } else {
-                        crate::manualroute::ip_literal(r, settings, &domain)
-                    };
-                    let hosts = match found {
-                        crate::manualroute::Found::Hosts(h) => h,
-                        // Not this router's domain: the next one decides.
-                        crate::manualroute::Found::Decline => continue,
-                        crate::manualroute::Found::Defer(why) => {
-                            return Err(Routed::Defer {
-                                address: address.to_string(),
-                                reason: why,
-                            });
+                    let found = match r.driver {
+                        RouterDriver::Manualroute => {
+                            crate::manualroute::route(r, settings, &domain)
                         }
-                        crate::manualroute::Found::Fail(why) => return Err(unrouteable(&why)),
+                        RouterDriver::Dnslookup => match crate::dns::shared(cfg) {
+                            Ok(resolver) => crate::dnslookup::route(
+                                cfg,
+                                resolver,
+                                &crate::manualroute::ignored(r),
+                                settings,
+                                &crate::dnslookup::local_addresses(cfg),
+                                &domain,
+                            ),
+                            Err(why) => crate::manualroute::Found::Defer {
+                                why,
+                                status: Some(Status::new(4, 4, 3)),
+                            },
+                        },
+                        _ => crate::manualroute::ip_literal(r, settings, &domain),
+                    };
+                    let Some(hosts) = hosts_of(found, address)? else {
+                        // Not this router's domain: the next one decides.
+                        continue;
                     };
                     out.push(Destination {
                         address: format!("{local}@{domain}"),
@@ -478,6 +510,7 @@ impl Routing {
                             return Err(Routed::Defer {
                                 address: address.to_string(),
                                 reason: format!("{}: {e}", file.display()),
+                                status: None,
                             });
                         }
                     };
@@ -497,6 +530,7 @@ impl Routing {
                         return Err(Routed::Defer {
                             address: address.to_string(),
                             reason: format!("transport {tname:?} is not defined"),
+                            status: None,
                         });
                     };
                     if t.driver == TransportDriver::Smtp {
@@ -504,18 +538,12 @@ impl Routing {
                             return Err(Routed::Defer {
                                 address: address.to_string(),
                                 reason: format!("transport {tname:?} is not defined"),
+                                status: None,
                             });
                         };
-                        let hosts = match crate::manualroute::transport_hosts(r, settings) {
-                            crate::manualroute::Found::Hosts(h) => h,
-                            crate::manualroute::Found::Decline => continue,
-                            crate::manualroute::Found::Defer(why) => {
-                                return Err(Routed::Defer {
-                                    address: address.to_string(),
-                                    reason: why,
-                                });
-                            }
-                            crate::manualroute::Found::Fail(why) => return Err(unrouteable(&why)),
+                        let found = crate::manualroute::transport_hosts(r, settings);
+                        let Some(hosts) = hosts_of(found, address)? else {
+                            continue;
                         };
                         out.push(Destination {
                             address: format!("{local}@{domain}"),
@@ -571,6 +599,33 @@ impl Routing {
             }
         }
         Err(unrouteable("Unrouteable address"))
+    }
+}
+
+/// The hosts a remote router found for `address`; `None` when it declines.
+fn hosts_of(
+    found: crate::manualroute::Found,
+    address: &str,
+) -> Result<Option<Vec<crate::remote::Address>>, Routed> {
+    use crate::manualroute::Found;
+    let address = address.to_string();
+    match found {
+        Found::Hosts(h) => Ok(Some(h)),
+        Found::Decline => Ok(None),
+        Found::Defer { why, status } => Err(Routed::Defer {
+            address,
+            reason: why,
+            status,
+        }),
+        Found::Fail { why, status } => Err(Routed::Unrouteable {
+            address,
+            reason: why,
+            status,
+        }),
+        Found::Freeze(why) => Err(Routed::Freeze {
+            address,
+            reason: why,
+        }),
     }
 }
 
@@ -683,9 +738,10 @@ fn parse_aliases(text: &str, key: &str) -> Option<Vec<String>> {
     })
 }
 
-/// `-bt`: prints how each address routes; exit 0 all deliverable, 1 some
-/// deferred, 2 some undeliverable (as Exim).
-pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
+/// `-bt` (and `-bv`, with `verify`): prints how each address routes (or
+/// only whether it can be delivered); exit 0 all deliverable, 1 some
+/// deferred, 2 some undeliverable, as Exim's.
+pub fn run_address_test(cfg: &Config, addresses: &[String], verify: bool) -> i32 {
     let routing = &cfg.routing;
     let mut code = 0;
     for a in addresses {
@@ -695,6 +751,7 @@ pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
             format!("{a}@{}", cfg.primary_hostname)
         };
         match routing.route(cfg, &a) {
+            Routed::Deliver(_) if verify => println!("{a} verified"),
             Routed::Deliver(dests) => {
                 for d in dests {
                     match &d.parent {
@@ -713,12 +770,21 @@ pub fn run_address_test(cfg: &Config, addresses: &[String]) -> i32 {
                     }
                 }
             }
-            Routed::Defer { address, reason } => {
+            Routed::Defer {
+                address, reason, ..
+            }
+            | Routed::Freeze { address, reason } => {
                 println!("{address} cannot be resolved at this time: {reason}");
                 code = code.max(1);
             }
-            Routed::Unrouteable { address, reason } => {
-                println!("{address} is undeliverable: {reason}");
+            Routed::Unrouteable {
+                address, reason, ..
+            } => {
+                if verify {
+                    println!("{address} failed to verify: {reason}");
+                } else {
+                    println!("{address} is undeliverable: {reason}");
+                }
                 code = 2;
             }
         }

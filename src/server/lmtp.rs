@@ -127,7 +127,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
                 ));
                 continue;
             }
-            Routed::Defer { reason, .. } => {
+            Routed::Defer { reason, .. } | Routed::Freeze { reason, .. } => {
                 out.push(Some(Pending::Done(
                     smtp::local_problem(format!("<{addr}>: {reason}")).into(),
                 )));

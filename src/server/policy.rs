@@ -115,18 +115,34 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
     match checked {
         Ok((Routed::Deliver(_), None)) => Verdict::Accept,
         Ok((Routed::Deliver(_), Some(reply))) => reply.into(),
-        Ok((Routed::Unrouteable { address, reason }, _)) if local => Reply::new(
+        Ok((
+            Routed::Unrouteable {
+                address, reason, ..
+            },
+            _,
+        )) if local => Reply::new(
             550,
             Status::new(5, 1, 1),
             format!("<{address}>: unknown user ({reason})"),
         )
         .into(),
+        Ok((
+            Routed::Unrouteable {
+                address,
+                reason,
+                status: Some(status),
+            },
+            _,
+        )) => Reply::new(550, status, format!("<{address}>: {reason}")).into(),
         Ok((Routed::Unrouteable { address, .. }, _)) => Reply::new(
             550,
             Status::new(5, 1, 2),
             format!("<{address}>: Unrouteable address"),
         )
         .into(),
+        // Accepted; the delivery attempt defers it and freezes the message
+        // for an operator, as Exim does.
+        Ok((Routed::Freeze { .. }, _)) => Verdict::Accept,
         Ok((Routed::Defer { reason, .. }, _)) => {
             smtp::local_problem(format!("Temporary failure, try again later ({reason})")).into()
         }

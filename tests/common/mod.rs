@@ -2,6 +2,7 @@
 //! binary with a private data directory, and checks on what it wrote.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod exim;
 pub mod receiver;
 

@@ -86,7 +86,13 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on `ip` (a port of its own).
     pub fn start(ip: &str, script: Script) -> Receiver {
-        let listener = TcpListener::bind((ip, 0)).expect("bind the receiver");
+        Receiver::start_on(ip, 0, script)
+    }
+
+    /// Starts a receiver on `ip`:`port` (MX hosts share the transport's
+    /// port, each on its own address).
+    pub fn start_on(ip: &str, port: u16, script: Script) -> Receiver {
+        let listener = TcpListener::bind((ip, port)).expect("bind the receiver");
         let addr = listener.local_addr().unwrap();
         let r = Receiver {
             addr,
