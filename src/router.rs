@@ -818,7 +818,7 @@ mod tests {
             ),
             (
                 format!("[[router]]\nname = \"dns\"\ndriver = \"dnslookup\"\n{maildir}"),
-                r#"t.toml: router[1] "dns": key `driver`: unknown variant `dnslookup`"#,
+                r#"t.toml: router[1] "dns": a remote router needs `transport`"#,
             ),
             (
                 format!(

@@ -103,11 +103,32 @@ fn other_mistakes_are_found_at_load() {
     let cases = [
         (
             ("driver = \"accept\"", "driver = \"dnslookup\""),
-            r#"router[2] "local_user": key `driver`: unknown variant `dnslookup`"#,
+            r#"router[2] "local_user": transport "maildir_delivery" is not an smtp transport"#,
         ),
         (
             ("driver = \"maildir\"", "driver = \"maildir\"\nmode = 600"),
             r#"transport[1] "maildir_delivery": unknown field `mode`"#,
+        ),
+        (
+            (
+                "driver = \"maildir\"",
+                "driver = \"maildir\"\ntls = \"verify\"",
+            ),
+            r#"transport[1] "maildir_delivery": `tls` is an option of the smtp driver only"#,
+        ),
+        (
+            (
+                "driver = \"maildir\"\npath = \"mail/{domain}/{local}\"",
+                "driver = \"smtp\"\nauth_credentials_file = \"/etc/passwd\"",
+            ),
+            r#"transport[1] "maildir_delivery": key `auth_credentials_file`: credentials are sent only over TLS whose certificate and host name verified: set tls = "verify""#,
+        ),
+        (
+            (
+                "driver = \"maildir\"\npath = \"mail/{domain}/{local}\"",
+                "driver = \"smtp\"\nhelo_data = \"localhost\"",
+            ),
+            r#"transport[1] "maildir_delivery": key `helo_data`: "localhost" is not a fully qualified domain name"#,
         ),
         (
             (

@@ -131,16 +131,6 @@ impl SmtpOptions {
         if self.socket.is_some() && protocol != Protocol::Lmtp {
             return Err("key `socket`: a Unix socket is for protocol = \"lmtp\"".into());
         }
-        let helo = self
-            .helo_data
-            .clone()
-            .unwrap_or_else(|| cfg.primary_hostname.clone());
-        if !is_fqdn(&helo) {
-            return Err(format!(
-                "key `helo_data`: {helo:?} is not a fully qualified domain name \
-                 (set helo_data or primary_hostname)"
-            ));
-        }
         let mode = self.tls.unwrap_or(TlsMode::May);
         let credentials = match &self.auth_credentials_file {
             None => None,
@@ -153,6 +143,16 @@ impl SmtpOptions {
             }
             Some(path) => Some(read_credentials(path)?),
         };
+        let helo = self
+            .helo_data
+            .clone()
+            .unwrap_or_else(|| cfg.primary_hostname.clone());
+        if !is_fqdn(&helo) {
+            return Err(format!(
+                "key `helo_data`: {helo:?} is not a fully qualified domain name \
+                 (set helo_data or primary_hostname)"
+            ));
+        }
         let policy = match mode {
             TlsMode::May => Policy::May,
             TlsMode::Encrypt => Policy::Encrypt,
