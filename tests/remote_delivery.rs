@@ -394,3 +394,74 @@ fn bad_replies_are_host_errors_and_the_log_still_parses() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn auth_only_over_verified_tls() {
+    let d = Dir::new();
+    let certs = TestCerts::new(&d.path().join("certs"));
+    let ca = certs.ca_path.display().to_string();
+    let creds = d.path().join("smarthost.auth");
+    std::fs::write(&creds, "user@example.org:s3cret\n").unwrap();
+    std::fs::set_permissions(
+        &creds,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let opts = format!(
+        "tls = \"verify\"\ntls_verify_certificates = {ca:?}\nauth_credentials_file = {:?}\n",
+        creds.display().to_string()
+    );
+    // A smarthost with a valid certificate, AUTH after STARTTLS.
+    let rx = Receiver::start(
+        "127.0.0.40",
+        Script {
+            starttls: Some(receiver_tls(&certs, &["127.0.0.40"], CertKind::Valid)),
+            auth: true,
+            ..Script::default()
+        },
+    );
+    let conf = config(&d, &format!("127.0.0.40::{}", rx.port()), &opts);
+    let out = submit(&d, &conf, &["hank@remote.test"], "authenticated");
+    assert!(out.status.success());
+    assert_eq!(rx.received().len(), 1, "{}", d.log("mainlog"));
+    let cmds = rx.commands();
+    let auth: Vec<&String> = cmds.iter().filter(|c| c.starts_with("AUTH")).collect();
+    assert_eq!(auth.len(), 1, "{cmds:?}");
+    let starttls = cmds.iter().position(|c| c == "STARTTLS").unwrap();
+    let auth_at = cmds.iter().position(|c| c.starts_with("AUTH")).unwrap();
+    assert!(starttls < auth_at, "AUTH before TLS: {cmds:?}");
+
+    // A smarthost offering AUTH in clear and no STARTTLS: deferred, the
+    // password never sent.
+    let rx = Receiver::start(
+        "127.0.0.41",
+        Script {
+            auth: true,
+            ..Script::default()
+        },
+    );
+    let d2 = Dir::new();
+    let conf = config(&d2, &format!("127.0.0.41::{}", rx.port()), &opts);
+    submit(&d2, &conf, &["ivan@remote.test"], "not in clear");
+    assert!(rx.received().is_empty());
+    assert!(
+        !rx.commands().iter().any(|c| c.starts_with("AUTH")),
+        "{:?}",
+        rx.commands()
+    );
+    assert_eq!(lines_with(&d2.log("mainlog"), " == ivan@remote.test").len(), 1);
+
+    // Credentials with a weaker tls policy do not pass the check.
+    let conf = config(
+        &d2,
+        "127.0.0.41",
+        &format!(
+            "tls = \"may\"\nauth_credentials_file = {:?}\n",
+            creds.display().to_string()
+        ),
+    );
+    let out = d2.run(&["--config", conf.to_str().unwrap(), "-bV"], b"");
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth_credentials_file"), "{err}");
+}

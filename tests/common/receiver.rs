@@ -44,6 +44,9 @@ pub struct Script {
     pub lmtp: bool,
     /// The most recipients per transaction before `452 4.5.3`.
     pub max_rcpts: usize,
+    /// Offer AUTH PLAIN LOGIN (after STARTTLS when TLS is offered, else
+    /// in clear) and accept any credentials, recording them.
+    pub auth: bool,
 }
 
 impl Default for Script {
@@ -59,6 +62,7 @@ impl Default for Script {
             dot_reply: None,
             lmtp: false,
             max_rcpts: 1000,
+            auth: false,
         }
     }
 }
@@ -232,6 +236,9 @@ fn session(
             if script.starttls.is_some() && !tls {
                 caps.push("250-STARTTLS".into());
             }
+            if script.auth && (tls || script.starttls.is_none()) {
+                caps.push("250-AUTH PLAIN LOGIN".into());
+            }
             caps.push("250 ENHANCEDSTATUSCODES".into());
             caps.join("\r\n")
         } else if upper.starts_with("HELO") {
@@ -254,6 +261,8 @@ fn session(
                 s.conn.complete_io(&mut s.sock)?;
             }
             return Ok(Some(Box::new(s)));
+        } else if upper.starts_with("AUTH PLAIN") {
+            "235 2.7.0 authenticated".into()
         } else if upper.starts_with("MAIL") {
             from = angle(&cmd);
             rcpts.clear();
