@@ -782,11 +782,15 @@ impl Deliverer {
                         original: (address != dest_address).then(|| address.to_string()),
                         ..Address::new(dest_address)
                     };
+                    if r.continued {
+                        delivered.flag = crate::log::event::DeliveryFlag::More;
+                    }
                     delivered.host = r.host.as_ref().map(log_host);
                     delivered.tls = r.tls.clone();
                     delivered.cert_verified = r.cert_verified.map(|v| yes_no(v).to_string());
-                    delivered.pipelining = r.pipelined;
-                    delivered.chunking = r.chunking;
+                    // `L` and `K` need Exim's +pipelining and +smtp_... log
+                    // selectors, which its default (and so Sluice) leaves
+                    // out.
                     delivered.confirmation = r.confirmation.clone();
                 }
                 lines.push(Event::new(Some(*id), Kind::Delivered(delivered)));
@@ -811,6 +815,10 @@ impl Deliverer {
                                 errno: remote
                                     .filter(|r| r.errno != 0)
                                     .map_or(UNKNOWN_ERRNO, |r| r.errno),
+                                host: remote
+                                    .filter(|r| r.errno == -44 || r.errno == -45 || r.errno == -46)
+                                    .and_then(|r| r.host.as_ref())
+                                    .map(log_host),
                                 message: Some(why.text.clone()),
                                 ..Deferred::default()
                             }),
@@ -824,14 +832,16 @@ impl Deliverer {
                             status: Some(Status::new(5, 4, 7).to_string()),
                             remote: why.remote,
                         };
-                        lines.push(failed(id, address, router, transport, &why.text));
+                        lines.push(failed(id, address, router, transport, None, &why.text));
                         spool::RcptOutcome::Failed { why }
                     }
                 }
             }
             Outcome::Failed { .. } => {
                 let why = outcome.diagnosis().unwrap_or_default();
-                lines.push(failed(id, address, router, transport, &why.text));
+                // A refusal by a remote host names it, as Exim's `**` does.
+                let host = remote.and_then(|r| r.host.as_ref()).map(log_host);
+                lines.push(failed(id, address, router, transport, host, &why.text));
                 spool::RcptOutcome::Failed { why }
             }
         }
@@ -956,13 +966,14 @@ impl Workers {
     }
 }
 
-/// `H=name [ip]:port` of a remote host (the port only when not 25).
+/// `H=name [ip]` of a remote host. Exim writes the port only with its
+/// `outgoing_port` log selector, which its default leaves out.
 fn log_host(a: &remote::Address) -> crate::log::Host {
     crate::log::Host {
         name: Some(a.host.clone()),
         helo: None,
         ip: a.ip.to_string(),
-        port: (a.port != 25).then_some(a.port),
+        port: None,
     }
 }
 
@@ -1061,6 +1072,7 @@ fn failed(
     address: &str,
     router: Option<String>,
     transport: Option<String>,
+    host: Option<crate::log::Host>,
     why: &str,
 ) -> Event {
     Event::new(
@@ -1069,6 +1081,7 @@ fn failed(
             address: Address::new(address),
             router,
             transport,
+            host,
             message: Some(why.to_string()),
             ..Failed::default()
         }),

@@ -218,6 +218,8 @@ pub struct Deferred {
     /// Exim's `basic_errno`: an errno, or one of Exim's negative codes;
     /// `-1` (Exim's ERRNO_UNKNOWNERROR) when there is no errno to give.
     pub errno: i32,
+    /// `H=name [ip]` after `defer (n)`: the remote host whose reply this is.
+    pub host: Option<Host>,
     /// The rest after `defer (n): `: strerror and the error text.
     pub message: Option<String>,
 }
@@ -612,6 +614,9 @@ impl Display for Deferred {
         tag(f, "R", &self.router)?;
         tag(f, "T", &self.transport)?;
         write!(f, " defer ({})", self.errno)?;
+        if let Some(h) = &self.host {
+            write!(f, " H={h}")?;
+        }
         match &self.message {
             Some(m) => write!(f, ": {}", escape::text(m)),
             None => Ok(()),

@@ -257,14 +257,6 @@ impl Live {
         step
     }
 
-    pub fn pipelining(&self) -> bool {
-        self.session.capabilities().is_some_and(|c| c.pipelining)
-    }
-
-    pub fn chunking(&self) -> bool {
-        self.session.capabilities().is_some_and(|c| c.chunking)
-    }
-
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
     }

@@ -105,8 +105,9 @@ pub struct Detail {
     pub cert_verified: Option<bool>,
     /// The reply that accepted the message, escaped (`C="..."`).
     pub confirmation: Option<String>,
-    pub pipelined: bool,
-    pub chunking: bool,
+    /// Delivered in the same transaction as an address logged before it
+    /// (Exim's `->` instead of `=>`).
+    pub continued: bool,
     /// Exim's errno for `defer (N)`: the system's for a failed connect,
     /// -44/-45/-46 for a 4xx to RCPT/MAIL/DATA, -53 when every host is in
     /// its retry wait.
@@ -464,20 +465,24 @@ fn settle(
         tls: l.tls.as_ref().map(|t| crate::server::tls::x_field(&t.info)),
         cert_verified: l.tls.as_ref().map(|t| t.verified),
         confirmation: None,
-        pipelined: l.pipelining(),
-        chunking: l.chunking(),
+        continued: false,
         errno: 0,
     };
     let mut again = Vec::new();
+    let mut delivered_before = false;
     for (r, &k) in result.recipients.into_iter().zip(pending) {
         let outcome = match r.outcome {
-            ClientOutcome::Delivered(response) => Some((
-                Outcome::Delivered,
-                Detail {
-                    confirmation: Some(response.log_text()),
-                    ..detail.clone()
-                },
-            )),
+            ClientOutcome::Delivered(response) => {
+                let continued = std::mem::replace(&mut delivered_before, true);
+                Some((
+                    Outcome::Delivered,
+                    Detail {
+                        confirmation: Some(response.log_text()),
+                        continued,
+                        ..detail.clone()
+                    },
+                ))
+            }
             ClientOutcome::Failed(cause) => Some((
                 Outcome::Failed {
                     status: cause.status(),

@@ -4,7 +4,7 @@
 //!
 //! Every outcome keeps the exact reply for the log, and the command it
 //! answered, so a log line can read like Exim's: `SMTP error from remote
-//! mail server after pipelined RCPT TO:<a@b.example>: 550 5.1.1 ...`. The
+//! mail server after RCPT TO:<a@b.example>: 550 5.1.1 ...`. The
 //! words after "after" are [`Command::describe`].
 
 use std::fmt;
@@ -52,21 +52,32 @@ impl Command {
         }
     }
 
-    /// The words that follow "after" in a log line, as Exim writes them:
-    /// `initial connection`, `EHLO mx.example`, `STARTTLS`,
-    /// `MAIL FROM:<a@b.example> SIZE=1234`, `pipelined RCPT TO:<c@d.example>`,
-    /// `DATA`, `end of data`, `pipelined end of data`. Control characters
-    /// in the line are escaped.
+    /// The words that follow "after" in a log line, as Exim 4.96 writes
+    /// them with its default log selectors: `initial connection`,
+    /// `EHLO mx.example`, `STARTTLS`, `MAIL FROM:<a@b.example> SIZE=1234`,
+    /// `RCPT TO:<c@d.example>`, `DATA`, `end of data`; a MAIL that went
+    /// with its RCPTs is `pipelined MAIL FROM:...`, as Exim 4.96 writes it
+    /// (it leaves the word out for the RCPTs). Control characters in the
+    /// line are escaped.
     pub fn describe(&self) -> String {
-        let what = match self.kind {
+        match self.kind {
             CommandKind::Connect => "initial connection".to_string(),
             CommandKind::EndOfData => "end of data".to_string(),
+            // Exim 4.96 marks a MAIL sent with its RCPTs, and only that
+            // (tests/fixtures/exim-4.96/outbound).
+            CommandKind::Mail if self.pipelined => {
+                format!("pipelined {}", escape(&self.line, LOG_TEXT_MAX))
+            }
             _ => escape(&self.line, LOG_TEXT_MAX),
-        };
-        if self.pipelined {
-            format!("pipelined {what}")
-        } else {
-            what
+        }
+    }
+
+    /// `pipelined ` before any command that went in one write with others.
+    pub fn describe_pipelined(&self) -> String {
+        match self.kind {
+            CommandKind::Mail => self.describe(),
+            _ if self.pipelined => format!("pipelined {}", self.describe()),
+            _ => self.describe(),
         }
     }
 }

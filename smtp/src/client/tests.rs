@@ -162,11 +162,11 @@ fn pipelined_group_with_a_mix_of_recipient_replies() {
     };
     assert_eq!(
         cause.describe_command().as_deref(),
-        Some("pipelined RCPT TO:<b@x.example>")
+        Some("RCPT TO:<b@x.example>")
     );
     assert_eq!(
         cause.to_string(),
-        "SMTP error from remote mail server after pipelined RCPT TO:<b@x.example>: \
+        "SMTP error from remote mail server after RCPT TO:<b@x.example>: \
          550 5.1.1 no such user"
     );
     // After a message, the next MAIL follows without RSET.
@@ -322,7 +322,7 @@ fn a_421_anywhere_ends_the_host_and_defers_the_rest() {
     assert_eq!(error.status(), Status::new(4, 3, 2));
     assert_eq!(
         error.to_string(),
-        "SMTP error from remote mail server after pipelined RCPT TO:<b@x.example>: \
+        "SMTP error from remote mail server after RCPT TO:<b@x.example>: \
          421 4.3.2 shutting down"
     );
     // Closed for good: more input or calls change nothing.
