@@ -23,7 +23,7 @@ pub use rand_shuffle::shuffle;
 
 use crate::network::Network;
 use crate::remote::{Address, Settings};
-use crate::router::{DEFAULT_IGNORE_TARGET_HOSTS, Router};
+use crate::router::{DEFAULT_IGNORE_TARGET_HOSTS, Router, RouterDriver};
 
 /// One `route_list` entry, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,14 +137,20 @@ impl Found {
     }
 }
 
-/// The addresses a remote router drops.
+/// The addresses a remote router drops. Unset, dnslookup and ipliteral
+/// routers drop loopback and 0.0.0.0 (what the DNS or a sender can name),
+/// while a route list or a transport's hosts, written by the operator, may
+/// name a local service (a content filter on 127.0.0.1:10024).
 pub fn ignored(r: &Router) -> Vec<Network> {
     match &r.ignore_target_hosts {
         Some(list) => list.clone(),
-        None => DEFAULT_IGNORE_TARGET_HOSTS
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect(),
+        None if matches!(r.driver, RouterDriver::Dnslookup | RouterDriver::Ipliteral) => {
+            DEFAULT_IGNORE_TARGET_HOSTS
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        }
+        None => Vec::new(),
     }
 }
 

@@ -64,8 +64,9 @@ pub struct Router {
     #[serde(default)]
     pub route_list: Vec<String>,
     /// Remote routers: addresses that, found for a host, are dropped as if
-    /// absent (Exim's option). Unset: `0.0.0.0`, `127.0.0.0/8` and `::1`,
-    /// so that no answer points at a loopback service.
+    /// absent (Exim's option). Unset: `0.0.0.0`, `127.0.0.0/8` and `::1`
+    /// for dnslookup and ipliteral, so that no DNS answer or address
+    /// literal points at a loopback service; nothing for a route list.
     #[serde(default)]
     pub ignore_target_hosts: Option<Vec<crate::network::Network>>,
 }

@@ -474,3 +474,71 @@ fn auth_only_over_verified_tls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("auth_credentials_file"), "{err}");
 }
+
+#[test]
+fn lmtp_gives_one_reply_per_recipient() {
+    let d = Dir::new();
+    let rx = Receiver::start(
+        "127.0.0.42",
+        Script {
+            lmtp: true,
+            greeting: Some("220 lmtp.test LMTP ready".into()),
+            ..Script::default()
+        },
+    );
+    // An accept router handing the domain to an LMTP server, as a host
+    // hands mail to Dovecot.
+    let text = format!(
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org", "lmtp.test"]
+
+[[router]]
+name = "to_lmtp"
+driver = "accept"
+domains = ["lmtp.test"]
+transport = "lmtp"
+
+[[transport]]
+name = "lmtp"
+driver = "smtp"
+protocol = "lmtp"
+hosts = ["127.0.0.42::{}"]
+"#,
+        rx.port()
+    );
+    let conf = d.path().join("lmtp.toml");
+    std::fs::write(&conf, text).unwrap();
+    let out = d.run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "-odi",
+            "ok@lmtp.test",
+            "d550full@lmtp.test",
+            "d452busy@lmtp.test",
+        ],
+        b"Subject: lmtp\n\nper recipient\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rx.commands().iter().any(|c| c.starts_with("LHLO ")),
+        "{:?}",
+        rx.commands()
+    );
+    let log = d.log("mainlog");
+    assert_eq!(
+        lines_with(&log, " => ok@lmtp.test R=to_lmtp T=lmtp").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, " ** d550full@lmtp.test").len(), 1, "{log}");
+    assert!(
+        lines_with(&log, " ** d550full@lmtp.test")[0].contains("after end of data: 550 5.2.1"),
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, " == d452busy@lmtp.test").len(), 1, "{log}");
+}
