@@ -256,13 +256,35 @@ fn default_routing(cfg: &Config) -> Routing {
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
+            // Every other domain by its MX records. Only what the relay
+            // policy lets through gets here: local submissions and
+            // clients in relay_from_hosts.
+            Router {
+                name: "dnslookup".into(),
+                driver: RouterDriver::Dnslookup,
+                domains: vec!["!+local_domains".into()],
+                local_parts: vec![],
+                check_local_user: false,
+                transport: Some("remote_smtp".into()),
+                file: None,
+                route_list: vec![],
+                ignore_target_hosts: None,
+            },
         ],
-        transports: vec![Transport {
-            name: "maildir_delivery".into(),
-            driver: TransportDriver::Maildir,
-            path: cfg.mailbox.maildir.clone(),
-            smtp: Default::default(),
-        }],
+        transports: vec![
+            Transport {
+                name: "maildir_delivery".into(),
+                driver: TransportDriver::Maildir,
+                path: cfg.mailbox.maildir.clone(),
+                smtp: Default::default(),
+            },
+            Transport {
+                name: "remote_smtp".into(),
+                driver: TransportDriver::Smtp,
+                path: String::new(),
+                smtp: Default::default(),
+            },
+        ],
         remote: Default::default(),
     }
 }

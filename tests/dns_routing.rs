@@ -63,11 +63,17 @@ port = {port}
 fn bt(d: &Dir, conf: &Path, flag: &str, addrs: &[&str]) -> (i32, String) {
     let mut args = vec!["--config", conf.to_str().unwrap(), flag];
     args.extend_from_slice(addrs);
-    let out: Output = d.run(&args, b"");
+    let out: Output = run(d, &args, b"");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `sluice ARGS` without the test harness's default DNS (these tests name
+/// their own server in the configuration).
+fn run(d: &Dir, args: &[&str], stdin: &[u8]) -> Output {
+    common::run_with_input(d.sluice_bare().args(args), stdin)
 }
 
 fn zone() -> Zone {
@@ -196,7 +202,8 @@ fn an_mx_that_is_this_host() {
     assert_eq!(code, 1, "{out}");
     // Delivery: deferred and the message frozen, with Exim's text.
     let conf = config(&d, &dns, 2525, Some("[]"), "");
-    let out = d.run(
+    let out = run(
+        &d,
         &["--config", conf.to_str().unwrap(), "-odi", "u@loop.test"],
         b"Subject: loop\n\nx\n",
     );
@@ -207,7 +214,7 @@ fn an_mx_that_is_this_host() {
             || log.contains("lowest numbered MX record points to local host"),
         "{log}"
     );
-    let list = d.run(&["--config", conf.to_str().unwrap(), "-bp"], b"");
+    let list = run(&d, &["--config", conf.to_str().unwrap(), "-bp"], b"");
     assert!(
         String::from_utf8_lossy(&list.stdout).contains("*** frozen ***"),
         "{}",
@@ -247,7 +254,8 @@ fn delivers_through_the_lowest_mx_and_falls_back() {
         .a("down.fallback.test", "127.0.0.60");
     let dns = DnsServer::start(zone);
     let conf = config(&d, &dns, port, Some("[]"), "");
-    let out = d.run(
+    let out = run(
+        &d,
         &[
             "--config",
             conf.to_str().unwrap(),

@@ -16,7 +16,9 @@ use std::process::Output;
 use common::{Dir, run_with_input};
 
 fn command(d: &Dir) -> std::process::Command {
-    let mut c = d.sluice();
+    // The configuration file holds the tests' DNS (a closed loopback
+    // port); the commands also run as `sendmail` and `mailq`.
+    let mut c = d.sluice_bare();
     c.env("SLUICE_CONFIG", d.path().join("sluice.toml"))
         .env("LOGNAME", "tester")
         .env("USER", "tester");
@@ -244,7 +246,7 @@ fn golden(name: &str, actual: &str) {
 fn populate(d: &Dir) -> [String; 3] {
     std::fs::write(
         d.path().join("sluice.toml"),
-        "primary_hostname = \"test.example\"\n",
+        "primary_hostname = \"test.example\"\n[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"1s\"\nattempts = 1\n",
     )
     .unwrap();
     let first = b"From: Alice <alice@example.org>\nSubject: first\nMessage-ID: <first@example.org>\nDate: Tue, 2 Mar 1999 09:44:33 +0000\n\nHello.\n";

@@ -16,7 +16,7 @@ fn dir() -> Dir {
     let d = Dir::new();
     std::fs::write(
         d.path().join("sluice.toml"),
-        "primary_hostname = \"test.example\"\n",
+        "primary_hostname = \"test.example\"\n[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"1s\"\nattempts = 1\n",
     )
     .unwrap();
     d
@@ -27,7 +27,9 @@ fn dir() -> Dir {
 /// `$USER` say "tester", which the submission must ignore: the submitter is
 /// the real uid's password-database entry.
 fn command(d: &Dir) -> std::process::Command {
-    let mut c = d.sluice();
+    // The configuration file holds the tests' DNS (a closed loopback
+    // port); the commands also run as `sendmail` and `mailq`.
+    let mut c = d.sluice_bare();
     c.env("SLUICE_CONFIG", d.path().join("sluice.toml"))
         .env("LOGNAME", "tester")
         .env("USER", "tester");

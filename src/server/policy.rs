@@ -143,6 +143,19 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
         // Accepted; the delivery attempt defers it and freezes the message
         // for an operator, as Exim does.
         Ok((Routed::Freeze { .. }, _)) => Verdict::Accept,
+        Ok((
+            Routed::Defer {
+                reason,
+                status: Some(status),
+                ..
+            },
+            _,
+        )) => Reply::new(
+            451,
+            status,
+            format!("Temporary failure, try again later ({reason})"),
+        )
+        .into(),
         Ok((Routed::Defer { reason, .. }, _)) => {
             smtp::local_problem(format!("Temporary failure, try again later ({reason})")).into()
         }

@@ -143,16 +143,19 @@ impl SmtpOptions {
             }
             Some(path) => Some(read_credentials(path)?),
         };
-        let helo = self
-            .helo_data
-            .clone()
-            .unwrap_or_else(|| cfg.primary_hostname.clone());
-        if !is_fqdn(&helo) {
-            return Err(format!(
-                "key `helo_data`: {helo:?} is not a fully qualified domain name \
-                 (set helo_data or primary_hostname)"
-            ));
-        }
+        // A helo_data that is set must be a fully qualified name. The
+        // default, primary_hostname, is sent as it is: a host whose name is
+        // not qualified can still run the embedded default (Exim, too,
+        // sends what it has), and `helo_data` fixes it.
+        let helo = match &self.helo_data {
+            Some(h) if !is_fqdn(h) => {
+                return Err(format!(
+                    "key `helo_data`: {h:?} is not a fully qualified domain name"
+                ));
+            }
+            Some(h) => h.clone(),
+            None => cfg.primary_hostname.clone(),
+        };
         let policy = match mode {
             TlsMode::May => Policy::May,
             TlsMode::Encrypt => Policy::Encrypt,

@@ -15,6 +15,9 @@ pub fn sluice_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
 }
 
+/// The DNS the tests' commands use by default: a closed loopback port.
+pub const NO_DNS: &str = "dns.servers=[\"127.0.0.1:9\"]";
+
 /// A temporary directory that also serves as `$SLUICE_HOME`.
 pub struct Dir {
     pub tmp: tempfile::TempDir,
@@ -32,8 +35,27 @@ impl Dir {
     }
 
     /// A `sluice` command with `SLUICE_HOME` set to this directory and no
-    /// configuration from the environment.
+    /// configuration from the environment. The embedded default routes
+    /// other domains by their MX records: the tests' DNS is a closed port
+    /// on loopback (nothing leaves the machine; lookups fail at once and
+    /// defer), unless a test names its own configuration or servers.
     pub fn sluice(&self) -> Command {
+        let mut c = self.sluice_bare();
+        c.args([
+            "--set",
+            NO_DNS,
+            "--set",
+            "dns.timeout=1s",
+            "--set",
+            "dns.attempts=1",
+        ]);
+        c
+    }
+
+    /// [`Dir::sluice`] without the DNS override, for invocations whose
+    /// first arguments are not sluice's own (`sendmail` and `mailq` under
+    /// their own names).
+    pub fn sluice_bare(&self) -> Command {
         let mut c = Command::new(sluice_bin());
         c.env("SLUICE_HOME", self.path().join("home"))
             .env_remove("SLUICE_CONFIG")
