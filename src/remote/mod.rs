@@ -345,6 +345,8 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
                 }
             }
             Step::Closed(e) => {
+                // A 421 or a broken session: fewer connections at once.
+                inner.pool.trouble(key);
                 let text = e
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "Remote host closed connection".into());
