@@ -372,6 +372,12 @@ impl Deliverer {
         }
     }
 
+    /// Closes the remote connections (QUIT), waiting up to `timeout`: for a
+    /// command about to exit, once its deliveries are done.
+    pub fn close_remote(&self, timeout: std::time::Duration) {
+        self.remote.close(timeout);
+    }
+
     /// Stops starting remote transactions and waits, up to `timeout`, for
     /// those under way. True when none is left.
     pub fn stop_remote(&self, timeout: std::time::Duration) -> bool {
@@ -963,6 +969,8 @@ impl Workers {
             let _ = t.join();
         }
         self.deliverer.drain();
+        self.deliverer
+            .close_remote(std::time::Duration::from_secs(10));
     }
 }
 

@@ -220,6 +220,18 @@ impl Remote {
         }
     }
 
+    /// Stops, then waits up to `timeout` for open connections to say QUIT
+    /// and close (a command that delivered and is about to exit; the
+    /// daemon once its transactions are done), so that peers see a proper
+    /// end of session rather than a dropped TLS connection.
+    pub fn close(&self, timeout: std::time::Duration) {
+        self.stop();
+        let end = std::time::Instant::now() + timeout;
+        while self.inner.pool.open() > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Connections open now, and the most ever open at once.
     #[cfg(test)]
     pub fn connections(&self) -> (usize, usize) {
@@ -250,6 +262,11 @@ async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>
         };
         let mut live: Option<Live> = None;
         while let Next::Job(job) = inner.pool.next(&key).await {
+            if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                // Raced with stop(): hand the job back untried.
+                (job.done)(Vec::new());
+                break;
+            }
             live = deliver(&inner, &key, job, live).await;
             if let Some(l) =
                 live.take_if(|l| l.messages >= settings.connection_max_messages || l.is_closed())

@@ -180,6 +180,11 @@ impl Pool {
         c.0 = c.0.saturating_sub(1);
     }
 
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
     /// Connections open now, and the most open at once since the start.
     #[cfg(test)]
     pub fn connections(&self) -> (usize, usize) {

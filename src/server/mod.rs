@@ -314,7 +314,11 @@ pub async fn serve(
     // shutdown_timeout; none starts any more.
     let deliverer = shared.runner.deliverer().clone();
     let timeout = shared.cfg.shutdown_timeout;
-    let _ = tokio::task::spawn_blocking(move || deliverer.stop_remote(timeout)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        deliverer.stop_remote(timeout);
+        deliverer.close_remote(std::time::Duration::from_secs(5));
+    })
+    .await;
     // IDs made in this process (LMTP arrivals) must not be made again
     // by a successor with the same pid in the same instant.
     shared.queue.wait_before_exit();

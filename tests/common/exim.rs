@@ -46,8 +46,9 @@ fn free_port(ip: &str) -> u16 {
 }
 
 impl Exim {
-    /// Starts Exim on `ip`, accepting mail for `domain` into Maildirs
-    /// under `dir/mail/<local part>`. `tls`: the certificate and key to
+    /// Starts Exim on `ip`, accepting mail for `domain` into one Maildir,
+    /// `dir/exim/mail` (Exim 4.96 will not put an address's local part in
+    /// a path: it is tainted), a copy per recipient. `tls`: the certificate and key to
     /// offer STARTTLS with.
     pub fn start(dir: &Path, ip: &str, domain: &str, tls: Option<(&Path, &Path)>) -> Exim {
         let dir = dir.join("exim");
@@ -103,7 +104,7 @@ impl Exim {
              begin transports\n\
              local_maildir:\n\
              \x20 driver = appendfile\n\
-             \x20 directory = {d}/mail/${{local_part_data}}\n\
+             \x20 directory = {d}/mail\n\
              \x20 maildir_format\n\
              \x20 create_directory\n"
         );
@@ -131,9 +132,9 @@ impl Exim {
         std::fs::read_to_string(self.dir.join("log/mainlog")).unwrap_or_default()
     }
 
-    /// The messages in `local`'s Maildir (new/).
-    pub fn maildir(&self, local: &str) -> Vec<Vec<u8>> {
-        let new = self.dir.join("mail").join(local).join("new");
+    /// The messages in the Maildir (new/), a copy per recipient.
+    pub fn maildir(&self) -> Vec<Vec<u8>> {
+        let new = self.dir.join("mail").join("new");
         let mut files: Vec<_> = std::fs::read_dir(&new)
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();

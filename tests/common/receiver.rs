@@ -368,16 +368,10 @@ pub enum CertKind {
     Expired,
 }
 
-/// A TLS configuration for a receiver at `names` (host names and
-/// addresses), with a certificate of `kind` under `certs`' CA.
-pub fn receiver_tls(
-    certs: &super::TestCerts,
-    names: &[&str],
-    kind: CertKind,
-) -> Arc<rustls::ServerConfig> {
+/// A certificate for `names` signed by `certs`' CA (or, for `kind`, a
+/// wrong name, its own signature or long expired) and its key, as PEM.
+pub fn certificate(certs: &super::TestCerts, names: &[&str], kind: CertKind) -> (String, String) {
     use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let names: Vec<String> = match kind {
         CertKind::WrongName => vec!["elsewhere.invalid".to_string()],
         _ => names.iter().map(|n| n.to_string()).collect(),
@@ -412,8 +406,37 @@ pub fn receiver_tls(
             params.signed_by(&key, &issuer).expect("signed")
         }
     };
-    let chain = vec![CertificateDer::from(cert.der().to_vec())];
-    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key DER");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// [`certificate`] for `names` under the CA, written to `dir` as
+/// `cert.pem` and `key.pem`.
+pub fn certificate_files(
+    certs: &super::TestCerts,
+    names: &[&str],
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = certificate(certs, names, CertKind::Valid);
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert).expect("write certificate");
+    std::fs::write(&k, key).expect("write key");
+    (c, k)
+}
+
+/// A TLS configuration for a receiver at `names` (host names and
+/// addresses), with a certificate of `kind` under `certs`' CA.
+pub fn receiver_tls(
+    certs: &super::TestCerts,
+    names: &[&str],
+    kind: CertKind,
+) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = certificate(certs, names, kind);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key DER");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
