@@ -17,8 +17,10 @@
 #                 (-qq5s), connection_max_messages 500: connections reused
 #
 # Rate: messages from the first byte submitted to the last message at the
-# sink. Connections: sessions counted by smtp-sink itself (-c). A round
-# counts only if the sink got exactly MESSAGES messages.
+# sink. Connections: sessions counted by smtp-sink itself (-c; it counts a
+# session when it ends, so the count is read once the MTA's idle connections
+# have closed). A round counts only if the sink got exactly MESSAGES
+# messages.
 #
 # Needs root (Exim takes a -C configuration only from root), exim4 (it is
 # installed with apt-get when missing) and Postfix's smtp-source and
@@ -170,7 +172,15 @@ run_one() { # mta round
     local deadline=$(( $(date +%s) + 900 ))
     while [ "$(sink_mesg "$d/sink.out")" != "$n" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
     t1=$(date +%s.%N)
-    local got sess; got=$(sink_mesg "$d/sink.out"); sess=$(sink_sess "$d/sink.out")
+    # smtp-sink counts a session when it ends: let idle connections close
+    # (Sluice holds one 2 s for more) before reading the count.
+    local prev=-1 sess=0
+    for _ in $(seq 40); do
+        sess=$(sink_sess "$d/sink.out"); sess=${sess:-0}
+        [ "$sess" = "$prev" ] && [ "$sess" != 0 ] && break
+        prev=$sess; sleep 0.5
+    done
+    local got; got=$(sink_mesg "$d/sink.out")
     kill "$(cat "$d/mta.pid")" 2>/dev/null || true
     kill "$(cat "$d/sink.pid")" 2>/dev/null || true
     sleep 0.5

@@ -42,6 +42,8 @@ struct Dest {
 /// The destinations and their queues.
 pub struct Pool {
     dests: Mutex<HashMap<DestKey, Dest>>,
+    /// Set by [`Pool::take_waiting`]: idle connections close at once.
+    closing: std::sync::atomic::AtomicBool,
     global: Arc<Semaphore>,
     /// Connections open now, and the most ever open at once (the crash
     /// test bounds duplicates with it).
@@ -59,6 +61,7 @@ impl Pool {
     pub fn new(max_total: usize) -> Pool {
         Pool {
             dests: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
             global: Arc::new(Semaphore::new(max_total.max(1))),
             counters: Mutex::new((0, 0)),
         }
@@ -94,6 +97,8 @@ impl Pool {
 
     /// Takes every job not yet started (the daemon is stopping).
     pub fn take_waiting(&self) -> Vec<Job> {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
         let mut jobs = Vec::new();
         for d in dests.values_mut() {
@@ -104,27 +109,33 @@ impl Pool {
     }
 
     /// The next job for a connection to `key`, waiting up to [`IDLE`].
+    /// A wake-up whose job another connection took first waits on for the
+    /// rest of the idle time (a spurious close would only open another
+    /// connection a moment later).
     pub async fn next(&self, key: &DestKey) -> Next {
-        let notify = {
-            let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(d) = dests.get_mut(key) else {
-                return Next::Close;
+        let deadline = tokio::time::Instant::now() + IDLE;
+        loop {
+            let notify = {
+                let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(d) = dests.get_mut(key) else {
+                    return Next::Close;
+                };
+                if let Some(j) = d.jobs.pop_front() {
+                    return Next::Job(j);
+                }
+                if tokio::time::Instant::now() >= deadline
+                    || self.closing.load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    return Next::Close;
+                }
+                d.idle += 1;
+                d.notify.clone()
             };
-            if let Some(j) = d.jobs.pop_front() {
-                return Next::Job(j);
+            let _ = tokio::time::timeout_at(deadline, notify.notified()).await;
+            let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = dests.get_mut(key) {
+                d.idle = d.idle.saturating_sub(1);
             }
-            d.idle += 1;
-            d.notify.clone()
-        };
-        let _ = tokio::time::timeout(IDLE, notify.notified()).await;
-        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(d) = dests.get_mut(key) else {
-            return Next::Close;
-        };
-        d.idle = d.idle.saturating_sub(1);
-        match d.jobs.pop_front() {
-            Some(j) => Next::Job(j),
-            None => Next::Close,
         }
     }
 
