@@ -716,7 +716,12 @@ impl Deliverer {
                 .panic(&format!("{id} cannot record delivery outcomes: {e}"));
             return Attempt::Kept;
         }
-        if let Some(reason) = freeze {
+        // Routing found only this host: an operator must say where it goes.
+        // And no bounce messages yet: a permanent failure freezes the
+        // message so that nothing accepted is removed unreported.
+        let frozen =
+            freeze.or_else(|| any_failed.then(|| "delivery error message not sent".into()));
+        if let Some(reason) = frozen {
             if let Err(e) = d.freeze() {
                 self.logs.panic(&format!("{id} cannot be frozen: {e}"));
             }
@@ -726,23 +731,6 @@ impl Deliverer {
                     Some(*id),
                     Kind::Frozen {
                         reason: Some(reason),
-                    },
-                ),
-            );
-            return Attempt::Kept;
-        }
-        if any_failed {
-            // No bounce messages yet: a permanent failure freezes the
-            // message so that nothing accepted is removed unreported.
-            if let Err(e) = d.freeze() {
-                self.logs.panic(&format!("{id} cannot be frozen: {e}"));
-            }
-            self.log(
-                id,
-                &Event::new(
-                    Some(*id),
-                    Kind::Frozen {
-                        reason: Some("delivery error message not sent".into()),
                     },
                 ),
             );

@@ -512,16 +512,7 @@ impl Routing {
                         // Not this router's domain: the next one decides.
                         continue;
                     };
-                    out.push(Destination {
-                        address: format!("{local}@{domain}"),
-                        parent: parent.map(str::to_string),
-                        router: r.name.clone(),
-                        transport: tname.to_string(),
-                        driver: TransportDriver::Smtp,
-                        path: PathBuf::new(),
-                        owner: None,
-                        hosts,
-                    });
+                    out.push(remote_destination(local, &domain, parent, r, tname, hosts));
                     return Ok(());
                 }
                 RouterDriver::Redirect => {
@@ -568,16 +559,7 @@ impl Routing {
                         let Some(hosts) = hosts_of(found, address)? else {
                             continue;
                         };
-                        out.push(Destination {
-                            address: format!("{local}@{domain}"),
-                            parent: parent.map(str::to_string),
-                            router: r.name.clone(),
-                            transport: t.name.clone(),
-                            driver: TransportDriver::Smtp,
-                            path: PathBuf::new(),
-                            owner: None,
-                            hosts,
-                        });
+                        out.push(remote_destination(local, &domain, parent, r, tname, hosts));
                         return Ok(());
                     }
                     let user = match user {
@@ -622,6 +604,27 @@ impl Routing {
             }
         }
         Err(unrouteable("Unrouteable address"))
+    }
+}
+
+/// A destination on remote hosts (the smtp transport).
+fn remote_destination(
+    local: &str,
+    domain: &str,
+    parent: Option<&str>,
+    r: &Router,
+    transport: &str,
+    hosts: Vec<crate::remote::Address>,
+) -> Destination {
+    Destination {
+        address: format!("{local}@{domain}"),
+        parent: parent.map(str::to_string),
+        router: r.name.clone(),
+        transport: transport.to_string(),
+        driver: TransportDriver::Smtp,
+        path: PathBuf::new(),
+        owner: None,
+        hosts,
     }
 }
 
