@@ -20,44 +20,15 @@ fn config(d: &Dir, dns: &DnsServer, port: u16, ignore: Option<&str>, extra: &str
     let ignore = ignore
         .map(|i| format!("ignore_target_hosts = {i}\n"))
         .unwrap_or_default();
-    let text = format!(
-        r#"primary_hostname = "mx.example.org"
-local_domains = ["example.org"]
-{extra}
-
-[dns]
-servers = ["{}"]
-timeout = "1s"
-attempts = 1
-
-[[router]]
-name = "virtual_mailbox"
-driver = "accept"
-domains = ["+local_domains"]
-transport = "maildir_delivery"
-
-[[router]]
-name = "dnslookup"
-driver = "dnslookup"
-domains = ["!+local_domains"]
-transport = "remote_smtp"
-{ignore}
-
-[[transport]]
-name = "maildir_delivery"
-driver = "maildir"
-path = "mail/{{domain}}/{{local}}"
-
-[[transport]]
-name = "remote_smtp"
-driver = "smtp"
-port = {port}
-"#,
-        dns.addr
-    );
-    let path = d.path().join("sluice.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::remote_config(
+        d,
+        &format!(
+            "{extra}\n\n[dns]\nservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1",
+            dns.addr
+        ),
+        &format!("name = \"dnslookup\"\ndriver = \"dnslookup\"\n{ignore}"),
+        &format!("port = {port}"),
+    )
 }
 
 fn bt(d: &Dir, conf: &Path, flag: &str, addrs: &[&str]) -> (i32, String) {

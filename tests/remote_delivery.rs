@@ -2,7 +2,8 @@
 //! it through a `manualroute` router to the `smtp` transport, and delivers
 //! it to receivers on loopback addresses of their own (127.0.0.2, .3, ...):
 //! the scripted receiver of tests/common/receiver.rs for per-recipient
-//! replies, failures and TLS, a real Exim 4.96, and a second Sluice.
+//! replies, failures, TLS and AUTH. (A real Exim and a second Sluice as
+//! receivers: tests/remote_relay.rs.)
 
 mod common;
 
@@ -17,38 +18,14 @@ use common::{Dir, TestCerts};
 /// through a manualroute router to `hosts` (Exim's host list) with the
 /// transport options `transport`.
 fn config(d: &Dir, hosts: &str, transport: &str) -> PathBuf {
-    let text = format!(
-        r#"primary_hostname = "mx.example.org"
-local_domains = ["example.org"]
-
-[[router]]
-name = "virtual_mailbox"
-driver = "accept"
-domains = ["+local_domains"]
-transport = "maildir_delivery"
-
-[[router]]
-name = "smarthost"
-driver = "manualroute"
-domains = ["!+local_domains"]
-route_list = ["* {hosts}"]
-transport = "remote_smtp"
-ignore_target_hosts = []
-
-[[transport]]
-name = "maildir_delivery"
-driver = "maildir"
-path = "mail/{{domain}}/{{local}}"
-
-[[transport]]
-name = "remote_smtp"
-driver = "smtp"
-{transport}
-"#
-    );
-    let path = d.path().join("sluice.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::remote_config(
+        d,
+        "",
+        &format!(
+            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"* {hosts}\"]\nignore_target_hosts = []"
+        ),
+        transport,
+    )
 }
 
 /// `sluice -odi -f sender RCPTS < message`: submitted and delivered

@@ -659,3 +659,41 @@ pub fn wait_completed(d: &Dir, ids: &[String]) {
         d.log("mainlog")
     );
 }
+
+/// Writes `sluice.toml` for the remote delivery tests: `example.org` is
+/// local (Maildirs under the data directory), `top` adds top-level keys
+/// and sections, and `remote` is the remote router: its `[[router]]` body
+/// (after `name`), sent through an smtp transport `remote_smtp` with the
+/// options `transport`.
+pub fn remote_config(d: &Dir, top: &str, remote: &str, transport: &str) -> PathBuf {
+    let text = format!(
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org"]
+{top}
+
+[[router]]
+name = "virtual_mailbox"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[router]]
+{remote}
+domains = ["!+local_domains"]
+transport = "remote_smtp"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{{domain}}/{{local}}"
+
+[[transport]]
+name = "remote_smtp"
+driver = "smtp"
+{transport}
+"#
+    );
+    let path = d.path().join("sluice.toml");
+    std::fs::write(&path, text).expect("write the configuration");
+    path
+}
