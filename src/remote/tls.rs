@@ -150,7 +150,10 @@ impl ServerCertVerifier for Recording {
 #[derive(Debug, Clone)]
 pub struct ClientTls {
     pub policy: Policy,
-    roots: Arc<RootCertStore>,
+    /// A configured CA file, read at load (so that `-bV` checks it); None:
+    /// the system's bundle, read at the first connection (commands that
+    /// never connect, such as `sluice deliver`, do not pay for it).
+    roots: Option<Arc<RootCertStore>>,
     /// The file the roots came from, for error messages.
     pub roots_file: PathBuf,
 }
@@ -159,7 +162,10 @@ impl ClientTls {
     pub fn new(policy: Policy, verify_certificates: Option<&Path>) -> Result<ClientTls, String> {
         // Unverified policies still report CV=: a missing system bundle
         // only means CV=no for them.
-        let roots = roots(verify_certificates)?;
+        let roots = match verify_certificates {
+            Some(p) => Some(roots(Some(p))?),
+            None => None,
+        };
         Ok(ClientTls {
             policy,
             roots,
@@ -174,11 +180,15 @@ impl ClientTls {
     pub fn connection(&self) -> Result<(Arc<ClientConfig>, Arc<Verified>), String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let result = Arc::new(Verified::default());
-        let inner = if self.roots.is_empty() {
+        let roots = match &self.roots {
+            Some(r) => r.clone(),
+            None => roots(None)?,
+        };
+        let inner = if roots.is_empty() {
             None
         } else {
             Some(
-                WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider.clone())
+                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                     .build()
                     .map_err(|e| format!("{}: {e}", self.roots_file.display()))?,
             )
