@@ -519,3 +519,82 @@ hosts = ["127.0.0.42::{}"]
     );
     assert_eq!(lines_with(&log, " == d452busy@lmtp.test").len(), 1, "{log}");
 }
+
+#[test]
+fn a_failed_handshake_under_may_is_retried_in_clear() {
+    let d = Dir::new();
+    let rx = Receiver::start(
+        "127.0.0.43",
+        Script {
+            broken_tls: true,
+            ..Script::default()
+        },
+    );
+    let conf = config(&d, &format!("127.0.0.43::{}", rx.port()), "tls = \"may\"");
+    let out = submit(&d, &conf, &["jane@remote.test"], "in clear after all");
+    assert!(out.status.success());
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{}\n{:?}", d.log("mainlog"), rx.commands());
+    assert!(!got[0].tls);
+    assert_eq!(
+        rx.connection_count(),
+        2,
+        "a second connection, without STARTTLS"
+    );
+    // Under encrypt the same host gets nothing.
+    let d2 = Dir::new();
+    let conf = config(
+        &d2,
+        &format!("127.0.0.43::{}", rx.port()),
+        "tls = \"encrypt\"",
+    );
+    submit(&d2, &conf, &["kate@remote.test"], "never in clear");
+    assert_eq!(rx.received().len(), 1);
+    assert_eq!(
+        lines_with(&d2.log("mainlog"), " == kate@remote.test").len(),
+        1
+    );
+}
+
+#[test]
+fn smtps_and_the_source_address() {
+    let d = Dir::new();
+    let certs = TestCerts::new(&d.path().join("certs"));
+    let rx = Receiver::start(
+        "127.0.0.44",
+        Script {
+            implicit_tls: Some(receiver_tls(&certs, &["127.0.0.44"], CertKind::Valid)),
+            ..Script::default()
+        },
+    );
+    let conf = config(
+        &d,
+        &format!("127.0.0.44::{}", rx.port()),
+        &format!(
+            "protocol = \"smtps\"\ntls = \"verify\"\ntls_verify_certificates = {:?}\ninterface = [\"127.0.0.45\"]\n",
+            certs.ca_path.display().to_string()
+        ),
+    );
+    let out = submit(&d, &conf, &["liam@remote.test"], "implicit tls");
+    assert!(out.status.success());
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{}", d.log("mainlog"));
+    assert!(got[0].tls);
+    assert!(!rx.commands().iter().any(|c| c == "STARTTLS"));
+    assert_eq!(
+        rx.peers
+            .lock()
+            .unwrap()
+            .first()
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("127.0.0.45"),
+        "the connection comes from the configured interface"
+    );
+    let log = d.log("mainlog");
+    let l = lines_with(&log, " => liam@remote.test");
+    assert!(
+        l.len() == 1 && l[0].contains(" X=TLS1.3:") && l[0].contains(" CV=yes"),
+        "{log}"
+    );
+}

@@ -47,6 +47,11 @@ pub struct Script {
     /// Offer AUTH PLAIN LOGIN (after STARTTLS when TLS is offered, else
     /// in clear) and accept any credentials, recording them.
     pub auth: bool,
+    /// Answer STARTTLS with 220, then send bytes that are not TLS and
+    /// close (a handshake that fails).
+    pub broken_tls: bool,
+    /// TLS from the first byte (SMTPS, port 465), with this configuration.
+    pub implicit_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Script {
@@ -63,6 +68,8 @@ impl Default for Script {
             lmtp: false,
             max_rcpts: 1000,
             auth: false,
+            broken_tls: false,
+            implicit_tls: None,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct Received {
     pub tls: bool,
 }
 
+/// The client addresses connections came from, in order.
+pub type Peers = Arc<Mutex<Vec<std::net::IpAddr>>>;
+
 /// A running receiver.
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -84,6 +94,8 @@ pub struct Receiver {
     pub connections: Arc<AtomicUsize>,
     /// Commands seen, in order, per connection joined ("EHLO x", "MAIL ...").
     pub commands: Arc<Mutex<Vec<String>>>,
+    /// Where each connection came from.
+    pub peers: Peers,
     stop: Arc<AtomicBool>,
 }
 
@@ -103,8 +115,10 @@ impl Receiver {
             messages: Arc::default(),
             connections: Arc::default(),
             commands: Arc::default(),
+            peers: Arc::default(),
             stop: Arc::default(),
         };
+        let peers = r.peers.clone();
         let (messages, connections, commands, stop) = (
             r.messages.clone(),
             r.connections.clone(),
@@ -118,6 +132,9 @@ impl Receiver {
                 }
                 let Ok(conn) = conn else { continue };
                 connections.fetch_add(1, Ordering::Relaxed);
+                if let Ok(a) = conn.peer_addr() {
+                    peers.lock().unwrap().push(a.ip());
+                }
                 let (script, messages, commands) =
                     (script.clone(), messages.clone(), commands.clone());
                 std::thread::spawn(move || {
@@ -180,6 +197,17 @@ fn serve(
     commands: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    if let Some(cfg) = &script.implicit_tls {
+        let tls_conn = rustls::ServerConnection::new(cfg.clone()).map_err(std::io::Error::other)?;
+        let mut s = rustls::StreamOwned::new(tls_conn, conn);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock)?;
+        }
+        let greeting = script.greeting.clone().unwrap_or_default();
+        s.write_all(format!("{greeting}\r\n").as_bytes())?;
+        let _ = session(Box::new(s), script, true, messages, commands)?;
+        return Ok(());
+    }
     let mut w = conn.try_clone()?;
     if let Some(b) = &script.before_greeting {
         w.write_all(b.as_bytes())?;
@@ -233,7 +261,7 @@ fn session(
             }
             caps.push("250-SIZE 10000000".into());
             caps.push("250-8BITMIME".into());
-            if script.starttls.is_some() && !tls {
+            if (script.starttls.is_some() || script.broken_tls) && !tls {
                 caps.push("250-STARTTLS".into());
             }
             if script.auth && (tls || script.starttls.is_none()) {
@@ -243,6 +271,13 @@ fn session(
             caps.join("\r\n")
         } else if upper.starts_with("HELO") {
             "250 receiver.test".into()
+        } else if upper == "STARTTLS" && script.broken_tls {
+            r.get_mut().write_all(b"220 2.0.0 go ahead\r\n")?;
+            // The client's hello, answered with what is not TLS.
+            let mut hello = [0u8; 512];
+            let _ = r.get_mut().read(&mut hello)?;
+            r.get_mut().write_all(b"this is not TLS\r\n")?;
+            return Ok(None);
         } else if upper == "STARTTLS" {
             let Some(cfg) = &script.starttls else {
                 r.get_mut().write_all(b"502 5.5.1 no\r\n")?;
