@@ -204,9 +204,12 @@ impl Live {
                     }
                 }
                 ClientPoll::Body => {
-                    match body.as_deref_mut().and_then(Body::next_piece) {
-                        Some(piece) => self.session.write_body(piece),
-                        None => self.session.end_body(),
+                    // The last piece goes with the end of the message (in
+                    // BDAT's LAST chunk).
+                    match body.as_deref_mut().map(Body::next_piece) {
+                        Some(Some((piece, false))) => self.session.write_body(piece),
+                        Some(Some((piece, true))) => self.session.end_body_with(piece),
+                        Some(None) | None => self.session.end_body(),
                     }
                     let out = self.session.take_output();
                     let wait = self.session.timeout();
@@ -276,14 +279,15 @@ pub struct Body<'a> {
 }
 
 impl Body<'_> {
-    fn next_piece(&mut self) -> Option<&[u8]> {
+    /// The next piece, and whether it is the last.
+    fn next_piece(&mut self) -> Option<(&[u8], bool)> {
         if self.pos >= self.data.len() {
             return None;
         }
         let end = (self.pos + PIECE).min(self.data.len());
         let piece = &self.data[self.pos..end];
         self.pos = end;
-        Some(piece)
+        Some((piece, end == self.data.len()))
     }
 }
 

@@ -501,6 +501,14 @@ impl ClientSession {
     /// the message does not end with one), or `BDAT <n> LAST`. Ignored
     /// unless [`ClientSession::poll`] returned [`ClientPoll::Body`].
     pub fn end_body(&mut self) {
+        self.end_body_with(&[]);
+    }
+
+    /// [`ClientSession::end_body`] with the message's last piece: with
+    /// CHUNKING it goes in the `BDAT <n> LAST` chunk itself, rather than a
+    /// chunk of its own followed by an empty `BDAT 0 LAST` (one command and
+    /// one reply less).
+    pub fn end_body_with(&mut self, last: &[u8]) {
         let lmtp = self.config.lmtp;
         let Some(tx) = self.tx.as_mut() else { return };
         let Some(mut encoder) = tx.body.take() else {
@@ -513,6 +521,7 @@ impl ClientSession {
         let pipelined = tx.chunking && tx.pipelining && tx.bdat_in_flight > 0;
         let (kind, line) = if tx.chunking {
             let mut chunk = Vec::new();
+            encoder.encode(last, &mut chunk);
             encoder.finish(&mut chunk);
             let line = format!("BDAT {} LAST", chunk.len());
             self.output.extend_from_slice(line.as_bytes());
@@ -520,6 +529,7 @@ impl ClientSession {
             self.output.extend_from_slice(&chunk);
             (CommandKind::EndOfData, line)
         } else {
+            encoder.encode(last, &mut self.output);
             encoder.finish(&mut self.output);
             (CommandKind::EndOfData, ".".to_string())
         };

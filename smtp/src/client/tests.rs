@@ -691,6 +691,19 @@ fn bdat_chunks_are_framed_by_their_wire_size() {
     let result = done(step(&mut s, "250 ok\r\n250 ok\r\n250 ok\r\n").1);
     assert_eq!(summary(&result), ["D 250"]);
 
+    // The last piece in the LAST chunk itself: one chunk, one reply.
+    let mut s = greeted(ehlo);
+    s.send(envelope(&["a@x.example"])).unwrap();
+    s.take_output();
+    assert_eq!(step(&mut s, "250 ok\r\n250 ok\r\n").1, ClientPoll::Body);
+    s.end_body_with(b"a\n.b\n");
+    assert_eq!(
+        String::from_utf8(s.take_output()).unwrap(),
+        "BDAT 7 LAST\r\na\r\n.b\r\n"
+    );
+    let result = done(step(&mut s, "250 2.0.0 OK\r\n").1);
+    assert_eq!(summary(&result), ["D 250"]);
+
     let mut s = greeted(ehlo);
     s.send(envelope(&["a@x.example"])).unwrap();
     s.take_output();
