@@ -779,7 +779,7 @@ impl Deliverer {
                     if r.continued {
                         delivered.flag = crate::log::event::DeliveryFlag::More;
                     }
-                    delivered.host = r.host.as_ref().map(log_host);
+                    delivered.host = r.host.as_ref().and_then(log_host);
                     delivered.tls = r.tls.clone();
                     delivered.cert_verified = r.cert_verified.map(|v| yes_no(v).to_string());
                     // `L` and `K` need Exim's +pipelining and +smtp_... log
@@ -812,7 +812,7 @@ impl Deliverer {
                                 host: remote
                                     .filter(|r| r.errno == -44 || r.errno == -45 || r.errno == -46)
                                     .and_then(|r| r.host.as_ref())
-                                    .map(log_host),
+                                    .and_then(log_host),
                                 message: Some(why.text.clone()),
                                 ..Deferred::default()
                             }),
@@ -834,7 +834,7 @@ impl Deliverer {
             Outcome::Failed { .. } => {
                 let why = outcome.diagnosis().unwrap_or_default();
                 // A refusal by a remote host names it, as Exim's `**` does.
-                let host = remote.and_then(|r| r.host.as_ref()).map(log_host);
+                let host = remote.and_then(|r| r.host.as_ref()).and_then(log_host);
                 lines.push(failed(id, address, router, transport, host, &why.text));
                 spool::RcptOutcome::Failed { why }
             }
@@ -963,14 +963,16 @@ impl Workers {
 }
 
 /// `H=name [ip]` of a remote host. Exim writes the port only with its
-/// `outgoing_port` log selector, which its default leaves out.
-fn log_host(a: &remote::Address) -> crate::log::Host {
-    crate::log::Host {
+/// `outgoing_port` log selector, which its default leaves out. None for
+/// a Unix socket (port 0), which has no host to name, as Exim's lmtp
+/// transport logs none.
+fn log_host(a: &remote::Address) -> Option<crate::log::Host> {
+    (a.port != 0).then(|| crate::log::Host {
         name: Some(a.host.clone()),
         helo: None,
         ip: a.ip.to_string(),
         port: None,
-    }
+    })
 }
 
 fn yes_no(v: bool) -> &'static str {

@@ -598,3 +598,60 @@ fn smtps_and_the_source_address() {
         "{log}"
     );
 }
+
+#[test]
+fn lmtp_over_a_unix_socket() {
+    let d = Dir::new();
+    let socket = d.path().join("lmtp.sock");
+    let rx = Receiver::start_unix(
+        &socket,
+        Script {
+            lmtp: true,
+            greeting: Some("220 lmtp.test LMTP ready".into()),
+            ..Script::default()
+        },
+    );
+    let text = format!(
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org", "lmtp.test"]
+
+[[router]]
+name = "dovecot"
+driver = "accept"
+domains = ["lmtp.test"]
+transport = "dovecot_lmtp"
+
+[[transport]]
+name = "dovecot_lmtp"
+driver = "smtp"
+protocol = "lmtp"
+socket = {:?}
+"#,
+        socket.display().to_string()
+    );
+    let conf = d.path().join("lmtp.toml");
+    std::fs::write(&conf, text).unwrap();
+    let out = d.run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "-odi",
+            "ok@lmtp.test",
+            "d550gone@lmtp.test",
+        ],
+        b"Subject: over a socket\n\nhello\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rx.received().len(), 1, "{}", d.log("mainlog"));
+    let log = d.log("mainlog");
+    assert_eq!(
+        lines_with(&log, " => ok@lmtp.test R=dovecot T=dovecot_lmtp").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, " ** d550gone@lmtp.test").len(), 1, "{log}");
+}

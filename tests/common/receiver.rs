@@ -145,6 +145,40 @@ impl Receiver {
         r
     }
 
+    /// Starts a receiver on the Unix socket `path` (LMTP as Dovecot is
+    /// reached), with the same script; no TLS.
+    pub fn start_unix(path: &std::path::Path, script: Script) -> Receiver {
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind the socket");
+        let r = Receiver {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            messages: Arc::default(),
+            connections: Arc::default(),
+            commands: Arc::default(),
+            peers: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (messages, connections, commands) = (
+            r.messages.clone(),
+            r.connections.clone(),
+            r.commands.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                connections.fetch_add(1, Ordering::Relaxed);
+                let (script, messages, commands) =
+                    (script.clone(), messages.clone(), commands.clone());
+                std::thread::spawn(move || {
+                    let greeting = script.greeting.clone().unwrap_or_default();
+                    if conn.write_all(format!("{greeting}\r\n").as_bytes()).is_ok() {
+                        let _ = session(Box::new(conn), &script, false, &messages, &commands);
+                    }
+                });
+            }
+        });
+        r
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
