@@ -333,6 +333,9 @@ impl Deliverer {
             self.logs
                 .panic(&format!("{} cannot record remote deliveries: {e}", p.id));
         }
+        for line in results.iter().flat_map(|r| &r.detail.host_lines) {
+            self.log(&p.id, &Event::other(Some(p.id), line.clone()));
+        }
         for r in results {
             // The destination the job carried for this recipient.
             if let Some(dest) = p

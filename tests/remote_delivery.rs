@@ -145,6 +145,17 @@ fn a_refusing_host_falls_back_to_the_next() {
             .any(|l| l.contains("H=127.0.0.3 [127.0.0.3]")),
         "{log}"
     );
+    // Exim's line for the host that could not be reached, before the
+    // delivery's; the log still reads line for line.
+    let refused = log.find("H=127.0.0.4 [127.0.0.4] Connection refused");
+    let delivered = log.find(" => bob@remote.test ");
+    assert!(refused.is_some() && refused < delivered, "{log}");
+    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     // The refusing host is remembered.
     let hints = d.run(
         &[

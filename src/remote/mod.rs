@@ -108,6 +108,10 @@ pub struct Detail {
     /// Delivered in the same transaction as an address logged before it
     /// (Exim's `->` instead of `=>`).
     pub continued: bool,
+    /// Lines about hosts this job could not reach, for the message's log
+    /// before its recipients' lines (Exim's `H=host [ip] Connection
+    /// refused`).
+    pub host_lines: Vec<String>,
     /// Exim's errno for `defer (N)`: the system's for a failed connect,
     /// -44/-45/-46 for a 4xx to RCPT/MAIL/DATA, -53 when every host is in
     /// its retry wait.
@@ -297,6 +301,7 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
     let mut results: Vec<Option<RcptResult>> = vec![None; pending.len()];
     let mut last: Option<(String, i32, Option<Address>)> = None;
     let mut tries = 0usize;
+    let mut host_lines: Vec<String> = Vec::new();
     let mut next_address = 0usize;
     let mut all_waiting = true;
     while !pending.is_empty() {
@@ -331,6 +336,11 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
                     Err(e) => {
                         inner.pool.trouble(key);
                         host_failed(inner, &addr, &e.text());
+                        if let ConnectError::Io { text, .. } = &e {
+                            // Exim's line of its own for a host that could
+                            // not be reached: `H=name [ip] Connection refused`.
+                            host_lines.push(format!("H={} [{}] {text}", addr.host, addr.ip));
+                        }
                         last = Some((e.text(), e.errno(), Some(addr)));
                         continue;
                     }
@@ -418,6 +428,11 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
     {
         inner.pool.fine(key);
     }
+    // The hosts that could not be reached ride on the first result.
+    let mut results = results;
+    if let Some(first) = results.first_mut() {
+        first.detail.host_lines = host_lines;
+    }
     let done = job.done;
     // The results are recorded (a write(2) to the message's journal)
     // before this connection carries another message.
@@ -485,6 +500,7 @@ fn settle(
         cert_verified: l.tls.as_ref().map(|t| t.verified),
         confirmation: None,
         continued: false,
+        host_lines: Vec::new(),
         errno: 0,
     };
     let mut again = Vec::new();
