@@ -795,13 +795,23 @@ impl Deliverer {
             }
             Outcome::Deferred { .. } => {
                 let why = outcome.diagnosis().unwrap_or_default();
-                // Retry times count from the arrival (Exim counts from the
-                // first failure, which is close after).
-                let attempts = match &env.recipients[index].state {
-                    RcptState::Deferred { attempts, .. } => *attempts,
-                    _ => 0,
+                // Retry times count from this recipient's first temporary
+                // failure, as Exim's do (from the arrival for a spool
+                // written before the first failure was kept).
+                let (first, attempts) = match &env.recipients[index].state {
+                    RcptState::Deferred {
+                        first, attempts, ..
+                    } => (
+                        if *first == 0 {
+                            env.arrival.secs
+                        } else {
+                            *first
+                        },
+                        *attempts,
+                    ),
+                    _ => (now, 0),
                 };
-                match self.schedule.next(env.arrival.secs, now, attempts) {
+                match self.schedule.next(first, now, attempts) {
                     Some(until) => {
                         lines.push(Event::new(
                             Some(*id),

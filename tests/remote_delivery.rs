@@ -666,3 +666,90 @@ socket = {:?}
     );
     assert_eq!(lines_with(&log, " ** d550gone@lmtp.test").len(), 1, "{log}");
 }
+
+/// Retry rules count from a recipient's first temporary failure, not from
+/// the message's arrival (Exim's rule): a message queued for longer than
+/// the whole schedule is still retried after its first failure, and gives
+/// up (`**`, 5.4.7, with the last error) once the last cutoff has passed
+/// since that failure.
+#[test]
+fn retries_count_from_the_first_failure_and_then_give_up() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.2", Script::default());
+    let conf = common::remote_config(
+        &d,
+        "[queue]\nretry = \"F,3s,1s\"",
+        &format!(
+            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"* 127.0.0.2::{}\"]\nignore_target_hosts = []",
+            rx.port()
+        ),
+        "",
+    );
+    let c = conf.to_str().unwrap();
+    let msg = b"From: sender@example.org\nSubject: retry\n\nbody\n";
+    let out = d.run(
+        &[
+            "--config",
+            c,
+            "-odq",
+            "-f",
+            "sender@example.org",
+            "r451a@remote.test",
+        ],
+        msg,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Older than the whole schedule before its first try.
+    std::thread::sleep(Duration::from_millis(3500));
+    let run = |d: &Dir| {
+        let out = d.run(&["--config", c, "-q"], b"");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&d);
+    let log = d.log("mainlog");
+    assert_eq!(lines_with(&log, " == r451a@remote.test").len(), 1, "{log}");
+    assert!(
+        lines_with(&log, " ** ").is_empty(),
+        "gave up from the arrival: {log}"
+    );
+    let first_try = std::time::Instant::now();
+
+    // Queue runs until it gives up: not before 3 s after the first failure.
+    let gave_up = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        run(&d);
+        let log = d.log("mainlog");
+        if let Some(l) = lines_with(&log, " ** r451a@remote.test").first() {
+            break l.to_string();
+        }
+        assert!(
+            first_try.elapsed() < Duration::from_secs(20),
+            "never gave up: {log}"
+        );
+    };
+    let waited = first_try.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2000),
+        "gave up after {waited:?}"
+    );
+    assert!(
+        gave_up.contains("retry timeout exceeded")
+            && gave_up.contains("451 4.7.1 <r451a@remote.test>: try again later"),
+        "{gave_up}"
+    );
+    // Retried in between, every 1 s at most (the queue runs every 0.5 s).
+    let tries = rx
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("RCPT TO:<r451a@"))
+        .count();
+    assert!((3..=6).contains(&tries), "{tries} attempts");
+}

@@ -171,7 +171,11 @@ pub enum RcptState {
     /// ([`MessageId::delivery_name`]) before any retry.
     InFlight { since: u64 },
     /// A temporary failure at `at`; next attempt not before `until`.
+    /// `first` is when this recipient first failed temporarily (retry
+    /// rules count from it); 0 when unknown (a spool written before it
+    /// was kept), when the message's arrival stands in for it.
     Deferred {
+        first: u64,
         at: u64,
         until: u64,
         attempts: u32,
@@ -651,6 +655,7 @@ fn write_state(s: &mut String, i: usize, st: &RcptState) {
             write_diagnosis(s, i, why);
         }
         RcptState::Deferred {
+            first,
             at,
             until,
             attempts,
@@ -660,6 +665,9 @@ fn write_state(s: &mut String, i: usize, st: &RcptState) {
             escape_into(s, &why.text);
             s.push('\n');
             write_diagnosis(s, i, why);
+            if *first != 0 {
+                let _ = writeln!(s, "-rcpt_first {i} {first}");
+            }
         }
     }
 }
@@ -954,7 +962,7 @@ impl<'a> Parser<'a> {
                     states.push((self.line, i, st));
                 }
                 // Optional (newer) lines that complete the state just read.
-                "rcpt_status" | "rcpt_remote" => {
+                "rcpt_status" | "rcpt_remote" | "rcpt_first" => {
                     let v = need(value)?;
                     self.rcpt_detail(name, &v, &mut states)?;
                 }
@@ -1072,6 +1080,7 @@ impl<'a> Parser<'a> {
                     )));
                 };
                 RcptState::Deferred {
+                    first: 0,
                     at: self.number("deferral time", at)?,
                     until: self.number("retry time", until)?,
                     attempts: self.number("attempts", attempts)?,
@@ -1084,7 +1093,8 @@ impl<'a> Parser<'a> {
     }
 
     /// `-rcpt_status I CODE` or `-rcpt_remote I HOST`: completes the
-    /// failed or deferred state of recipient `I` read just before.
+    /// failed or deferred state of recipient `I` read just before;
+    /// `-rcpt_first I T` completes a deferred one.
     fn rcpt_detail(
         &self,
         name: &str,
@@ -1095,6 +1105,17 @@ impl<'a> Parser<'a> {
             .split_once(' ')
             .ok_or_else(|| self.err(format!("{name} {v:?}: expected \"index value\"")))?;
         let i: usize = self.number(name, i)?;
+        if name == "rcpt_first" {
+            return match states.last_mut() {
+                Some((_, j, RcptState::Deferred { first, .. })) if *j == i => {
+                    *first = self.number("first failure time", value)?;
+                    Ok(())
+                }
+                _ => Err(self.err(format!(
+                    "{name} for recipient {i} does not follow its deferred rcpt_state"
+                ))),
+            };
+        }
         let why = match states.last_mut() {
             Some((_, j, RcptState::Failed { why, .. } | RcptState::Deferred { why, .. }))
                 if *j == i =>
@@ -1613,14 +1634,20 @@ c@example.net
             any::<u64>().prop_map(|since| RcptState::InFlight { since }),
             any::<u64>().prop_map(|at| RcptState::Delivered { at }),
             (any::<u64>(), diagnosis()).prop_map(|(at, why)| RcptState::Failed { at, why }),
-            (any::<u64>(), any::<u64>(), any::<u32>(), diagnosis()).prop_map(
-                |(at, until, attempts, why)| RcptState::Deferred {
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>(),
+                diagnosis()
+            )
+                .prop_map(|(first, at, until, attempts, why)| RcptState::Deferred {
+                    first,
                     at,
                     until,
                     attempts,
                     why
-                }
-            ),
+                }),
         ]
     }
     fn recipient() -> impl Strategy<Value = Recipient> {

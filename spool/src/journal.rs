@@ -12,13 +12,14 @@
 //! 9d0e1f2a F 1 1739545961 550 no such user    failed (permanent)
 //! 3b4c5d6e Z 2 1739545962 1739549562 3 451 try later   deferred until, attempts
 //! 7a8b9c0d f 1 1739545961 5.1.1 mx.example.net\x20[192.0.2.1] 550 no such user
-//! 1e2f3a4b z 2 1739545962 1739549562 3 4.7.1 - 451 try later
+//! f5b1f67b y 2 1739542362 1739545962 1739549562 3 4.7.1 - 451 try later
 //! ```
 //!
 //! `f` and `z` are `F` and `Z` with the enhanced status code and the remote
-//! host (`-` when not known; the host escaped so it holds no space). A
-//! journal written before they existed has only `F` and `Z`, which still
-//! read, without status or host.
+//! host (`-` when not known; the host escaped so it holds no space); `y` is
+//! `z` with the time of the recipient's first temporary failure first
+//! (retry rules count from it). A journal written before they existed has
+//! `F`, `Z` or `z`, which still read, without what they lack.
 //!
 //! The first field is the FNV-1a hash (32 bits, hex) of the rest of the
 //! line. A record whose hash does not match, or the last line without its
@@ -69,12 +70,13 @@ impl Record {
                 escape_into(&mut body, &why.text);
             }
             RcptState::Deferred {
+                first,
                 at,
                 until,
                 attempts,
                 why,
             } => {
-                let _ = write!(body, "z {i} {at} {until} {attempts} ");
+                let _ = write!(body, "y {i} {first} {at} {until} {attempts} ");
                 detail_into(&mut body, why);
                 escape_into(&mut body, &why.text);
             }
@@ -117,14 +119,21 @@ impl Record {
             "Z" => {
                 let mut g = rest.splitn(4, ' ');
                 RcptState::Deferred {
+                    first: 0,
                     at: g.next()?.parse().ok()?,
                     until: g.next()?.parse().ok()?,
                     attempts: g.next()?.parse().ok()?,
                     why: Diagnosis::text(unescape(g.next()?).ok()?),
                 }
             }
-            "z" => {
-                let mut g = rest.splitn(6, ' ');
+            // `z` was written before the first failure time was kept.
+            "y" | "z" => {
+                let mut g = rest.splitn(if tag == "y" { 7 } else { 6 }, ' ');
+                let first = if tag == "y" {
+                    g.next()?.parse().ok()?
+                } else {
+                    0
+                };
                 let (at, until, attempts) = (
                     g.next()?.parse().ok()?,
                     g.next()?.parse().ok()?,
@@ -132,6 +141,7 @@ impl Record {
                 );
                 let why = detail(g.next()?, g.next()?, g.next()?)?;
                 RcptState::Deferred {
+                    first,
                     at,
                     until,
                     attempts,
@@ -243,6 +253,7 @@ mod tests {
             Record {
                 index: 2,
                 state: RcptState::Deferred {
+                    first: 7,
                     at: 13,
                     until: 3613,
                     attempts: 2,
@@ -270,6 +281,7 @@ mod tests {
             (
                 "Z 2 13 3613 2 451 try\\nlater",
                 RcptState::Deferred {
+                    first: 0,
                     at: 13,
                     until: 3613,
                     attempts: 2,

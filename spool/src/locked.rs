@@ -224,6 +224,12 @@ impl LockedMessage {
                     why: why.clone(),
                 },
                 RcptOutcome::Deferred { until, why } => RcptState::Deferred {
+                    // Kept from the first temporary failure: retry rules
+                    // count from it.
+                    first: match rcpt.state {
+                        RcptState::Deferred { first, .. } if first != 0 => first,
+                        _ => at,
+                    },
                     at,
                     until: *until,
                     attempts: match &rcpt.state {
@@ -504,6 +510,14 @@ mod tests {
         assert!(raw.contains("-rcpt_state 2 deferred "), "{raw}");
         // Exim's non-recipients tree of the done addresses.
         assert!(raw.contains("\nYN r1@x\nNN r0@x\n3\n"), "{raw}");
+        // The first failure is kept across deferrals (retry rules count
+        // from it): set it far back, and see it survive the next one.
+        let first = raw
+            .lines()
+            .find_map(|l| l.strip_prefix("-rcpt_first 2 "))
+            .expect("-rcpt_first written");
+        let raw = raw.replace(&format!("-rcpt_first 2 {first}\n"), "-rcpt_first 2 1000\n");
+        std::fs::write(q.layout().header(&id), raw).unwrap();
 
         let mut d = q.begin_delivery(&id).unwrap();
         d.record(
@@ -516,7 +530,11 @@ mod tests {
         .unwrap();
         assert!(matches!(
             d.envelope().recipients[2].state,
-            RcptState::Deferred { attempts: 2, .. }
+            RcptState::Deferred {
+                attempts: 2,
+                first: 1000,
+                ..
+            }
         ));
         d.record(2, RcptOutcome::Delivered).unwrap();
         assert_eq!(d.finish().unwrap(), Finished::Removed);

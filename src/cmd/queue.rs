@@ -560,6 +560,7 @@ mod tests {
     fn json_as_postqueue() {
         let mut hf = sample();
         hf.envelope.recipients[0].state = RcptState::Deferred {
+            first: 1100,
             at: 1100,
             until: 2000,
             attempts: 1,
