@@ -753,3 +753,32 @@ fn retries_count_from_the_first_failure_and_then_give_up() {
         .count();
     assert!((3..=6).contains(&tries), "{tries} attempts");
 }
+
+/// With `helo_data` unset, a host whose name is not fully qualified greets
+/// with the address literal of its end of the connection (RFC 5321
+/// §4.1.4); a qualified primary_hostname is sent as it is.
+#[test]
+fn an_unqualified_host_name_greets_with_its_address() {
+    for (name, want) in [
+        ("vm", "EHLO [127.0.0.1]"),
+        ("mx.example.org", "EHLO mx.example.org"),
+    ] {
+        let d = Dir::new();
+        let rx = Receiver::start("127.0.0.2", Script::default());
+        let conf = config(&d, &format!("127.0.0.2::{}", rx.port()), "");
+        let text = std::fs::read_to_string(&conf).unwrap().replace(
+            "primary_hostname = \"mx.example.org\"",
+            &format!("primary_hostname = \"{name}\""),
+        );
+        std::fs::write(&conf, text).unwrap();
+        let out = submit(&d, &conf, &["someone@remote.test"], "hello");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(rx.received().len(), 1);
+        let cmds = rx.commands();
+        assert_eq!(cmds.first().map(String::as_str), Some(want), "{cmds:?}");
+    }
+}

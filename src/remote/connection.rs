@@ -6,7 +6,7 @@
 //! Nothing here decides what a reply means for a recipient: the session
 //! does, and [`super::deliver`] turns its results into outcomes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +86,17 @@ fn io_error(e: &std::io::Error) -> ConnectError {
     ConnectError::Io { errno, text }
 }
 
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
+fn address_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("[{v4}]"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("[{v4}]"),
+            None => format!("[IPv6:{v6}]"),
+        },
+    }
+}
+
 /// Connects to `address` and drives the session until it is ready for a
 /// message. `clear`: STARTTLS is not attempted (the retry after a failed
 /// handshake under `tls = may`).
@@ -107,6 +118,11 @@ pub async fn open(
         .map_err(|e| io_error(&e))?,
     };
     let mut config: ClientConfig = (*settings.client).clone();
+    if settings.helo_literal
+        && let Some(local) = stream.local_ip()
+    {
+        config.helo_name = address_literal(local);
+    }
     if clear {
         config.tls = smtp::client::TlsPolicy::Never;
     }
@@ -294,4 +310,22 @@ impl Body<'_> {
 /// Whether a policy lets a failed handshake fall back to clear text.
 pub fn falls_back(policy: Policy) -> bool {
     policy == Policy::May
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_literal;
+
+    #[test]
+    fn address_literals_as_rfc_5321_writes_them() {
+        assert_eq!(address_literal("192.0.2.1".parse().unwrap()), "[192.0.2.1]");
+        assert_eq!(
+            address_literal("2001:db8::1".parse().unwrap()),
+            "[IPv6:2001:db8::1]"
+        );
+        assert_eq!(
+            address_literal("::ffff:192.0.2.1".parse().unwrap()),
+            "[192.0.2.1]"
+        );
+    }
 }

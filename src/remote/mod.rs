@@ -56,6 +56,9 @@ pub struct Settings {
     pub tls: tls::ClientTls,
     /// SMTPS: TLS from the first byte.
     pub implicit_tls: bool,
+    /// Greet with the address literal of the connection's source address
+    /// (`helo_data` unset and `primary_hostname` not qualified).
+    pub helo_literal: bool,
     /// LMTP over a Unix socket instead of TCP.
     pub socket: Option<PathBuf>,
     /// Source addresses, one per family.

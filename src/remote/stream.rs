@@ -27,6 +27,17 @@ pub enum Stream {
     Gone,
 }
 
+impl Stream {
+    /// This end's address of a TCP connection.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok().map(|a| a.ip()),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok().map(|a| a.ip()),
+            Stream::Unix(_) | Stream::Gone => None,
+        }
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }

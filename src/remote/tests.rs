@@ -69,6 +69,7 @@ fn settings(max_per_destination: usize) -> Arc<Settings> {
         client: Arc::new(ClientConfig::new("client.test")),
         tls: tls::ClientTls::new(tls::Policy::May, None).unwrap(),
         implicit_tls: false,
+        helo_literal: false,
         socket: None,
         interface: Vec::new(),
         connect_timeout: Duration::from_secs(5),

@@ -10,7 +10,7 @@
 //! # socket = "/run/dovecot/lmtp"   # LMTP over a Unix socket
 //! # hosts = ["smtp.example.net"]   # instead of the router's hosts
 //! # interface = ["192.0.2.10", "2001:db8::10"]   # source address per family
-//! # helo_data = "mail.example.org" # default: primary_hostname
+//! # helo_data = "mail.example.org" # default: primary_hostname if qualified, else [source address]
 //! tls = "may"                  # "may" | "encrypt" | "verify"
 //! # tls_verify_certificates = "/etc/ssl/certs/ca-certificates.crt"
 //! # auth_credentials_file = "/etc/sluice/smarthost.auth"   # "user:password", root only
@@ -144,17 +144,22 @@ impl SmtpOptions {
             Some(path) => Some(read_credentials(path)?),
         };
         // A helo_data that is set must be a fully qualified name. The
-        // default, primary_hostname, is sent as it is: a host whose name is
-        // not qualified can still run the embedded default (Exim, too,
-        // sends what it has), and `helo_data` fixes it.
-        let helo = match &self.helo_data {
+        // default is primary_hostname when that is one; a host whose name
+        // is not qualified (a container called "vm") greets over TCP with
+        // the address literal of its end of the connection, as RFC 5321
+        // §4.1.4 asks of a client with no name, rather than send a bare
+        // word that receivers may refuse (Exim sends the bare word).
+        let (helo, helo_literal) = match &self.helo_data {
             Some(h) if !is_fqdn(h) => {
                 return Err(format!(
                     "key `helo_data`: {h:?} is not a fully qualified domain name"
                 ));
             }
-            Some(h) => h.clone(),
-            None => cfg.primary_hostname.clone(),
+            Some(h) => (h.clone(), false),
+            None => (
+                cfg.primary_hostname.clone(),
+                !is_fqdn(&cfg.primary_hostname),
+            ),
         };
         let policy = match mode {
             TlsMode::May => Policy::May,
@@ -205,6 +210,7 @@ impl SmtpOptions {
             client: Arc::new(client),
             tls,
             implicit_tls: protocol == Protocol::Smtps,
+            helo_literal,
             socket: self.socket.clone(),
             interface: self.interface.clone().unwrap_or_default(),
             connect_timeout,
