@@ -871,14 +871,28 @@ mod tests {
                     }));
                     seen.push("**");
                 }
-                // The host line of a refused connection, which Sluice does
-                // not write (its `==` line carries the error).
+                // The host line of a refused connection, and those of
+                // hosts that failed mid-session before the next host took
+                // the message; Sluice writes both.
                 Kind::Other(t) if t.starts_with("H=127.0.0.3 [127.0.0.3] ") => seen.push("host"),
+                Kind::Other(t)
+                    if ["4", "5", "6"]
+                        .iter()
+                        .any(|n| t.starts_with(&format!("H=127.0.0.{n} [127.0.0.{n}]: "))) =>
+                {
+                    seen.push("host:")
+                }
                 Kind::Arrival(_) | Kind::Completed(_) => {}
                 other => panic!("{other:?}: {shown}"),
             }
         }
-        assert_eq!(seen, ["=>", "**", "==", "->", "host", "==", "**", "**"]);
+        assert_eq!(
+            seen,
+            [
+                "=>", "**", "==", "->", "host", "==", "**", "**", "host:", "=>", "host:", "=>",
+                "host:", "=>"
+            ]
+        );
     }
 
     #[test]

@@ -359,7 +359,15 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
         match step {
             Step::Done(result) => {
                 let before = results.iter().flatten().count();
-                pending = settle(inner, &l, &pending, result, &mut results, &mut last);
+                pending = settle(
+                    inner,
+                    &l,
+                    &pending,
+                    result,
+                    &mut results,
+                    &mut last,
+                    &mut host_lines,
+                );
                 let progress = results.iter().flatten().count() > before;
                 if l.is_closed() {
                     l.quit(&settings).await;
@@ -378,9 +386,11 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
                 // A 421 or a broken session: fewer connections at once.
                 inner.pool.trouble(key);
                 let text = e
+                    .as_ref()
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "Remote host closed connection".into());
                 host_failed(inner, &l.address, &text);
+                host_lines.push(host_line(&l.address, &text, e.as_ref()));
                 last = Some((text, 0, Some(l.address.clone())));
                 inner.pool.dropped();
             }
@@ -489,6 +499,23 @@ fn host_failed(inner: &Inner, addr: &Address, why: &str) {
 /// Turns a transaction's results into recipients' results; returns the
 /// envelope positions to try again (at the next host after a host error,
 /// in the next transaction after a 452).
+/// Exim's line for a host that failed mid-session, written before the
+/// next host is tried: `H=name [ip]: SMTP error from ...`, with the text of
+/// the error number after a timeout, as Exim adds it.
+fn host_line(address: &Address, text: &str, e: Option<&smtp::client::HostError>) -> String {
+    let timeout = e.is_some_and(|e| matches!(e.kind(), smtp::client::HostErrorKind::Timeout));
+    format!(
+        "H={} [{}]: {text}{}",
+        address.host,
+        address.ip,
+        if timeout {
+            ": Connection timed out"
+        } else {
+            ""
+        }
+    )
+}
+
 fn settle(
     inner: &Inner,
     l: &Live,
@@ -496,6 +523,7 @@ fn settle(
     result: TransactionResult,
     results: &mut [Option<RcptResult>],
     last: &mut Option<(String, i32, Option<Address>)>,
+    host_lines: &mut Vec<String>,
 ) -> Vec<usize> {
     let detail = Detail {
         host: Some(l.address.clone()),
@@ -535,6 +563,12 @@ fn settle(
             } => {
                 // The connection broke: the next host may do better.
                 host_failed(inner, &l.address, &e.to_string());
+                // Exim's line for a host that failed mid-session, once
+                // per session: `H=name [ip]: SMTP error ...`.
+                let line = host_line(&l.address, &e.to_string(), Some(&e));
+                if host_lines.last() != Some(&line) {
+                    host_lines.push(line);
+                }
                 *last = Some((e.to_string(), 0, Some(l.address.clone())));
                 again.push(k);
                 None

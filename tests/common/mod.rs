@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod exim;
 pub mod receiver;
+pub mod sink;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

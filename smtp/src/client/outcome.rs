@@ -286,14 +286,28 @@ impl fmt::Display for HostError {
             .as_ref()
             .map(|c| format!(" after {}", c.describe()))
             .unwrap_or_default();
+        // Exim's words for a timeout or a hang-up name the command with
+        // `pipelined ` when it went with others.
+        let pipelined = |word: &str| {
+            self.after
+                .as_ref()
+                .map(|c| format!(" {word} {}", c.describe_pipelined()))
+                .unwrap_or_default()
+        };
         match &self.kind {
             HostErrorKind::Reply(reply) => write!(
                 f,
                 "SMTP error from remote mail server{after}: {}",
                 log_text(reply)
             ),
-            HostErrorKind::Timeout => write!(f, "SMTP timeout{after}"),
-            HostErrorKind::Closed => write!(f, "Remote host closed connection{after}"),
+            HostErrorKind::Timeout => write!(f, "SMTP timeout{}", pipelined("after")),
+            HostErrorKind::Closed => {
+                write!(
+                    f,
+                    "Remote host closed connection{}",
+                    pipelined("in response to")
+                )
+            }
             HostErrorKind::Protocol(what) => {
                 write!(
                     f,

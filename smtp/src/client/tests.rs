@@ -814,7 +814,7 @@ fn the_peer_closing_while_waiting_is_a_host_error() {
     assert_eq!(error.kind(), &HostErrorKind::Closed);
     assert_eq!(
         error.to_string(),
-        "Remote host closed connection after pipelined MAIL FROM:<a@b.example> SIZE=5"
+        "Remote host closed connection in response to pipelined MAIL FROM:<a@b.example> SIZE=5"
     );
 }
 
