@@ -28,8 +28,16 @@ pub struct Live {
     pub tls: Option<TlsState>,
     /// Messages sent on this connection.
     pub messages: usize,
+    /// The next message's envelope went behind the last end of data
+    /// (PIPELINING); its transaction continues with [`Live::transact`]
+    /// given no envelope.
+    pub next_sent: bool,
     buf: Vec<u8>,
 }
+
+/// Offers the envelope of the next message for the same destination, if
+/// one is waiting, to go behind the current end of data.
+pub type NextEnvelope<'a> = &'a mut (dyn FnMut() -> Option<smtp::client::Envelope> + Send);
 
 /// Why a connection could not be made ready.
 #[derive(Debug)]
@@ -132,6 +140,7 @@ pub async fn open(
         address: address.clone(),
         tls: None,
         messages: 0,
+        next_sent: false,
         buf: vec![0; 16 * 1024],
     };
     if settings.implicit_tls {
@@ -141,7 +150,7 @@ pub async fn open(
             .tls_established(state.verified, state.info.clone());
         live.tls = Some(state);
     }
-    match live.step(settings, None).await {
+    match live.step(settings, None, None).await {
         Step::Ready => Ok(live),
         Step::Closed(Some(e)) => Err(ConnectError::Host(e)),
         Step::Closed(None) => Err(ConnectError::Io {
@@ -182,17 +191,56 @@ pub enum Step {
 
 impl Live {
     /// Drives the session until it is ready, a transaction is done, or it
-    /// closed. `body`: the message being sent, if any.
-    pub async fn step(&mut self, settings: &Settings, mut body: Option<&mut Body<'_>>) -> Step {
+    /// closed. `body`: the message being sent, if any. `next`: where the
+    /// next message's envelope comes from, to be pipelined behind this
+    /// one's end of data.
+    pub async fn step(
+        &mut self,
+        settings: &Settings,
+        mut body: Option<&mut Body<'_>>,
+        mut next: Option<NextEnvelope<'_>>,
+    ) -> Step {
         // With PIPELINING the session is ready for the next envelope as
-        // soon as the end of data is written; this driver waits for the
-        // message's result first, so that it is recorded before another
-        // message's end of data goes out.
+        // soon as the end of data is written. The next message's envelope
+        // may go then, but never its data: this message's result is
+        // recorded before another message's end of data goes out.
         let want_result = body.is_some();
         loop {
             match self.session.poll() {
                 ClientPoll::Ready if !want_result => return Step::Ready,
-                ClientPoll::Read | ClientPoll::Ready => {
+                ClientPoll::Ready
+                    if !self.next_sent && next.is_some() && self.session.can_send_next_behind() =>
+                {
+                    let Some(envelope) = next.as_mut().and_then(|n| n()) else {
+                        next = None;
+                        continue;
+                    };
+                    // Checked ready above: only a closed session refuses.
+                    self.next_sent = self.session.send(envelope).is_ok();
+                    if !self.flush().await {
+                        self.session.receive_eof();
+                    }
+                }
+                ClientPoll::Body if !(want_result && self.next_sent) => {
+                    // The last piece goes with the end of the message (in
+                    // BDAT's LAST chunk).
+                    match body.as_deref_mut().map(Body::next_piece) {
+                        Some(Some((piece, false))) => self.session.write_body(piece),
+                        Some(Some((piece, true))) => self.session.end_body_with(piece),
+                        Some(None) | None => self.session.end_body(),
+                    }
+                    let out = self.session.take_output();
+                    let wait = self.session.timeout();
+                    match tokio::time::timeout(wait, self.stream.write_all(&out)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => self.session.receive_eof(),
+                        Err(_) => self.session.timed_out(),
+                    }
+                }
+                // With the next envelope sent, what the session wants to
+                // send is that message's data (BDAT needs no 354): not
+                // before this message's result (read instead).
+                ClientPoll::Read | ClientPoll::Ready | ClientPoll::Body => {
                     if !self.flush().await {
                         self.session.receive_eof();
                         continue;
@@ -219,22 +267,6 @@ impl Live {
                         Err(e) => return Step::TlsFailed(e.text()),
                     }
                 }
-                ClientPoll::Body => {
-                    // The last piece goes with the end of the message (in
-                    // BDAT's LAST chunk).
-                    match body.as_deref_mut().map(Body::next_piece) {
-                        Some(Some((piece, false))) => self.session.write_body(piece),
-                        Some(Some((piece, true))) => self.session.end_body_with(piece),
-                        Some(None) | None => self.session.end_body(),
-                    }
-                    let out = self.session.take_output();
-                    let wait = self.session.timeout();
-                    match tokio::time::timeout(wait, self.stream.write_all(&out)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => self.session.receive_eof(),
-                        Err(_) => self.session.timed_out(),
-                    }
-                }
                 ClientPoll::Done(result) => return Step::Done(result),
                 ClientPoll::Close(error) => {
                     let _ = self.flush().await;
@@ -257,19 +289,29 @@ impl Live {
         )
     }
 
-    /// Sends one message. `Err` gives the envelope back when the session
-    /// was not ready for it.
+    /// Sends one message: its envelope, unless it went already behind the
+    /// previous message (`envelope` None, [`Live::next_sent`]), then its
+    /// data, and waits for its result. `next` may pipeline the following
+    /// message's envelope behind this one's end of data.
     pub async fn transact(
         &mut self,
         settings: &Settings,
-        envelope: smtp::client::Envelope,
+        envelope: Option<smtp::client::Envelope>,
         data: &[u8],
+        next: Option<NextEnvelope<'_>>,
     ) -> Step {
-        if self.session.send(envelope).is_err() {
-            return Step::Closed(None);
+        match envelope {
+            Some(envelope) => {
+                if self.session.send(envelope).is_err() {
+                    return Step::Closed(None);
+                }
+            }
+            None if self.next_sent => {}
+            None => return Step::Closed(None),
         }
+        self.next_sent = false;
         let mut body = Body { data, pos: 0 };
-        let step = self.step(settings, Some(&mut body)).await;
+        let step = self.step(settings, Some(&mut body), next).await;
         if matches!(step, Step::Done(_)) {
             self.messages += 1;
         }
@@ -282,8 +324,17 @@ impl Live {
 
     /// QUIT, waiting briefly for the 221.
     pub async fn quit(mut self, settings: &Settings) {
+        if self.next_sent {
+            // A pipelined envelope whose message will not follow (the
+            // daemon stops): the peer may be reading message data, where
+            // QUIT would be text. Closing without the end of data makes
+            // it drop the transaction.
+            let _ = self.stream.shutdown().await;
+            return;
+        }
         self.session.quit();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.step(settings, None)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.step(settings, None, None)).await;
         let _ = self.stream.shutdown().await;
     }
 }

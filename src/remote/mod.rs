@@ -268,13 +268,23 @@ async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>
             return;
         };
         let mut live: Option<Live> = None;
-        while let Next::Job(job) = inner.pool.next(&key).await {
+        // A job whose envelope went behind the previous message's end of
+        // data (or was taken for it) comes first.
+        let mut carried: Option<Job> = None;
+        loop {
+            let job = match carried.take() {
+                Some(job) => job,
+                None => match inner.pool.next(&key).await {
+                    Next::Job(job) => job,
+                    Next::Close => break,
+                },
+            };
             if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 // Raced with stop(): hand the job back untried.
                 (job.done)(Vec::new());
                 break;
             }
-            live = deliver(&inner, &key, job, live).await;
+            (live, carried) = deliver(&inner, &key, job, live).await;
             if let Some(l) =
                 live.take_if(|l| l.messages >= settings.connection_max_messages || l.is_closed())
             {
@@ -296,8 +306,16 @@ async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>
 }
 
 /// Delivers one job: on `live` if there is one, else on a new connection
-/// to each address in turn. Returns the connection when it can carry more.
-async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>) -> Option<Live> {
+/// to each address in turn. Returns the connection when it can carry more,
+/// and the next job for the destination when its envelope was pipelined
+/// behind this one's end of data ([`Live::next_sent`]; when the connection
+/// is gone, it is delivered afresh).
+async fn deliver(
+    inner: &Inner,
+    key: &DestKey,
+    job: Job,
+    mut live: Option<Live>,
+) -> (Option<Live>, Option<Job>) {
     let settings = job.settings.clone();
     // Envelope positions still to be delivered somewhere.
     let mut pending: Vec<usize> = (0..job.envelope.recipients.len()).collect();
@@ -305,6 +323,7 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
     let mut last: Option<(String, i32, Option<Address>)> = None;
     let mut tries = 0usize;
     let mut host_lines: Vec<String> = Vec::new();
+    let mut next_job: Option<Job> = None;
     let mut next_address = 0usize;
     let mut all_waiting = true;
     while !pending.is_empty() {
@@ -355,7 +374,20 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
             .iter()
             .map(|&k| job.envelope.recipients[k].clone())
             .collect();
-        let step = l.transact(&settings, envelope, &job.data).await;
+        // The envelope went already if the previous message sent it.
+        let envelope = (!l.next_sent).then_some(envelope);
+        let may_pipeline = next_job.is_none()
+            && l.messages + 2 <= settings.connection_max_messages
+            && !inner.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        let mut take = || {
+            let j = inner.pool.try_next(key)?;
+            let envelope = j.envelope.clone();
+            next_job = Some(j);
+            Some(envelope)
+        };
+        let next: Option<connection::NextEnvelope<'_>> =
+            if may_pipeline { Some(&mut take) } else { None };
+        let step = l.transact(&settings, envelope, &job.data, next).await;
         match step {
             Step::Done(result) => {
                 let before = results.iter().flatten().count();
@@ -374,6 +406,12 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
                     inner.pool.dropped();
                 } else {
                     live = Some(l);
+                    if next_job.is_some() {
+                        // The next message is on this connection already;
+                        // what is left of this one (nothing, unless the
+                        // session broke) waits for a later attempt.
+                        break;
+                    }
                     if !progress {
                         // The session took nothing (the peer put every
                         // recipient off to a next transaction): stop
@@ -450,7 +488,7 @@ async fn deliver(inner: &Inner, key: &DestKey, job: Job, mut live: Option<Live>)
     // The results are recorded (a write(2) to the message's journal)
     // before this connection carries another message.
     let _ = tokio::task::spawn_blocking(move || done(results)).await;
-    live
+    (live, next_job)
 }
 
 /// The next address not in its retry wait.

@@ -139,6 +139,16 @@ impl Pool {
         }
     }
 
+    /// The next job for `key` if one is waiting now (to pipeline its
+    /// envelope behind the message being sent).
+    pub fn try_next(&self, key: &DestKey) -> Option<Job> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        dests.get_mut(key)?.jobs.pop_front()
+    }
+
     /// A connection to `key` ended. Returns true when jobs are still
     /// waiting with no connection left to take them (the caller starts
     /// one); the destination is forgotten when nothing is left of it.

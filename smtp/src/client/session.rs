@@ -1015,6 +1015,22 @@ impl ClientSession {
     /// With PIPELINING, the next transaction may start while the last one
     /// waits for the reply to its end of data (RFC 2920 §3.1), unless a
     /// refused chunk means an RSET must come first.
+    /// Whether a driver may send the next message's envelope now, behind
+    /// the end of data of the transactions waiting for its reply, without
+    /// the earlier message needing this connection again: PIPELINING, every
+    /// RCPT answered, and no recipient put off to a next transaction (452).
+    pub fn can_send_next_behind(&self) -> bool {
+        self.can_pipeline_next()
+            && self.closing.iter().all(|tx| {
+                tx.recipients.iter().all(|r| {
+                    !matches!(
+                        r.state,
+                        RcptState::Waiting | RcptState::Finished(Outcome::NotAttempted(_))
+                    )
+                })
+            })
+    }
+
     fn can_pipeline_next(&self) -> bool {
         self.state == State::Ready
             && self.tx.is_none()

@@ -282,6 +282,10 @@ fn too_many_recipients_are_not_attempted() {
     );
     assert_eq!(poll, ClientPoll::Body);
     s.end_body();
+    // The session could take another envelope, but the recipients put
+    // off need this connection again: no other message goes behind.
+    assert_eq!(s.poll(), ClientPoll::Ready);
+    assert!(!s.can_send_next_behind());
     let result = done(step(&mut s, "250 ok\r\n").1);
     assert_eq!(summary(&result), ["D 250", "N 452", "N 452"]);
 
@@ -903,8 +907,10 @@ fn capabilities_survive_odd_lines() {
 #[test]
 fn the_next_envelope_goes_behind_the_final_dot() {
     let (mut s, _, _) = pipelined(&["a@x.example"], "250 ok\r\n250 ok\r\n354 go\r\n");
+    assert!(!s.can_send_next_behind(), "not before the end of data");
     s.end_body();
     assert_eq!(s.poll(), ClientPoll::Ready);
+    assert!(s.can_send_next_behind());
     s.send(envelope(&["b@x.example"])).unwrap();
     // Refused here in full: its result waits for the first one's.
     let mut big = envelope(&["c@x.example"]);
