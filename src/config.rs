@@ -106,6 +106,10 @@ pub struct Config {
     pub hosts_treat_as_local: Vec<String>,
     /// Outbound connections open at once, every destination together.
     pub remote_max_connections: usize,
+    /// A failure report returns the message up to this size, else only
+    /// its header.
+    #[serde(deserialize_with = "size")]
+    pub bounce_return_size_limit: u64,
     pub dns: DnsConfig,
     pub mailbox: MailboxConfig,
     pub mbox: MboxConfig,

@@ -20,6 +20,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use smtp::Status;
 use spool::{Finished, LockedMessage, MessageId, Queue, RcptState};
 
+use crate::bounce;
 use crate::clock;
 use crate::config::Config;
 use crate::log::{Address, Deferred, Delivered, Event, Failed, Kind, Logs, UNKNOWN_ERRNO};
@@ -55,6 +56,11 @@ pub struct Deliverer {
     /// Messages whose remote deliveries are under way, for [`Deliverer::drain`].
     in_flight: std::sync::Mutex<usize>,
     drained: std::sync::Condvar,
+    /// Where failure reports made during an attempt go for their own first
+    /// attempt: the delivery threads' queue while they run
+    /// ([`Workers::start`]), else a list for [`Deliverer::deliver_made`].
+    dispatcher: std::sync::Mutex<Option<Sender<Dispatch>>>,
+    made: std::sync::Mutex<Vec<MessageId>>,
 }
 
 /// One due recipient of a message being delivered, and how far it got.
@@ -182,6 +188,70 @@ impl Deliverer {
             remote,
             in_flight: std::sync::Mutex::new(0),
             drained: std::sync::Condvar::new(),
+            dispatcher: std::sync::Mutex::new(None),
+            made: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Where reports made from now on are sent for delivery (None: kept
+    /// for [`Deliverer::deliver_made`]).
+    fn set_dispatcher(&self, tx: Option<Sender<Dispatch>>) {
+        *self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+    }
+
+    /// Hands messages made here (failure reports) to their first attempt.
+    fn spawned(&self, ids: Vec<MessageId>) {
+        let dispatcher = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            let sent = dispatcher.as_ref().is_some_and(|tx| {
+                tx.send(Dispatch {
+                    id,
+                    force: false,
+                    arrival: true,
+                })
+                .is_ok()
+            });
+            if !sent {
+                self.made.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+            }
+        }
+    }
+
+    /// Delivers the reports made by attempts that had no delivery threads
+    /// to hand them to (a command line run), and those their failures
+    /// make in turn.
+    pub fn deliver_made(self: &Arc<Self>) {
+        loop {
+            let ids = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+            if ids.is_empty() {
+                return;
+            }
+            for id in ids {
+                self.attempt(&id, false, true);
+            }
+        }
+    }
+
+    /// Makes the failure reports `d` owes ([`bounce::settle`]) and starts
+    /// their delivery. Returns why the message must be frozen instead, if
+    /// it must: failures of a message nobody can be told about.
+    fn settle_reports(&self, d: &mut LockedMessage, id: &MessageId) -> Option<String> {
+        if !d.envelope().recipients.iter().any(|r| r.owes_report()) {
+            return None;
+        }
+        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now()) {
+            Ok(settled) => {
+                self.spawned(settled.made);
+                settled
+                    .unreported
+                    .then(|| "delivery error message".to_string())
+            }
+            Err(e) => {
+                // Kept, owing: the next attempt makes the report.
+                self.logs
+                    .panic(&format!("{id} cannot make its failure report: {e}"));
+                None
+            }
         }
     }
 
@@ -428,7 +498,12 @@ impl Deliverer {
             .map(|(i, _)| i)
             .collect();
         if due.is_empty() {
-            // Nothing left to do: finish removes a complete message.
+            // Nothing left to deliver: reports still owed are made (after
+            // a crash, or for a message frozen before it could be told),
+            // then finish removes a complete message.
+            if let Some(reason) = self.settle_reports(&mut d, id) {
+                return Step::Done(self.freeze(d, id, reason));
+            }
             return Step::Done(self.finish(d, id));
         }
         // A message that may have been tried before (a queue run, a restart
@@ -506,6 +581,7 @@ impl Deliverer {
                                     } else {
                                         id.delivery_name(i)
                                     };
+                                    let prefix = local_prefix(&dest, &env.sender);
                                     let req = Request {
                                         io,
                                         path: &dest.path,
@@ -514,6 +590,7 @@ impl Deliverer {
                                         look_first: !fresh,
                                         sender: &env.sender,
                                         message: &message,
+                                        prefix: prefix.as_bytes(),
                                     };
                                     let progress = match self.transport(dest.driver).start(&req) {
                                         Started::Done(o, notices) => {
@@ -719,16 +796,25 @@ impl Deliverer {
                 .panic(&format!("{id} cannot record delivery outcomes: {e}"));
             return Attempt::Kept;
         }
-        // Routing found only this host: an operator must say where it goes.
-        // And no bounce messages yet: a permanent failure freezes the
-        // message so that nothing accepted is removed unreported.
-        let frozen =
-            freeze.or_else(|| any_failed.then(|| "delivery error message not sent".into()));
-        if let Some(reason) = frozen {
-            if let Err(e) = d.freeze() {
-                self.logs.panic(&format!("{id} cannot be frozen: {e}"));
-            }
-            self.log(
+        // Permanent failures are reported to the sender; those of a
+        // message nobody can be told about freeze it, as does routing that
+        // found only this host (an operator must say where it goes).
+        let unreported = if any_failed || d.envelope().recipients.iter().any(|r| r.owes_report()) {
+            self.settle_reports(&mut d, id)
+        } else {
+            None
+        };
+        if let Some(reason) = freeze.or(unreported) {
+            return self.freeze(d, id, reason);
+        }
+        self.finish(d, id)
+    }
+
+    /// Freezes the message, logging why (once: not again when it was
+    /// frozen already).
+    fn freeze(&self, mut d: LockedMessage, id: &MessageId, reason: String) -> Attempt {
+        match d.freeze() {
+            Ok(true) => self.log(
                 id,
                 &Event::new(
                     Some(*id),
@@ -736,10 +822,16 @@ impl Deliverer {
                         reason: Some(reason),
                     },
                 ),
-            );
-            return Attempt::Kept;
+            ),
+            Ok(false) => {}
+            Err(e) => self.logs.panic(&format!("{id} cannot be frozen: {e}")),
         }
-        self.finish(d, id)
+        // The message stays: its journal's outcomes go into its -H.
+        match d.finish() {
+            Ok(_) => {}
+            Err(e) => self.logs.panic(&format!("{id} cannot be finished: {e}")),
+        }
+        Attempt::Kept
     }
 
     /// Turns one delivery's outcome into its log line and the record the
@@ -892,6 +984,23 @@ impl Deliverer {
     }
 }
 
+/// The lines a local transport writes above the message: `Return-path:`
+/// and `Envelope-to:` as Exim's `return_path_add` and `envelope_to_add`
+/// write them.
+fn local_prefix(dest: &Destination, sender: &str) -> String {
+    let mut p = String::new();
+    if dest.return_path_add {
+        p.push_str(&format!("Return-path: <{sender}>\n"));
+    }
+    if dest.envelope_to_add {
+        p.push_str(&format!(
+            "Envelope-to: {}\n",
+            dest.parent.as_deref().unwrap_or(&dest.address)
+        ));
+    }
+    p
+}
+
 fn local_part(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(l, _)| l)
 }
@@ -920,6 +1029,8 @@ impl Workers {
     /// Starts `n` threads delivering with `deliverer`.
     pub fn start(deliverer: Arc<Deliverer>, n: usize) -> Workers {
         let (tx, rx): (Sender<Dispatch>, Receiver<Dispatch>) = channel::unbounded();
+        // Failure reports made by these threads' attempts come back to them.
+        deliverer.set_dispatcher(Some(tx.clone()));
         let mut threads = Vec::new();
         for k in 0..n.max(1) {
             let (rx, d) = (rx.clone(), deliverer.clone());
@@ -964,12 +1075,15 @@ impl Workers {
     /// Lets the threads finish what was dispatched, then waits for them
     /// and for the remote deliveries they started.
     pub fn finish(&self) {
+        // Reports made from now on are delivered below, after the threads.
+        self.deliverer.set_dispatcher(None);
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             let _ = t.join();
         }
         self.deliverer.drain();
+        self.deliverer.deliver_made();
         self.deliverer
             .close_remote(std::time::Duration::from_secs(10));
     }

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 mod app;
+mod bounce;
 mod cli;
 mod clock;
 mod cmd;
@@ -63,6 +64,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         cli::Mode::Serve(opts) => server::run(cfg, opts),
         cli::Mode::SmtpStdio => server::run_stdio(cfg),
         cli::Mode::Submit(args) => cmd::submit::run(&cfg, &args),
+        cli::Mode::Queue(cmd::queue::QueueCommand::Giveup { ids }) => cmd::giveup::run(&cfg, &ids),
         cli::Mode::Queue(command) => cmd::queue::run(&cfg, &command),
         cli::Mode::QueueRun { force, ids } => cmd::queue_run::run(&cfg, force, &ids),
     }

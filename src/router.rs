@@ -118,6 +118,12 @@ pub struct Transport {
     pub path: String,
     /// The smtp driver's options ([`crate::transport::smtp`]).
     pub smtp: crate::transport::smtp::SmtpOptions,
+    /// Local transports: a `Return-path: <sender>` line on top of each
+    /// copy (Exim's option; true in the embedded default, where a
+    /// delivered failure report then shows `Return-path: <>`).
+    pub return_path_add: bool,
+    /// Local transports: an `Envelope-to: <recipient>` line (Exim's).
+    pub envelope_to_add: bool,
 }
 
 /// The keys every transport has; the others are its driver's options.
@@ -128,6 +134,10 @@ struct TransportBase {
     driver: TransportDriver,
     #[serde(default)]
     path: String,
+    #[serde(default)]
+    return_path_add: bool,
+    #[serde(default)]
+    envelope_to_add: bool,
 }
 
 impl<'de> Deserialize<'de> for Transport {
@@ -135,7 +145,13 @@ impl<'de> Deserialize<'de> for Transport {
         use serde::de::Error;
         let mut table = toml::Table::deserialize(d)?;
         let mut base = toml::Table::new();
-        for key in ["name", "driver", "path"] {
+        for key in [
+            "name",
+            "driver",
+            "path",
+            "return_path_add",
+            "envelope_to_add",
+        ] {
             if let Some(v) = table.remove(key) {
                 base.insert(key.to_string(), v);
             }
@@ -147,11 +163,19 @@ impl<'de> Deserialize<'de> for Transport {
         let smtp = toml::Value::Table(table)
             .try_into()
             .map_err(D::Error::custom)?;
+        if base.driver == TransportDriver::Smtp && (base.return_path_add || base.envelope_to_add) {
+            return Err(D::Error::custom(
+                "return_path_add and envelope_to_add are for the maildir and mbox transports \
+                 (a Return-path is added at final delivery, not by the smtp transport)",
+            ));
+        }
         Ok(Transport {
             name: base.name,
             driver: base.driver,
             path: base.path,
             smtp,
+            return_path_add: base.return_path_add,
+            envelope_to_add: base.envelope_to_add,
         })
     }
 }
@@ -181,6 +205,9 @@ pub struct Destination {
     pub owner: Option<(u32, u32)>,
     /// For the smtp transport: the hosts' addresses in the order to try.
     pub hosts: Vec<crate::remote::Address>,
+    /// The transport's `return_path_add` and `envelope_to_add`.
+    pub return_path_add: bool,
+    pub envelope_to_add: bool,
 }
 
 /// The outcome of routing one address.
@@ -277,12 +304,16 @@ fn default_routing(cfg: &Config) -> Routing {
                 driver: TransportDriver::Maildir,
                 path: cfg.mailbox.maildir.clone(),
                 smtp: Default::default(),
+                return_path_add: true,
+                envelope_to_add: false,
             },
             Transport {
                 name: "remote_smtp".into(),
                 driver: TransportDriver::Smtp,
                 path: String::new(),
                 smtp: Default::default(),
+                return_path_add: false,
+                envelope_to_add: false,
             },
         ],
         remote: Default::default(),
@@ -598,6 +629,8 @@ impl Routing {
                         path: cfg.data_path(&path),
                         owner,
                         hosts: Vec::new(),
+                        return_path_add: t.return_path_add,
+                        envelope_to_add: t.envelope_to_add,
                     });
                     return Ok(());
                 }
@@ -625,6 +658,8 @@ fn remote_destination(
         path: PathBuf::new(),
         owner: None,
         hosts,
+        return_path_add: false,
+        envelope_to_add: false,
     }
 }
 

@@ -97,9 +97,21 @@ fn hard_and_soft_refusals_of_rcpt() {
         );
     }
     assert_eq!(hard.messages(), 0);
-    // Every recipient failed: the message waits, frozen, for the bounce
-    // it is owed.
-    check(&d, &conf, 1);
+    // Every recipient failed: one report to the (local) sender lists both,
+    // and the message is gone.
+    let reports = lines_with(&log, " <= <> R=");
+    assert_eq!(reports.len(), 1, "{log}");
+    let box_ = d.maildir("example.org", "sender").join("new");
+    let files: Vec<_> = std::fs::read_dir(&box_)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert_eq!(files.len(), 1, "{log}");
+    let report = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(
+        report.contains("X-Failed-Recipients: a@one.test,\n  b@one.test\n"),
+        "{report}"
+    );
+    check(&d, &conf, 0);
 
     let d = Dir::new();
     let soft = Sink::start(d.path(), "127.0.0.3", &["-r", "RCPT"]);

@@ -230,6 +230,32 @@ impl RcptState {
     }
 }
 
+/// The delivery status notification (RFC 3464) a failed recipient is
+/// owed. It is made in three durable steps, so that a crash between any two
+/// neither loses nor doubles it: the intent with the report's message ID
+/// (`Making`), the report's own `-D`/`-H`, then `Made`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Report {
+    /// None made yet: owed once the recipient has failed.
+    #[default]
+    Due,
+    /// Being made as message `id` (the intent is recorded; whether the
+    /// message was queued is found by looking for it).
+    Making(String),
+    /// Made and queued as message `id`.
+    Made(String),
+    /// None is to be sent (the recipient's NOTIFY lacks FAILURE, or the
+    /// message is itself a report).
+    Waived,
+}
+
+impl Report {
+    /// Made or waived: nothing more to do for it.
+    pub fn is_settled(&self) -> bool {
+        matches!(self, Report::Made(_) | Report::Waived)
+    }
+}
+
 /// One envelope recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Recipient {
@@ -240,6 +266,25 @@ pub struct Recipient {
     /// Where failure reports for this recipient go, when not to the sender.
     pub errors_to: Option<String>,
     pub state: RcptState,
+    /// Its failure report, once it has failed.
+    pub report: Report,
+}
+
+impl Recipient {
+    /// No further work: delivered, or failed with its report made or
+    /// waived.
+    pub fn is_settled(&self) -> bool {
+        match self.state {
+            RcptState::Delivered { .. } => true,
+            RcptState::Failed { .. } => self.report.is_settled(),
+            _ => false,
+        }
+    }
+
+    /// Failed, and its report not made yet.
+    pub fn owes_report(&self) -> bool {
+        matches!(self.state, RcptState::Failed { .. }) && !self.report.is_settled()
+    }
 }
 
 impl Recipient {
@@ -338,9 +383,10 @@ impl Envelope {
             .filter(|(_, r)| !r.state.is_done())
     }
 
-    /// Whether every recipient is delivered or failed.
+    /// Whether every recipient is delivered, or failed with its report
+    /// made or waived: the message may leave the queue.
     pub fn is_complete(&self) -> bool {
-        self.recipients.iter().all(|r| r.state.is_done())
+        self.recipients.iter().all(Recipient::is_settled)
     }
 }
 
@@ -572,6 +618,7 @@ pub fn render(id: &MessageId, env: &Envelope, headers: &[Header]) -> Result<Vec<
     }
     for (i, r) in env.recipients.iter().enumerate() {
         write_state(&mut s, i, &r.state);
+        write_report(&mut s, i, &r.report);
     }
     for (name, value) in &env.extra {
         s.push('-');
@@ -637,6 +684,22 @@ fn check_envelope(env: &Envelope) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `-rcpt_report I making ID`, `made ID` or `waived`; nothing while due.
+fn write_report(s: &mut String, i: usize, report: &Report) {
+    match report {
+        Report::Due => {}
+        Report::Making(id) => {
+            let _ = writeln!(s, "-rcpt_report {i} making {id}");
+        }
+        Report::Made(id) => {
+            let _ = writeln!(s, "-rcpt_report {i} made {id}");
+        }
+        Report::Waived => {
+            let _ = writeln!(s, "-rcpt_report {i} waived");
+        }
+    }
 }
 
 fn write_state(s: &mut String, i: usize, st: &RcptState) {
@@ -898,6 +961,7 @@ impl<'a> Parser<'a> {
         // Options, until the first line that does not start with '-'.
         let mut header_size: Option<u64> = None;
         let mut states: Vec<(usize, usize, RcptState)> = Vec::new();
+        let mut reports: Vec<(usize, usize, Report)> = Vec::new();
         let mut l = self.line()?;
         while let Some(opt) = l.strip_prefix('-') {
             // "--name" marks a tainted value in Exim; same meaning here.
@@ -961,6 +1025,11 @@ impl<'a> Parser<'a> {
                     let (i, st) = self.rcpt_state(&v)?;
                     states.push((self.line, i, st));
                 }
+                "rcpt_report" => {
+                    let v = need(value)?;
+                    let (i, report) = self.rcpt_report(&v)?;
+                    reports.push((self.line, i, report));
+                }
                 // Optional (newer) lines that complete the state just read.
                 "rcpt_status" | "rcpt_remote" | "rcpt_first" => {
                     let v = need(value)?;
@@ -1016,6 +1085,17 @@ impl<'a> Parser<'a> {
                 )
             })?;
             r.state = st;
+        }
+        for (line, i, report) in reports {
+            let n = env.recipients.len();
+            let r = env.recipients.get_mut(i).ok_or_else(|| {
+                Error::format(
+                    self.path,
+                    line,
+                    format!("rcpt_report for recipient {i}, but there are {n}"),
+                )
+            })?;
+            r.report = report;
         }
 
         // The blank line that ends the envelope.
@@ -1090,6 +1170,30 @@ impl<'a> Parser<'a> {
             k => return Err(self.err(format!("rcpt_state: unknown state {k:?}"))),
         };
         Ok((i, st))
+    }
+
+    /// `-rcpt_report I making ID`, `made ID` or `waived`.
+    fn rcpt_report(&self, v: &str) -> Result<(usize, Report)> {
+        let mut f = v.split(' ');
+        let (Some(i), Some(kind)) = (f.next(), f.next()) else {
+            return Err(self.err(format!("rcpt_report {v:?}: expected \"index state\"")));
+        };
+        let i: usize = self.number("rcpt_report index", i)?;
+        let id = f.next();
+        let report = match (kind, id) {
+            ("making", Some(id)) if MessageId::parse(id).is_ok() => Report::Making(id.into()),
+            ("made", Some(id)) if MessageId::parse(id).is_ok() => Report::Made(id.into()),
+            ("waived", None) => Report::Waived,
+            _ => {
+                return Err(self.err(format!(
+                    "rcpt_report {v:?}: expected \"I making ID\", \"I made ID\" or \"I waived\""
+                )));
+            }
+        };
+        if f.next().is_some() {
+            return Err(self.err(format!("rcpt_report {v:?}: too many fields")));
+        }
+        Ok((i, report))
     }
 
     /// `-rcpt_status I CODE` or `-rcpt_remote I HOST`: completes the
@@ -1192,6 +1296,7 @@ impl<'a> Parser<'a> {
             notify: DsnNotify(u8::try_from(notify).map_err(|_| bad("bad DSN flags"))?),
             errors_to: (!errors_to.is_empty()).then_some(errors_to),
             state: RcptState::Pending,
+            report: Report::Due,
         })
     }
 
@@ -1657,13 +1762,20 @@ c@example.net
             0u8..32,
             proptest::option::of(addr()),
             state(),
+            prop_oneof![
+                Just(Report::Due),
+                Just(Report::Making("1xZGKj-00028r-0y".into())),
+                Just(Report::Made("1xZGKj-00028r-0y".into())),
+                Just(Report::Waived),
+            ],
         )
-            .prop_map(|(address, orcpt, n, errors_to, state)| Recipient {
+            .prop_map(|(address, orcpt, n, errors_to, state, report)| Recipient {
                 address,
                 orcpt,
                 notify: DsnNotify(n),
                 errors_to,
                 state,
+                report,
             })
     }
     fn host() -> impl Strategy<Value = Option<HostAddress>> {

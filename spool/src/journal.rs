@@ -30,13 +30,38 @@
 
 use std::fmt::Write as _;
 
-use crate::header_file::{Diagnosis, Envelope, RcptState, escape_into, unescape};
+use crate::header_file::{Diagnosis, Envelope, RcptState, Report, escape_into, unescape};
+use crate::id::MessageId;
 
-/// One journal record: recipient `index` entered `state`.
+/// One journal record: recipient `index` entered `state`, or its failure
+/// report moved on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub index: usize,
-    pub state: RcptState,
+    pub change: Change,
+}
+
+/// What a record changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    State(RcptState),
+    Report(Report),
+}
+
+impl Record {
+    pub fn state(index: usize, state: RcptState) -> Record {
+        Record {
+            index,
+            change: Change::State(state),
+        }
+    }
+
+    pub fn report(index: usize, report: Report) -> Record {
+        Record {
+            index,
+            change: Change::Report(report),
+        }
+    }
 }
 
 /// FNV-1a, 32 bits: enough to tell a torn or garbled line from a whole one.
@@ -54,7 +79,28 @@ impl Record {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = String::new();
         let i = self.index;
-        match &self.state {
+        let state = match &self.change {
+            Change::State(state) => state,
+            Change::Report(report) => {
+                match report {
+                    // Never written: a report is due until its intent.
+                    Report::Due => {
+                        let _ = write!(body, "B {i} due");
+                    }
+                    Report::Making(id) => {
+                        let _ = write!(body, "b {i} {id}");
+                    }
+                    Report::Made(id) => {
+                        let _ = write!(body, "B {i} {id}");
+                    }
+                    Report::Waived => {
+                        let _ = write!(body, "B {i} -");
+                    }
+                }
+                return format!("{:08x} {body}\n", fnv1a(body.as_bytes())).into_bytes();
+            }
+        };
+        match state {
             RcptState::Pending => {
                 let _ = write!(body, "P {i}");
             }
@@ -96,6 +142,21 @@ impl Record {
         let (tag, index) = (f.next()?, f.next()?.parse().ok()?);
         let rest = f.next().unwrap_or("");
         let state = match tag {
+            "b" => {
+                MessageId::parse(rest).ok()?;
+                return Some(Record::report(index, Report::Making(rest.into())));
+            }
+            "B" => {
+                let report = match rest {
+                    "-" => Report::Waived,
+                    "due" => Report::Due,
+                    id => {
+                        MessageId::parse(id).ok()?;
+                        Report::Made(id.into())
+                    }
+                };
+                return Some(Record::report(index, report));
+            }
             "P" => RcptState::Pending,
             "I" => RcptState::InFlight {
                 since: rest.parse().ok()?,
@@ -150,7 +211,7 @@ impl Record {
             }
             _ => return None,
         };
-        Some(Record { index, state })
+        Some(Record::state(index, state))
     }
 }
 
@@ -217,10 +278,15 @@ pub fn apply(env: &mut Envelope, records: &[Record]) -> usize {
             ignored += 1;
             continue;
         };
-        if matches!(r.state, RcptState::InFlight { .. }) && rcpt.state.is_done() {
-            continue;
+        match &r.change {
+            Change::State(state) => {
+                if matches!(state, RcptState::InFlight { .. }) && rcpt.state.is_done() {
+                    continue;
+                }
+                rcpt.state = state.clone();
+            }
+            Change::Report(report) => rcpt.report = report.clone(),
         }
-        rcpt.state = r.state.clone();
     }
     ignored
 }
@@ -231,17 +297,11 @@ mod tests {
 
     fn records() -> Vec<Record> {
         vec![
-            Record {
-                index: 0,
-                state: RcptState::InFlight { since: 10 },
-            },
-            Record {
-                index: 0,
-                state: RcptState::Delivered { at: 11 },
-            },
-            Record {
-                index: 1,
-                state: RcptState::Failed {
+            Record::state(0, RcptState::InFlight { since: 10 }),
+            Record::state(0, RcptState::Delivered { at: 11 }),
+            Record::state(
+                1,
+                RcptState::Failed {
                     at: 12,
                     why: Diagnosis {
                         text: "550 5.1.1 no such user\nsecond line".into(),
@@ -249,21 +309,21 @@ mod tests {
                         remote: Some("mx.example.net [192.0.2.1]".into()),
                     },
                 },
-            },
-            Record {
-                index: 2,
-                state: RcptState::Deferred {
+            ),
+            Record::state(
+                2,
+                RcptState::Deferred {
                     first: 7,
                     at: 13,
                     until: 3613,
                     attempts: 2,
                     why: Diagnosis::text("451 try later"),
                 },
-            },
-            Record {
-                index: 3,
-                state: RcptState::Pending,
-            },
+            ),
+            Record::state(3, RcptState::Pending),
+            Record::report(1, Report::Making("1xZGKj-00028r-0y".into())),
+            Record::report(1, Report::Made("1xZGKj-00028r-0y".into())),
+            Record::report(2, Report::Waived),
         ]
     }
 
@@ -292,7 +352,7 @@ mod tests {
         for (body, want) in old {
             let line = format!("{:08x} {body}", fnv1a(body.as_bytes()));
             let r = Record::decode(line.as_bytes()).unwrap_or_else(|| panic!("{body}"));
-            assert_eq!(&r.state, want, "{body}");
+            assert_eq!(r.change, Change::State(want.clone()), "{body}");
         }
         // A status that is no status makes the record unreadable.
         let body = "f 1 12 5.x.1 - text";
@@ -302,9 +362,9 @@ mod tests {
 
     #[test]
     fn a_remote_host_written_as_a_dash_is_kept() {
-        let r = Record {
-            index: 0,
-            state: RcptState::Failed {
+        let r = Record::state(
+            0,
+            RcptState::Failed {
                 at: 1,
                 why: Diagnosis {
                     text: "t".into(),
@@ -312,7 +372,7 @@ mod tests {
                     remote: Some("-".into()),
                 },
             },
-        };
+        );
         let line = r.encode();
         assert_eq!(Record::decode(&line[..line.len() - 1]), Some(r));
     }
@@ -358,19 +418,19 @@ mod tests {
         let mut env = Envelope::new("a@x", &["r0@x", "r1@x", "r2@x", "r3@x"]);
         let mut recs = records();
         // An intent after the outcome (a replayed journal) changes nothing.
-        recs.push(Record {
-            index: 0,
-            state: RcptState::InFlight { since: 20 },
-        });
-        recs.push(Record {
-            index: 9,
-            state: RcptState::Delivered { at: 1 },
-        });
+        recs.push(Record::state(0, RcptState::InFlight { since: 20 }));
+        recs.push(Record::state(9, RcptState::Delivered { at: 1 }));
         assert_eq!(apply(&mut env, &recs), 1);
         let st: Vec<&RcptState> = env.recipients.iter().map(|r| &r.state).collect();
         assert_eq!(st[0], &RcptState::Delivered { at: 11 });
         assert!(matches!(st[1], RcptState::Failed { .. }));
         assert!(matches!(st[2], RcptState::Deferred { until: 3613, .. }));
         assert_eq!(st[3], &RcptState::Pending);
+        assert_eq!(
+            env.recipients[1].report,
+            Report::Made("1xZGKj-00028r-0y".into())
+        );
+        assert_eq!(env.recipients[2].report, Report::Waived);
+        assert!(env.recipients[1].is_settled() && !env.recipients[2].is_settled());
     }
 }

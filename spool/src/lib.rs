@@ -41,7 +41,7 @@ pub use durable::Durability;
 pub use error::{Error, Result};
 pub use header_file::{
     Caller, Diagnosis, DsnNotify, DsnRet, Envelope, Header, HeaderFile, HostAddress, RcptState,
-    Recipient, Timestamp, split_message,
+    Recipient, Report, Timestamp, split_message,
 };
 pub use id::{IdFormat, IdGenerator, MessageId};
 pub use layout::Layout;

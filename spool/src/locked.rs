@@ -37,7 +37,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use durable::{Persist, replace_file};
 
 use crate::error::{Error, Result};
-use crate::header_file::{Diagnosis, Envelope, HeaderFile, RcptState};
+use crate::header_file::{Diagnosis, Envelope, HeaderFile, RcptState, Report};
 use crate::id::MessageId;
 use crate::journal::{self, Record};
 use crate::layout::Layout;
@@ -181,10 +181,7 @@ impl LockedMessage {
     /// Records, durably, that the delivery to recipient `index` starts.
     pub fn start(&mut self, index: usize) -> Result<()> {
         self.append(
-            &[Record {
-                index,
-                state: RcptState::InFlight { since: now() },
-            }],
+            &[Record::state(index, RcptState::InFlight { since: now() })],
             self.queue.syncs(),
         )
     }
@@ -210,6 +207,17 @@ impl LockedMessage {
     pub fn record_unsynced(&mut self, outcomes: &[(usize, RcptOutcome)]) -> Result<()> {
         let records = self.records(outcomes)?;
         self.append(&records, false)
+    }
+
+    /// Records, durably (synced whatever the durability: a report made
+    /// twice or never is what the steps exist to prevent), where the
+    /// failure reports of recipients stand.
+    pub fn record_reports(&mut self, reports: &[(usize, Report)]) -> Result<()> {
+        let records: Vec<Record> = reports
+            .iter()
+            .map(|(i, r)| Record::report(*i, r.clone()))
+            .collect();
+        self.append(&records, self.queue.syncs())
     }
 
     fn records(&self, outcomes: &[(usize, RcptOutcome)]) -> Result<Vec<Record>> {
@@ -239,10 +247,7 @@ impl LockedMessage {
                     why: why.clone(),
                 },
             };
-            records.push(Record {
-                index: *index,
-                state,
-            });
+            records.push(Record::state(*index, state));
         }
         Ok(records)
     }
@@ -537,6 +542,14 @@ mod tests {
             }
         ));
         d.record(2, RcptOutcome::Delivered).unwrap();
+        // The failed recipient owes its report: the message stays.
+        assert!(d.envelope().recipients[1].owes_report());
+        assert!(!d.envelope().is_complete());
+        d.record_reports(&[(1, Report::Making("1xZGKj-00028r-0y".into()))])
+            .unwrap();
+        assert!(!d.envelope().is_complete());
+        d.record_reports(&[(1, Report::Made("1xZGKj-00028r-0y".into()))])
+            .unwrap();
         assert_eq!(d.finish().unwrap(), Finished::Removed);
         assert!(matches!(q.read(&id), Err(Error::NotFound { .. })));
         assert!(
@@ -578,12 +591,9 @@ mod tests {
                 });
             // Each record has the same length here: what survives holds
             // at least the acknowledged ones.
-            let one = Record {
-                index: 0,
-                state: RcptState::Delivered { at: now() },
-            }
-            .encode()
-            .len() as u64;
+            let one = Record::state(0, RcptState::Delivered { at: now() })
+                .encode()
+                .len() as u64;
             assert!(img.durable >= acked as u64 * one, "cut {cut}: {img:?}");
         }
     }

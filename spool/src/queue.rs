@@ -182,39 +182,15 @@ impl Queue {
     /// time) and creates the body file under a temporary name. Write the
     /// body with [`Draft::write`], then [`Draft::finish`] it. Blocking I/O.
     pub fn draft(&self) -> Result<Draft> {
-        let layout = self.layout();
-        let io = self.io();
         let mut last = None;
         for _ in 0..ID_ATTEMPTS {
             let id = self.inner.ids.next();
-            let (h, d) = (layout.header(&id), layout.data(&id));
-            if sys::exists(&h).map_err(|e| Error::io("stat", &h, e))?
-                || sys::exists(&d).map_err(|e| Error::io("stat", &d, e))?
-            {
-                last = Some(h);
-                continue;
-            }
-            let tmp = layout.temp(&id, 'D');
-            match Staged::create(io, tmp.clone(), FILE_MODE) {
-                Ok(mut staged) => {
-                    let first = format!("{id}-D\n");
-                    if let Err(e) = staged.write(io, first.as_bytes()) {
-                        staged.discard(io);
-                        return Err(Error::io("write", tmp, e));
-                    }
-                    return Ok(Draft {
-                        queue: self.clone(),
-                        id,
-                        staged: Some(staged),
-                        body_size: 0,
-                        lines: 0,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(tmp),
-                Err(e) => return Err(Error::io("create", tmp, e)),
+            match self.try_draft(id)? {
+                Ok(draft) => return Ok(draft),
+                Err(taken) => last = Some(taken),
             }
         }
-        let path = last.unwrap_or_else(|| layout.input_root());
+        let path = last.unwrap_or_else(|| self.layout().input_root());
         Err(Error::io(
             "create",
             path,
@@ -223,6 +199,60 @@ impl Queue {
                 format!("no free message ID after {ID_ATTEMPTS} attempts"),
             ),
         ))
+    }
+
+    /// A draft under a given ID: a message whose ID was recorded before it
+    /// was written (a failure report's intent), written again after a
+    /// crash. `Ok(None)` when a message with that ID is queued already. A
+    /// temporary body file left by the crashed attempt is replaced.
+    pub fn draft_with_id(&self, id: MessageId) -> Result<Option<Draft>> {
+        let tmp = self.layout().temp(&id, 'D');
+        match self.io().remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", tmp, e)),
+        }
+        Ok(self.try_draft(id)?.ok())
+    }
+
+    /// Whether message `id` is queued (its `-H` exists).
+    pub fn contains(&self, id: &MessageId) -> Result<bool> {
+        match self.locate(id) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A draft under `id`, or `Err(path)` naming what holds the ID.
+    fn try_draft(&self, id: MessageId) -> Result<std::result::Result<Draft, PathBuf>> {
+        let layout = self.layout();
+        let io = self.io();
+        let (h, d) = (layout.header(&id), layout.data(&id));
+        if sys::exists(&h).map_err(|e| Error::io("stat", &h, e))?
+            || sys::exists(&d).map_err(|e| Error::io("stat", &d, e))?
+        {
+            return Ok(Err(h));
+        }
+        let tmp = layout.temp(&id, 'D');
+        match Staged::create(io, tmp.clone(), FILE_MODE) {
+            Ok(mut staged) => {
+                let first = format!("{id}-D\n");
+                if let Err(e) = staged.write(io, first.as_bytes()) {
+                    staged.discard(io);
+                    return Err(Error::io("write", tmp, e));
+                }
+                Ok(Ok(Draft {
+                    queue: self.clone(),
+                    id,
+                    staged: Some(staged),
+                    body_size: 0,
+                    lines: 0,
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Err(tmp)),
+            Err(e) => Err(Error::io("create", tmp, e)),
+        }
     }
 
     /// Writes a message (body from `body`) under temporary names. Nothing

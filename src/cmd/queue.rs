@@ -51,6 +51,12 @@ pub enum QueueCommand {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
     },
+    /// Give up: fail every pending recipient and report them to the
+    /// sender (Exim's -Mg).
+    Giveup {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
     /// Show the remote hosts' retry hints: last error, next try (Exim's exinext).
     Hints {
         /// Only hosts whose name or address contains this.
@@ -147,6 +153,7 @@ impl QueueCommand {
             "rm" => Ok(QueueCommand::Remove { ids }),
             "f" => Ok(QueueCommand::Freeze { ids }),
             "t" => Ok(QueueCommand::Thaw { ids }),
+            "g" => Ok(QueueCommand::Giveup { ids }),
             o => Err(format!("-M{o} is not supported")),
         }
     }
@@ -247,6 +254,11 @@ pub fn execute(cfg: &Config, cmd: &QueueCommand, out: &mut dyn Write, err: &mut 
         }),
         QueueCommand::Hints { filter, json } => {
             hints(&queue, filter.as_deref(), *json, out).map_err(|e| e.to_string())
+        }
+        // Needs the delivery agent: run by `cmd::giveup` (main.rs).
+        QueueCommand::Giveup { ids } => {
+            let _ = writeln!(err, "sluice: give up {ids:?}: not run here");
+            Ok(1)
         }
         QueueCommand::Thaw { ids } => each(ids, err, |id| {
             if queue.thaw(&id)? {
@@ -469,9 +481,9 @@ pub fn json_line(hf: &HeaderFile) -> String {
     format!("{v}\n")
 }
 
-/// `ID frozen by U`, `ID unfrozen by U`, `ID removed by U`, as Exim logs
-/// `-Mf`, `-Mt` and `-Mrm`.
-fn operator(id: MessageId, action: Action, who: &str) -> Event {
+/// `ID frozen by U`, `ID unfrozen by U`, `ID removed by U`, `ID cancelled
+/// by U`, as Exim logs `-Mf`, `-Mt`, `-Mrm` and `-Mg`.
+pub fn operator(id: MessageId, action: Action, who: &str) -> Event {
     Event::new(
         Some(id),
         Kind::Operator {

@@ -52,6 +52,8 @@ pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
             eprintln!("{id}: not delivered now (locked by another process, or nothing due)");
         }
     }
+    // Failure reports those attempts made get theirs now.
+    app.deliverer.deliver_made();
     // Connections kept for more messages say QUIT before the process ends.
     app.deliverer
         .close_remote(std::time::Duration::from_secs(10));

@@ -252,6 +252,8 @@ pub enum Action {
     Froze,
     Thawed,
     Removed,
+    /// `-Mg`: every pending recipient failed by an administrator.
+    Cancelled,
 }
 
 impl Action {
@@ -260,6 +262,7 @@ impl Action {
             Action::Froze => "frozen",
             Action::Thawed => "unfrozen",
             Action::Removed => "removed",
+            Action::Cancelled => "cancelled",
         }
     }
 }

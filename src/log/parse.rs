@@ -168,7 +168,12 @@ fn kind(has_id: bool, rest: &str) -> Option<Kind> {
                 reason: Some(r.to_string()),
             });
         }
-        for action in [Action::Froze, Action::Thawed, Action::Removed] {
+        for action in [
+            Action::Froze,
+            Action::Thawed,
+            Action::Removed,
+            Action::Cancelled,
+        ] {
             if let Some(by) = rest
                 .strip_prefix(action.as_str())
                 .and_then(|r| r.strip_prefix(" by "))
@@ -1252,6 +1257,7 @@ mod props {
                 prop_oneof![
                     Just(Action::Froze),
                     Just(Action::Thawed),
+                    Just(Action::Cancelled),
                     Just(Action::Removed)
                 ],
                 token()

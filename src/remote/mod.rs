@@ -591,7 +591,10 @@ fn settle(
                 Outcome::Failed {
                     status: cause.status(),
                     diagnostic: cause.to_string(),
-                    remote: Some(l.address.host.clone()),
+                    // The host, when it answered (not for a refusal made
+                    // here, such as a message over its SIZE).
+                    remote: matches!(cause, Cause::Remote(_))
+                        .then(|| format!("{} [{}]", l.address.host, l.address.ip)),
                 },
                 detail.clone(),
             )),

@@ -52,6 +52,8 @@ pub struct Request<'a> {
     pub sender: &'a str,
     /// The message as stored: header lines, a blank line, the body (LF).
     pub message: &'a [u8],
+    /// Lines written before it (`Return-path:`, `Envelope-to:`).
+    pub prefix: &'a [u8],
 }
 
 /// How far a transport got with a request.
@@ -84,7 +86,7 @@ impl Transport for maildir::MaildirTransport {
             base: Some(req.name.clone()),
             look_first: req.look_first,
         };
-        match self.stage(req.io, &target, &[], &mut &req.message[..]) {
+        match self.stage(req.io, &target, req.prefix, &mut &req.message[..]) {
             Ok(maildir::Staged::File(f)) => Started::Staged(f),
             Ok(maildir::Staged::Already) | Ok(maildir::Staged::Discarded) => {
                 Started::Done(Outcome::Delivered, Vec::new())
@@ -100,7 +102,12 @@ impl Transport for mbox::MboxTransport {
     }
 
     fn start(&self, req: &Request<'_>) -> Started {
-        match self.append(req.path, req.owner, req.sender, req.message) {
+        match self.append(
+            req.path,
+            req.owner,
+            req.sender,
+            std::io::Read::chain(req.prefix, req.message),
+        ) {
             Ok(done) => Started::Done(Outcome::Delivered, done.notices),
             Err(e) => Started::Done(Outcome::of_error(&e), Vec::new()),
         }

@@ -564,6 +564,7 @@ pub fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
 /// Splits a delivered message into its leading Received: header (with its
 /// continuation lines) and the rest; `None` when it does not start with one.
 pub fn split_received(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let msg = without_return_path(msg);
     if !msg.starts_with(b"Received: ") {
         return None;
     }
@@ -574,6 +575,20 @@ pub fn split_received(msg: &[u8]) -> Option<(&[u8], &[u8])> {
         if !matches!(msg.get(at), Some(b' ' | b'\t')) {
             return Some((&msg[..at], &msg[at..]));
         }
+    }
+}
+
+/// A delivered copy without the `Return-path:` line the embedded default's
+/// Maildir transport writes on top (`return_path_add`).
+pub fn without_return_path(msg: &[u8]) -> &[u8] {
+    if msg.starts_with(b"Return-path: <") {
+        let nl = msg
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(msg.len(), |n| n + 1);
+        &msg[nl..]
+    } else {
+        msg
     }
 }
 

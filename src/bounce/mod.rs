@@ -1,0 +1,367 @@
+//! Failure reports ("bounces"): every recipient that failed for good is
+//! reported to the envelope sender (or to the recipient's `errors_to`),
+//! never to `From:` or `Reply-To:`, in one report per attempt and
+//! destination address listing every recipient that failed in it.
+//!
+//! A report is an ordinary message in the queue, with the null sender. It is
+//! made in three durable steps, so that a crash between any two neither
+//! loses it nor makes it twice ([`spool::Report`]):
+//!
+//! 1. the intent, `b INDEX ID`, in the original's journal, naming the
+//!    report's message ID before anything of it exists;
+//! 2. the report's `-D` and `-H`, committed;
+//! 3. `B INDEX ID` in the original's journal.
+//!
+//! Only after step 3 may the original leave the queue. An intent without
+//! its end is finished by the next attempt on the original: if the report
+//! is queued, only step 3 is left; if not, it is made again under the same
+//! ID ([`spool::Queue::draft_with_id`]).
+//!
+//! A message with the null sender is itself a report: its failures are
+//! reported to nobody (no loops). The delivery agent freezes it instead,
+//! as Exim does ("Frozen (delivery error message)").
+
+pub mod report;
+
+use std::collections::BTreeMap;
+
+use spool::{
+    Caller, DsnNotify, Envelope, LockedMessage, MessageId, Queue, RcptState, Recipient, Report,
+};
+
+use crate::config::Config;
+use crate::log::{Arrival, Event, Kind, Logs, Origin, spooled_size};
+use report::{Failure, Original, Reporter};
+
+/// What settling a message's owed reports came to.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Reports queued now, to be delivered at once.
+    pub made: Vec<MessageId>,
+    /// Failures nobody is to be told about (the message is itself a
+    /// report): the caller freezes it.
+    pub unreported: bool,
+}
+
+/// Makes (or finishes making) every report message `d` owes.
+pub fn settle(
+    cfg: &Config,
+    queue: &Queue,
+    logs: &Logs,
+    d: &mut LockedMessage,
+    now: i64,
+) -> Result<Settled, spool::Error> {
+    let mut settled = Settled::default();
+    let env = d.envelope().clone();
+    // Reports whose intent was recorded: finish them under their ID.
+    let mut resumed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // New reports, by the address they go to.
+    let mut fresh: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut waived = Vec::new();
+    for (i, r) in env.recipients.iter().enumerate() {
+        if !r.owes_report() {
+            continue;
+        }
+        match &r.report {
+            Report::Making(id) => resumed.entry(id.clone()).or_default().push(i),
+            _ if !wants_failure_report(r) => waived.push((i, Report::Waived)),
+            _ if env.sender.is_empty() && r.errors_to.is_none() => settled.unreported = true,
+            _ => fresh
+                .entry(r.errors_to.clone().unwrap_or_else(|| env.sender.clone()))
+                .or_default()
+                .push(i),
+        }
+    }
+    if !waived.is_empty() {
+        d.record_reports(&waived)?;
+    }
+    for (id, indexes) in resumed {
+        let Ok(id) = MessageId::parse(&id) else {
+            continue;
+        };
+        let to = target(&env.recipients[indexes[0]], &env);
+        if !queue.contains(&id)? {
+            // The crash came before the report was committed.
+            if let Some(draft) = queue.draft_with_id(id)? {
+                write(cfg, queue, logs, d, draft, &to, &indexes, now)?;
+            }
+        }
+        let made: Vec<(usize, Report)> = indexes
+            .iter()
+            .map(|&i| (i, Report::Made(id.to_string())))
+            .collect();
+        d.record_reports(&made)?;
+        settled.made.push(id);
+    }
+    for (to, indexes) in fresh {
+        let draft = queue.draft()?;
+        let id = draft.id();
+        let intent: Vec<(usize, Report)> = indexes
+            .iter()
+            .map(|&i| (i, Report::Making(id.to_string())))
+            .collect();
+        d.record_reports(&intent)?;
+        write(cfg, queue, logs, d, draft, &to, &indexes, now)?;
+        let made: Vec<(usize, Report)> = indexes
+            .iter()
+            .map(|&i| (i, Report::Made(id.to_string())))
+            .collect();
+        d.record_reports(&made)?;
+        settled.made.push(id);
+    }
+    Ok(settled)
+}
+
+/// Where recipient `r`'s failure is reported.
+fn target(r: &Recipient, env: &Envelope) -> String {
+    r.errors_to.clone().unwrap_or_else(|| env.sender.clone())
+}
+
+/// RFC 3461: no NOTIFY means FAILURE and DELAY; otherwise only a NOTIFY
+/// with FAILURE (never with NEVER) asks for a failure report.
+fn wants_failure_report(r: &Recipient) -> bool {
+    let n = r.notify.0 & !DsnNotify::LAST_HOP;
+    n & (DsnNotify::SUCCESS | DsnNotify::FAILURE | DsnNotify::DELAY | DsnNotify::NEVER) == 0
+        || (n & DsnNotify::FAILURE != 0 && n & DsnNotify::NEVER == 0)
+}
+
+/// Composes the report for `indexes` of `d` into `draft` and commits it.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    cfg: &Config,
+    queue: &Queue,
+    logs: &Logs,
+    d: &LockedMessage,
+    mut draft: spool::Draft,
+    to: &str,
+    indexes: &[usize],
+    now: i64,
+) -> Result<(), spool::Error> {
+    let id = draft.id();
+    let env = d.envelope();
+    let failures: Vec<Failure> = indexes
+        .iter()
+        .filter_map(|&i| {
+            let r = &env.recipients[i];
+            match &r.state {
+                RcptState::Failed { at, why } => Some(Failure {
+                    address: r.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    why: why.clone(),
+                    at: *at,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    let header: Vec<u8> = d
+        .header_file()
+        .headers
+        .iter()
+        .filter(|h| !h.is_deleted())
+        .flat_map(|h| h.text.iter().copied())
+        .collect();
+    // The body is read only when it may be returned.
+    let whole = header.len() as u64 + 1 + env.body_size.unwrap_or(0);
+    let mut body = Vec::new();
+    if env.dsn_ret != Some(spool::DsnRet::Headers) && whole <= cfg.bounce_return_size_limit {
+        let mut b = d.body()?;
+        std::io::Read::read_to_end(&mut b, &mut body).map_err(|e| spool::Error::Io {
+            op: "read",
+            path: b.path().to_path_buf(),
+            source: e,
+        })?;
+    }
+    let caller = crate::sys::real_user()
+        .ok()
+        .flatten()
+        .unwrap_or_else(Caller::from_ids);
+    let composed = report::failure_report(
+        &Reporter {
+            host: &cfg.primary_hostname,
+            return_size_limit: cfg.bounce_return_size_limit,
+            login: &caller.login,
+        },
+        &Original {
+            id: d.id().as_str(),
+            sender: &env.sender,
+            arrival: env.arrival.secs,
+            envid: env.dsn_envid.as_deref(),
+            ret: env.dsn_ret,
+            header: &header,
+            body: &body,
+            international: !env.sender.is_ascii()
+                || env.recipients.iter().any(|r| !r.address.is_ascii())
+                || !header.is_ascii(),
+        },
+        to,
+        id.as_str(),
+        &failures,
+        now,
+    );
+    draft.write(&composed.body)?;
+    let mut report_env = Envelope::new("", &[to]);
+    report_env.caller = caller.clone();
+    report_env.protocol = Some("local".into());
+    report_env.local = true;
+    report_env.ident = Some(caller.login.clone());
+    // Exim marks a message it made to report errors so.
+    report_env.extra.push(("localerror".into(), None));
+    let staged = draft.finish(&report_env, &composed.headers)?;
+    let id = queue.commit(staged)?;
+
+    let size = spooled_size(&composed.headers, composed.body.len());
+    let mut arrival = Arrival::new("", Origin::Local(caller.login.clone()), "local", size);
+    arrival.bounce_of = Some(d.id().to_string());
+    let event = Event::new(Some(id), Kind::Arrival(arrival));
+    logs.main(&event);
+    let _ = queue.append_msglog(&id, &crate::log::stamped(&event));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spool::{Diagnosis, QueueOptions, RcptOutcome};
+
+    /// A queue holding one message from alice whose one recipient failed,
+    /// and what settling needs.
+    fn failed_message() -> (tempfile::TempDir, Config, Queue, Logs, MessageId) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::from_str(
+            "test",
+            &format!(
+                "data_dir = {:?}\nprimary_hostname = \"mx.example.org\"",
+                dir.path()
+            ),
+        )
+        .unwrap();
+        let queue = Queue::open(&dir.path().join("spool"), QueueOptions::default()).unwrap();
+        let logs = Logs::new(dir.path().join("log"));
+        let env = Envelope::new("alice@example.org", &["bob@remote.test"]);
+        let id = queue
+            .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
+            .unwrap();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record(
+            0,
+            RcptOutcome::Failed {
+                why: Diagnosis::text("Unrouteable address"),
+            },
+        )
+        .unwrap();
+        d.finish().unwrap();
+        (dir, cfg, queue, logs, id)
+    }
+
+    fn reports_to(queue: &Queue, original: &MessageId) -> Vec<MessageId> {
+        queue
+            .ids()
+            .unwrap()
+            .into_iter()
+            .filter(|id| id != original)
+            .collect()
+    }
+
+    #[test]
+    fn one_report_is_made_and_the_original_settles() {
+        let (_dir, cfg, queue, logs, id) = failed_message();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        assert_eq!(settled.made.len(), 1);
+        assert!(d.envelope().is_complete());
+        let made = reports_to(&queue, &id);
+        assert_eq!(made, settled.made);
+        let hf = queue.read(&made[0]).unwrap();
+        assert_eq!(hf.envelope.sender, "");
+        assert_eq!(hf.envelope.recipients[0].address, "alice@example.org");
+        // Settling again makes nothing more.
+        assert!(
+            settle(&cfg, &queue, &logs, &mut d, 0)
+                .unwrap()
+                .made
+                .is_empty()
+        );
+        assert_eq!(reports_to(&queue, &id).len(), 1);
+    }
+
+    /// A crash after the intent, before the report was committed: the next
+    /// attempt makes it under the recorded ID, once.
+    #[test]
+    fn an_intent_without_its_report_is_made_under_its_id() {
+        let (_dir, cfg, queue, logs, id) = failed_message();
+        let draft = queue.draft().unwrap();
+        let planned = draft.id();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record_reports(&[(0, Report::Making(planned.to_string()))])
+            .unwrap();
+        drop(draft); // the crash: its temporary file goes
+        drop(d);
+        let mut d = queue.begin_delivery(&id).unwrap();
+        assert_eq!(
+            d.envelope().recipients[0].report,
+            Report::Making(planned.to_string())
+        );
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        assert_eq!(settled.made, vec![planned]);
+        assert_eq!(reports_to(&queue, &id), vec![planned]);
+        assert_eq!(
+            d.envelope().recipients[0].report,
+            Report::Made(planned.to_string())
+        );
+    }
+
+    /// A crash after the report was committed, before `B`: only the end is
+    /// recorded; no second report.
+    #[test]
+    fn an_intent_whose_report_is_queued_is_not_made_twice() {
+        let (_dir, cfg, queue, logs, id) = failed_message();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let first = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made[0];
+        // Back to the state just before `B`.
+        d.record_reports(&[(0, Report::Making(first.to_string()))])
+            .unwrap();
+        drop(d);
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let again = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        assert_eq!(again.made, vec![first]);
+        assert_eq!(reports_to(&queue, &id), vec![first]);
+        assert!(d.envelope().is_complete());
+    }
+
+    #[test]
+    fn a_report_of_a_report_is_not_made() {
+        let (_dir, cfg, queue, logs, _) = failed_message();
+        let env = Envelope::new("", &["bob@remote.test"]);
+        let id = queue
+            .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
+            .unwrap();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record(
+            0,
+            RcptOutcome::Failed {
+                why: Diagnosis::text("Unrouteable address"),
+            },
+        )
+        .unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        assert!(settled.made.is_empty() && settled.unreported);
+        assert!(!d.envelope().is_complete());
+    }
+
+    #[test]
+    fn notify_decides_whether_a_failure_is_reported() {
+        let with = |n: u8| Recipient {
+            notify: DsnNotify(n),
+            ..Recipient::new("a@b")
+        };
+        assert!(wants_failure_report(&with(0)));
+        assert!(wants_failure_report(&with(DsnNotify::FAILURE)));
+        assert!(wants_failure_report(&with(
+            DsnNotify::FAILURE | DsnNotify::DELAY
+        )));
+        assert!(!wants_failure_report(&with(DsnNotify::NEVER)));
+        assert!(!wants_failure_report(&with(DsnNotify::SUCCESS)));
+        assert!(!wants_failure_report(&with(DsnNotify::DELAY)));
+    }
+}

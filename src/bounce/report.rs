@@ -1,0 +1,409 @@
+//! A failure report as RFC 3464 and RFC 6522 shape it: pure composition,
+//! no I/O. `multipart/report; report-type=delivery-status` with three
+//! parts: a text for people in Exim's wording, the `message/delivery-status`
+//! fields for programs, and the returned message (`message/rfc822`, or only
+//! its header as `text/rfc822-headers` when it is over the size limit or the
+//! sender asked `RET=HDRS`; `message/global` and `message/global-headers`
+//! for an internationalised message, RFC 6533).
+
+use spool::{Diagnosis, DsnRet, Header};
+
+use crate::clock::rfc5322;
+
+/// One failed recipient.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The envelope recipient, as the message had it.
+    pub address: String,
+    /// `ORCPT=` as received (`rfc822;user@example.com`).
+    pub orcpt: Option<String>,
+    pub why: Diagnosis,
+    /// When it failed.
+    pub at: u64,
+}
+
+/// The message being reported on.
+#[derive(Debug, Clone)]
+pub struct Original<'a> {
+    pub id: &'a str,
+    pub sender: &'a str,
+    pub arrival: u64,
+    /// `ENVID=`.
+    pub envid: Option<&'a str>,
+    pub ret: Option<DsnRet>,
+    /// Its header lines as stored (deleted ones left out), LF line ends.
+    pub header: &'a [u8],
+    pub body: &'a [u8],
+    /// It needs SMTPUTF8: its part is `message/global`.
+    pub international: bool,
+}
+
+/// What the reporting host says about itself.
+#[derive(Debug, Clone)]
+pub struct Reporter<'a> {
+    /// `primary_hostname`: `Reporting-MTA`, the `From:` domain.
+    pub host: &'a str,
+    /// Above this many bytes only the header is returned
+    /// (`bounce_return_size_limit`).
+    pub return_size_limit: u64,
+    /// `Received: from LOGIN`: the user Sluice runs as.
+    pub login: &'a str,
+}
+
+/// A composed report: its header lines and body (LF line ends).
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// The report `dsn_id` to `to` about `failures` of `original`, at `now`.
+pub fn failure_report(
+    reporter: &Reporter,
+    original: &Original,
+    to: &str,
+    dsn_id: &str,
+    failures: &[Failure],
+    now: i64,
+) -> Composed {
+    let boundary = format!("{dsn_id}-sluice-report");
+    let mut headers = vec![
+        Header::new(format!(
+            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
+            reporter.login,
+            reporter.host,
+            env!("CARGO_PKG_VERSION"),
+            rfc5322(now)
+        )),
+        Header::new(format!(
+            "X-Failed-Recipients: {}\n",
+            failures
+                .iter()
+                .map(|f| f.address.as_str())
+                .collect::<Vec<_>>()
+                .join(",\n  ")
+        )),
+        Header::new("Auto-Submitted: auto-replied\n"),
+        Header::new(format!(
+            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
+            reporter.host
+        )),
+        Header::new(format!("To: {to}\n")),
+    ];
+    if let Some(mid) = message_id(original.header) {
+        headers.push(Header::new(format!("References: {mid}\n")));
+        headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
+    }
+    headers.extend([
+        Header::new(format!(
+            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
+        )),
+        Header::new("MIME-Version: 1.0\n"),
+        Header::new("Subject: Mail delivery failed: returning message to sender\n"),
+        Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
+        Header::new(format!("Date: {}\n", rfc5322(now))),
+    ]);
+
+    let whole = original.header.len() as u64 + 1 + original.body.len() as u64;
+    let full = original.ret != Some(DsnRet::Headers) && whole <= reporter.return_size_limit;
+    let mut body = String::new();
+    let utf8 = !to.is_ascii() || failures.iter().any(|f| !f.address.is_ascii());
+    body.push_str(&format!(
+        "--{boundary}\nContent-type: text/plain; charset={}\n\n",
+        if utf8 { "utf-8" } else { "us-ascii" }
+    ));
+    body.push_str(&human_text(failures));
+    if original.ret != Some(DsnRet::Headers) && !full {
+        body.push_str(&format!(
+            "\nThe message is {whole} bytes long, over the limit of {} for returning it:\nonly its header is returned.\n",
+            reporter.return_size_limit
+        ));
+    }
+    body.push_str(&format!(
+        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
+        if original.international {
+            "global-"
+        } else {
+            ""
+        }
+    ));
+    body.push_str(&status_fields(reporter, original, failures));
+    let kind = match (full, original.international) {
+        (true, false) => "message/rfc822",
+        (true, true) => "message/global",
+        (false, false) => "text/rfc822-headers",
+        (false, true) => "message/global-headers",
+    };
+    body.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
+    let mut out = body.into_bytes();
+    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
+    out.extend_from_slice(original.header);
+    if full {
+        out.push(b'\n');
+        out.extend_from_slice(original.body);
+        if !original.body.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    Composed { headers, body: out }
+}
+
+/// The part for people, as Exim words it: each address, the host that
+/// refused it, and why.
+fn human_text(failures: &[Failure]) -> String {
+    let mut t = String::from(
+        "This message was created automatically by mail delivery software.\n\n\
+         A message that you sent could not be delivered to one or more of its\n\
+         recipients. This is a permanent error. The following address(es) failed:\n\n",
+    );
+    for f in failures {
+        t.push_str(&format!("  {}\n", f.address));
+        if let Some(host) = &f.why.remote {
+            t.push_str(&format!("    host {host}\n"));
+        }
+        // "SMTP error ... after RCPT TO:<x>:" on one line, the reply on the
+        // next, as Exim splits it.
+        match smtp_reply(&f.why.text) {
+            Some((context, reply)) => {
+                t.push_str(&format!("    {context}:\n    {reply}\n"));
+            }
+            None => {
+                for line in f.why.text.lines() {
+                    t.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+    }
+    t
+}
+
+/// The `message/delivery-status` fields: one block for the message, one
+/// per recipient (RFC 3464 §2.2, §2.3).
+fn status_fields(reporter: &Reporter, original: &Original, failures: &[Failure]) -> String {
+    let mut t = format!("Reporting-MTA: dns; {}\n", reporter.host);
+    if let Some(envid) = original.envid {
+        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
+    }
+    t.push_str(&format!(
+        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
+        original.id,
+        rfc5322(original.arrival as i64)
+    ));
+    for f in failures {
+        t.push('\n');
+        if let Some(orcpt) = &f.orcpt {
+            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
+        }
+        let kind = if f.address.is_ascii() {
+            "rfc822"
+        } else {
+            "utf-8"
+        };
+        t.push_str(&format!(
+            "Final-Recipient: {kind};{}\nAction: failed\nStatus: {}\n",
+            f.address,
+            f.why.status.as_deref().unwrap_or("5.0.0")
+        ));
+        let reply = smtp_reply(&f.why.text);
+        // Only a host that answered is named, and only an SMTP reply is
+        // an `smtp` diagnostic; a local failure is Sluice's own.
+        if let (Some(host), Some(_)) = (&f.why.remote, &reply) {
+            let name = host.split(" [").next().unwrap_or(host);
+            t.push_str(&format!("Remote-MTA: dns; {name}\n"));
+        }
+        match reply {
+            Some((_, reply)) => t.push_str(&format!("Diagnostic-Code: smtp; {reply}\n")),
+            None => t.push_str(&format!(
+                "Diagnostic-Code: X-Sluice; {}\n",
+                f.why.text.replace('\n', " ")
+            )),
+        }
+        t.push_str(&format!("Last-Attempt-Date: {}\n", rfc5322(f.at as i64)));
+    }
+    t
+}
+
+/// Splits `... SMTP error from remote mail server after CMD: REPLY` into
+/// the part before the reply and the reply.
+fn smtp_reply(text: &str) -> Option<(&str, &str)> {
+    let start = text.find("SMTP error from remote mail server after ")?;
+    let colon = text[start..].find(": ")? + start;
+    let reply = &text[colon + 2..];
+    (reply.len() >= 3 && reply.as_bytes()[..3].iter().all(u8::is_ascii_digit))
+        .then_some((&text[..colon], reply))
+}
+
+/// The `Message-ID:` of a header block, angle brackets included.
+fn message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("message-id") {
+            continue;
+        }
+        let mut v = value.trim().to_string();
+        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+            v.push_str(next.trim());
+            lines.next();
+        }
+        let (open, close) = (v.find('<')?, v.rfind('>')?);
+        return (open < close).then(|| v[open..=close].to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter() -> Reporter<'static> {
+        Reporter {
+            host: "mx.example.org",
+            return_size_limit: 100 * 1024,
+            login: "mail",
+        }
+    }
+
+    fn original<'a>(header: &'a [u8], body: &'a [u8]) -> Original<'a> {
+        Original {
+            id: "1xZGKj-00028m-0t",
+            sender: "alice@example.org",
+            arrival: 1_796_340_925,
+            envid: Some("QQ314159"),
+            ret: None,
+            header,
+            body,
+            international: false,
+        }
+    }
+
+    fn remote_failure() -> Failure {
+        Failure {
+            address: "bob@remote.test".into(),
+            orcpt: Some("rfc822;Bob@Remote.test".into()),
+            why: Diagnosis {
+                text: "SMTP error from remote mail server after RCPT TO:<bob@remote.test>: 550 5.1.1 no such user".into(),
+                status: Some("5.1.1".into()),
+                remote: Some("mx1.remote.test [192.0.2.1]".into()),
+            },
+            at: 1_796_340_926,
+        }
+    }
+
+    #[test]
+    fn a_remote_refusal_is_reported_with_its_host_and_reply() {
+        let header = b"Subject: hi\nMessage-ID: <m1@example.org>\n";
+        let c = failure_report(
+            &reporter(),
+            &original(header, b"hello\n"),
+            "alice@example.org",
+            "1xZGKj-00028r-0y",
+            &[remote_failure()],
+            1_796_340_927,
+        );
+        let body = String::from_utf8(c.body).unwrap();
+        assert!(body.contains(
+            "  bob@remote.test\n    host mx1.remote.test [192.0.2.1]\n    SMTP error from remote mail server after RCPT TO:<bob@remote.test>:\n    550 5.1.1 no such user\n"
+        ), "{body}");
+        for field in [
+            "Reporting-MTA: dns; mx.example.org\n",
+            "Original-Envelope-Id: QQ314159\n",
+            "Original-Recipient: rfc822;Bob@Remote.test\n",
+            "Final-Recipient: rfc822;bob@remote.test\n",
+            "Action: failed\n",
+            "Status: 5.1.1\n",
+            "Remote-MTA: dns; mx1.remote.test\n",
+            "Diagnostic-Code: smtp; 550 5.1.1 no such user\n",
+            "Content-type: message/rfc822\n\nReturn-path: <alice@example.org>\nSubject: hi\n",
+        ] {
+            assert!(body.contains(field), "{field:?} missing:\n{body}");
+        }
+        let names: Vec<String> = c
+            .headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(&h.text).into_owned())
+            .collect();
+        let all = names.concat();
+        for h in [
+            "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\n",
+            "Auto-Submitted: auto-replied\n",
+            "X-Failed-Recipients: bob@remote.test\n",
+            "References: <m1@example.org>\n",
+            "In-Reply-To: <m1@example.org>\n",
+            "To: alice@example.org\n",
+        ] {
+            assert!(all.contains(h), "{h:?} missing:\n{all}");
+        }
+    }
+
+    #[test]
+    fn a_local_failure_is_not_an_smtp_diagnostic_and_names_no_host() {
+        let f = Failure {
+            address: "carol@example.org".into(),
+            orcpt: None,
+            why: Diagnosis {
+                text: "Unrouteable address".into(),
+                status: Some("5.1.1".into()),
+                remote: None,
+            },
+            at: 1,
+        };
+        let c = failure_report(
+            &reporter(),
+            &original(b"Subject: x\n", b"b\n"),
+            "alice@example.org",
+            "1xZGKj-00028r-0y",
+            &[f],
+            2,
+        );
+        let body = String::from_utf8(c.body).unwrap();
+        assert!(body.contains("Diagnostic-Code: X-Sluice; Unrouteable address\n"));
+        assert!(!body.contains("Remote-MTA"));
+        assert!(body.contains("  carol@example.org\n    Unrouteable address\n"));
+    }
+
+    #[test]
+    fn only_the_header_returns_when_too_big_or_asked() {
+        let big = vec![b'x'; 200 * 1024];
+        for (ret, body_bytes) in [(None, &big[..]), (Some(DsnRet::Headers), &b"small\n"[..])] {
+            let mut o = original(b"Subject: big\n", body_bytes);
+            o.ret = ret;
+            let c = failure_report(
+                &reporter(),
+                &o,
+                "a@b",
+                "1xZGKj-00028r-0y",
+                &[remote_failure()],
+                3,
+            );
+            let body = String::from_utf8(c.body).unwrap();
+            assert!(body.contains("Content-type: text/rfc822-headers\n\nReturn-path: <alice@example.org>\nSubject: big\n\n--"), "{ret:?}");
+            assert!(!body.contains("xxxx") && !body.contains("small"));
+            assert_eq!(body.contains("over the limit"), ret.is_none());
+        }
+        let mut o = original(b"Subject: =?utf-8?q?x?=\n", b"b\n");
+        o.international = true;
+        let c = failure_report(
+            &reporter(),
+            &o,
+            "a@b",
+            "1xZGKj-00028r-0y",
+            &[remote_failure()],
+            3,
+        );
+        let body = String::from_utf8(c.body).unwrap();
+        assert!(body.contains("Content-type: message/global\n"));
+        assert!(body.contains("Content-type: message/global-delivery-status\n"));
+    }
+
+    #[test]
+    fn message_ids_are_found_folded_or_not() {
+        assert_eq!(message_id(b"Message-ID:\n <a@b>\n"), Some("<a@b>".into()));
+        assert_eq!(message_id(b"message-id: <x@y> (c)\n"), Some("<x@y>".into()));
+        assert_eq!(message_id(b"Subject: none\n"), None);
+    }
+}

@@ -1,0 +1,277 @@
+//! Failure reports end to end: a permanent failure brings a delivery
+//! status notification (RFC 3464) to the envelope sender, read back with
+//! Python's email package (tests/common/dsn.py) and compared with golden
+//! files (tests/dsn_golden/, `SLUICE_BLESS=1` writes them) with IDs and
+//! dates tokenised. Also: NOTIFY=NEVER, a report that fails (frozen, not
+//! reported), `-Mg`, and a report delivered to a real Exim 4.96.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Dir;
+use common::receiver::{Receiver, Script};
+
+/// `example.org` is local (Maildirs with `return_path_add`); `remote.test`
+/// goes to `hosts`; any other domain is unrouteable.
+fn config(d: &Dir, hosts: &str, top: &str) -> PathBuf {
+    let path = common::remote_config(
+        d,
+        top,
+        &format!(
+            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"remote.test {hosts}\"]\nignore_target_hosts = []"
+        ),
+        "",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "path = \"mail/{domain}/{local}\"",
+            "path = \"mail/{domain}/{local}\"\nreturn_path_add = true",
+        )
+        .replace(
+            "domains = [\"!+local_domains\"]",
+            "domains = [\"remote.test\"]",
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn send(d: &Dir, conf: &Path, extra: &[&str], sender: &str, rcpts: &[&str]) -> Output {
+    let mut args = vec!["--config", conf.to_str().unwrap(), "-odi", "-f", sender];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(rcpts);
+    let out = d.run(
+        &args,
+        b"From: Alice <alice@example.org>\nSubject: report me\nMessage-ID: <orig-1@example.org>\n\nthe body\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The messages in a local user's Maildir.
+fn mailbox(d: &Dir, local: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(d.maildir("example.org", local).join("new"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Python's reading of a report, tokenised.
+fn parsed(file: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/dsn.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "dsn.py {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/dsn_golden")
+        .join(name);
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (SLUICE_BLESS=1 writes it)\n{actual}",
+            path.display()
+        )
+    });
+    assert_eq!(actual, want, "{} differs", path.display());
+}
+
+fn count(d: &Dir, conf: &Path) -> usize {
+    let out = d.run(&["--config", conf.to_str().unwrap(), "-bpc"], b"");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(marker)).collect()
+}
+
+#[test]
+fn a_remote_refusal_is_reported_to_the_sender() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.2", Script::default());
+    let conf = config(&d, &format!("127.0.0.2::{}", rx.port()), "");
+    send(
+        &d,
+        &conf,
+        &[],
+        "alice@example.org",
+        &["ok@remote.test", "r550x@remote.test", "r550y@remote.test"],
+    );
+    let log = d.log("mainlog");
+    // One report for both failures, logged as Exim logs its own, before
+    // the original's Completed.
+    let report = lines_with(&log, " <= <> R=");
+    assert_eq!(report.len(), 1, "{log}");
+    assert!(log.find(" <= <> R=") < log.rfind(" Completed"), "{log}");
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1, "{log}");
+    golden("remote-550.json", &parsed(&inbox[0]));
+}
+
+#[test]
+fn an_unrouteable_address_is_reported_and_the_rest_delivered() {
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.2::9", "");
+    send(
+        &d,
+        &conf,
+        &[],
+        "alice@example.org",
+        &["nobody@nowhere.example", "bob@example.org"],
+    );
+    let log = d.log("mainlog");
+    assert_eq!(
+        lines_with(&log, " ** nobody@nowhere.example: Unrouteable address").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(mailbox(&d, "bob").len(), 1);
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1, "{log}");
+    golden("unrouteable.json", &parsed(&inbox[0]));
+    // The log still parses line for line.
+    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn notify_never_brings_no_report() {
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.2::9", "");
+    send(
+        &d,
+        &conf,
+        &["-N", "never"],
+        "alice@example.org",
+        &["nobody@nowhere.example"],
+    );
+    let log = d.log("mainlog");
+    assert!(lines_with(&log, " <= <> ").is_empty(), "{log}");
+    assert!(mailbox(&d, "alice").is_empty());
+    // Nothing owed: the message is gone.
+    assert_eq!(count(&d, &conf), 0, "{log}");
+}
+
+#[test]
+fn a_failing_report_is_frozen_not_reported_and_giving_up_ends_it() {
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.2::9", "");
+    send(&d, &conf, &[], "", &["nobody@nowhere.example"]);
+    let log = d.log("mainlog");
+    assert!(
+        lines_with(&log, " <= <> R=").is_empty(),
+        "no report of a report: {log}"
+    );
+    assert_eq!(
+        lines_with(&log, " Frozen (delivery error message)").len(),
+        1,
+        "{log}"
+    );
+    let list = d.run(&["--config", conf.to_str().unwrap(), "-bp"], b"");
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.contains("*** frozen ***"), "{list}");
+    let id = list.split_whitespace().nth(2).unwrap().to_string();
+
+    // -Mg: cancelled, reported to nobody, gone.
+    let out = d.run(&["--config", conf.to_str().unwrap(), "-Mg", &id], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = d.log("mainlog");
+    assert!(log.contains(&format!("{id} cancelled by ")), "{log}");
+    assert!(log.contains(&format!("{id} Completed")), "{log}");
+    assert!(lines_with(&log, " <= <> R=").is_empty(), "{log}");
+    assert_eq!(count(&d, &conf), 0);
+}
+
+#[test]
+fn giving_up_on_a_deferred_message_reports_it() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.3", Script::default());
+    let conf = config(&d, &format!("127.0.0.3::{}", rx.port()), "");
+    send(&d, &conf, &[], "alice@example.org", &["r451a@remote.test"]);
+    assert_eq!(count(&d, &conf), 1);
+    let list = d.run(&["--config", conf.to_str().unwrap(), "-bp"], b"");
+    let id = String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let out = d.run(&["--config", conf.to_str().unwrap(), "-Mg", &id], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = d.log("mainlog");
+    assert_eq!(
+        lines_with(&log, &format!(" <= <> R={id} ")).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1);
+    let report = parsed(&inbox[0]);
+    assert!(
+        report.contains("delivery cancelled by administrator"),
+        "{report}"
+    );
+}
+
+/// A report Sluice sends goes to a real Exim 4.96, which logs its arrival
+/// with the null sender; Python's reading of the copy Exim delivered
+/// matches the golden file.
+#[test]
+fn exim_receives_a_report() {
+    if !common::exim::available() {
+        return;
+    }
+    let d = Dir::new();
+    let exim = common::exim::Exim::start(d.path(), "127.0.0.4", "remote.test", None);
+    let conf = config(&d, &format!("127.0.0.4::{}", exim.addr.port()), "");
+    send(
+        &d,
+        &conf,
+        &[],
+        "sender@remote.test",
+        &["nobody@nowhere.example"],
+    );
+    let ok = common::wait_until(std::time::Duration::from_secs(10), || {
+        !exim.maildir().is_empty()
+    });
+    assert!(ok, "Exim got nothing: {}", d.log("mainlog"));
+    let elog = exim.mainlog();
+    assert_eq!(lines_with(&elog, " <= <> H=").len(), 1, "{elog}");
+    let copy = d.path().join("from-exim.eml");
+    std::fs::write(&copy, &exim.maildir()[0]).unwrap();
+    golden("exim-received.json", &parsed(&copy));
+}
