@@ -3,7 +3,7 @@
 //! Each rule holds until its cutoff (time since the first failure): `F,cut,i`
 //! retries every `i`; `G,cut,i,m` starts at `i` and multiplies the interval
 //! by `m` after each attempt. Past the last cutoff the address times out and
-//! fails (Exim bounces it; until bounces exist Sluice freezes the message).
+//! fails, and is reported to the sender (`crate::bounce`), as in Exim.
 
 use std::time::Duration;
 
