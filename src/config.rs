@@ -190,6 +190,8 @@ pub struct SmtpConfig {
     pub max_connections_per_host: usize,
     pub max_errors: usize,
     pub vrfy: bool,
+    /// Clients DSN is offered to: networks, and `+relay_from_hosts`.
+    pub dsn_advertise_hosts: Vec<String>,
     #[serde(deserialize_with = "duration")]
     pub command_timeout: Duration,
     #[serde(deserialize_with = "duration")]
@@ -401,7 +403,28 @@ impl Config {
         if self.queue.delivery_workers == 0 {
             return key("queue.delivery_workers", "must be at least 1");
         }
+        for h in &self.smtp.dsn_advertise_hosts {
+            if h != "+relay_from_hosts" && h.parse::<Network>().is_err() {
+                return key(
+                    "smtp.dsn_advertise_hosts",
+                    &format!("{h:?} is neither a network (192.0.2.0/24) nor \"+relay_from_hosts\""),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Whether DSN is offered to a client at `ip` (`None`: a local
+    /// submission, which always has it).
+    pub fn dsn_offered(&self, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = ip else { return true };
+        self.smtp.dsn_advertise_hosts.iter().any(|h| {
+            if h == "+relay_from_hosts" {
+                self.relay_allowed(ip)
+            } else {
+                h.parse::<Network>().is_ok_and(|n| n.contains(ip))
+            }
+        })
     }
 
     /// Whether `ip` may relay to any domain (`relay_from_hosts`).

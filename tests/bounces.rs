@@ -275,3 +275,91 @@ fn exim_receives_a_report() {
     std::fs::write(&copy, &exim.maildir()[0]).unwrap();
     golden("exim-received.json", &parsed(&copy));
 }
+
+/// What Python's smtplib hears: the EHLO keywords, then each command's
+/// reply code, for MAIL and RCPT with DSN parameters.
+const DSN_CLIENT: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+code, text = s.ehlo("client.test")
+print("DSN" if s.has_extn("dsn") else "no DSN")
+def cmd(line):
+    code, _ = s.docmd(line)
+    print(line, code)
+    return code
+cmd("MAIL FROM:<alice@example.org> RET=HDRS ENVID=QQ+2B314")
+if cmd("RCPT TO:<bob@localhost> NOTIFY=NEVER,SUCCESS") == 501:
+    cmd("RCPT TO:<bob@localhost> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Bob+2BX@example.org")
+cmd("RSET")
+cmd("MAIL FROM:<alice@example.org>")
+cmd("RCPT TO:<bob@localhost> NOTIFY=NEVER")
+cmd("RSET")
+s.quit()
+"#;
+
+/// DSN (RFC 3461) is offered only to clients in `dsn_advertise_hosts`
+/// (default: `relay_from_hosts`); others get 555 for its parameters. What
+/// an allowed client gives lands in the `-H` in Exim's layout.
+#[test]
+fn dsn_parameters_only_for_allowed_clients_and_stored_as_exim_does() {
+    let d = Dir::new();
+    let daemon = d.serve(&[]);
+    let port = daemon.smtp.port().to_string();
+    let out = common::python(DSN_CLIENT, &[&port]);
+    assert!(out.starts_with("no DSN\n"), "{out}");
+    assert!(
+        out.contains("MAIL FROM:<alice@example.org> RET=HDRS ENVID=QQ+2B314 555"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RCPT TO:<bob@localhost> NOTIFY=NEVER 555"),
+        "{out}"
+    );
+    drop(daemon);
+
+    let d = Dir::new();
+    let daemon = d.serve(&[
+        "queue_only=true",
+        "smtp.dsn_advertise_hosts=[\"127.0.0.0/8\"]",
+    ]);
+    let port = daemon.smtp.port().to_string();
+    let out = common::python(DSN_CLIENT, &[&port]);
+    assert!(out.starts_with("DSN\n"), "{out}");
+    assert!(out.contains("RET=HDRS ENVID=QQ+2B314 250"), "{out}");
+    assert!(out.contains("NOTIFY=NEVER,SUCCESS 501"), "{out}");
+    assert!(
+        out.contains("NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Bob+2BX@example.org 250"),
+        "{out}"
+    );
+
+    // A message with them, queued: its -H as Exim writes one.
+    let msg = common::python(
+        r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.sendmail("alice@example.org", ["bob@localhost"], "Subject: dsn\r\n\r\nx\r\n",
+           mail_options=["RET=HDRS", "ENVID=QQ+2B314"],
+           rcpt_options=["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;Bob+2BX@example.org"])
+s.quit()
+print("sent")
+"#,
+        &[&port],
+    );
+    assert_eq!(msg.trim(), "sent");
+    let list = d.run(&["-bp"], b"");
+    let id = String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let h = d.run(&["-Mvh", &id], b"");
+    let h = String::from_utf8_lossy(&h.stdout).into_owned();
+    assert!(h.contains("\n-dsn_envid QQ+314\n"), "{h}");
+    assert!(h.contains("\n-dsn_ret 1\n"), "{h}");
+    // Exim's extended recipient: address, ORCPT, its length and the
+    // NOTIFY bits (SUCCESS 4 + DELAY 16), no errors_to (`0,-1`), flags 3.
+    assert!(
+        h.contains("\nbob@localhost rfc822;Bob+X@example.org 24,20  0,-1#3\n"),
+        "{h}"
+    );
+}

@@ -81,6 +81,9 @@ impl Session {
         out.push("SMTPUTF8".to_owned());
         out.push("ENHANCEDSTATUSCODES".to_owned());
         out.push("CHUNKING".to_owned());
+        if self.dsn {
+            out.push("DSN".to_owned());
+        }
         // RFC 3207 §4.2: never offered again once TLS is active.
         if self.config.tls_available && self.tls.is_none() {
             out.push("STARTTLS".to_owned());

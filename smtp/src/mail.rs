@@ -36,7 +36,8 @@ impl Session {
         };
         // A source route on the reverse-path is ignored, as RFC 5321
         // §4.1.1.2 says; it cannot make Sluice relay anything.
-        let params = match params::parse_mail(&rest[path.len..], verb != HelloVerb::Helo) {
+        let params = match params::parse_mail(&rest[path.len..], verb != HelloVerb::Helo, self.dsn)
+        {
             Ok(params) => params,
             Err(ParamError::Syntax(detail)) => {
                 return self.refuse(line, reply::param_syntax(&detail));

@@ -32,7 +32,7 @@ impl Session {
         if path.source_route {
             return self.refuse(line, reply::source_route());
         }
-        let params = match params::parse_rcpt(&rest[path.len..]) {
+        let params = match params::parse_rcpt(&rest[path.len..], self.dsn) {
             Ok(params) => params,
             Err(ParamError::Syntax(detail)) => {
                 return self.refuse(line, reply::param_syntax(&detail));

@@ -356,9 +356,19 @@ pub struct Session {
     event: Option<Event>,
     notices: VecDeque<Notice>,
     errors: usize,
+    /// DSN (RFC 3461) is offered to this client: advertised, and its
+    /// parameters accepted ([`Session::offer_dsn`]).
+    pub(super) dsn: bool,
 }
 
 impl Session {
+    /// Offers DSN to this client, or not (the default): whom it is offered
+    /// to is policy (`dsn_advertise_hosts`), since a report to a forged
+    /// sender is mail to a third party.
+    pub fn offer_dsn(&mut self, on: bool) {
+        self.dsn = on;
+    }
+
     /// A new session for a client at `peer` (`None` for a local session on
     /// stdin). The first poll asks for a verdict on [`Event::Connect`]. For
     /// implicit TLS (port 465), call [`Session::tls_established`] first.
@@ -381,6 +391,7 @@ impl Session {
             event: Some(Event::Connect),
             notices: VecDeque::new(),
             errors: 0,
+            dsn: false,
         }
     }
 

@@ -156,6 +156,24 @@ impl DsnNotify {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The flags of a `NOTIFY=` value; none of the three is `NEVER`.
+    pub fn from_flags(success: bool, failure: bool, delay: bool) -> DsnNotify {
+        if !(success || failure || delay) {
+            return DsnNotify(DsnNotify::NEVER);
+        }
+        let mut bits = 0;
+        for (on, bit) in [
+            (success, DsnNotify::SUCCESS),
+            (failure, DsnNotify::FAILURE),
+            (delay, DsnNotify::DELAY),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        DsnNotify(bits)
+    }
 }
 
 /// Where a recipient stands.

@@ -470,6 +470,7 @@ pub async fn serve_connection(
         shared.smtp.clone()
     };
     let mut session = Session::new(config, peer);
+    session.offer_dsn(shared.cfg.dsn_offered(peer.map(|p| p.ip())));
     if let Some(info) = implicit_tls {
         session.tls_established(info);
     }

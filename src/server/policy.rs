@@ -297,6 +297,18 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
         .collect();
     let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let mut senv = Envelope::new(from.clone(), &rcpt_refs);
+    // DSN (RFC 3461), as the client gave it, in Exim's -H layout.
+    senv.dsn_ret = env.params.ret.map(|r| match r {
+        smtp::client::Ret::Full => spool::DsnRet::Full,
+        smtp::client::Ret::Headers => spool::DsnRet::Headers,
+    });
+    senv.dsn_envid = env.params.envid.clone();
+    for (r, given) in senv.recipients.iter_mut().zip(&env.recipients) {
+        r.orcpt = given.params.orcpt.clone();
+        if let Some(n) = given.params.notify {
+            r.notify = spool::DsnNotify::from_flags(n.success, n.failure, n.delay);
+        }
+    }
     senv.caller = crate::sys::process_caller().clone();
     senv.protocol = Some(env.protocol.clone());
     senv.helo_name = Some(env.helo.clone());
