@@ -235,11 +235,16 @@ impl Deliverer {
     /// Makes the failure reports `d` owes ([`bounce::settle`]) and starts
     /// their delivery. Returns why the message must be frozen instead, if
     /// it must: failures of a message nobody can be told about.
-    fn settle_reports(&self, d: &mut LockedMessage, id: &MessageId) -> Option<String> {
+    fn settle_reports(
+        &self,
+        d: &mut LockedMessage,
+        id: &MessageId,
+        relayed: &std::collections::HashMap<usize, String>,
+    ) -> Option<String> {
         if !d.envelope().recipients.iter().any(|r| r.owes_report()) {
             return None;
         }
-        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now()) {
+        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now(), relayed) {
             Ok(settled) => {
                 self.spawned(settled.made);
                 settled
@@ -501,7 +506,7 @@ impl Deliverer {
             // Nothing left to deliver: reports still owed are made (after
             // a crash, or for a message frozen before it could be told),
             // then finish removes a complete message.
-            if let Some(reason) = self.settle_reports(&mut d, id) {
+            if let Some(reason) = self.settle_reports(&mut d, id, &Default::default()) {
                 return Step::Done(self.freeze(d, id, reason));
             }
             return Step::Done(self.finish(d, id));
@@ -693,6 +698,11 @@ impl Deliverer {
         let mut lines = Vec::new();
         let mut records = Vec::new();
         let mut any_failed = false;
+        // Remote deliveries, for success reports (NOTIFY=SUCCESS): handed
+        // to a host with DSN (it reports from now on), or relayed to one
+        // without (`Action: relayed`, naming it).
+        let mut passed_on = Vec::new();
+        let mut relayed = std::collections::HashMap::new();
         for rcpt in rcpts {
             let recorded = match rcpt.routing {
                 RcptRouting::Unrouted(outcome) => self.judge(
@@ -716,6 +726,14 @@ impl Deliverer {
                         let outcome = match progress {
                             Progress::Done(o) => o,
                             Progress::Remote(o, d) => {
+                                if o == Outcome::Delivered {
+                                    if d.dsn {
+                                        passed_on.push((rcpt.index, spool::Report::Waived));
+                                    } else if let Some(h) = &d.host {
+                                        relayed
+                                            .insert(rcpt.index, format!("{} [{}]", h.host, h.ip));
+                                    }
+                                }
                                 detail = Some(d);
                                 o
                             }
@@ -765,7 +783,12 @@ impl Deliverer {
         // to record. The message is removed without a flush; if a crash or
         // power cut loses that removal, the next attempt finds each file by
         // name.
+        let wants_success = env
+            .recipients
+            .iter()
+            .any(|r| bounce::wants_success_report(r) && !r.report.is_settled());
         let all_delivered = found_by_name
+            && !wants_success
             && records
                 .iter()
                 .all(|(_, o)| *o == spool::RcptOutcome::Delivered)
@@ -796,11 +819,18 @@ impl Deliverer {
                 .panic(&format!("{id} cannot record delivery outcomes: {e}"));
             return Attempt::Kept;
         }
+        if !passed_on.is_empty()
+            && let Err(e) = d.record_reports(&passed_on)
+        {
+            self.logs
+                .panic(&format!("{id} cannot record delivery outcomes: {e}"));
+            return Attempt::Kept;
+        }
         // Permanent failures are reported to the sender; those of a
         // message nobody can be told about freeze it, as does routing that
         // found only this host (an operator must say where it goes).
         let unreported = if any_failed || d.envelope().recipients.iter().any(|r| r.owes_report()) {
-            self.settle_reports(&mut d, id)
+            self.settle_reports(&mut d, id, &relayed)
         } else {
             None
         };

@@ -363,3 +363,54 @@ print("sent")
         "{h}"
     );
 }
+
+/// NOTIFY=SUCCESS: a report with `Action: delivered` after a local
+/// delivery, `Action: relayed` (naming the host) after a remote one to a
+/// host without DSN, and none when the host offers DSN (the NOTIFY went on
+/// with the message). Headers only, `Auto-Submitted: auto-generated`.
+#[test]
+fn success_reports_when_asked() {
+    let d = Dir::new();
+    let plain = Receiver::start("127.0.0.5", Script::default());
+    let conf = config(&d, &format!("127.0.0.5::{}", plain.port()), "");
+    send(
+        &d,
+        &conf,
+        &["-N", "success"],
+        "alice@example.org",
+        &["bob@example.org", "carol@remote.test"],
+    );
+    let log = d.log("mainlog");
+    assert_eq!(lines_with(&log, " <= <> R=").len(), 1, "{log}");
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1, "{log}");
+    golden("success.json", &parsed(&inbox[0]));
+
+    // A next hop with DSN: the NOTIFY goes on, no report from here.
+    let d = Dir::new();
+    let dsn = Receiver::start(
+        "127.0.0.6",
+        Script {
+            dsn: true,
+            ..Script::default()
+        },
+    );
+    let conf = config(&d, &format!("127.0.0.6::{}", dsn.port()), "");
+    send(
+        &d,
+        &conf,
+        &["-N", "success,failure"],
+        "alice@example.org",
+        &["dave@remote.test"],
+    );
+    let log = d.log("mainlog");
+    assert!(lines_with(&log, " <= <> ").is_empty(), "{log}");
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let cmds = dsn.commands();
+    assert!(
+        cmds.iter()
+            .any(|c| c == "RCPT TO:<dave@remote.test> NOTIFY=SUCCESS,FAILURE"),
+        "{cmds:?}"
+    );
+}

@@ -289,19 +289,24 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    /// No further work: delivered, or failed with its report made or
+    /// No further work: delivered or failed, with the report owed for it
+    /// (a failure, or a success asked for with `NOTIFY=SUCCESS`) made or
     /// waived.
     pub fn is_settled(&self) -> bool {
-        match self.state {
-            RcptState::Delivered { .. } => true,
-            RcptState::Failed { .. } => self.report.is_settled(),
-            _ => false,
-        }
+        self.state.is_done() && !self.owes_report()
     }
 
-    /// Failed, and its report not made yet.
+    /// Failed, or delivered with `NOTIFY=SUCCESS`, and its report not made
+    /// (nor waived) yet.
     pub fn owes_report(&self) -> bool {
-        matches!(self.state, RcptState::Failed { .. }) && !self.report.is_settled()
+        let due = match self.state {
+            RcptState::Failed { .. } => true,
+            RcptState::Delivered { .. } => {
+                self.notify.0 & DsnNotify::SUCCESS != 0 && self.notify.0 & DsnNotify::NEVER == 0
+            }
+            _ => false,
+        };
+        due && !self.report.is_settled()
     }
 }
 

@@ -23,7 +23,7 @@
 
 pub mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use spool::{
     Caller, DsnNotify, Envelope, LockedMessage, MessageId, Queue, RcptState, Recipient, Report,
@@ -43,33 +43,38 @@ pub struct Settled {
     pub unreported: bool,
 }
 
-/// Makes (or finishes making) every report message `d` owes.
+/// Makes (or finishes making) every report message `d` owes: failure
+/// reports, and success reports for `NOTIFY=SUCCESS`. `relayed`: the
+/// recipients just handed to a next hop that does not offer DSN, with the
+/// host (`Action: relayed`; after a crash they read as delivered).
 pub fn settle(
     cfg: &Config,
     queue: &Queue,
     logs: &Logs,
     d: &mut LockedMessage,
     now: i64,
+    relayed: &HashMap<usize, String>,
 ) -> Result<Settled, spool::Error> {
     let mut settled = Settled::default();
     let env = d.envelope().clone();
     // Reports whose intent was recorded: finish them under their ID.
     let mut resumed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    // New reports, by the address they go to.
-    let mut fresh: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // New reports, by the address they go to and their kind (failures and
+    // successes are separate reports, as in Exim).
+    let mut fresh: BTreeMap<(String, bool), Vec<usize>> = BTreeMap::new();
     let mut waived = Vec::new();
     for (i, r) in env.recipients.iter().enumerate() {
         if !r.owes_report() {
             continue;
         }
+        let failed = matches!(r.state, RcptState::Failed { .. });
         match &r.report {
             Report::Making(id) => resumed.entry(id.clone()).or_default().push(i),
-            _ if !wants_failure_report(r) => waived.push((i, Report::Waived)),
+            _ if failed && !wants_failure_report(r) => waived.push((i, Report::Waived)),
+            // A report is never reported on.
+            _ if !failed && env.sender.is_empty() => waived.push((i, Report::Waived)),
             _ if env.sender.is_empty() && r.errors_to.is_none() => settled.unreported = true,
-            _ => fresh
-                .entry(r.errors_to.clone().unwrap_or_else(|| env.sender.clone()))
-                .or_default()
-                .push(i),
+            _ => fresh.entry((target(r, &env), failed)).or_default().push(i),
         }
     }
     if !waived.is_empty() {
@@ -83,7 +88,7 @@ pub fn settle(
         if !queue.contains(&id)? {
             // The crash came before the report was committed.
             if let Some(draft) = queue.draft_with_id(id)? {
-                write(cfg, queue, logs, d, draft, &to, &indexes, now)?;
+                write(cfg, queue, logs, d, draft, &to, &indexes, now, relayed)?;
             }
         }
         let made: Vec<(usize, Report)> = indexes
@@ -93,7 +98,7 @@ pub fn settle(
         d.record_reports(&made)?;
         settled.made.push(id);
     }
-    for (to, indexes) in fresh {
+    for ((to, _), indexes) in fresh {
         let draft = queue.draft()?;
         let id = draft.id();
         let intent: Vec<(usize, Report)> = indexes
@@ -101,7 +106,7 @@ pub fn settle(
             .map(|&i| (i, Report::Making(id.to_string())))
             .collect();
         d.record_reports(&intent)?;
-        write(cfg, queue, logs, d, draft, &to, &indexes, now)?;
+        write(cfg, queue, logs, d, draft, &to, &indexes, now, relayed)?;
         let made: Vec<(usize, Report)> = indexes
             .iter()
             .map(|&i| (i, Report::Made(id.to_string())))
@@ -125,7 +130,13 @@ fn wants_failure_report(r: &Recipient) -> bool {
         || (n & DsnNotify::FAILURE != 0 && n & DsnNotify::NEVER == 0)
 }
 
-/// Composes the report for `indexes` of `d` into `draft` and commits it.
+/// Whether recipient `r` asked for a success report.
+pub fn wants_success_report(r: &Recipient) -> bool {
+    r.notify.0 & DsnNotify::SUCCESS != 0 && r.notify.0 & DsnNotify::NEVER == 0
+}
+
+/// Composes the report for `indexes` of `d` into `draft` and commits it: a
+/// failure report, or a success report when they were delivered.
 #[allow(clippy::too_many_arguments)]
 fn write(
     cfg: &Config,
@@ -136,9 +147,30 @@ fn write(
     to: &str,
     indexes: &[usize],
     now: i64,
+    relayed: &HashMap<usize, String>,
 ) -> Result<(), spool::Error> {
     let id = draft.id();
     let env = d.envelope();
+    let deliveries: Vec<report::Delivery> = indexes
+        .iter()
+        .filter_map(|&i| {
+            let r = &env.recipients[i];
+            match &r.state {
+                RcptState::Delivered { at } => Some(report::Delivery {
+                    address: r.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    action: if relayed.contains_key(&i) {
+                        report::Success::Relayed
+                    } else {
+                        report::Success::Delivered
+                    },
+                    remote: relayed.get(&i).cloned(),
+                    at: *at,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
     let failures: Vec<Failure> = indexes
         .iter()
         .filter_map(|&i| {
@@ -164,7 +196,10 @@ fn write(
     // The body is read only when it may be returned.
     let whole = header.len() as u64 + 1 + env.body_size.unwrap_or(0);
     let mut body = Vec::new();
-    if env.dsn_ret != Some(spool::DsnRet::Headers) && whole <= cfg.bounce_return_size_limit {
+    if !failures.is_empty()
+        && env.dsn_ret != Some(spool::DsnRet::Headers)
+        && whole <= cfg.bounce_return_size_limit
+    {
         let mut b = d.body()?;
         std::io::Read::read_to_end(&mut b, &mut body).map_err(|e| spool::Error::Io {
             op: "read",
@@ -176,29 +211,29 @@ fn write(
         .ok()
         .flatten()
         .unwrap_or_else(Caller::from_ids);
-    let composed = report::failure_report(
-        &Reporter {
-            host: &cfg.primary_hostname,
-            return_size_limit: cfg.bounce_return_size_limit,
-            login: &caller.login,
-        },
-        &Original {
-            id: d.id().as_str(),
-            sender: &env.sender,
-            arrival: env.arrival.secs,
-            envid: env.dsn_envid.as_deref(),
-            ret: env.dsn_ret,
-            header: &header,
-            body: &body,
-            international: !env.sender.is_ascii()
-                || env.recipients.iter().any(|r| !r.address.is_ascii())
-                || !header.is_ascii(),
-        },
-        to,
-        id.as_str(),
-        &failures,
-        now,
-    );
+    let reporter = Reporter {
+        host: &cfg.primary_hostname,
+        return_size_limit: cfg.bounce_return_size_limit,
+        login: &caller.login,
+    };
+    let original_id = d.id();
+    let original = Original {
+        id: original_id.as_str(),
+        sender: &env.sender,
+        arrival: env.arrival.secs,
+        envid: env.dsn_envid.as_deref(),
+        ret: env.dsn_ret,
+        header: &header,
+        body: &body,
+        international: !env.sender.is_ascii()
+            || env.recipients.iter().any(|r| !r.address.is_ascii())
+            || !header.is_ascii(),
+    };
+    let composed = if failures.is_empty() {
+        report::success_report(&reporter, &original, to, id.as_str(), &deliveries, now)
+    } else {
+        report::failure_report(&reporter, &original, to, id.as_str(), &failures, now)
+    };
     draft.write(&composed.body)?;
     let mut report_env = Envelope::new("", &[to]);
     report_env.caller = caller.clone();
@@ -267,7 +302,7 @@ mod tests {
     fn one_report_is_made_and_the_original_settles() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
         assert_eq!(settled.made.len(), 1);
         assert!(d.envelope().is_complete());
         let made = reports_to(&queue, &id);
@@ -277,7 +312,7 @@ mod tests {
         assert_eq!(hf.envelope.recipients[0].address, "alice@example.org");
         // Settling again makes nothing more.
         assert!(
-            settle(&cfg, &queue, &logs, &mut d, 0)
+            settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new())
                 .unwrap()
                 .made
                 .is_empty()
@@ -302,7 +337,7 @@ mod tests {
             d.envelope().recipients[0].report,
             Report::Making(planned.to_string())
         );
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
         assert_eq!(settled.made, vec![planned]);
         assert_eq!(reports_to(&queue, &id), vec![planned]);
         assert_eq!(
@@ -317,13 +352,15 @@ mod tests {
     fn an_intent_whose_report_is_queued_is_not_made_twice() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let first = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made[0];
+        let first = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new())
+            .unwrap()
+            .made[0];
         // Back to the state just before `B`.
         d.record_reports(&[(0, Report::Making(first.to_string()))])
             .unwrap();
         drop(d);
         let mut d = queue.begin_delivery(&id).unwrap();
-        let again = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        let again = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
         assert_eq!(again.made, vec![first]);
         assert_eq!(reports_to(&queue, &id), vec![first]);
         assert!(d.envelope().is_complete());
@@ -344,7 +381,7 @@ mod tests {
             },
         )
         .unwrap();
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
         assert!(settled.made.is_empty() && settled.unreported);
         assert!(!d.envelope().is_complete());
     }

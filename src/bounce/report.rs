@@ -149,6 +149,143 @@ pub fn failure_report(
     Composed { headers, body: out }
 }
 
+/// What became of a recipient a success report is about (RFC 3464
+/// §2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Success {
+    /// Delivered here.
+    Delivered,
+    /// Handed to a next hop that does not offer DSN: no report will come
+    /// from further on.
+    Relayed,
+}
+
+/// One recipient of a success report.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub action: Success,
+    /// The host that took it, for a relayed one.
+    pub remote: Option<String>,
+    pub at: u64,
+}
+
+/// The report `dsn_id` to `to` that `deliveries` of `original` went well
+/// (`NOTIFY=SUCCESS`): the header only is returned, and it is marked
+/// `Auto-Submitted: auto-generated` (RFC 3461 §6.2).
+pub fn success_report(
+    reporter: &Reporter,
+    original: &Original,
+    to: &str,
+    dsn_id: &str,
+    deliveries: &[Delivery],
+    now: i64,
+) -> Composed {
+    let boundary = format!("{dsn_id}-sluice-report");
+    let mut headers = vec![
+        Header::new(format!(
+            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
+            reporter.login,
+            reporter.host,
+            env!("CARGO_PKG_VERSION"),
+            rfc5322(now)
+        )),
+        Header::new("Auto-Submitted: auto-generated\n"),
+        Header::new(format!(
+            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
+            reporter.host
+        )),
+        Header::new(format!("To: {to}\n")),
+    ];
+    if let Some(mid) = message_id(original.header) {
+        headers.push(Header::new(format!("References: {mid}\n")));
+        headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
+    }
+    headers.extend([
+        Header::new(format!(
+            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
+        )),
+        Header::new("MIME-Version: 1.0\n"),
+        Header::new("Subject: Delivery Status Notification\n"),
+        Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
+        Header::new(format!("Date: {}\n", rfc5322(now))),
+    ]);
+    let mut t = format!(
+        "--{boundary}\nContent-type: text/plain; charset={}\n\n\
+         This message was created automatically by mail delivery software.\n\n\
+         Your message has been delivered to the following address(es), or\n\
+         passed on to a host that will not report on it further:\n\n",
+        if deliveries.iter().all(|d| d.address.is_ascii()) {
+            "us-ascii"
+        } else {
+            "utf-8"
+        }
+    );
+    for d in deliveries {
+        t.push_str(&format!("  {}\n", d.address));
+        match (d.action, &d.remote) {
+            (Success::Relayed, Some(host)) => t.push_str(&format!(
+                "    relayed to host {host}, which does not offer DSN\n"
+            )),
+            (Success::Relayed, None) => t.push_str("    relayed\n"),
+            (Success::Delivered, _) => t.push_str("    delivered\n"),
+        }
+    }
+    t.push_str(&format!(
+        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
+        if original.international {
+            "global-"
+        } else {
+            ""
+        }
+    ));
+    t.push_str(&format!("Reporting-MTA: dns; {}\n", reporter.host));
+    if let Some(envid) = original.envid {
+        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
+    }
+    t.push_str(&format!(
+        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
+        original.id,
+        rfc5322(original.arrival as i64)
+    ));
+    for d in deliveries {
+        t.push('\n');
+        if let Some(orcpt) = &d.orcpt {
+            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
+        }
+        let kind = if d.address.is_ascii() {
+            "rfc822"
+        } else {
+            "utf-8"
+        };
+        t.push_str(&format!(
+            "Final-Recipient: {kind};{}\nAction: {}\nStatus: 2.0.0\n",
+            d.address,
+            match d.action {
+                Success::Delivered => "delivered",
+                Success::Relayed => "relayed",
+            }
+        ));
+        if let (Success::Relayed, Some(host)) = (d.action, &d.remote) {
+            let name = host.split(" [").next().unwrap_or(host);
+            t.push_str(&format!("Remote-MTA: dns; {name}\n"));
+        }
+        t.push_str(&format!("Last-Attempt-Date: {}\n", rfc5322(d.at as i64)));
+    }
+    let kind = if original.international {
+        "message/global-headers"
+    } else {
+        "text/rfc822-headers"
+    };
+    t.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
+    let mut out = t.into_bytes();
+    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
+    out.extend_from_slice(original.header);
+    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    Composed { headers, body: out }
+}
+
 /// The part for people, as Exim words it: each address, the host that
 /// refused it, and why.
 fn human_text(failures: &[Failure]) -> String {

@@ -318,6 +318,11 @@ impl Live {
         step
     }
 
+    /// The peer advertised DSN (RFC 3461).
+    pub fn offers_dsn(&self) -> bool {
+        self.session.capabilities().is_some_and(|c| c.dsn)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
     }

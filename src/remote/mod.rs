@@ -115,6 +115,9 @@ pub struct Detail {
     /// before its recipients' lines (Exim's `H=host [ip] Connection
     /// refused`).
     pub host_lines: Vec<String>,
+    /// The host offered DSN, so the recipients' NOTIFY went on with the
+    /// message and reports are its business now (no `relayed` report).
+    pub dsn: bool,
     /// Exim's errno for `defer (N)`: the system's for a failed connect,
     /// -44/-45/-46 for a 4xx to RCPT/MAIL/DATA, -53 when every host is in
     /// its retry wait.
@@ -570,6 +573,7 @@ fn settle(
         confirmation: None,
         continued: false,
         host_lines: Vec::new(),
+        dsn: l.offers_dsn(),
         errno: 0,
     };
     let mut again = Vec::new();

@@ -52,6 +52,8 @@ pub struct Script {
     pub broken_tls: bool,
     /// TLS from the first byte (SMTPS, port 465), with this configuration.
     pub implicit_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Offer DSN (RFC 3461) in the EHLO reply.
+    pub dsn: bool,
 }
 
 impl Default for Script {
@@ -70,6 +72,7 @@ impl Default for Script {
             auth: false,
             broken_tls: false,
             implicit_tls: None,
+            dsn: false,
         }
     }
 }
@@ -295,6 +298,9 @@ fn session(
             }
             caps.push("250-SIZE 10000000".into());
             caps.push("250-8BITMIME".into());
+            if script.dsn {
+                caps.push("250-DSN".into());
+            }
             if (script.starttls.is_some() || script.broken_tls) && !tls {
                 caps.push("250-STARTTLS".into());
             }
