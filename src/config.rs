@@ -208,6 +208,28 @@ pub struct QueueConfig {
     pub delivery_workers: usize,
     #[serde(deserialize_with = "duration")]
     pub garbage_after: Duration,
+    /// Times since arrival for delay warnings (Exim's `delay_warning`).
+    #[serde(deserialize_with = "durations")]
+    pub delay_warning: Vec<Duration>,
+}
+
+impl QueueConfig {
+    /// When delay warning number `sent + 1` is due, in seconds since
+    /// arrival: the listed times in turn, then the last interval again and
+    /// again (one value repeats itself). None: no warnings.
+    pub fn next_warning(&self, sent: u32) -> Option<u64> {
+        let t: Vec<u64> = self.delay_warning.iter().map(Duration::as_secs).collect();
+        let last = *t.last()?;
+        let k = sent as usize;
+        if k < t.len() {
+            return Some(t[k]);
+        }
+        let step = match t.len() {
+            1 => last,
+            n => last - t[n - 2],
+        };
+        Some(last.saturating_add(step.max(1).saturating_mul((k + 1 - t.len()) as u64)))
+    }
 }
 
 /// Where to look for the configuration and what to override.
@@ -590,6 +612,22 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+/// A list of durations, increasing.
+fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    let mut out: Vec<Duration> = Vec::with_capacity(list.len());
+    for s in &list {
+        let t = parse_duration(s).map_err(serde::de::Error::custom)?;
+        if t.is_zero() || out.last().is_some_and(|p| *p >= t) {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?}: the times must be more than 0 and increase"
+            )));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// A number of octets, or a string such as "50M".
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match toml::Value::deserialize(d)? {
@@ -641,6 +679,28 @@ fn retry<'de, D: Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delay_warnings_repeat_the_last_interval() {
+        let q = |list: &[u64]| QueueConfig {
+            retry: crate::retry::Schedule::parse("F,1h,1m").unwrap(),
+            delivery_workers: 1,
+            garbage_after: Duration::from_secs(1),
+            delay_warning: list.iter().map(|s| Duration::from_secs(*s)).collect(),
+        };
+        let one = q(&[86400]);
+        assert_eq!(
+            (0..3).map(|k| one.next_warning(k)).collect::<Vec<_>>(),
+            [Some(86400), Some(2 * 86400), Some(3 * 86400)]
+        );
+        let three = q(&[4, 8, 24]);
+        assert_eq!(
+            (0..5).map(|k| three.next_warning(k)).collect::<Vec<_>>(),
+            [Some(4), Some(8), Some(24), Some(40), Some(56)]
+        );
+        assert_eq!(q(&[]).next_warning(0), None);
+        assert_eq!(q(&[2, 99 * 86400]).next_warning(1), Some(99 * 86400));
+    }
 
     #[test]
     fn embedded_default_is_valid() {

@@ -834,6 +834,28 @@ impl Deliverer {
         } else {
             None
         };
+        // Still waiting for some: perhaps time to tell the sender.
+        let waiting = d
+            .envelope()
+            .recipients
+            .iter()
+            .any(|r| matches!(r.state, RcptState::Deferred { .. }));
+        if waiting {
+            match bounce::warn(
+                &self.cfg,
+                &self.queue,
+                &self.logs,
+                &mut d,
+                &self.schedule,
+                clock::now(),
+            ) {
+                Ok(Some(made)) => self.spawned(vec![made]),
+                Ok(None) => {}
+                Err(e) => self
+                    .logs
+                    .panic(&format!("{id} cannot make its delay warning: {e}")),
+            }
+        }
         if let Some(reason) = freeze.or(unreported) {
             return self.freeze(d, id, reason);
         }
@@ -916,7 +938,14 @@ impl Deliverer {
                 spool::RcptOutcome::Delivered
             }
             Outcome::Deferred { .. } => {
-                let why = outcome.diagnosis().unwrap_or_default();
+                let mut why = outcome.diagnosis().unwrap_or_default();
+                // The host whose reply deferred it (for `-Mvl` and a delay
+                // warning's `Remote-MTA`).
+                if let Some(r) = remote.filter(|r| matches!(r.errno, -46..=-44))
+                    && let Some(h) = &r.host
+                {
+                    why.remote = Some(format!("{} [{}]", h.host, h.ip));
+                }
                 // Retry times count from this recipient's first temporary
                 // failure, as Exim's do (from the arrival for a spool
                 // written before the first failure was kept).

@@ -106,6 +106,12 @@ impl Schedule {
         None
     }
 
+    /// The last cutoff: after this long since the first failure an
+    /// address gives up.
+    pub fn last_cutoff(&self) -> u64 {
+        self.rules.last().map(Rule::cutoff).unwrap_or(0)
+    }
+
     /// How many attempts the fixed rules before `cutoff` allow (for the
     /// geometric rule's exponent).
     fn attempts_before(&self, cutoff: u64) -> u32 {

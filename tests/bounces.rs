@@ -414,3 +414,59 @@ fn success_reports_when_asked() {
         "{cmds:?}"
     );
 }
+
+/// `delay_warning = ["2s", "99d"]`: one warning (`Action: delayed`,
+/// `Will-Retry-Until`) once the message has waited 2 s, none at later
+/// attempts, none for list mail (`Precedence: bulk`, Exim's default
+/// `delay_warning_condition`).
+#[test]
+fn one_delay_warning() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.7", Script::default());
+    let conf = config(
+        &d,
+        &format!("127.0.0.7::{}", rx.port()),
+        "[queue]\nretry = \"F,1h,1s\"\ndelay_warning = [\"2s\", \"99d\"]",
+    );
+    let c = conf.to_str().unwrap();
+    let queue = |d: &Dir, headers: &str| {
+        let msg = format!(
+            "From: alice@example.org\n{headers}Message-ID: <late@example.org>\nSubject: late\n\nbody\n"
+        );
+        let out = d.run(
+            &[
+                "--config",
+                c,
+                "-odq",
+                "-f",
+                "alice@example.org",
+                "r451a@remote.test",
+            ],
+            msg.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    queue(&d, "");
+    queue(&d, "Precedence: bulk\n");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    for _ in 0..3 {
+        let out = d.run(&["--config", c, "-q"], b"");
+        assert!(out.status.success());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let log = d.log("mainlog");
+    assert!(
+        lines_with(&log, " == r451a@remote.test").len() >= 4,
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, " <= <> R=").len(), 1, "{log}");
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1, "{log}");
+    golden("delay.json", &parsed(&inbox[0]));
+    // Both still queued, waiting.
+    assert_eq!(count(&d, &conf), 2);
+}

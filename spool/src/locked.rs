@@ -77,6 +77,9 @@ pub struct LockedMessage {
     journal_on_disk: bool,
     /// The journal's directory entry was synced during this attempt.
     journal_entry_synced: bool,
+    /// The envelope changed outside the journal: `finish` rewrites the
+    /// `-H` whatever else happened.
+    dirty: bool,
 }
 
 impl std::fmt::Debug for LockedMessage {
@@ -134,6 +137,7 @@ impl Queue {
             journal: None,
             journal_on_disk,
             journal_entry_synced: false,
+            dirty: false,
         };
         // Check the body's length now rather than halfway through a
         // delivery.
@@ -315,6 +319,12 @@ impl LockedMessage {
         Ok(())
     }
 
+    /// Counts a delay warning sent; saved when the attempt ends.
+    pub fn set_warning_count(&mut self, n: u32) {
+        self.hf.envelope.warning_count = n;
+        self.dirty = true;
+    }
+
     /// Freezes the message (`-Mf`). `Ok(false)` if it was frozen already.
     pub fn freeze(&mut self) -> Result<bool> {
         if self.hf.envelope.frozen.is_some() {
@@ -344,7 +354,7 @@ impl LockedMessage {
             self.remove()?;
             return Ok(Finished::Removed);
         }
-        if self.journal_on_disk {
+        if self.journal_on_disk || self.dirty {
             self.rewrite()?;
         }
         Ok(Finished::Kept)
@@ -415,6 +425,7 @@ impl LockedMessage {
             .map_err(|e| Error::io("rewrite", h, e))?;
         // Only now is the journal's content durable elsewhere.
         self.journal = None;
+        self.dirty = false;
         if self.journal_on_disk {
             let j = self.layout.journal(&self.id);
             match io.remove_file(&j) {

@@ -143,7 +143,7 @@ fn write(
     queue: &Queue,
     logs: &Logs,
     d: &LockedMessage,
-    mut draft: spool::Draft,
+    draft: spool::Draft,
     to: &str,
     indexes: &[usize],
     now: i64,
@@ -186,13 +186,7 @@ fn write(
             }
         })
         .collect();
-    let header: Vec<u8> = d
-        .header_file()
-        .headers
-        .iter()
-        .filter(|h| !h.is_deleted())
-        .flat_map(|h| h.text.iter().copied())
-        .collect();
+    let header = header_bytes(d);
     // The body is read only when it may be returned.
     let whole = header.len() as u64 + 1 + env.body_size.unwrap_or(0);
     let mut body = Vec::new();
@@ -207,10 +201,7 @@ fn write(
             source: e,
         })?;
     }
-    let caller = crate::sys::real_user()
-        .ok()
-        .flatten()
-        .unwrap_or_else(Caller::from_ids);
+    let caller = reporting_user();
     let reporter = Reporter {
         host: &cfg.primary_hostname,
         return_size_limit: cfg.bounce_return_size_limit,
@@ -234,6 +225,20 @@ fn write(
     } else {
         report::failure_report(&reporter, &original, to, id.as_str(), &failures, now)
     };
+    enqueue(queue, logs, d.id(), draft, to, &caller, &composed).map(drop)
+}
+
+/// Commits a composed report to `to` in `draft`, with the null sender, and
+/// logs its arrival as Exim logs a bounce's (`<= <> R=ORIGINAL`).
+fn enqueue(
+    queue: &Queue,
+    logs: &Logs,
+    original: MessageId,
+    mut draft: spool::Draft,
+    to: &str,
+    caller: &Caller,
+    composed: &report::Composed,
+) -> Result<MessageId, spool::Error> {
     draft.write(&composed.body)?;
     let mut report_env = Envelope::new("", &[to]);
     report_env.caller = caller.clone();
@@ -247,11 +252,137 @@ fn write(
 
     let size = spooled_size(&composed.headers, composed.body.len());
     let mut arrival = Arrival::new("", Origin::Local(caller.login.clone()), "local", size);
-    arrival.bounce_of = Some(d.id().to_string());
+    arrival.bounce_of = Some(original.to_string());
     let event = Event::new(Some(id), Kind::Arrival(arrival));
     logs.main(&event);
     let _ = queue.append_msglog(&id, &crate::log::stamped(&event));
-    Ok(())
+    Ok(id)
+}
+
+/// The user reports come from.
+fn reporting_user() -> Caller {
+    crate::sys::real_user()
+        .ok()
+        .flatten()
+        .unwrap_or_else(Caller::from_ids)
+}
+
+/// The header lines of `d` as stored (deleted ones left out).
+fn header_bytes(d: &LockedMessage) -> Vec<u8> {
+    d.header_file()
+        .headers
+        .iter()
+        .filter(|h| !h.is_deleted())
+        .flat_map(|h| h.text.iter().copied())
+        .collect()
+}
+
+/// Exim's default `delay_warning_condition`: no warning for mailing-list
+/// mail, bulk or junk precedence, or anything automatically submitted.
+fn excluded_from_warnings(header: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(header).to_ascii_lowercase();
+    text.lines().any(|l| {
+        let (name, value) = l.split_once(':').unwrap_or((l, ""));
+        let value = value.trim();
+        match name.trim() {
+            "list-id" | "list-post" | "list-subscribe" => true,
+            "precedence" => matches!(value, "bulk" | "list" | "junk"),
+            "auto-submitted" => value != "no",
+            _ => false,
+        }
+    })
+}
+
+/// A delay warning, when one is due: message `d` has waited past the
+/// next of `queue.delay_warning`'s times, its sender is not `<>`, it is
+/// not list or automatic mail, and some deferred recipients want one (no
+/// NOTIFY, or NOTIFY with DELAY). Counts it in the `-H`, saved when the
+/// attempt ends. A crash before that may send the warning again; it is
+/// never a lost message.
+pub fn warn(
+    cfg: &Config,
+    queue: &Queue,
+    logs: &Logs,
+    d: &mut LockedMessage,
+    schedule: &crate::retry::Schedule,
+    now: i64,
+) -> Result<Option<MessageId>, spool::Error> {
+    let env = d.envelope().clone();
+    let Some(due) = cfg.queue.next_warning(env.warning_count) else {
+        return Ok(None);
+    };
+    if env.sender.is_empty() || (now as u64).saturating_sub(env.arrival.secs) < due {
+        return Ok(None);
+    }
+    let header = header_bytes(d);
+    if excluded_from_warnings(&header) {
+        return Ok(None);
+    }
+    let mut first = u64::MAX;
+    let delays: Vec<Failure> = env
+        .recipients
+        .iter()
+        .filter(|r| {
+            let n = r.notify.0;
+            n == 0 || (n & DsnNotify::DELAY != 0 && n & DsnNotify::NEVER == 0)
+        })
+        .filter_map(|r| match &r.state {
+            RcptState::Deferred {
+                first: f, at, why, ..
+            } => {
+                first = first.min(if *f == 0 { env.arrival.secs } else { *f });
+                Some(Failure {
+                    address: r.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    why: why.clone(),
+                    at: *at,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if delays.is_empty() {
+        return Ok(None);
+    }
+    let caller = reporting_user();
+    let draft = queue.draft()?;
+    let dsn_id = draft.id();
+    let original_id = d.id();
+    let composed = report::delay_report(
+        &Reporter {
+            host: &cfg.primary_hostname,
+            return_size_limit: cfg.bounce_return_size_limit,
+            login: &caller.login,
+        },
+        &Original {
+            id: original_id.as_str(),
+            sender: &env.sender,
+            arrival: env.arrival.secs,
+            envid: env.dsn_envid.as_deref(),
+            ret: env.dsn_ret,
+            header: &header,
+            body: &[],
+            international: !env.sender.is_ascii()
+                || env.recipients.iter().any(|r| !r.address.is_ascii())
+                || !header.is_ascii(),
+        },
+        &env.sender,
+        dsn_id.as_str(),
+        &delays,
+        first.saturating_add(schedule.last_cutoff()),
+        now,
+    );
+    let id = enqueue(
+        queue,
+        logs,
+        original_id,
+        draft,
+        &env.sender,
+        &caller,
+        &composed,
+    )?;
+    d.set_warning_count(env.warning_count + 1);
+    Ok(Some(id))
 }
 
 #[cfg(test)]

@@ -286,6 +286,154 @@ pub fn success_report(
     Composed { headers, body: out }
 }
 
+/// "24 hours", "90 minutes", "5 seconds": how long a message has waited.
+fn waited(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 3600 => format!("{} hours", s / 3600),
+        s if s >= 120 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// A delay warning (`Action: delayed`, RFC 3464): `delays` are the
+/// recipients still waiting, with their last error; `until` is when
+/// delivery will be given up. The header only is returned.
+#[allow(clippy::too_many_arguments)]
+pub fn delay_report(
+    reporter: &Reporter,
+    original: &Original,
+    to: &str,
+    dsn_id: &str,
+    delays: &[Failure],
+    until: u64,
+    now: i64,
+) -> Composed {
+    let boundary = format!("{dsn_id}-sluice-report");
+    let age = waited((now as u64).saturating_sub(original.arrival));
+    let mut headers = vec![
+        Header::new(format!(
+            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
+            reporter.login,
+            reporter.host,
+            env!("CARGO_PKG_VERSION"),
+            rfc5322(now)
+        )),
+        Header::new(format!(
+            "X-Delayed-Recipients: {}\n",
+            delays
+                .iter()
+                .map(|f| f.address.as_str())
+                .collect::<Vec<_>>()
+                .join(",\n  ")
+        )),
+        Header::new("Auto-Submitted: auto-replied\n"),
+        Header::new(format!(
+            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
+            reporter.host
+        )),
+        Header::new(format!("To: {to}\n")),
+    ];
+    if let Some(mid) = message_id(original.header) {
+        headers.push(Header::new(format!("References: {mid}\n")));
+        headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
+    }
+    headers.extend([
+        Header::new(format!(
+            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
+        )),
+        Header::new("MIME-Version: 1.0\n"),
+        Header::new(format!(
+            "Subject: Warning: message {} delayed {age}\n",
+            original.id
+        )),
+        Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
+        Header::new(format!("Date: {}\n", rfc5322(now))),
+    ]);
+    let mut t = format!(
+        "--{boundary}\nContent-type: text/plain; charset={}\n\n\
+         This message was created automatically by mail delivery software.\n\n\
+         Your message {} has waited {age} in the queue of {} and is not yet\n\
+         delivered to these addresses:\n\n",
+        if delays.iter().all(|d| d.address.is_ascii()) {
+            "us-ascii"
+        } else {
+            "utf-8"
+        },
+        original.id,
+        reporter.host
+    );
+    for f in delays {
+        describe(&mut t, f);
+    }
+    t.push_str(&format!(
+        "\nNothing needs doing: delivery will be tried again until {}. If it\n\
+         has not succeeded by then, the message will come back to you.\n",
+        rfc5322(until as i64)
+    ));
+    t.push_str(&format!(
+        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
+        if original.international {
+            "global-"
+        } else {
+            ""
+        }
+    ));
+    t.push_str(&format!("Reporting-MTA: dns; {}\n", reporter.host));
+    if let Some(envid) = original.envid {
+        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
+    }
+    t.push_str(&format!(
+        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
+        original.id,
+        rfc5322(original.arrival as i64)
+    ));
+    for f in delays {
+        t.push('\n');
+        if let Some(orcpt) = &f.orcpt {
+            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
+        }
+        let kind = if f.address.is_ascii() {
+            "rfc822"
+        } else {
+            "utf-8"
+        };
+        t.push_str(&format!(
+            "Final-Recipient: {kind};{}\nAction: delayed\nStatus: {}\n",
+            f.address,
+            f.why.status.as_deref().unwrap_or("4.0.0")
+        ));
+        let reply = smtp_reply(&f.why.text);
+        if let (Some(host), Some(_)) = (&f.why.remote, &reply) {
+            let name = host.split(" [").next().unwrap_or(host);
+            t.push_str(&format!("Remote-MTA: dns; {name}\n"));
+        }
+        match reply {
+            Some((_, reply)) => t.push_str(&format!("Diagnostic-Code: smtp; {reply}\n")),
+            None if !f.why.text.is_empty() => t.push_str(&format!(
+                "Diagnostic-Code: X-Sluice; {}\n",
+                f.why.text.replace('\n', " ")
+            )),
+            None => {}
+        }
+        t.push_str(&format!(
+            "Last-Attempt-Date: {}\nWill-Retry-Until: {}\n",
+            rfc5322(f.at as i64),
+            rfc5322(until as i64)
+        ));
+    }
+    let kind = if original.international {
+        "message/global-headers"
+    } else {
+        "text/rfc822-headers"
+    };
+    t.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
+    let mut out = t.into_bytes();
+    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
+    out.extend_from_slice(original.header);
+    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    Composed { headers, body: out }
+}
+
 /// The part for people, as Exim words it: each address, the host that
 /// refused it, and why.
 fn human_text(failures: &[Failure]) -> String {
@@ -295,24 +443,29 @@ fn human_text(failures: &[Failure]) -> String {
          recipients. This is a permanent error. The following address(es) failed:\n\n",
     );
     for f in failures {
-        t.push_str(&format!("  {}\n", f.address));
-        if let Some(host) = &f.why.remote {
-            t.push_str(&format!("    host {host}\n"));
+        describe(&mut t, f);
+    }
+    t
+}
+
+/// One address for people: the address, `host NAME [IP]` when a remote
+/// host answered, and the error, an SMTP error's context on one line and
+/// the reply on the next, as Exim splits it.
+fn describe(t: &mut String, f: &Failure) {
+    t.push_str(&format!("  {}\n", f.address));
+    if let Some(host) = &f.why.remote {
+        t.push_str(&format!("    host {host}\n"));
+    }
+    match smtp_reply(&f.why.text) {
+        Some((context, reply)) => {
+            t.push_str(&format!("    {context}:\n    {reply}\n"));
         }
-        // "SMTP error ... after RCPT TO:<x>:" on one line, the reply on the
-        // next, as Exim splits it.
-        match smtp_reply(&f.why.text) {
-            Some((context, reply)) => {
-                t.push_str(&format!("    {context}:\n    {reply}\n"));
-            }
-            None => {
-                for line in f.why.text.lines() {
-                    t.push_str(&format!("    {line}\n"));
-                }
+        None => {
+            for line in f.why.text.lines() {
+                t.push_str(&format!("    {line}\n"));
             }
         }
     }
-    t
 }
 
 /// The `message/delivery-status` fields: one block for the message, one

@@ -14,6 +14,7 @@ import sys
 ID = re.compile(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}\b")
 DATE = re.compile(r"[A-Z][a-z]{2}, [ 0-9]?\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}( \([A-Z]+\))?")
 VERSION = re.compile(r"Sluice \d+\.\d+\.\d+")
+AGE = re.compile(r"\b\d+ (seconds|minutes|hours)\b")
 ids = {}
 
 
@@ -24,6 +25,7 @@ def tok(s):
     s = ID.sub(one, s)
     s = DATE.sub("<DATE>", s)
     s = VERSION.sub("Sluice <VERSION>", s)
+    s = AGE.sub("<AGE>", s)
     return s
 
 
