@@ -110,6 +110,12 @@ pub struct Config {
     /// its header.
     #[serde(deserialize_with = "size")]
     pub bounce_return_size_limit: u64,
+    /// A frozen message older than this is given up (0: never).
+    #[serde(deserialize_with = "duration")]
+    pub timeout_frozen_after: Duration,
+    /// A frozen report older than this is tried once more, then discarded.
+    #[serde(deserialize_with = "duration")]
+    pub ignore_bounce_errors_after: Duration,
     pub dns: DnsConfig,
     pub mailbox: MailboxConfig,
     pub mbox: MboxConfig,

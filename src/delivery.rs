@@ -490,11 +490,37 @@ impl Deliverer {
                 return Step::Done(Attempt::Skipped);
             }
         };
-        let env = d.envelope().clone();
-        if env.frozen.is_some() && !force {
-            return Step::Done(Attempt::Skipped);
-        }
         let now = clock::now() as u64;
+        let age = now.saturating_sub(d.envelope().arrival.secs);
+        if d.envelope().frozen.is_some() {
+            let limit = self.cfg.timeout_frozen_after.as_secs();
+            if limit > 0 && age >= limit {
+                return Step::Done(self.cancel_frozen(d, id));
+            }
+            if d.envelope().sender.is_empty()
+                && age >= self.cfg.ignore_bounce_errors_after.as_secs()
+            {
+                // A report that could not be delivered gets one more try
+                // (Exim's ignore_bounce_errors_after); a failure then
+                // discards it (`complete`).
+                let failed: Vec<usize> = d
+                    .envelope()
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.owes_report())
+                    .map(|(i, _)| i)
+                    .collect();
+                if let Err(e) = d.reopen(&failed).and_then(|()| d.thaw().map(drop)) {
+                    self.logs.panic(&format!("{id} cannot be thawed: {e}"));
+                    return Step::Done(Attempt::Skipped);
+                }
+                self.log(id, &Event::other(Some(*id), "Unfrozen by errmsg timer"));
+            } else if !force {
+                return Step::Done(Attempt::Skipped);
+            }
+        }
+        let env = d.envelope().clone();
         let due: Vec<usize> = env
             .undelivered()
             .filter(|(_, r)| {
@@ -856,7 +882,92 @@ impl Deliverer {
                     .panic(&format!("{id} cannot make its delay warning: {e}")),
             }
         }
+        // A report whose own failures nobody can be told about: frozen,
+        // unless it is past ignore_bounce_errors_after (then discarded).
+        let unreported = unreported.filter(|_| {
+            let age = (clock::now() as u64).saturating_sub(d.envelope().arrival.secs);
+            age < self.cfg.ignore_bounce_errors_after.as_secs()
+                || !self.ignore_report_failures(&mut d, id)
+        });
         if let Some(reason) = freeze.or(unreported) {
+            return self.freeze(d, id, reason);
+        }
+        self.finish(d, id)
+    }
+
+    /// Discards the failures of a report: each logged `ADDR: error
+    /// ignored`, as Exim logs it, and waived. False if that cannot be
+    /// recorded (the report is frozen instead).
+    fn ignore_report_failures(&self, d: &mut LockedMessage, id: &MessageId) -> bool {
+        let owed: Vec<(usize, String)> = d
+            .envelope()
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.owes_report())
+            .map(|(i, r)| (i, r.address.clone()))
+            .collect();
+        let waived: Vec<(usize, spool::Report)> = owed
+            .iter()
+            .map(|(i, _)| (*i, spool::Report::Waived))
+            .collect();
+        if let Err(e) = d.record_reports(&waived) {
+            self.logs
+                .panic(&format!("{id} cannot record ignored errors: {e}"));
+            return false;
+        }
+        for (_, address) in owed {
+            self.log(
+                id,
+                &Event::other(Some(*id), format!("{address}: error ignored")),
+            );
+        }
+        true
+    }
+
+    /// Gives up a message frozen for longer than `timeout_frozen_after`, as
+    /// Exim does: `cancelled by timeout_frozen_after`, its pending
+    /// recipients failed and reported (a report is just discarded).
+    fn cancel_frozen(&self, mut d: LockedMessage, id: &MessageId) -> Attempt {
+        let why = spool::Diagnosis {
+            text: "delivery cancelled: frozen for longer than timeout_frozen_after".into(),
+            status: Some("5.4.7".into()),
+            remote: None,
+        };
+        let pending: Vec<(usize, spool::RcptOutcome)> = d
+            .envelope()
+            .undelivered()
+            .map(|(i, _)| (i, spool::RcptOutcome::Failed { why: why.clone() }))
+            .collect();
+        let recorded = d.record_all(&pending).and_then(|()| {
+            if d.envelope().sender.is_empty() {
+                let waived: Vec<(usize, spool::Report)> = d
+                    .envelope()
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.owes_report())
+                    .map(|(i, _)| (i, spool::Report::Waived))
+                    .collect();
+                d.record_reports(&waived)?;
+            }
+            d.thaw().map(drop)
+        });
+        if let Err(e) = recorded {
+            self.logs.panic(&format!("{id} cannot be cancelled: {e}"));
+            return Attempt::Kept;
+        }
+        self.log(
+            id,
+            &Event::new(
+                Some(*id),
+                Kind::Operator {
+                    action: crate::log::Action::Cancelled,
+                    by: "timeout_frozen_after".into(),
+                },
+            ),
+        );
+        if let Some(reason) = self.settle_reports(&mut d, id, &Default::default()) {
             return self.freeze(d, id, reason);
         }
         self.finish(d, id)

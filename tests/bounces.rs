@@ -470,3 +470,70 @@ fn one_delay_warning() {
     // Both still queued, waiting.
     assert_eq!(count(&d, &conf), 2);
 }
+
+/// `timeout_frozen_after`: a frozen message past it is given up at the
+/// next queue run, `cancelled by timeout_frozen_after` as Exim logs it, and
+/// reported; `ignore_bounce_errors_after`: a frozen report past it is
+/// tried once more ("Unfrozen by errmsg timer") and, failing again,
+/// discarded ("ADDR: error ignored").
+#[test]
+fn frozen_messages_time_out() {
+    let d = Dir::new();
+    let rx = Receiver::start("127.0.0.8", Script::default());
+    let conf = config(
+        &d,
+        &format!("127.0.0.8::{}", rx.port()),
+        "timeout_frozen_after = \"2s\"\nignore_bounce_errors_after = \"1h\"",
+    );
+    let c = conf.to_str().unwrap();
+    send(&d, &conf, &[], "alice@example.org", &["r451a@remote.test"]);
+    let list = d.run(&["--config", c, "-bp"], b"");
+    let id = String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    assert!(d.run(&["--config", c, "-Mf", &id], b"").status.success());
+    // Not yet: still frozen after a run.
+    assert!(d.run(&["--config", c, "-q"], b"").status.success());
+    assert_eq!(count(&d, &conf), 1);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(d.run(&["--config", c, "-q"], b"").status.success());
+    let log = d.log("mainlog");
+    assert!(
+        log.contains(&format!("{id} cancelled by timeout_frozen_after")),
+        "{log}"
+    );
+    assert_eq!(
+        lines_with(&log, &format!(" <= <> R={id} ")).len(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains(&format!("{id} Completed")), "{log}");
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    assert_eq!(mailbox(&d, "alice").len(), 1);
+
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.8::9", "ignore_bounce_errors_after = \"2s\"");
+    let c = conf.to_str().unwrap();
+    send(&d, &conf, &[], "", &["nobody@nowhere.example"]);
+    assert_eq!(count(&d, &conf), 1);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(d.run(&["--config", c, "-q"], b"").status.success());
+    let log = d.log("mainlog");
+    for want in [
+        " Unfrozen by errmsg timer",
+        " nobody@nowhere.example: error ignored",
+        " Completed",
+    ] {
+        assert_eq!(lines_with(&log, want).len(), 1, "{want}: {log}");
+    }
+    assert!(lines_with(&log, " <= <> R=").is_empty(), "{log}");
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let check = d.run(&["--config", c, "log", "check"], b"");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}

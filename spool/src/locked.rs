@@ -319,6 +319,16 @@ impl LockedMessage {
         Ok(())
     }
 
+    /// Makes failed recipients due again (a report's failures, tried once
+    /// more before they are ignored), durably.
+    pub fn reopen(&mut self, indexes: &[usize]) -> Result<()> {
+        let records: Vec<Record> = indexes
+            .iter()
+            .map(|&i| Record::state(i, RcptState::Pending))
+            .collect();
+        self.append(&records, self.queue.syncs())
+    }
+
     /// Counts a delay warning sent; saved when the attempt ends.
     pub fn set_warning_count(&mut self, n: u32) {
         self.hf.envelope.warning_count = n;
