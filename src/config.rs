@@ -110,6 +110,9 @@ pub struct Config {
     /// its header.
     #[serde(deserialize_with = "size")]
     pub bounce_return_size_limit: u64,
+    /// Reports per destination address and hour; more are held (0: no
+    /// limit).
+    pub bounce_rate_limit: u64,
     /// A frozen message older than this is given up (0: never).
     #[serde(deserialize_with = "duration")]
     pub timeout_frozen_after: Duration,

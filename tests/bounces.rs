@@ -537,3 +537,51 @@ fn frozen_messages_time_out() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// `bounce_rate_limit = 2`: of four reports to one address in an hour two
+/// are delivered, two wait in the queue (held to the end of the hour, not
+/// dropped), and the log says so once.
+#[test]
+fn a_storm_of_reports_is_held_not_dropped() {
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.2::9", "bounce_rate_limit = 2");
+    for _ in 0..4 {
+        send(
+            &d,
+            &conf,
+            &[],
+            "alice@example.org",
+            &["nobody@nowhere.example"],
+        );
+    }
+    let log = d.log("mainlog");
+    assert_eq!(lines_with(&log, " <= <> R=").len(), 4, "{log}");
+    assert_eq!(
+        lines_with(
+            &log,
+            "bounce_rate_limit: more than 2 reports to alice@example.org"
+        )
+        .len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(mailbox(&d, "alice").len(), 2, "{log}");
+    // The held ones are queued, for sender <>, due later.
+    assert_eq!(count(&d, &conf), 2, "{log}");
+    let list = d.run(
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "queue",
+            "list",
+            "--json",
+        ],
+        b"",
+    );
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert_eq!(
+        list.matches("held: over bounce_rate_limit").count(),
+        2,
+        "{list}"
+    );
+}

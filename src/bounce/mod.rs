@@ -21,6 +21,7 @@
 //! reported to nobody (no loops). The delivery agent freezes it instead,
 //! as Exim does ("Frozen (delivery error message)").
 
+pub mod rate;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap};
@@ -225,12 +226,16 @@ fn write(
     } else {
         report::failure_report(&reporter, &original, to, id.as_str(), &failures, now)
     };
-    enqueue(queue, logs, d.id(), draft, to, &caller, &composed).map(drop)
+    enqueue(cfg, queue, logs, d.id(), draft, to, &caller, &composed).map(drop)
 }
 
 /// Commits a composed report to `to` in `draft`, with the null sender, and
-/// logs its arrival as Exim logs a bounce's (`<= <> R=ORIGINAL`).
+/// logs its arrival as Exim logs a bounce's (`<= <> R=ORIGINAL`). Over
+/// `bounce_rate_limit` for `to` this hour, it is queued held until the
+/// hour ends (logged once per address and hour).
+#[allow(clippy::too_many_arguments)]
 fn enqueue(
+    cfg: &Config,
     queue: &Queue,
     logs: &Logs,
     original: MessageId,
@@ -241,6 +246,28 @@ fn enqueue(
 ) -> Result<MessageId, spool::Error> {
     draft.write(&composed.body)?;
     let mut report_env = Envelope::new("", &[to]);
+    let now = crate::clock::now() as u64;
+    if let rate::Admit::Hold { until, first } =
+        rate::admit_in(queue.root(), to, now, cfg.bounce_rate_limit)
+    {
+        report_env.recipients[0].state = RcptState::Deferred {
+            first: now,
+            at: now,
+            until,
+            attempts: 0,
+            why: spool::Diagnosis::text("held: over bounce_rate_limit"),
+        };
+        if first {
+            logs.main(&Event::other(
+                None,
+                format!(
+                    "bounce_rate_limit: more than {} reports to {to} this hour; the rest are held until {}",
+                    cfg.bounce_rate_limit,
+                    crate::clock::log_stamp(until as i64)
+                ),
+            ));
+        }
+    }
     report_env.caller = caller.clone();
     report_env.protocol = Some("local".into());
     report_env.local = true;
@@ -373,6 +400,7 @@ pub fn warn(
         now,
     );
     let id = enqueue(
+        cfg,
         queue,
         logs,
         original_id,
