@@ -201,6 +201,8 @@ pub struct SmtpConfig {
     pub vrfy: bool,
     /// Clients DSN is offered to: networks, and `+relay_from_hosts`.
     pub dsn_advertise_hosts: Vec<String>,
+    /// Route MAIL FROM's address at RCPT time (Exim's `verify = sender`).
+    pub verify_sender: bool,
     #[serde(deserialize_with = "duration")]
     pub command_timeout: Duration,
     #[serde(deserialize_with = "duration")]

@@ -257,3 +257,73 @@ fn delivers_through_the_lowest_mx_and_falls_back() {
         "{log}"
     );
 }
+
+/// What a client hears for MAIL FROM each sender, then RCPT TO a local
+/// user, as "CODE ENHANCED" lines.
+const SENDERS: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.ehlo("client.test")
+for sender in sys.argv[2:]:
+    s.docmd("MAIL FROM:<%s>" % sender)
+    code, text = s.docmd("RCPT TO:<root@example.org>")
+    print(sender or "<>", code, text.decode().split(" ")[0])
+    s.docmd("RSET")
+s.quit()
+"#;
+
+/// `smtp.verify_sender`: MAIL FROM's address is routed at RCPT time, with
+/// the answers the issue and RFC 7505 give; not for relay clients.
+#[test]
+fn sender_verification() {
+    let dns = DnsServer::start(zone());
+    let senders = [
+        "someone@implicit.test",
+        "x@nx.test",
+        "x@broken.test",
+        "x@nullmx.test",
+        "nosuchuser4242@example.org",
+        "",
+    ];
+    let d = Dir::new();
+    let conf = config(&d, &dns, 25, Some("[]"), "[smtp]\nverify_sender = true");
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        "transport = \"maildir_delivery\"",
+        "transport = \"maildir_delivery\"\ncheck_local_user = true",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let c = conf.to_str().unwrap();
+    let daemon = d.serve_args(
+        &["--config", c, "serve", "--listen", "127.0.0.1:0"],
+        &[&dns.set()],
+    );
+    let port = daemon.smtp.port().to_string();
+    let mut args = vec![port.as_str()];
+    args.extend_from_slice(&senders);
+    let out = common::python(SENDERS, &args);
+    assert_eq!(
+        out,
+        "someone@implicit.test 250 2.1.5\n\
+         x@nx.test 550 5.1.8\n\
+         x@broken.test 451 4.1.8\n\
+         x@nullmx.test 550 5.7.27\n\
+         nosuchuser4242@example.org 550 5.1.0\n\
+         <> 250 2.1.5\n",
+        "{}",
+        d.log("rejectlog")
+    );
+    assert!(
+        d.log("rejectlog")
+            .contains("Sender verify failed: <x@nx.test>")
+    );
+    drop(daemon);
+
+    // A relay client's senders are not checked.
+    let daemon = d.serve_args(
+        &["--config", c, "serve", "--listen", "127.0.0.1:0"],
+        &[&dns.set(), "relay_from_hosts=[\"127.0.0.1\"]"],
+    );
+    let port = daemon.smtp.port().to_string();
+    let out = common::python(SENDERS, &[&port, "x@nx.test"]);
+    assert_eq!(out, "x@nx.test 250 2.1.5\n");
+}

@@ -6,6 +6,8 @@
 //!   part with `@`, a trailing dot in the domain) are refused always, as
 //!   Exim's default ACL refuses local parts with `@ % ! / |`;
 //! - recipients are verified through the routers (unknown → `550 5.1.1`);
+//! - with `smtp.verify_sender`, so is the sender of a client outside
+//!   `relay_from_hosts` (`550 5.1.0`/`5.1.8`/`5.7.27`, `451 4.1.8`);
 //! - a local Maildir recipient over its `maildirsize` quota gets
 //!   `452 4.2.2` or `552 5.2.2` at RCPT time, per `over_quota`.
 
@@ -33,7 +35,12 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
                 .and_then(|e| e.from.as_ref())
                 .map(|a| a.as_str().to_string())
                 .unwrap_or_default();
-            let v = rcpt(shared, peer, &to).await;
+            // The sender first, as Exim's `verify = sender` in its RCPT
+            // ACL: one answer for the whole transaction, repeated.
+            let v = match verify_sender(shared, peer, &from).await {
+                Some(refusal) => refusal.into(),
+                None => rcpt(shared, peer, &to).await,
+            };
             if let Verdict::Reply(r) = &v
                 && !r.is_positive()
             {
@@ -75,6 +82,56 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
             }
         }
         _ => Verdict::Accept,
+    }
+}
+
+/// Sender verification (`smtp.verify_sender`): MAIL FROM's address is
+/// routed like a recipient. Not for local submissions, clients in
+/// `relay_from_hosts` (they are ours), or `<>` (a report, which has no
+/// address to check). The refusal, if the sender cannot take replies.
+async fn verify_sender(
+    shared: &Arc<Shared>,
+    peer: Option<SocketAddr>,
+    from: &str,
+) -> Option<Reply> {
+    let cfg = &shared.cfg;
+    let peer = peer?;
+    if !cfg.smtp.verify_sender || from.is_empty() || cfg.relay_allowed(peer.ip()) {
+        return None;
+    }
+    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let local = cfg.is_local_domain(domain);
+    let (cfg, addr) = (cfg.clone(), from.to_string());
+    let routed = tokio::task::spawn_blocking(move || cfg.routing.route(&cfg, &addr)).await;
+    let refuse = |code, status: Status, why: String| {
+        Some(Reply::new(
+            code,
+            status,
+            format!("Sender verify failed: <{from}>: {why}"),
+        ))
+    };
+    match routed {
+        Ok(Routed::Deliver(_) | Routed::Freeze { .. }) => None,
+        // RFC 7505 §4.2: a sender whose domain has a null MX takes no mail.
+        Ok(Routed::Unrouteable {
+            status: Some(s), ..
+        }) if s == Status::new(5, 1, 10) => refuse(
+            550,
+            Status::new(5, 7, 27),
+            "its domain accepts no mail (null MX)".into(),
+        ),
+        Ok(Routed::Unrouteable { reason, .. }) if local => refuse(
+            550,
+            Status::new(5, 1, 0),
+            format!("unknown user ({reason})"),
+        ),
+        Ok(Routed::Unrouteable { reason, .. }) => refuse(550, Status::new(5, 1, 8), reason),
+        Ok(Routed::Defer { reason, .. }) => refuse(
+            451,
+            Status::new(4, 1, 8),
+            format!("{reason}; try again later"),
+        ),
+        Err(_) => refuse(451, Status::new(4, 1, 8), "temporary local problem".into()),
     }
 }
 
