@@ -290,6 +290,7 @@ impl Deliverer {
             // (`remote_target`); an smtp destination reaching here has no
             // settings, which `Routing::build` rules out.
             TransportDriver::Mbox | TransportDriver::Smtp => &self.mbox,
+            TransportDriver::Blackhole => &crate::transport::Blackhole,
         }
     }
 
@@ -1027,6 +1028,14 @@ impl Deliverer {
                     transport,
                     ..Delivered::default()
                 };
+                if dest.is_some_and(|d| d.driver == TransportDriver::Blackhole) {
+                    // Exim's `=> :blackhole: <addr> R=router`.
+                    delivered.address = Address {
+                        original: Some(address.to_string()),
+                        ..Address::new(":blackhole:")
+                    };
+                    delivered.transport = None;
+                }
                 if let Some(r) = remote {
                     // A remote delivery is logged with the whole address,
                     // the host and the session (Exim's remote `=>`).

@@ -17,6 +17,7 @@ mod log;
 mod manualroute;
 mod network;
 mod queue_runner;
+mod redirect;
 mod remote;
 mod retry;
 mod router;

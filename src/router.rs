@@ -56,9 +56,17 @@ pub struct Router {
     /// The transport (accept routers).
     #[serde(default)]
     pub transport: Option<String>,
-    /// The aliases file (redirect routers), lsearch layout.
+    /// The aliases file (redirect routers), lsearch layout; with
+    /// `{home}`, a user's forward file (the whole file is the redirect
+    /// data; `check_local_user` finds the user).
     #[serde(default)]
     pub file: Option<String>,
+    /// Redirect routers: `:fail:` items may fail an address (Exim's).
+    #[serde(default)]
+    pub allow_fail: bool,
+    /// Redirect routers: `:defer:` items may defer an address (Exim's).
+    #[serde(default)]
+    pub allow_defer: bool,
     /// Manualroute routers: `"DOMAINS HOSTS [OPTIONS]"` entries, Exim's
     /// `route_list` (see [`crate::manualroute`]).
     #[serde(default)]
@@ -187,6 +195,9 @@ pub enum TransportDriver {
     Mbox,
     /// SMTP, LMTP or SMTPS to remote hosts.
     Smtp,
+    /// A redirect's `:blackhole:`: delivered nowhere (not configurable).
+    #[serde(skip)]
+    Blackhole,
 }
 
 /// Where an address goes.
@@ -269,6 +280,9 @@ fn default_routing(cfg: &Config) -> Routing {
                 check_local_user: false,
                 transport: None,
                 file: Some("aliases".into()),
+                // As Exim's default configuration's system_aliases.
+                allow_fail: true,
+                allow_defer: true,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -280,6 +294,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 check_local_user: cfg.mailbox.users == crate::config::UserSource::Passwd,
                 transport: Some("maildir_delivery".into()),
                 file: None,
+                allow_fail: false,
+                allow_defer: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -294,6 +310,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 check_local_user: false,
                 transport: Some("remote_smtp".into()),
                 file: None,
+                allow_fail: false,
+                allow_defer: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -416,6 +434,8 @@ impl Routing {
                     let settings = t.smtp.settings(&t.name, cfg).map_err(err)?;
                     remote.insert(t.name.clone(), Arc::new(settings));
                 }
+                // Not a driver a configuration can name (`serde(skip)`).
+                TransportDriver::Blackhole => {}
                 TransportDriver::Maildir | TransportDriver::Mbox => {
                     if let Some(key) = t.smtp.first_set() {
                         return Err(err(format!("`{key}` is an option of the smtp driver only")));
@@ -439,6 +459,127 @@ impl Routing {
         })
     }
 
+    /// The redirect data router `r` has for `local`: its entry in an
+    /// aliases file, or the user's whole forward file (`{home}` in `file`),
+    /// checked as Exim checks one. `Ok(None)`: none (the router declines).
+    fn redirect_data(
+        &self,
+        cfg: &Config,
+        r: &Router,
+        local: &str,
+        user: Option<&crate::sys::User>,
+    ) -> Result<Option<String>, String> {
+        let file = r.file.as_deref().unwrap_or_default();
+        if !file.contains("{home}") {
+            let path = cfg.data_path(file);
+            return lookup_alias(&path, local).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        let Some(u) = user else {
+            return Err(format!(
+                "router {:?}: a forward file ({file}) needs check_local_user",
+                r.name
+            ));
+        };
+        let path = PathBuf::from(file.replace("{home}", &u.home.to_string_lossy()));
+        match crate::redirect::forward_file_problem(&path, u.uid) {
+            Ok(None) => {}
+            Ok(Some(problem)) => return Err(format!("forward file not used: {problem}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+        std::fs::read_to_string(&path)
+            .map(|t| {
+                // `#` comment lines, as Exim's forward files have.
+                Some(
+                    t.lines()
+                        .filter(|l| !l.trim_start().starts_with('#'))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The items of redirect `data` for `address`, `:include:` files read
+    /// in: addresses and `:blackhole:`, or the verdict a `:fail:`,
+    /// `:defer:`, or an item this router cannot deliver comes to.
+    fn redirect_items(
+        &self,
+        cfg: &Config,
+        r: &Router,
+        data: &str,
+        address: &str,
+    ) -> Result<Vec<crate::redirect::Item>, Routed> {
+        use crate::redirect::{Item, parse};
+        let defer = |reason: String| Routed::Defer {
+            address: address.to_string(),
+            reason,
+            status: None,
+        };
+        let mut pending = parse(data).map_err(defer)?;
+        pending.reverse();
+        let mut out = Vec::new();
+        let mut includes = 0;
+        while let Some(item) = pending.pop() {
+            match item {
+                Item::Include(path) => {
+                    includes += 1;
+                    if includes > MAX_REDIRECT_DEPTH {
+                        return Err(defer(format!(
+                            "router {:?}: too many :include: files",
+                            r.name
+                        )));
+                    }
+                    let path = cfg.data_path(&path.to_string_lossy());
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| defer(format!(":include:{}: {e}", path.display())))?;
+                    let mut more = parse(&text).map_err(defer)?;
+                    more.reverse();
+                    pending.extend(more);
+                }
+                Item::Fail(text) if r.allow_fail => {
+                    return Err(Routed::Unrouteable {
+                        address: address.to_string(),
+                        reason: if text.is_empty() {
+                            "Unrouteable address".into()
+                        } else {
+                            text
+                        },
+                        status: Some(Status::new(5, 0, 0)),
+                    });
+                }
+                Item::Defer(text) if r.allow_defer => {
+                    return Err(Routed::Defer {
+                        address: address.to_string(),
+                        reason: text,
+                        status: Some(Status::new(4, 0, 0)),
+                    });
+                }
+                item @ (Item::Fail(_) | Item::Defer(_)) => {
+                    let option = if matches!(item, Item::Fail(_)) {
+                        "allow_fail"
+                    } else {
+                        "allow_defer"
+                    };
+                    return Err(defer(format!(
+                        "router {:?}: {} is not permitted without {option}",
+                        r.name,
+                        item.describe()
+                    )));
+                }
+                item @ (Item::Pipe(_) | Item::File(_) | Item::Directory(_)) => {
+                    return Err(defer(format!(
+                        "router {:?}: configuration error: {} needs a pipe, file or directory transport, which this router does not name",
+                        r.name,
+                        item.describe()
+                    )));
+                }
+                item => out.push(item),
+            }
+        }
+        Ok(out)
+    }
+
     /// The engine settings of smtp transport `name`.
     pub fn remote_settings(&self, name: &str) -> Option<&Arc<crate::remote::Settings>> {
         self.remote.get(name)
@@ -447,20 +588,24 @@ impl Routing {
     /// Routes `address` (a full `local@domain`).
     pub fn route(&self, cfg: &Config, address: &str) -> Routed {
         let mut out = Vec::new();
-        match self.route_into(cfg, address, None, 0, &mut out) {
+        match self.route_into(cfg, address, None, &mut Vec::new(), &mut out) {
             Ok(()) => Routed::Deliver(out),
             Err(r) => r,
         }
     }
 
+    /// Routes `address` into `out`. `ancestors`: the addresses redirected
+    /// to reach it, which a redirect router skips (Exim's loop rule: an
+    /// alias `a: a, b` delivers to a's mailbox and to b).
     fn route_into(
         &self,
         cfg: &Config,
         address: &str,
         parent: Option<&str>,
-        depth: usize,
+        ancestors: &mut Vec<String>,
         out: &mut Vec<Destination>,
     ) -> Result<(), Routed> {
+        let depth = ancestors.len();
         let unrouteable = |reason: &str| Routed::Unrouteable {
             address: address.to_string(),
             reason: reason.to_string(),
@@ -547,26 +692,59 @@ impl Routing {
                     return Ok(());
                 }
                 RouterDriver::Redirect => {
-                    let file = cfg.data_path(r.file.as_deref().unwrap_or_default());
-                    let targets = match lookup_alias(&file, &local_lc) {
-                        Ok(Some(t)) => t,
+                    if ancestors.iter().any(|a| a.eq_ignore_ascii_case(address)) {
+                        continue;
+                    }
+                    let data = match self.redirect_data(cfg, r, &local_lc, user.as_ref()) {
+                        Ok(Some(d)) => d,
                         Ok(None) => continue,
-                        Err(e) => {
+                        Err(reason) => {
                             return Err(Routed::Defer {
                                 address: address.to_string(),
-                                reason: format!("{}: {e}", file.display()),
+                                reason,
                                 status: None,
                             });
                         }
                     };
-                    for t in targets {
-                        let t = if t.contains('@') {
-                            t
-                        } else {
-                            format!("{t}@{}", cfg.primary_hostname)
-                        };
-                        self.route_into(cfg, &t, Some(parent.unwrap_or(address)), depth + 1, out)?;
+                    let items = self.redirect_items(cfg, r, &data, address)?;
+                    ancestors.push(address.to_string());
+                    for item in items {
+                        match item {
+                            crate::redirect::Item::Blackhole => out.push(Destination {
+                                address: address.to_string(),
+                                parent: parent.map(str::to_string),
+                                router: r.name.clone(),
+                                transport: String::new(),
+                                driver: TransportDriver::Blackhole,
+                                path: PathBuf::new(),
+                                owner: None,
+                                hosts: Vec::new(),
+                                return_path_add: false,
+                                envelope_to_add: false,
+                            }),
+                            crate::redirect::Item::Address(t) => {
+                                let t = if t.contains('@') {
+                                    t
+                                } else {
+                                    format!("{t}@{}", cfg.qualify_domain)
+                                };
+                                let routed = self.route_into(
+                                    cfg,
+                                    &t,
+                                    Some(parent.unwrap_or(address)),
+                                    ancestors,
+                                    out,
+                                );
+                                if let Err(e) = routed {
+                                    ancestors.pop();
+                                    return Err(e);
+                                }
+                            }
+                            // redirect_items keeps only the two above.
+                            _ => {}
+                        }
                     }
+                    ancestors.pop();
                     return Ok(());
                 }
                 RouterDriver::Accept => {
@@ -760,7 +938,7 @@ fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
 /// Looks `key` up in an aliases file in Exim's lsearch layout:
 /// `key: value, value` with continuation lines that start with white space
 /// and `#` comments. A missing file is an empty one (the router declines).
-pub fn lookup_alias(file: &std::path::Path, key: &str) -> std::io::Result<Option<Vec<String>>> {
+pub fn lookup_alias(file: &std::path::Path, key: &str) -> std::io::Result<Option<String>> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -769,7 +947,7 @@ pub fn lookup_alias(file: &std::path::Path, key: &str) -> std::io::Result<Option
     Ok(parse_aliases(&text, key))
 }
 
-fn parse_aliases(text: &str, key: &str) -> Option<Vec<String>> {
+fn parse_aliases(text: &str, key: &str) -> Option<String> {
     let mut entries: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
@@ -786,17 +964,7 @@ fn parse_aliases(text: &str, key: &str) -> Option<Vec<String>> {
             entries.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    entries.into_iter().find(|(k, _)| k == key).map(|(_, v)| {
-        v.split(',')
-            .map(|a| {
-                a.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-            .filter(|a| !a.is_empty())
-            .collect()
-    })
+    entries.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// `-bt` (and `-bv`, with `verify`): prints how each address routes (or
@@ -964,7 +1132,7 @@ mod tests {
         let (dir, c) = cfg("");
         std::fs::write(
             dir.path().join("aliases"),
-            "# comment\npostmaster: root\nroot: alice@example.org,\n  bob\nloop: loop\n",
+            "# comment\npostmaster: root\nroot: alice@example.org,\n  bob\nloop: loop\na: b\nb: a, :blackhole:\nf: :fail: gone away\nd: :defer: try tomorrow\np: |/bin/cat\n",
         )
         .unwrap();
         let r = &c.routing;
@@ -984,9 +1152,39 @@ mod tests {
             }
             o => panic!("{o:?}"),
         }
+        // Loops end as in Exim: an address is not redirected again by the
+        // router that redirected one of its ancestors; it goes on to the
+        // next router (here, into a mailbox).
+        let ends = |a: &str| match r.route(&c, a) {
+            Routed::Deliver(d) => d
+                .iter()
+                .map(|d| format!("{} {:?}", d.address, d.driver))
+                .collect::<Vec<_>>(),
+            o => panic!("{a}: {o:?}"),
+        };
+        assert_eq!(ends("loop@example.org"), ["loop@mx.example Maildir"]);
+        // a@example.org -> b -> a@mx.example -> b again, an ancestor:
+        // b's mailbox; and b's own :blackhole:.
+        assert_eq!(
+            ends("a@example.org"),
+            ["b@mx.example Maildir", "b@mx.example Blackhole"]
+        );
+        match r.route(&c, "f@example.org") {
+            Routed::Unrouteable { reason, status, .. } => {
+                assert_eq!(reason, "gone away");
+                assert_eq!(status, Some(Status::new(5, 0, 0)));
+            }
+            o => panic!("{o:?}"),
+        }
         assert!(matches!(
-            r.route(&c, "loop@example.org"),
-            Routed::Unrouteable { .. }
+            r.route(&c, "d@example.org"),
+            Routed::Defer { reason, .. } if reason == "try tomorrow"
+        ));
+        // A pipe without a pipe transport is a configuration error: the
+        // address waits, and the reason says why.
+        assert!(matches!(
+            r.route(&c, "p@example.org"),
+            Routed::Defer { reason, .. } if reason.contains("|/bin/cat") && reason.contains("configuration error")
         ));
     }
 

@@ -172,6 +172,24 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
     match checked {
         Ok((Routed::Deliver(_), None)) => Verdict::Accept,
         Ok((Routed::Deliver(_), Some(reply))) => reply.into(),
+        // A redirect's `:fail: text` and `:defer: text`: the text is the
+        // reply, as in Exim.
+        Ok((
+            Routed::Unrouteable {
+                reason,
+                status: Some(status),
+                ..
+            },
+            _,
+        )) if status == Status::new(5, 0, 0) => Reply::new(550, status, reason).into(),
+        Ok((
+            Routed::Defer {
+                reason,
+                status: Some(status),
+                ..
+            },
+            _,
+        )) if status == Status::new(4, 0, 0) => Reply::new(451, status, reason).into(),
         Ok((
             Routed::Unrouteable {
                 address, reason, ..

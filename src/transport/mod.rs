@@ -96,6 +96,21 @@ impl Transport for maildir::MaildirTransport {
     }
 }
 
+/// A redirect's `:blackhole:`: the address is delivered nowhere, and
+/// that is a success (Exim's).
+pub struct Blackhole;
+
+impl Transport for Blackhole {
+    /// Repeating it after a crash changes nothing: no intent is needed.
+    fn recovery(&self) -> Recovery {
+        Recovery::FoundByName
+    }
+
+    fn start(&self, _req: &Request<'_>) -> Started {
+        Started::Done(Outcome::Delivered, Vec::new())
+    }
+}
+
 impl Transport for mbox::MboxTransport {
     fn recovery(&self) -> Recovery {
         Self::RECOVERY
