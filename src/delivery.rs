@@ -112,6 +112,8 @@ struct Prepared {
     found_by_name: bool,
     /// Jobs for the remote engine, submitted once local files are staged.
     jobs: Vec<remote::Job>,
+    /// Commands to run, each on a thread of its own, like remote jobs.
+    pipe_jobs: Vec<PipeJob>,
     /// Routing found only this host for a recipient: freeze, saying why.
     freeze: Option<String>,
 }
@@ -144,6 +146,16 @@ pub enum Pending {
     Now(Attempt),
     /// Remote deliveries are under way; the attempt's end is sent here.
     Later(Receiver<Attempt>),
+}
+
+/// One pipe delivery: a recipient's command and its message.
+struct PipeJob {
+    index: usize,
+    /// The address the destination carries (its result is matched on it).
+    address: String,
+    settings: Arc<crate::transport::pipe::PipeSettings>,
+    run: crate::transport::pipe::PipeRun,
+    data: Arc<Vec<u8>>,
 }
 
 /// A message whose remote jobs are out.
@@ -291,6 +303,7 @@ impl Deliverer {
             // settings, which `Routing::build` rules out.
             TransportDriver::Mbox | TransportDriver::Smtp => &self.mbox,
             TransportDriver::Blackhole => &crate::transport::Blackhole,
+            TransportDriver::Pipe => &crate::transport::PipeMarker,
         }
     }
 
@@ -352,7 +365,7 @@ impl Deliverer {
             for (_, ticket) in p.staged() {
                 *ticket = tickets.next();
             }
-            results[k] = Some(if p.jobs.is_empty() {
+            results[k] = Some(if p.jobs.is_empty() && p.pipe_jobs.is_empty() {
                 Pending::Now(self.complete(p))
             } else {
                 Pending::Later(self.send_remote(p))
@@ -370,12 +383,32 @@ impl Deliverer {
     fn send_remote(self: &Arc<Self>, mut p: Box<Prepared>) -> Receiver<Attempt> {
         let (tx, rx) = channel::bounded(1);
         let jobs = std::mem::take(&mut p.jobs);
+        let pipe_jobs = std::mem::take(&mut p.pipe_jobs);
         let shared = Arc::new(InFlight {
             prepared: std::sync::Mutex::new(Some(p)),
-            remaining: std::sync::atomic::AtomicUsize::new(jobs.len()),
+            remaining: std::sync::atomic::AtomicUsize::new(jobs.len() + pipe_jobs.len()),
             done: tx,
         });
         *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        // Pipes run outside the delivery threads: a slow command holds
+        // only its own thread.
+        for job in pipe_jobs {
+            let (me, shared) = (self.clone(), shared.clone());
+            let run = move || {
+                let outcome = crate::transport::pipe::deliver(&job.settings, &job.run, &job.data);
+                let result = remote::RcptResult {
+                    index: job.index,
+                    address: job.address,
+                    outcome,
+                    detail: remote::Detail::default(),
+                };
+                me.remote_done(&shared, vec![result]);
+            };
+            if let Err(e) = std::thread::Builder::new().name("pipe".into()).spawn(run) {
+                self.logs
+                    .panic(&format!("cannot start a pipe delivery: {e}"));
+            }
+        }
         for mut job in jobs {
             let (me, shared) = (self.clone(), shared.clone());
             job.done = Box::new(move |results| me.remote_done(&shared, results));
@@ -581,6 +614,7 @@ impl Deliverer {
 
         let io = self.queue.committer().io();
         let mut remote_groups: Vec<RemoteGroup> = Vec::new();
+        let mut pipe_jobs: Vec<PipeJob> = Vec::new();
         let mut freeze = None;
         let rcpts = routed
             .into_iter()
@@ -594,6 +628,33 @@ impl Deliverer {
                                 .into_iter()
                                 .enumerate()
                                 .map(|(k, dest)| {
+                                    if let Some(target) = &dest.pipe {
+                                        let (local, domain) = dest
+                                            .address
+                                            .rsplit_once('@')
+                                            .unwrap_or((&dest.address, ""));
+                                        pipe_jobs.push(PipeJob {
+                                            index: i,
+                                            address: dest.address.clone(),
+                                            settings: target.settings.clone(),
+                                            run: crate::transport::pipe::PipeRun {
+                                                command: target.command.clone(),
+                                                uid: target.uid,
+                                                gid: target.gid,
+                                                home: target.home.clone(),
+                                                local_part: local.to_string(),
+                                                domain: domain.to_string(),
+                                                sender: env.sender.clone(),
+                                                recipient: dest.address.clone(),
+                                                message_id: id.to_string(),
+                                            },
+                                            data: message.clone(),
+                                        });
+                                        return DestAttempt {
+                                            dest,
+                                            progress: Progress::Sent,
+                                        };
+                                    }
                                     if let Some((settings, addresses)) = self.remote_target(&dest) {
                                         let rcpt = &env.recipients[i];
                                         add_to_group(
@@ -692,6 +753,7 @@ impl Deliverer {
             rcpts,
             found_by_name,
             jobs,
+            pipe_jobs,
             freeze,
         }))
     }
@@ -719,6 +781,7 @@ impl Deliverer {
             rcpts,
             found_by_name,
             jobs: _,
+            pipe_jobs: _,
             freeze,
         } = *p;
         let id = &id;
@@ -1028,6 +1091,13 @@ impl Deliverer {
                     transport,
                     ..Delivered::default()
                 };
+                if let Some(pipe) = dest.and_then(|d| d.pipe.as_ref()) {
+                    // Exim's `=> |command <addr> R=router T=transport`.
+                    delivered.address = Address {
+                        original: Some(address.to_string()),
+                        ..Address::new(format!("|{}", pipe.command))
+                    };
+                }
                 if dest.is_some_and(|d| d.driver == TransportDriver::Blackhole) {
                     // Exim's `=> :blackhole: <addr> R=router`.
                     delivered.address = Address {
@@ -1036,7 +1106,9 @@ impl Deliverer {
                     };
                     delivered.transport = None;
                 }
-                if let Some(r) = remote {
+                // (A pipe's result comes back the way a remote one does,
+                // with no host.)
+                if let Some(r) = remote.filter(|_| dest.is_none_or(|d| d.pipe.is_none())) {
                     // A remote delivery is logged with the whole address,
                     // the host and the session (Exim's remote `=>`).
                     delivered.address = Address {

@@ -67,6 +67,13 @@ pub struct Router {
     /// Redirect routers: `:defer:` items may defer an address (Exim's).
     #[serde(default)]
     pub allow_defer: bool,
+    /// Redirect routers: the transport for `|command` items (a `pipe`
+    /// transport); without it such an item is a configuration error.
+    #[serde(default)]
+    pub pipe_transport: Option<String>,
+    /// Redirect routers: `|command` items are refused.
+    #[serde(default)]
+    pub forbid_pipe: bool,
     /// Manualroute routers: `"DOMAINS HOSTS [OPTIONS]"` entries, Exim's
     /// `route_list` (see [`crate::manualroute`]).
     #[serde(default)]
@@ -132,6 +139,8 @@ pub struct Transport {
     pub return_path_add: bool,
     /// Local transports: an `Envelope-to: <recipient>` line (Exim's).
     pub envelope_to_add: bool,
+    /// The pipe driver's options ([`crate::transport::pipe`]).
+    pub pipe: crate::transport::pipe::PipeOptions,
 }
 
 /// The keys every transport has; the others are its driver's options.
@@ -167,10 +176,18 @@ impl<'de> Deserialize<'de> for Transport {
         let base: TransportBase = toml::Value::Table(base)
             .try_into()
             .map_err(D::Error::custom)?;
-        // The rest: the smtp options, unknown keys refused by name.
-        let smtp = toml::Value::Table(table)
-            .try_into()
-            .map_err(D::Error::custom)?;
+        // The rest: the driver's options, unknown keys refused by name.
+        let (smtp, pipe) = if base.driver == TransportDriver::Pipe {
+            let pipe = toml::Value::Table(table)
+                .try_into()
+                .map_err(D::Error::custom)?;
+            (Default::default(), pipe)
+        } else {
+            let smtp = toml::Value::Table(table)
+                .try_into()
+                .map_err(D::Error::custom)?;
+            (smtp, Default::default())
+        };
         if base.driver == TransportDriver::Smtp && (base.return_path_add || base.envelope_to_add) {
             return Err(D::Error::custom(
                 "return_path_add and envelope_to_add are for the maildir and mbox transports \
@@ -184,6 +201,7 @@ impl<'de> Deserialize<'de> for Transport {
             smtp,
             return_path_add: base.return_path_add,
             envelope_to_add: base.envelope_to_add,
+            pipe,
         })
     }
 }
@@ -195,6 +213,8 @@ pub enum TransportDriver {
     Mbox,
     /// SMTP, LMTP or SMTPS to remote hosts.
     Smtp,
+    /// A command's standard input ([`crate::transport::pipe`]).
+    Pipe,
     /// A redirect's `:blackhole:`: delivered nowhere (not configurable).
     #[serde(skip)]
     Blackhole,
@@ -219,6 +239,18 @@ pub struct Destination {
     /// The transport's `return_path_add` and `envelope_to_add`.
     pub return_path_add: bool,
     pub envelope_to_add: bool,
+    /// For a pipe: the command and who runs it.
+    pub pipe: Option<PipeTarget>,
+}
+
+/// A pipe delivery's command and user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeTarget {
+    pub command: String,
+    pub settings: Arc<crate::transport::pipe::PipeSettings>,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
 }
 
 /// The outcome of routing one address.
@@ -265,6 +297,8 @@ pub struct Routing {
     transports: Vec<Transport>,
     /// The smtp transports' engine settings, by transport name.
     remote: std::collections::HashMap<String, Arc<crate::remote::Settings>>,
+    /// The pipe transports' checked settings, by transport name.
+    pipes: std::collections::HashMap<String, Arc<crate::transport::pipe::PipeSettings>>,
 }
 
 /// Routers used when the configuration names none: aliases, then every
@@ -283,6 +317,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 // As Exim's default configuration's system_aliases.
                 allow_fail: true,
                 allow_defer: true,
+                pipe_transport: None,
+                forbid_pipe: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -296,6 +332,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 file: None,
                 allow_fail: false,
                 allow_defer: false,
+                pipe_transport: None,
+                forbid_pipe: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -312,6 +350,8 @@ fn default_routing(cfg: &Config) -> Routing {
                 file: None,
                 allow_fail: false,
                 allow_defer: false,
+                pipe_transport: None,
+                forbid_pipe: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -324,6 +364,7 @@ fn default_routing(cfg: &Config) -> Routing {
                 smtp: Default::default(),
                 return_path_add: true,
                 envelope_to_add: false,
+                pipe: Default::default(),
             },
             Transport {
                 name: "remote_smtp".into(),
@@ -332,9 +373,11 @@ fn default_routing(cfg: &Config) -> Routing {
                 smtp: Default::default(),
                 return_path_add: false,
                 envelope_to_add: false,
+                pipe: Default::default(),
             },
         ],
         remote: Default::default(),
+        pipes: Default::default(),
     }
 }
 
@@ -419,8 +462,24 @@ impl Routing {
                 }
                 _ => {}
             }
+            if let Some(p) = &r.pipe_transport {
+                let Some(t) = transports.iter().find(|t| &t.name == p) else {
+                    return Err(err(format!("pipe_transport {p:?} is not defined")));
+                };
+                if t.driver != TransportDriver::Pipe {
+                    return Err(err(format!("pipe_transport {p:?} is not a pipe transport")));
+                }
+                // Exim's rule: a pipe from a file nobody owns (the system
+                // aliases) runs as the transport's user; never as root.
+                if !r.check_local_user && t.pipe.user.is_none() {
+                    return Err(err(format!(
+                        "pipes from this router would run as nobody in particular: set `user` on transport {p:?}, or `check_local_user`"
+                    )));
+                }
+            }
         }
         let mut remote = std::collections::HashMap::new();
+        let mut pipes = std::collections::HashMap::new();
         for (i, t) in transports.iter().enumerate() {
             let err = |message: String| RouterConfigError {
                 entry: entry_name("transport", i, Some(&t.name)),
@@ -436,6 +495,13 @@ impl Routing {
                 }
                 // Not a driver a configuration can name (`serde(skip)`).
                 TransportDriver::Blackhole => {}
+                TransportDriver::Pipe => {
+                    if !t.path.is_empty() {
+                        return Err(err("`path` is not an option of the pipe driver".into()));
+                    }
+                    let settings = t.pipe.settings().map_err(err)?;
+                    pipes.insert(t.name.clone(), Arc::new(settings));
+                }
                 TransportDriver::Maildir | TransportDriver::Mbox => {
                     if let Some(key) = t.smtp.first_set() {
                         return Err(err(format!("`{key}` is an option of the smtp driver only")));
@@ -456,6 +522,7 @@ impl Routing {
             routers,
             transports,
             remote,
+            pipes,
         })
     }
 
@@ -509,6 +576,7 @@ impl Routing {
         r: &Router,
         data: &str,
         address: &str,
+        user: Option<&crate::sys::User>,
     ) -> Result<Vec<crate::redirect::Item>, Routed> {
         use crate::redirect::{Item, parse};
         let defer = |reason: String| Routed::Defer {
@@ -567,6 +635,21 @@ impl Routing {
                         item.describe()
                     )));
                 }
+                Item::Pipe(_) if r.forbid_pipe => {
+                    return Err(defer(format!(
+                        "router {:?}: pipes are forbidden (forbid_pipe)",
+                        r.name
+                    )));
+                }
+                Item::Pipe(command) if r.pipe_transport.is_some() => {
+                    if self.pipe_target(r, &command, user).is_none() {
+                        return Err(defer(format!(
+                            "router {:?}: |{command} would run as root or as nobody: refused",
+                            r.name
+                        )));
+                    }
+                    out.push(Item::Pipe(command));
+                }
                 item @ (Item::Pipe(_) | Item::File(_) | Item::Directory(_)) => {
                     return Err(defer(format!(
                         "router {:?}: configuration error: {} needs a pipe, file or directory transport, which this router does not name",
@@ -578,6 +661,37 @@ impl Routing {
             }
         }
         Ok(out)
+    }
+
+    /// The transport and user for `|command` from router `r`: the
+    /// transport's `user`, else the local user the router found; never
+    /// root.
+    fn pipe_target(
+        &self,
+        r: &Router,
+        command: &str,
+        user: Option<&crate::sys::User>,
+    ) -> Option<(String, PipeTarget)> {
+        let tname = r.pipe_transport.clone()?;
+        let settings = self.pipes.get(&tname)?.clone();
+        let (uid, gid, home) = match (&settings.user, user) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => (u.uid, u.gid, u.home.clone()),
+            (None, None) => return None,
+        };
+        if uid == 0 {
+            return None;
+        }
+        Some((
+            tname,
+            PipeTarget {
+                command: command.to_string(),
+                settings,
+                uid,
+                gid,
+                home,
+            },
+        ))
     }
 
     /// The engine settings of smtp transport `name`.
@@ -706,7 +820,7 @@ impl Routing {
                             });
                         }
                     };
-                    let items = self.redirect_items(cfg, r, &data, address)?;
+                    let items = self.redirect_items(cfg, r, &data, address, user.as_ref())?;
                     ancestors.push(address.to_string());
                     for item in items {
                         match item {
@@ -721,7 +835,30 @@ impl Routing {
                                 hosts: Vec::new(),
                                 return_path_add: false,
                                 envelope_to_add: false,
+                                pipe: None,
                             }),
+                            crate::redirect::Item::Pipe(command) => {
+                                // redirect_items checked the transport and
+                                // the user.
+                                let Some((tname, target)) =
+                                    self.pipe_target(r, &command, user.as_ref())
+                                else {
+                                    continue;
+                                };
+                                out.push(Destination {
+                                    address: address.to_string(),
+                                    parent: parent.map(str::to_string),
+                                    router: r.name.clone(),
+                                    transport: tname,
+                                    driver: TransportDriver::Pipe,
+                                    path: PathBuf::new(),
+                                    owner: None,
+                                    hosts: Vec::new(),
+                                    return_path_add: false,
+                                    envelope_to_add: false,
+                                    pipe: Some(target),
+                                });
+                            }
                             crate::redirect::Item::Address(t) => {
                                 let t = if t.contains('@') {
                                     t
@@ -809,6 +946,7 @@ impl Routing {
                         hosts: Vec::new(),
                         return_path_add: t.return_path_add,
                         envelope_to_add: t.envelope_to_add,
+                        pipe: None,
                     });
                     return Ok(());
                 }
@@ -838,6 +976,7 @@ fn remote_destination(
         hosts,
         return_path_add: false,
         envelope_to_add: false,
+        pipe: None,
     }
 }
 
@@ -1067,9 +1206,15 @@ mod tests {
             ),
             (
                 format!(
+                    "{accept}[[transport]]\nname = \"maildir\"\ndriver = \"appendfile\"\npath = \"x\"\n"
+                ),
+                r#"t.toml: transport[1] "maildir": key `driver`: unknown variant `appendfile`"#,
+            ),
+            (
+                format!(
                     "{accept}[[transport]]\nname = \"maildir\"\ndriver = \"pipe\"\npath = \"x\"\n"
                 ),
-                r#"t.toml: transport[1] "maildir": key `driver`: unknown variant `pipe`"#,
+                r#"t.toml: transport[1] "maildir": `path` is not an option of the pipe driver"#,
             ),
             (
                 format!(

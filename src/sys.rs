@@ -146,3 +146,32 @@ pub fn interface_addresses() -> Vec<std::net::IpAddr> {
     unsafe { libc::freeifaddrs(head) };
     out
 }
+
+/// Sets the file mode creation mask a command starts with, and marks
+/// every descriptor above 2 close-on-exec in it: those Sluice opens are
+/// already, but one inherited from whoever started Sluice may not be.
+/// (Marked, not closed: the pipe the standard library reports a failed
+/// exec through must stay open until the exec.)
+pub fn clean_exec(cmd: &mut std::process::Command, mask: u32) {
+    use std::os::unix::process::CommandExt;
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: the closure runs in the child between fork and exec and
+    // calls only umask(2), close_range(2), sysconf(3) and fcntl(2), which
+    // are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+                // Kernels before 5.11: one by one, up to the limit.
+                let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+                    n if n > 0 => n.min(65_536) as i32,
+                    _ => 1024,
+                };
+                for fd in 3..max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+}

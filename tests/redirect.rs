@@ -104,3 +104,160 @@ s.quit()
         "{line}"
     );
 }
+
+/// A `|command` from the aliases through a `pipe` transport run as
+/// `nobody`: delivered (the message on stdin after a `From ` line, a clean
+/// environment), exit 75 deferred, exit 1 failed and reported with its
+/// output (`return_fail_output`), a hang killed with its process group at
+/// the timeout and deferred, and no descriptor of Sluice's inherited.
+#[test]
+fn pipes_from_the_aliases() {
+    if !common::is_root() {
+        eprintln!("SKIPPED: pipes run as another user only when started by root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    // nobody must reach the script and write its output.
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let marker = format!("pipe-test-{}", std::process::id());
+    let script = d.path().join("script.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             OUT={out}\n\
+             case \"$1\" in\n\
+             append) cat >> $OUT/mbox; env | sort > $OUT/env; exit 0 ;;\n\
+             tempfail) exit 75 ;;\n\
+             fail) echo \"no such list here\"; exit 1 ;;\n\
+             hang) exec /bin/sh -c 'sleep 30; true' {marker} ;;\n\
+             fds) exec ls -1 /proc/self/fd > $OUT/fds ;;\n\
+             esac\n",
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.display();
+    std::fs::create_dir_all(d.home()).unwrap();
+    std::fs::write(
+        d.home().join("aliases"),
+        format!(
+            "append: |{s} append\ntempfail: |{s} tempfail\nfail: |{s} fail\nhang: \"|{s} hang\"\nfds: |{s} fds\n"
+        ),
+    )
+    .unwrap();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(
+        &conf,
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org"]
+
+[[router]]
+name = "system_aliases"
+driver = "redirect"
+domains = ["+local_domains"]
+file = "aliases"
+allow_fail = true
+pipe_transport = "address_pipe"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "address_pipe"
+driver = "pipe"
+user = "nobody"
+timeout = "1s"
+return_fail_output = true
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+return_path_add = true
+"#,
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    for rcpt in ["append", "tempfail", "fail", "hang", "fds"] {
+        let r = d.run(
+            &[
+                "--config",
+                c,
+                "-odi",
+                "-f",
+                "alice@example.org",
+                &format!("{rcpt}@example.org"),
+            ],
+            format!("Subject: to {rcpt}\n\nthe body of {rcpt}\n").as_bytes(),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let log = d.log("mainlog");
+    assert!(
+        log.contains(&format!(
+            " => |{s} append <append@example.org> R=system_aliases T=address_pipe"
+        )),
+        "{log}"
+    );
+    let mbox = std::fs::read_to_string(out.join("mbox")).unwrap();
+    assert!(mbox.starts_with("From alice@example.org "), "{mbox}");
+    assert!(mbox.contains("\nthe body of append\n"), "{mbox}");
+    let env = std::fs::read_to_string(out.join("env")).unwrap();
+    for want in [
+        "LOCAL_PART=append\n",
+        "DOMAIN=example.org\n",
+        "SENDER=alice@example.org\n",
+        "RECIPIENT=append@example.org\n",
+        "PATH=/bin:/usr/bin\n",
+    ] {
+        assert!(env.contains(want), "{want:?} missing:\n{env}");
+    }
+    assert!(env.contains("MESSAGE_ID="), "{env}");
+    assert!(
+        !env.contains("SLUICE_HOME"),
+        "the environment is not clean:\n{env}"
+    );
+
+    let line = |marker: &str| log.lines().find(|l| l.contains(marker)).map(str::to_string);
+    let t = line(" == tempfail@example.org").unwrap_or_else(|| panic!("{log}"));
+    assert!(t.contains("returned 75"), "{t}");
+    let h = line(" == hang@example.org").unwrap_or_else(|| panic!("{log}"));
+    assert!(h.contains("timed out"), "{h}");
+    // Its process group is gone.
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+    let f = line(" ** fail@example.org").unwrap_or_else(|| panic!("{log}"));
+    assert!(f.contains("returned 1"), "{f}");
+    // Reported, with the command's output.
+    let inbox = d.home().join("mail/example.org/alice/new");
+    let reports: Vec<String> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 1, "{log}");
+    assert!(reports[0].contains("no such list here"), "{}", reports[0]);
+
+    let fds = std::fs::read_to_string(out.join("fds")).unwrap();
+    let fds: Vec<&str> = fds.lines().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "descriptors the command had");
+    // Deferred ones wait: tempfail and hang.
+    let n = d.run(&["--config", c, "-bpc"], b"");
+    assert_eq!(String::from_utf8_lossy(&n.stdout).trim(), "2");
+}

@@ -14,6 +14,7 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod pipe;
 pub mod smtp;
 
 use std::path::Path;
@@ -93,6 +94,28 @@ impl Transport for maildir::MaildirTransport {
             }
             Err(e) => Started::Done(Outcome::of_error(&e), Vec::new()),
         }
+    }
+}
+
+/// Pipe deliveries run on threads of their own
+/// ([`crate::delivery::Deliverer`] hands them out like remote jobs); this
+/// stands for them where a transport's recovery is asked.
+pub struct PipeMarker;
+
+impl Transport for PipeMarker {
+    /// Nothing tells whether a command ran: an intent first, at least once.
+    fn recovery(&self) -> Recovery {
+        Recovery::AtLeastOnce
+    }
+
+    fn start(&self, _req: &Request<'_>) -> Started {
+        Started::Done(
+            Outcome::Deferred {
+                status: ::smtp::Status::new(4, 3, 0),
+                diagnostic: "a pipe delivery runs on its own thread".into(),
+            },
+            Vec::new(),
+        )
     }
 }
 
