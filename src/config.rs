@@ -203,6 +203,8 @@ pub struct SmtpConfig {
     pub dsn_advertise_hosts: Vec<String>,
     /// Route MAIL FROM's address at RCPT time (Exim's `verify = sender`).
     pub verify_sender: bool,
+    /// With verify_sender, ask a remote sender's host too (a callout).
+    pub sender_callout: bool,
     #[serde(deserialize_with = "duration")]
     pub command_timeout: Duration,
     #[serde(deserialize_with = "duration")]

@@ -327,3 +327,59 @@ fn sender_verification() {
     let out = common::python(SENDERS, &[&port, "x@nx.test"]);
     assert_eq!(out, "x@nx.test 250 2.1.5\n");
 }
+
+/// `smtp.sender_callout`: the sender's host is asked (MAIL FROM:<>, RCPT
+/// TO:<sender>, no message): accepted 250, refused 550 5.1.0, no answer
+/// 451 4.4.0; answers cached, so a sender is asked once.
+#[test]
+fn sender_callouts_and_their_cache() {
+    let rx = Receiver::start("127.0.0.61", Script::default());
+    let dns = DnsServer::start(
+        zone()
+            .a("callout.test", "127.0.0.61")
+            .a("down.test", "127.0.0.62"),
+    );
+    let d = Dir::new();
+    let conf = config(
+        &d,
+        &dns,
+        rx.port(),
+        Some("[]"),
+        "[smtp]\nverify_sender = true\nsender_callout = true",
+    );
+    let c = conf.to_str().unwrap();
+    let daemon = d.serve_args(
+        &["--config", c, "serve", "--listen", "127.0.0.1:0"],
+        &[&dns.set()],
+    );
+    let port = daemon.smtp.port().to_string();
+    let out = common::python(
+        SENDERS,
+        &[
+            &port,
+            "ok@callout.test",
+            "r550x@callout.test",
+            "ok@callout.test",
+            "r550x@callout.test",
+            "someone@down.test",
+        ],
+    );
+    assert_eq!(
+        out,
+        "ok@callout.test 250 2.1.5\n\
+         r550x@callout.test 550 5.1.0\n\
+         ok@callout.test 250 2.1.5\n\
+         r550x@callout.test 550 5.1.0\n\
+         someone@down.test 451 4.4.0\n"
+    );
+    // Each sender asked once; no message sent.
+    assert_eq!(rx.connection_count(), 2);
+    let cmds = rx.commands();
+    assert!(cmds.iter().any(|c| c == "MAIL FROM:<>"), "{cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c == "RCPT TO:<r550x@callout.test>"),
+        "{cmds:?}"
+    );
+    assert!(!cmds.iter().any(|c| c == "DATA"), "{cmds:?}");
+    assert!(rx.received().is_empty());
+}

@@ -16,6 +16,7 @@
 //! worker is handed the message (unless `queue_only` is set), and `250
 //! 2.0.0 OK id=<ID>` is sent.
 
+pub mod callout;
 pub mod lmtp;
 pub mod policy;
 #[cfg(test)]
@@ -66,6 +67,8 @@ pub struct Shared {
     pub smtp: Arc<SessionConfig>,
     pub lmtp: Arc<SessionConfig>,
     pub tls: Option<TlsAcceptor>,
+    /// Sender callouts under way, and their answers.
+    pub callouts: callout::Callouts,
     connections: Mutex<Connections>,
 }
 
@@ -125,6 +128,7 @@ impl Shared {
             logs: app.logs.clone(),
             queue: app.queue.clone(),
             tls,
+            callouts: callout::Callouts::default(),
             connections: Mutex::new(Connections::default()),
         })
     }

@@ -111,6 +111,31 @@ async fn verify_sender(
         ))
     };
     match routed {
+        Ok(Routed::Deliver(dests)) if cfg_callout(shared) => {
+            // A remote sender: ask its host (`smtp.sender_callout`).
+            let hosts = dests
+                .iter()
+                .find(|d| d.driver == TransportDriver::Smtp && !d.hosts.is_empty())
+                .map(|d| d.hosts.clone())?;
+            let helo = &shared.cfg.primary_hostname;
+            match shared.callouts.verify(helo, &hosts, from).await {
+                super::callout::Answer::Accepted => None,
+                super::callout::Answer::Refused(why) => {
+                    refuse(550, Status::new(5, 1, 0), format!("callout: {why}"))
+                }
+                super::callout::Answer::Unknown(why) => {
+                    shared.logs.main(&log::Event::other(
+                        None,
+                        format!("sender verify callout for <{from}> did not complete: {why}"),
+                    ));
+                    Some(Reply::new(
+                        451,
+                        Status::new(4, 4, 0),
+                        "Could not complete sender verify callout",
+                    ))
+                }
+            }
+        }
         Ok(Routed::Deliver(_) | Routed::Freeze { .. }) => None,
         // RFC 7505 §4.2: a sender whose domain has a null MX takes no mail.
         Ok(Routed::Unrouteable {
@@ -133,6 +158,10 @@ async fn verify_sender(
         ),
         Err(_) => refuse(451, Status::new(4, 1, 8), "temporary local problem".into()),
     }
+}
+
+fn cfg_callout(shared: &Shared) -> bool {
+    shared.cfg.smtp.sender_callout
 }
 
 async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> Verdict {
