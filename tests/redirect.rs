@@ -261,3 +261,113 @@ return_path_add = true
     let n = d.run(&["--config", c, "-bpc"], b"");
     assert_eq!(String::from_utf8_lossy(&n.stdout).trim(), "2");
 }
+
+/// A real system user's `.forward` (`file = "{home}/.forward"`,
+/// `check_local_user`): its items redirect the user's mail; made
+/// group-writable it is not used: the address is deferred and the log
+/// says why, as Exim's `modemask` check does.
+#[test]
+fn a_users_forward_file_is_used_only_when_safe() {
+    if !common::is_root() {
+        eprintln!("SKIPPED: creating a system user needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user = format!("slfwd{}", std::process::id() % 100_000);
+    let home = d.path().join(&user);
+    let made = std::process::Command::new("useradd")
+        .args([
+            "--home-dir",
+            home.to_str().unwrap(),
+            "--create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            &user,
+        ])
+        .status()
+        .expect("useradd");
+    assert!(made.success(), "useradd {user}");
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("userdel").arg(&self.0).status();
+        }
+    }
+    let _gone = Gone(user.clone());
+    let uid = std::fs::metadata(&home)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    let forward = home.join(".forward");
+    std::fs::write(
+        &forward,
+        "# to the archive and to bob\narchive@example.org, bob@example.org\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&forward, Some(uid), None).unwrap();
+    std::fs::set_permissions(&forward, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(
+        &conf,
+        r#"primary_hostname = "mx.example.org"
+local_domains = ["example.org"]
+
+[[router]]
+name = "userforward"
+driver = "redirect"
+domains = ["+local_domains"]
+check_local_user = true
+file = "{home}/.forward"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+"#,
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let send = |subject: &str| {
+        let r = d.run(
+            &[
+                "--config",
+                c,
+                "-odi",
+                "-f",
+                "alice@example.org",
+                &format!("{user}@example.org"),
+            ],
+            format!("Subject: {subject}\n\nbody\n").as_bytes(),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    send("forwarded");
+    let log = d.log("mainlog");
+    for who in ["archive", "bob"] {
+        assert!(
+            log.contains(&format!(
+                " {who} <{user}@example.org> R=local T=maildir_delivery"
+            )),
+            "{log}"
+        );
+    }
+
+    std::fs::set_permissions(&forward, std::fs::Permissions::from_mode(0o664)).unwrap();
+    send("not forwarded");
+    let log = d.log("mainlog");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!(" == {user}@example.org")))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("forward file not used") && line.contains("writable by group"),
+        "{line}"
+    );
+}
