@@ -74,6 +74,15 @@ pub struct Router {
     /// Redirect routers: `|command` items are refused.
     #[serde(default)]
     pub forbid_pipe: bool,
+    /// Redirect routers: the transport (an `mbox` one) for `/path/file`
+    /// items, and the one (a `maildir` one) for `/path/dir/` items.
+    #[serde(default)]
+    pub file_transport: Option<String>,
+    #[serde(default)]
+    pub directory_transport: Option<String>,
+    /// Redirect routers: file and directory items are refused.
+    #[serde(default)]
+    pub forbid_file: bool,
     /// Manualroute routers: `"DOMAINS HOSTS [OPTIONS]"` entries, Exim's
     /// `route_list` (see [`crate::manualroute`]).
     #[serde(default)]
@@ -319,6 +328,9 @@ fn default_routing(cfg: &Config) -> Routing {
                 allow_defer: true,
                 pipe_transport: None,
                 forbid_pipe: false,
+                file_transport: None,
+                directory_transport: None,
+                forbid_file: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -334,6 +346,9 @@ fn default_routing(cfg: &Config) -> Routing {
                 allow_defer: false,
                 pipe_transport: None,
                 forbid_pipe: false,
+                file_transport: None,
+                directory_transport: None,
+                forbid_file: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -352,6 +367,9 @@ fn default_routing(cfg: &Config) -> Routing {
                 allow_defer: false,
                 pipe_transport: None,
                 forbid_pipe: false,
+                file_transport: None,
+                directory_transport: None,
+                forbid_file: false,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -452,6 +470,15 @@ impl Routing {
                 {
                     return Err(err(format!("transport {t:?} is not defined")));
                 }
+                (RouterDriver::Accept, Some(t), None)
+                    if transports.iter().any(|x| {
+                        &x.name == t
+                            && matches!(x.driver, TransportDriver::Maildir | TransportDriver::Mbox)
+                            && x.path.is_empty()
+                    }) =>
+                {
+                    return Err(err(format!("transport {t:?} has no `path`")));
+                }
                 (RouterDriver::Redirect, _, None) => {
                     return Err(err("a redirect router needs `file`".into()));
                 }
@@ -461,6 +488,30 @@ impl Routing {
                     ));
                 }
                 _ => {}
+            }
+            for (key, name, driver) in [
+                ("file_transport", &r.file_transport, TransportDriver::Mbox),
+                (
+                    "directory_transport",
+                    &r.directory_transport,
+                    TransportDriver::Maildir,
+                ),
+            ] {
+                let Some(name) = name else { continue };
+                match transports.iter().find(|t| &t.name == name) {
+                    None => return Err(err(format!("{key} {name:?} is not defined"))),
+                    Some(t) if t.driver != driver => {
+                        return Err(err(format!(
+                            "{key} {name:?} must be a {} transport",
+                            if driver == TransportDriver::Mbox {
+                                "mbox"
+                            } else {
+                                "maildir"
+                            }
+                        )));
+                    }
+                    Some(_) => {}
+                }
             }
             if let Some(p) = &r.pipe_transport {
                 let Some(t) = transports.iter().find(|t| &t.name == p) else {
@@ -506,10 +557,11 @@ impl Routing {
                     if let Some(key) = t.smtp.first_set() {
                         return Err(err(format!("`{key}` is an option of the smtp driver only")));
                     }
-                    if t.path.is_empty() {
-                        return Err(err("`path` is required".into()));
-                    }
+                    // No path: only a redirect's file_transport or
+                    // directory_transport, where the item gives it (an
+                    // accept router naming it is refused above).
                     if t.driver == TransportDriver::Maildir
+                        && !t.path.is_empty()
                         && !t.path.contains("{local}")
                         && !t.path.contains("{home}")
                     {
@@ -649,6 +701,49 @@ impl Routing {
                         )));
                     }
                     out.push(Item::Pipe(command));
+                }
+                item @ (Item::File(_) | Item::Directory(_)) if r.forbid_file => {
+                    return Err(defer(format!(
+                        "router {:?}: {} refused (forbid_file)",
+                        r.name,
+                        item.describe()
+                    )));
+                }
+                item @ (Item::File(_) | Item::Directory(_))
+                    if match item {
+                        Item::Directory(_) => r.directory_transport.is_some(),
+                        _ => r.file_transport.is_some(),
+                    } =>
+                {
+                    let dir = matches!(item, Item::Directory(_));
+                    let (Item::File(path) | Item::Directory(path)) = item else {
+                        continue;
+                    };
+                    // Written as the user a forward file belongs to, never
+                    // as whoever runs Sluice: the system aliases name no
+                    // user, so they cannot write files.
+                    if user.is_none() {
+                        return Err(defer(format!(
+                            "router {:?}: {} needs the user of a forward file (check_local_user)",
+                            r.name,
+                            path.display()
+                        )));
+                    }
+                    if !path.is_absolute() {
+                        return Err(defer(format!("{}: not an absolute path", path.display())));
+                    }
+                    let plain = PathBuf::from(path.to_string_lossy().trim_end_matches('/'));
+                    if std::fs::symlink_metadata(&plain).is_ok_and(|m| m.file_type().is_symlink()) {
+                        return Err(defer(format!(
+                            "{}: a symbolic link, which is not followed",
+                            path.display()
+                        )));
+                    }
+                    out.push(if dir {
+                        Item::Directory(plain)
+                    } else {
+                        Item::File(plain)
+                    });
                 }
                 item @ (Item::Pipe(_) | Item::File(_) | Item::Directory(_)) => {
                     return Err(defer(format!(
@@ -857,6 +952,44 @@ impl Routing {
                                     return_path_add: false,
                                     envelope_to_add: false,
                                     pipe: Some(target),
+                                });
+                            }
+                            item @ (crate::redirect::Item::File(_)
+                            | crate::redirect::Item::Directory(_)) => {
+                                // redirect_items checked the transport,
+                                // the user and the path.
+                                let dir = matches!(item, crate::redirect::Item::Directory(_));
+                                let (crate::redirect::Item::File(path)
+                                | crate::redirect::Item::Directory(path)) = item
+                                else {
+                                    continue;
+                                };
+                                let tname = if dir {
+                                    r.directory_transport.clone()
+                                } else {
+                                    r.file_transport.clone()
+                                };
+                                let Some(t) = tname
+                                    .as_ref()
+                                    .and_then(|n| self.transports.iter().find(|t| &t.name == n))
+                                else {
+                                    continue;
+                                };
+                                out.push(Destination {
+                                    address: address.to_string(),
+                                    parent: parent.map(str::to_string),
+                                    router: r.name.clone(),
+                                    transport: t.name.clone(),
+                                    driver: t.driver,
+                                    path: path.clone(),
+                                    owner: user
+                                        .as_ref()
+                                        .filter(|_| crate::sys::is_root())
+                                        .map(|u| (u.uid, u.gid)),
+                                    hosts: Vec::new(),
+                                    return_path_add: t.return_path_add,
+                                    envelope_to_add: t.envelope_to_add,
+                                    pipe: None,
                                 });
                             }
                             crate::redirect::Item::Address(t) => {

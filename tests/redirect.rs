@@ -302,7 +302,10 @@ fn a_users_forward_file_is_used_only_when_safe() {
     let forward = home.join(".forward");
     std::fs::write(
         &forward,
-        "# to the archive and to bob\narchive@example.org, bob@example.org\n",
+        format!(
+            "# to the archive, to bob, and to two mailboxes of the user's own\narchive@example.org, bob@example.org, {h}/saved.mbox, {h}/Maildir/\n",
+            h = home.display()
+        ),
     )
     .unwrap();
     std::os::unix::fs::chown(&forward, Some(uid), None).unwrap();
@@ -319,6 +322,8 @@ driver = "redirect"
 domains = ["+local_domains"]
 check_local_user = true
 file = "{home}/.forward"
+file_transport = "address_file"
+directory_transport = "address_directory"
 
 [[router]]
 name = "local"
@@ -330,6 +335,14 @@ transport = "maildir_delivery"
 name = "maildir_delivery"
 driver = "maildir"
 path = "mail/{domain}/{local}"
+
+[[transport]]
+name = "address_file"
+driver = "mbox"
+
+[[transport]]
+name = "address_directory"
+driver = "maildir"
 "#,
     )
     .unwrap();
@@ -358,6 +371,23 @@ path = "mail/{domain}/{local}"
             "{log}"
         );
     }
+    // The file and the Maildir, written as the user.
+    let owner = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or_else(|e| panic!("{}: {e}\n{log}", p.display()))
+    };
+    let mbox = home.join("saved.mbox");
+    assert_eq!(owner(&mbox), uid);
+    assert!(
+        std::fs::read_to_string(&mbox)
+            .unwrap()
+            .contains("Subject: forwarded")
+    );
+    let new = home.join("Maildir/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{log}");
+    assert_eq!(owner(&files[0].path()), uid);
 
     std::fs::set_permissions(&forward, std::fs::Permissions::from_mode(0o664)).unwrap();
     send("not forwarded");
