@@ -745,6 +745,11 @@ fn retries_count_from_the_first_failure_and_then_give_up() {
             && gave_up.contains("451 4.7.1 <r451a@remote.test>: try again later"),
         "{gave_up}"
     );
+    // Given up, it is reported to the sender once, and leaves the queue.
+    let log = d.log("mainlog");
+    assert_eq!(lines_with(&log, " <= <> R=").len(), 1, "{log}");
+    let left = d.run(&["--config", c, "-bpc"], b"");
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0", "{log}");
     // Retried in between, every 1 s at most (the queue runs every 0.5 s).
     let tries = rx
         .commands()

@@ -619,6 +619,93 @@ mod tests {
         }
     }
 
+    /// The three steps of a failure report (intent `b`, the report
+    /// queued, `B`) under every simulated power cut: a report that
+    /// survives has its intent surviving too (recovery then finds it by ID
+    /// and never makes a second), and an end (`B`) that survives has its
+    /// report surviving (never lost). With no `b`, recovery makes one.
+    #[test]
+    fn failure_reports_are_neither_lost_nor_doubled_by_power_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::new());
+        let q = Queue::open_with_io(
+            dir.path(),
+            QueueOptions {
+                durability: Durability::Strict,
+                ..Default::default()
+            },
+            rec.clone(),
+        )
+        .unwrap();
+        let id = enter(&q);
+        let mut d = q.begin_delivery(&id).unwrap();
+        d.record(
+            0,
+            RcptOutcome::Failed {
+                why: Diagnosis::text("550 no such user"),
+            },
+        )
+        .unwrap();
+        rec.mark("failed");
+        let mut draft = q.draft().unwrap();
+        let report = draft.id();
+        d.record_reports(&[(0, Report::Making(report.to_string()))])
+            .unwrap();
+        rec.mark("intent");
+        draft.write(b"the report\n").unwrap();
+        let staged = draft
+            .finish(
+                &Envelope::new("", &["a@x"]),
+                &[crate::Header::new("Subject: r\n")],
+            )
+            .unwrap();
+        q.commit(staged).unwrap();
+        rec.mark("queued");
+        d.record_reports(&[(0, Report::Made(report.to_string()))])
+            .unwrap();
+        rec.mark("made");
+
+        // Where each record ends in the journal.
+        let j = q.layout().journal(&id);
+        let text = std::fs::read(&j).unwrap();
+        let mut ends = Vec::new();
+        let mut at = 0u64;
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            at += line.len() as u64;
+            ends.push(at);
+        }
+        assert_eq!(ends.len(), 3, "failed, b, B");
+        let (b_end, big_b_end) = (ends[1], ends[2]);
+        let h = q.layout().header(&report);
+        let mut cuts = 0;
+        for cut in rec.cut_points() {
+            let pc = rec.power_cut(cut);
+            let journal = pc.files.get(&j).map_or(0, |i| i.durable);
+            let queued = pc
+                .files
+                .get(&h)
+                .is_some_and(|i| i.is_whole() && i.durable > 0);
+            let has = |m: &str| pc.marks.iter().any(|x| x == m);
+            // What was acknowledged survives.
+            if has("intent") {
+                assert!(journal >= b_end, "cut {cut}: intent acknowledged, lost");
+            }
+            if has("queued") {
+                assert!(queued, "cut {cut}: report acknowledged, lost");
+            }
+            // A report on disk implies its intent on disk: never twice.
+            if queued {
+                assert!(journal >= b_end, "cut {cut}: a report without its intent");
+            }
+            // An end on disk implies its report on disk: never lost.
+            if journal >= big_b_end {
+                assert!(queued, "cut {cut}: B without its report");
+            }
+            cuts += 1;
+        }
+        assert!(cuts > 5, "{cuts} cut points");
+    }
+
     #[test]
     fn failed_journal_sync_is_a_temporary_error() {
         let dir = tempfile::tempdir().unwrap();
