@@ -251,12 +251,12 @@ impl Deliverer {
         &self,
         d: &mut LockedMessage,
         id: &MessageId,
-        relayed: &std::collections::HashMap<usize, String>,
+        hints: &bounce::Hints,
     ) -> Option<String> {
         if !d.envelope().recipients.iter().any(|r| r.owes_report()) {
             return None;
         }
-        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now(), relayed) {
+        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now(), hints) {
             Ok(settled) => {
                 self.spawned(settled.made);
                 settled
@@ -566,7 +566,7 @@ impl Deliverer {
             // Nothing left to deliver: reports still owed are made (after
             // a crash, or for a message frozen before it could be told),
             // then finish removes a complete message.
-            if let Some(reason) = self.settle_reports(&mut d, id, &Default::default()) {
+            if let Some(reason) = self.settle_reports(&mut d, id, &bounce::Hints::default()) {
                 return Step::Done(self.freeze(d, id, reason));
             }
             return Step::Done(self.finish(d, id));
@@ -628,6 +628,28 @@ impl Deliverer {
                                 .into_iter()
                                 .enumerate()
                                 .map(|(k, dest)| {
+                                    // A redirect's child routing refused:
+                                    // its outcome is known already.
+                                    if let Some(f) = &dest.refused {
+                                        let outcome = if f.permanent {
+                                            Outcome::Failed {
+                                                status: f.status.unwrap_or_else(|| {
+                                                    self.unrouteable_status(&dest.address)
+                                                }),
+                                                diagnostic: f.reason.clone(),
+                                                remote: None,
+                                            }
+                                        } else {
+                                            Outcome::Deferred {
+                                                status: f.status.unwrap_or(Status::new(4, 3, 0)),
+                                                diagnostic: f.reason.clone(),
+                                            }
+                                        };
+                                        return DestAttempt {
+                                            dest,
+                                            progress: Progress::Done(outcome),
+                                        };
+                                    }
                                     if let Some(target) = &dest.pipe {
                                         let (local, domain) = dest
                                             .address
@@ -793,6 +815,8 @@ impl Deliverer {
         // without (`Action: relayed`, naming it).
         let mut passed_on = Vec::new();
         let mut relayed = std::collections::HashMap::new();
+        // Failures whose reports a router's errors_to sends elsewhere.
+        let mut errors_to = std::collections::HashMap::new();
         for rcpt in rcpts {
             let recorded = match rcpt.routing {
                 RcptRouting::Unrouted(outcome) => self.judge(
@@ -852,6 +876,10 @@ impl Deliverer {
                             detail.as_ref(),
                             &mut lines,
                         );
+                        if let (spool::RcptOutcome::Failed { .. }, Some(e)) = (&r, &dest.errors_to)
+                        {
+                            errors_to.insert(rcpt.index, e.clone());
+                        }
                         worst = match (worst, r) {
                             (f @ spool::RcptOutcome::Failed { .. }, _) => f,
                             (_, f @ spool::RcptOutcome::Failed { .. }) => f,
@@ -920,7 +948,7 @@ impl Deliverer {
         // message nobody can be told about freeze it, as does routing that
         // found only this host (an operator must say where it goes).
         let unreported = if any_failed || d.envelope().recipients.iter().any(|r| r.owes_report()) {
-            self.settle_reports(&mut d, id, &relayed)
+            self.settle_reports(&mut d, id, &bounce::Hints { relayed, errors_to })
         } else {
             None
         };
@@ -1031,7 +1059,7 @@ impl Deliverer {
                 },
             ),
         );
-        if let Some(reason) = self.settle_reports(&mut d, id, &Default::default()) {
+        if let Some(reason) = self.settle_reports(&mut d, id, &bounce::Hints::default()) {
             return self.freeze(d, id, reason);
         }
         self.finish(d, id)

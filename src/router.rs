@@ -83,6 +83,10 @@ pub struct Router {
     /// Redirect routers: file and directory items are refused.
     #[serde(default)]
     pub forbid_file: bool,
+    /// Where failure reports for the addresses this router handles (and
+    /// their children) go, instead of the sender (Exim's `errors_to`).
+    #[serde(default)]
+    pub errors_to: Option<String>,
     /// Manualroute routers: `"DOMAINS HOSTS [OPTIONS]"` entries, Exim's
     /// `route_list` (see [`crate::manualroute`]).
     #[serde(default)]
@@ -250,6 +254,20 @@ pub struct Destination {
     pub envelope_to_add: bool,
     /// For a pipe: the command and who runs it.
     pub pipe: Option<PipeTarget>,
+    /// Failure reports go here instead of to the sender (a router's
+    /// `errors_to`, inherited by the addresses a redirect makes).
+    pub errors_to: Option<String>,
+    /// A redirect's child that routing refused (unrouteable, deferred):
+    /// its outcome, decided without a transport. Its siblings go on.
+    pub refused: Option<Refusal>,
+}
+
+/// Why routing refused an address a redirect made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub permanent: bool,
+    pub status: Option<Status>,
+    pub reason: String,
 }
 
 /// A pipe delivery's command and user.
@@ -331,6 +349,7 @@ fn default_routing(cfg: &Config) -> Routing {
                 file_transport: None,
                 directory_transport: None,
                 forbid_file: false,
+                errors_to: None,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -349,6 +368,7 @@ fn default_routing(cfg: &Config) -> Routing {
                 file_transport: None,
                 directory_transport: None,
                 forbid_file: false,
+                errors_to: None,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -370,6 +390,7 @@ fn default_routing(cfg: &Config) -> Routing {
                 file_transport: None,
                 directory_transport: None,
                 forbid_file: false,
+                errors_to: None,
                 route_list: vec![],
                 ignore_target_hosts: None,
             },
@@ -576,6 +597,16 @@ impl Routing {
             remote,
             pipes,
         })
+    }
+
+    /// Gives the destinations router `r` just made (from `start` on) its
+    /// `errors_to`, unless a router further down set one.
+    fn errors_to(r: &Router, out: &mut [Destination], start: usize) {
+        if let Some(e) = &r.errors_to {
+            for d in &mut out[start..] {
+                d.errors_to.get_or_insert_with(|| e.clone());
+            }
+        }
     }
 
     /// The redirect data router `r` has for `local`: its entry in an
@@ -837,6 +868,7 @@ impl Routing {
             return Err(unrouteable("local part unusable as a mailbox name"));
         }
         for r in &self.routers {
+            let start = out.len();
             if !r.domains.is_empty() && !domain_list_matches(cfg, &r.domains, &domain) {
                 continue;
             }
@@ -898,6 +930,7 @@ impl Routing {
                         continue;
                     };
                     out.push(remote_destination(local, &domain, parent, r, tname, hosts));
+                    Self::errors_to(r, out, start);
                     return Ok(());
                 }
                 RouterDriver::Redirect => {
@@ -931,6 +964,8 @@ impl Routing {
                                 return_path_add: false,
                                 envelope_to_add: false,
                                 pipe: None,
+                                errors_to: None,
+                                refused: None,
                             }),
                             crate::redirect::Item::Pipe(command) => {
                                 // redirect_items checked the transport and
@@ -952,6 +987,8 @@ impl Routing {
                                     return_path_add: false,
                                     envelope_to_add: false,
                                     pipe: Some(target),
+                                    errors_to: None,
+                                    refused: None,
                                 });
                             }
                             item @ (crate::redirect::Item::File(_)
@@ -990,6 +1027,8 @@ impl Routing {
                                     return_path_add: t.return_path_add,
                                     envelope_to_add: t.envelope_to_add,
                                     pipe: None,
+                                    errors_to: None,
+                                    refused: None,
                                 });
                             }
                             crate::redirect::Item::Address(t) => {
@@ -1005,9 +1044,39 @@ impl Routing {
                                     ancestors,
                                     out,
                                 );
+                                // One child that cannot be routed does not
+                                // stop its siblings (Exim's rule): it is a
+                                // destination whose outcome is known.
                                 if let Err(e) = routed {
-                                    ancestors.pop();
-                                    return Err(e);
+                                    let (permanent, status, reason) = match e {
+                                        Routed::Unrouteable { reason, status, .. } => {
+                                            (true, status, reason)
+                                        }
+                                        Routed::Defer { reason, status, .. } => {
+                                            (false, status, reason)
+                                        }
+                                        Routed::Freeze { reason, .. } => (false, None, reason),
+                                        Routed::Deliver(_) => (false, None, String::new()),
+                                    };
+                                    out.push(Destination {
+                                        address: t.clone(),
+                                        parent: Some(parent.unwrap_or(address).to_string()),
+                                        router: r.name.clone(),
+                                        transport: String::new(),
+                                        driver: TransportDriver::Blackhole,
+                                        path: PathBuf::new(),
+                                        owner: None,
+                                        hosts: Vec::new(),
+                                        return_path_add: false,
+                                        envelope_to_add: false,
+                                        pipe: None,
+                                        errors_to: None,
+                                        refused: Some(Refusal {
+                                            permanent,
+                                            status,
+                                            reason,
+                                        }),
+                                    });
                                 }
                             }
                             // redirect_items keeps only the two above.
@@ -1015,6 +1084,28 @@ impl Routing {
                         }
                     }
                     ancestors.pop();
+                    // Nothing of it can be delivered: the address itself
+                    // is refused (at RCPT time too).
+                    if out.len() > start && out[start..].iter().all(|d| d.refused.is_some()) {
+                        let first = out[start].refused.clone();
+                        out.truncate(start);
+                        if let Some(f) = first {
+                            return Err(if f.permanent {
+                                Routed::Unrouteable {
+                                    address: address.to_string(),
+                                    reason: f.reason,
+                                    status: f.status,
+                                }
+                            } else {
+                                Routed::Defer {
+                                    address: address.to_string(),
+                                    reason: f.reason,
+                                    status: f.status,
+                                }
+                            });
+                        }
+                    }
+                    Self::errors_to(r, out, start);
                     return Ok(());
                 }
                 RouterDriver::Accept => {
@@ -1039,6 +1130,7 @@ impl Routing {
                             continue;
                         };
                         out.push(remote_destination(local, &domain, parent, r, tname, hosts));
+                        Self::errors_to(r, out, start);
                         return Ok(());
                     }
                     let user = match user {
@@ -1080,7 +1172,10 @@ impl Routing {
                         return_path_add: t.return_path_add,
                         envelope_to_add: t.envelope_to_add,
                         pipe: None,
+                        errors_to: None,
+                        refused: None,
                     });
+                    Self::errors_to(r, out, start);
                     return Ok(());
                 }
             }
@@ -1110,6 +1205,8 @@ fn remote_destination(
         return_path_add: false,
         envelope_to_add: false,
         pipe: None,
+        errors_to: None,
+        refused: None,
     }
 }
 

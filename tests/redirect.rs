@@ -401,3 +401,65 @@ driver = "maildir"
         "{line}"
     );
 }
+
+/// A redirect router's `errors_to`: failures of the addresses it makes go
+/// to that address (a list's owner), not to the sender.
+#[test]
+fn errors_to_sends_a_lists_failures_to_its_owner() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home()).unwrap();
+    std::fs::write(
+        d.home().join("aliases"),
+        "list: nobody@nowhere.example, bob\n",
+    )
+    .unwrap();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(
+        &conf,
+        r#"primary_hostname = "mx.example.org"
+qualify_domain = "example.org"
+local_domains = ["example.org"]
+
+[[router]]
+name = "lists"
+driver = "redirect"
+domains = ["+local_domains"]
+file = "aliases"
+errors_to = "owner@example.org"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+"#,
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let r = d.run(
+        &[
+            "--config",
+            c,
+            "-odi",
+            "-f",
+            "alice@example.org",
+            "list@example.org",
+        ],
+        b"Subject: to the list\n\nbody\n",
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let log = d.log("mainlog");
+    let count = |who: &str| {
+        std::fs::read_dir(d.home().join(format!("mail/example.org/{who}/new")))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("bob"), 1, "{log}");
+    assert_eq!(count("owner"), 1, "the owner gets the report: {log}");
+    assert_eq!(count("alice"), 0, "not the sender: {log}");
+}

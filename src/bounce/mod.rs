@@ -44,18 +44,28 @@ pub struct Settled {
     pub unreported: bool,
 }
 
+/// What the attempt that is ending knows and the spool does not keep
+/// (after a crash, reports are made without it).
+#[derive(Debug, Default)]
+pub struct Hints {
+    /// Recipients just handed to a next hop that does not offer DSN, with
+    /// the host (`Action: relayed`; otherwise they read as delivered).
+    pub relayed: HashMap<usize, String>,
+    /// Recipients whose failure a router's `errors_to` sends elsewhere.
+    pub errors_to: HashMap<usize, String>,
+}
+
 /// Makes (or finishes making) every report message `d` owes: failure
-/// reports, and success reports for `NOTIFY=SUCCESS`. `relayed`: the
-/// recipients just handed to a next hop that does not offer DSN, with the
-/// host (`Action: relayed`; after a crash they read as delivered).
+/// reports, and success reports for `NOTIFY=SUCCESS`.
 pub fn settle(
     cfg: &Config,
     queue: &Queue,
     logs: &Logs,
     d: &mut LockedMessage,
     now: i64,
-    relayed: &HashMap<usize, String>,
+    hints: &Hints,
 ) -> Result<Settled, spool::Error> {
+    let relayed = &hints.relayed;
     let mut settled = Settled::default();
     let env = d.envelope().clone();
     // Reports whose intent was recorded: finish them under their ID.
@@ -74,6 +84,10 @@ pub fn settle(
             _ if failed && !wants_failure_report(r) => waived.push((i, Report::Waived)),
             // A report is never reported on.
             _ if !failed && env.sender.is_empty() => waived.push((i, Report::Waived)),
+            _ if failed && hints.errors_to.contains_key(&i) => fresh
+                .entry((hints.errors_to[&i].clone(), failed))
+                .or_default()
+                .push(i),
             _ if env.sender.is_empty() && r.errors_to.is_none() => settled.unreported = true,
             _ => fresh.entry((target(r, &env), failed)).or_default().push(i),
         }
@@ -461,7 +475,7 @@ mod tests {
     fn one_report_is_made_and_the_original_settles() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
         assert_eq!(settled.made.len(), 1);
         assert!(d.envelope().is_complete());
         let made = reports_to(&queue, &id);
@@ -471,7 +485,7 @@ mod tests {
         assert_eq!(hf.envelope.recipients[0].address, "alice@example.org");
         // Settling again makes nothing more.
         assert!(
-            settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new())
+            settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default())
                 .unwrap()
                 .made
                 .is_empty()
@@ -496,7 +510,7 @@ mod tests {
             d.envelope().recipients[0].report,
             Report::Making(planned.to_string())
         );
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
         assert_eq!(settled.made, vec![planned]);
         assert_eq!(reports_to(&queue, &id), vec![planned]);
         assert_eq!(
@@ -511,7 +525,7 @@ mod tests {
     fn an_intent_whose_report_is_queued_is_not_made_twice() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let first = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new())
+        let first = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default())
             .unwrap()
             .made[0];
         // Back to the state just before `B`.
@@ -519,7 +533,7 @@ mod tests {
             .unwrap();
         drop(d);
         let mut d = queue.begin_delivery(&id).unwrap();
-        let again = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
+        let again = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
         assert_eq!(again.made, vec![first]);
         assert_eq!(reports_to(&queue, &id), vec![first]);
         assert!(d.envelope().is_complete());
@@ -540,7 +554,7 @@ mod tests {
             },
         )
         .unwrap();
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &HashMap::new()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
         assert!(settled.made.is_empty() && settled.unreported);
         assert!(!d.envelope().is_complete());
     }
