@@ -60,6 +60,16 @@ impl OpenError {
 }
 
 impl App {
+    /// [`App::open`] for a command: on failure, says why on stderr and
+    /// gives the exit code.
+    pub fn open_for_command(cfg: &Arc<Config>) -> Result<App, i32> {
+        App::open(cfg.clone()).map_err(|e| {
+            let f = e.failure();
+            eprintln!("sluice: {}", f.message);
+            f.code
+        })
+    }
+
     /// Opens the logs, the spool (with its committer) and the delivery
     /// agent for `cfg`.
     pub fn open(cfg: Arc<Config>) -> Result<App, OpenError> {

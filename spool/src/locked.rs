@@ -580,12 +580,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn acknowledged_records_survive_every_power_cut() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A strict queue whose I/O a recorder sees, for power-cut replays.
+    fn recorded_queue(dir: &std::path::Path) -> (Arc<Recorder>, Queue) {
         let rec = Arc::new(Recorder::new());
         let q = Queue::open_with_io(
-            dir.path(),
+            dir,
             QueueOptions {
                 durability: Durability::Strict,
                 ..Default::default()
@@ -593,6 +592,13 @@ mod tests {
             rec.clone(),
         )
         .unwrap();
+        (rec, q)
+    }
+
+    #[test]
+    fn acknowledged_records_survive_every_power_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, q) = recorded_queue(dir.path());
         let id = enter(&q);
         let mut d = q.begin_delivery(&id).unwrap();
         for i in 0..3 {
@@ -627,16 +633,7 @@ mod tests {
     #[test]
     fn failure_reports_are_neither_lost_nor_doubled_by_power_cuts() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = Arc::new(Recorder::new());
-        let q = Queue::open_with_io(
-            dir.path(),
-            QueueOptions {
-                durability: Durability::Strict,
-                ..Default::default()
-            },
-            rec.clone(),
-        )
-        .unwrap();
+        let (rec, q) = recorded_queue(dir.path());
         let id = enter(&q);
         let mut d = q.begin_delivery(&id).unwrap();
         d.record(
@@ -709,16 +706,7 @@ mod tests {
     #[test]
     fn failed_journal_sync_is_a_temporary_error() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = Arc::new(Recorder::new());
-        let q = Queue::open_with_io(
-            dir.path(),
-            QueueOptions {
-                durability: Durability::Strict,
-                ..Default::default()
-            },
-            rec.clone(),
-        )
-        .unwrap();
+        let (rec, q) = recorded_queue(dir.path());
         let id = enter(&q);
         // Entering took two data syncs; the journal's is the third.
         rec.fail(Op::SyncData, 2);

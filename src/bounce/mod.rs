@@ -446,7 +446,15 @@ mod tests {
         .unwrap();
         let queue = Queue::open(&dir.path().join("spool"), QueueOptions::default()).unwrap();
         let logs = Logs::new(dir.path().join("log"));
-        let env = Envelope::new("alice@example.org", &["bob@remote.test"]);
+        let (id, d) = queued_and_failed(&queue, "alice@example.org");
+        d.finish().unwrap();
+        (dir, cfg, queue, logs, id)
+    }
+
+    /// A message from `sender` to one recipient, queued, its recipient
+    /// failed; still locked.
+    fn queued_and_failed(queue: &Queue, sender: &str) -> (MessageId, LockedMessage) {
+        let env = Envelope::new(sender, &["bob@remote.test"]);
         let id = queue
             .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
             .unwrap();
@@ -458,8 +466,7 @@ mod tests {
             },
         )
         .unwrap();
-        d.finish().unwrap();
-        (dir, cfg, queue, logs, id)
+        (id, d)
     }
 
     fn reports_to(queue: &Queue, original: &MessageId) -> Vec<MessageId> {
@@ -542,18 +549,7 @@ mod tests {
     #[test]
     fn a_report_of_a_report_is_not_made() {
         let (_dir, cfg, queue, logs, _) = failed_message();
-        let env = Envelope::new("", &["bob@remote.test"]);
-        let id = queue
-            .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
-            .unwrap();
-        let mut d = queue.begin_delivery(&id).unwrap();
-        d.record(
-            0,
-            RcptOutcome::Failed {
-                why: Diagnosis::text("Unrouteable address"),
-            },
-        )
-        .unwrap();
+        let (_, mut d) = queued_and_failed(&queue, "");
         let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
         assert!(settled.made.is_empty() && settled.unreported);
         assert!(!d.envelope().is_complete());

@@ -57,39 +57,48 @@ pub struct Composed {
     pub body: Vec<u8>,
 }
 
-/// The report `dsn_id` to `to` about `failures` of `original`, at `now`.
-pub fn failure_report(
+/// What sets one kind of report apart in its header.
+struct Kind<'a> {
+    subject: String,
+    /// `X-Failed-Recipients` or `X-Delayed-Recipients`, with the addresses.
+    listed: Option<(&'a str, Vec<&'a str>)>,
+    /// `auto-replied` (failures, warnings) or `auto-generated` (successes,
+    /// RFC 3461 §6.2).
+    auto_submitted: &'a str,
+}
+
+/// The header of report `dsn_id` to `to`, with the boundary its body uses.
+fn frame(
     reporter: &Reporter,
     original: &Original,
     to: &str,
     dsn_id: &str,
-    failures: &[Failure],
     now: i64,
-) -> Composed {
+    kind: Kind,
+) -> (Vec<Header>, String) {
     let boundary = format!("{dsn_id}-sluice-report");
-    let mut headers = vec![
-        Header::new(format!(
-            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
-            reporter.login,
-            reporter.host,
-            env!("CARGO_PKG_VERSION"),
-            rfc5322(now)
-        )),
-        Header::new(format!(
-            "X-Failed-Recipients: {}\n",
-            failures
-                .iter()
-                .map(|f| f.address.as_str())
-                .collect::<Vec<_>>()
-                .join(",\n  ")
-        )),
-        Header::new("Auto-Submitted: auto-replied\n"),
-        Header::new(format!(
-            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
-            reporter.host
-        )),
-        Header::new(format!("To: {to}\n")),
-    ];
+    let mut headers = vec![Header::new(format!(
+        "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
+        reporter.login,
+        reporter.host,
+        env!("CARGO_PKG_VERSION"),
+        rfc5322(now)
+    ))];
+    if let Some((field, addresses)) = kind.listed {
+        headers.push(Header::new(format!(
+            "{field}: {}\n",
+            addresses.join(",\n  ")
+        )));
+    }
+    headers.push(Header::new(format!(
+        "Auto-Submitted: {}\n",
+        kind.auto_submitted
+    )));
+    headers.push(Header::new(format!(
+        "From: Mail Delivery System <Mailer-Daemon@{}>\n",
+        reporter.host
+    )));
+    headers.push(Header::new(format!("To: {to}\n")));
     if let Some(mid) = message_id(original.header) {
         headers.push(Header::new(format!("References: {mid}\n")));
         headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
@@ -99,44 +108,96 @@ pub fn failure_report(
             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
         )),
         Header::new("MIME-Version: 1.0\n"),
-        Header::new("Subject: Mail delivery failed: returning message to sender\n"),
+        Header::new(format!("Subject: {}\n", kind.subject)),
         Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
         Header::new(format!("Date: {}\n", rfc5322(now))),
     ]);
+    (headers, boundary)
+}
 
-    let whole = original.header.len() as u64 + 1 + original.body.len() as u64;
-    let full = original.ret != Some(DsnRet::Headers) && whole <= reporter.return_size_limit;
-    let mut body = String::new();
-    let utf8 = !to.is_ascii() || failures.iter().any(|f| !f.address.is_ascii());
-    body.push_str(&format!(
-        "--{boundary}\nContent-type: text/plain; charset={}\n\n",
-        if utf8 { "utf-8" } else { "us-ascii" }
-    ));
-    body.push_str(&human_text(failures));
-    if original.ret != Some(DsnRet::Headers) && !full {
-        body.push_str(&format!(
-            "\nThe message is {whole} bytes long, over the limit of {} for returning it:\nonly its header is returned.\n",
-            reporter.return_size_limit
-        ));
-    }
-    body.push_str(&format!(
-        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
+/// The start of the part for people.
+fn text_part(boundary: &str, ascii: bool) -> String {
+    format!(
+        "--{boundary}\nContent-type: text/plain; charset={}\n\n\
+         This message was created automatically by mail delivery software.\n\n",
+        if ascii { "us-ascii" } else { "utf-8" }
+    )
+}
+
+/// The start of the `message/delivery-status` part: the fields about the
+/// message (RFC 3464 §2.2).
+fn status_part(boundary: &str, reporter: &Reporter, original: &Original) -> String {
+    let mut t = format!(
+        "\n--{boundary}\nContent-type: message/{}delivery-status\n\nReporting-MTA: dns; {}\n",
         if original.international {
             "global-"
         } else {
             ""
-        }
+        },
+        reporter.host
+    );
+    if let Some(envid) = original.envid {
+        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
+    }
+    t.push_str(&format!(
+        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
+        original.id,
+        rfc5322(original.arrival as i64)
     ));
-    body.push_str(&status_fields(reporter, original, failures));
+    t
+}
+
+/// A recipient's first fields (RFC 3464 §2.3).
+fn recipient_fields(orcpt: Option<&str>, address: &str, action: &str, status: &str) -> String {
+    let mut t = String::from("\n");
+    if let Some(orcpt) = orcpt {
+        t.push_str(&format!("Original-Recipient: {orcpt}\n"));
+    }
+    let kind = if address.is_ascii() {
+        "rfc822"
+    } else {
+        "utf-8"
+    };
+    t.push_str(&format!(
+        "Final-Recipient: {kind};{address}\nAction: {action}\nStatus: {status}\n"
+    ));
+    t
+}
+
+/// `Remote-MTA` (only when a remote host answered) and `Diagnostic-Code`
+/// (`smtp;` for an SMTP or LMTP reply, `X-Sluice;` for a failure found
+/// here, as Exim writes `X-Exim;`).
+fn diagnostic_fields(why: &Diagnosis) -> String {
+    let mut t = String::new();
+    let reply = smtp_reply(&why.text);
+    if let (Some(host), Some(_)) = (&why.remote, &reply) {
+        let name = host.split(" [").next().unwrap_or(host);
+        t.push_str(&format!("Remote-MTA: dns; {name}\n"));
+    }
+    match reply {
+        Some((_, reply)) => t.push_str(&format!("Diagnostic-Code: smtp; {reply}\n")),
+        None if !why.text.is_empty() => t.push_str(&format!(
+            "Diagnostic-Code: X-Sluice; {}\n",
+            why.text.replace('\n', " ")
+        )),
+        None => {}
+    }
+    t
+}
+
+/// The message returned (or its header only), and the closing boundary.
+fn returned_part(boundary: &str, original: &Original, full: bool) -> Vec<u8> {
     let kind = match (full, original.international) {
         (true, false) => "message/rfc822",
         (true, true) => "message/global",
         (false, false) => "text/rfc822-headers",
         (false, true) => "message/global-headers",
     };
-    body.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
-    let mut out = body.into_bytes();
-    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
+    let mut out = format!(
+        "\n--{boundary}\nContent-type: {kind}\n\nReturn-path: <{}>\n",
+        original.sender
+    )
+    .into_bytes();
     out.extend_from_slice(original.header);
     if full {
         out.push(b'\n');
@@ -146,7 +207,64 @@ pub fn failure_report(
         }
     }
     out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
-    Composed { headers, body: out }
+    out
+}
+
+/// The report `dsn_id` to `to` about `failures` of `original`, at `now`.
+pub fn failure_report(
+    reporter: &Reporter,
+    original: &Original,
+    to: &str,
+    dsn_id: &str,
+    failures: &[Failure],
+    now: i64,
+) -> Composed {
+    let (headers, boundary) = frame(
+        reporter,
+        original,
+        to,
+        dsn_id,
+        now,
+        Kind {
+            subject: "Mail delivery failed: returning message to sender".into(),
+            listed: Some((
+                "X-Failed-Recipients",
+                failures.iter().map(|f| f.address.as_str()).collect(),
+            )),
+            auto_submitted: "auto-replied",
+        },
+    );
+    let whole = original.header.len() as u64 + 1 + original.body.len() as u64;
+    let full = original.ret != Some(DsnRet::Headers) && whole <= reporter.return_size_limit;
+    let ascii = to.is_ascii() && failures.iter().all(|f| f.address.is_ascii());
+    let mut t = text_part(&boundary, ascii);
+    t.push_str(
+        "A message that you sent could not be delivered to one or more of its\n\
+         recipients. This is a permanent error. The following address(es) failed:\n\n",
+    );
+    for f in failures {
+        describe(&mut t, f);
+    }
+    if original.ret != Some(DsnRet::Headers) && !full {
+        t.push_str(&format!(
+            "\nThe message is {whole} bytes long, over the limit of {} for returning it:\nonly its header is returned.\n",
+            reporter.return_size_limit
+        ));
+    }
+    t.push_str(&status_part(&boundary, reporter, original));
+    for f in failures {
+        t.push_str(&recipient_fields(
+            f.orcpt.as_deref(),
+            &f.address,
+            "failed",
+            f.why.status.as_deref().unwrap_or("5.0.0"),
+        ));
+        t.push_str(&diagnostic_fields(&f.why));
+        t.push_str(&format!("Last-Attempt-Date: {}\n", rfc5322(f.at as i64)));
+    }
+    let mut body = t.into_bytes();
+    body.extend(returned_part(&boundary, original, full));
+    Composed { headers, body }
 }
 
 /// What became of a recipient a success report is about (RFC 3464
@@ -182,45 +300,22 @@ pub fn success_report(
     deliveries: &[Delivery],
     now: i64,
 ) -> Composed {
-    let boundary = format!("{dsn_id}-sluice-report");
-    let mut headers = vec![
-        Header::new(format!(
-            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
-            reporter.login,
-            reporter.host,
-            env!("CARGO_PKG_VERSION"),
-            rfc5322(now)
-        )),
-        Header::new("Auto-Submitted: auto-generated\n"),
-        Header::new(format!(
-            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
-            reporter.host
-        )),
-        Header::new(format!("To: {to}\n")),
-    ];
-    if let Some(mid) = message_id(original.header) {
-        headers.push(Header::new(format!("References: {mid}\n")));
-        headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
-    }
-    headers.extend([
-        Header::new(format!(
-            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
-        )),
-        Header::new("MIME-Version: 1.0\n"),
-        Header::new("Subject: Delivery Status Notification\n"),
-        Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
-        Header::new(format!("Date: {}\n", rfc5322(now))),
-    ]);
-    let mut t = format!(
-        "--{boundary}\nContent-type: text/plain; charset={}\n\n\
-         This message was created automatically by mail delivery software.\n\n\
-         Your message has been delivered to the following address(es), or\n\
+    let (headers, boundary) = frame(
+        reporter,
+        original,
+        to,
+        dsn_id,
+        now,
+        Kind {
+            subject: "Delivery Status Notification".into(),
+            listed: None,
+            auto_submitted: "auto-generated",
+        },
+    );
+    let mut t = text_part(&boundary, deliveries.iter().all(|d| d.address.is_ascii()));
+    t.push_str(
+        "Your message has been delivered to the following address(es), or\n\
          passed on to a host that will not report on it further:\n\n",
-        if deliveries.iter().all(|d| d.address.is_ascii()) {
-            "us-ascii"
-        } else {
-            "utf-8"
-        }
     );
     for d in deliveries {
         t.push_str(&format!("  {}\n", d.address));
@@ -232,40 +327,17 @@ pub fn success_report(
             (Success::Delivered, _) => t.push_str("    delivered\n"),
         }
     }
-    t.push_str(&format!(
-        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
-        if original.international {
-            "global-"
-        } else {
-            ""
-        }
-    ));
-    t.push_str(&format!("Reporting-MTA: dns; {}\n", reporter.host));
-    if let Some(envid) = original.envid {
-        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
-    }
-    t.push_str(&format!(
-        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
-        original.id,
-        rfc5322(original.arrival as i64)
-    ));
+    t.push_str(&status_part(&boundary, reporter, original));
     for d in deliveries {
-        t.push('\n');
-        if let Some(orcpt) = &d.orcpt {
-            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
-        }
-        let kind = if d.address.is_ascii() {
-            "rfc822"
-        } else {
-            "utf-8"
+        let action = match d.action {
+            Success::Delivered => "delivered",
+            Success::Relayed => "relayed",
         };
-        t.push_str(&format!(
-            "Final-Recipient: {kind};{}\nAction: {}\nStatus: 2.0.0\n",
-            d.address,
-            match d.action {
-                Success::Delivered => "delivered",
-                Success::Relayed => "relayed",
-            }
+        t.push_str(&recipient_fields(
+            d.orcpt.as_deref(),
+            &d.address,
+            action,
+            "2.0.0",
         ));
         if let (Success::Relayed, Some(host)) = (d.action, &d.remote) {
             let name = host.split(" [").next().unwrap_or(host);
@@ -273,17 +345,9 @@ pub fn success_report(
         }
         t.push_str(&format!("Last-Attempt-Date: {}\n", rfc5322(d.at as i64)));
     }
-    let kind = if original.international {
-        "message/global-headers"
-    } else {
-        "text/rfc822-headers"
-    };
-    t.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
-    let mut out = t.into_bytes();
-    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
-    out.extend_from_slice(original.header);
-    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
-    Composed { headers, body: out }
+    let mut body = t.into_bytes();
+    body.extend(returned_part(&boundary, original, false));
+    Composed { headers, body }
 }
 
 /// "24 hours", "90 minutes", "5 seconds": how long a message has waited.
@@ -308,60 +372,28 @@ pub fn delay_report(
     until: u64,
     now: i64,
 ) -> Composed {
-    let boundary = format!("{dsn_id}-sluice-report");
     let age = waited((now as u64).saturating_sub(original.arrival));
-    let mut headers = vec![
-        Header::new(format!(
-            "Received: from {} by {} with local (Sluice {})\n\tid {dsn_id}\n\tfor {to};\n\t{}\n",
-            reporter.login,
-            reporter.host,
-            env!("CARGO_PKG_VERSION"),
-            rfc5322(now)
-        )),
-        Header::new(format!(
-            "X-Delayed-Recipients: {}\n",
-            delays
-                .iter()
-                .map(|f| f.address.as_str())
-                .collect::<Vec<_>>()
-                .join(",\n  ")
-        )),
-        Header::new("Auto-Submitted: auto-replied\n"),
-        Header::new(format!(
-            "From: Mail Delivery System <Mailer-Daemon@{}>\n",
-            reporter.host
-        )),
-        Header::new(format!("To: {to}\n")),
-    ];
-    if let Some(mid) = message_id(original.header) {
-        headers.push(Header::new(format!("References: {mid}\n")));
-        headers.push(Header::new(format!("In-Reply-To: {mid}\n")));
-    }
-    headers.extend([
-        Header::new(format!(
-            "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
-        )),
-        Header::new("MIME-Version: 1.0\n"),
-        Header::new(format!(
-            "Subject: Warning: message {} delayed {age}\n",
-            original.id
-        )),
-        Header::new(format!("Message-Id: <E{dsn_id}@{}>\n", reporter.host)),
-        Header::new(format!("Date: {}\n", rfc5322(now))),
-    ]);
-    let mut t = format!(
-        "--{boundary}\nContent-type: text/plain; charset={}\n\n\
-         This message was created automatically by mail delivery software.\n\n\
-         Your message {} has waited {age} in the queue of {} and is not yet\n\
-         delivered to these addresses:\n\n",
-        if delays.iter().all(|d| d.address.is_ascii()) {
-            "us-ascii"
-        } else {
-            "utf-8"
+    let (headers, boundary) = frame(
+        reporter,
+        original,
+        to,
+        dsn_id,
+        now,
+        Kind {
+            subject: format!("Warning: message {} delayed {age}", original.id),
+            listed: Some((
+                "X-Delayed-Recipients",
+                delays.iter().map(|f| f.address.as_str()).collect(),
+            )),
+            auto_submitted: "auto-replied",
         },
-        original.id,
-        reporter.host
     );
+    let mut t = text_part(&boundary, delays.iter().all(|d| d.address.is_ascii()));
+    t.push_str(&format!(
+        "Your message {} has waited {age} in the queue of {} and is not yet\n\
+         delivered to these addresses:\n\n",
+        original.id, reporter.host
+    ));
     for f in delays {
         describe(&mut t, f);
     }
@@ -370,82 +402,24 @@ pub fn delay_report(
          has not succeeded by then, the message will come back to you.\n",
         rfc5322(until as i64)
     ));
-    t.push_str(&format!(
-        "\n--{boundary}\nContent-type: message/{}delivery-status\n\n",
-        if original.international {
-            "global-"
-        } else {
-            ""
-        }
-    ));
-    t.push_str(&format!("Reporting-MTA: dns; {}\n", reporter.host));
-    if let Some(envid) = original.envid {
-        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
-    }
-    t.push_str(&format!(
-        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
-        original.id,
-        rfc5322(original.arrival as i64)
-    ));
+    t.push_str(&status_part(&boundary, reporter, original));
     for f in delays {
-        t.push('\n');
-        if let Some(orcpt) = &f.orcpt {
-            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
-        }
-        let kind = if f.address.is_ascii() {
-            "rfc822"
-        } else {
-            "utf-8"
-        };
-        t.push_str(&format!(
-            "Final-Recipient: {kind};{}\nAction: delayed\nStatus: {}\n",
-            f.address,
-            f.why.status.as_deref().unwrap_or("4.0.0")
+        t.push_str(&recipient_fields(
+            f.orcpt.as_deref(),
+            &f.address,
+            "delayed",
+            f.why.status.as_deref().unwrap_or("4.0.0"),
         ));
-        let reply = smtp_reply(&f.why.text);
-        if let (Some(host), Some(_)) = (&f.why.remote, &reply) {
-            let name = host.split(" [").next().unwrap_or(host);
-            t.push_str(&format!("Remote-MTA: dns; {name}\n"));
-        }
-        match reply {
-            Some((_, reply)) => t.push_str(&format!("Diagnostic-Code: smtp; {reply}\n")),
-            None if !f.why.text.is_empty() => t.push_str(&format!(
-                "Diagnostic-Code: X-Sluice; {}\n",
-                f.why.text.replace('\n', " ")
-            )),
-            None => {}
-        }
+        t.push_str(&diagnostic_fields(&f.why));
         t.push_str(&format!(
             "Last-Attempt-Date: {}\nWill-Retry-Until: {}\n",
             rfc5322(f.at as i64),
             rfc5322(until as i64)
         ));
     }
-    let kind = if original.international {
-        "message/global-headers"
-    } else {
-        "text/rfc822-headers"
-    };
-    t.push_str(&format!("\n--{boundary}\nContent-type: {kind}\n\n"));
-    let mut out = t.into_bytes();
-    out.extend_from_slice(format!("Return-path: <{}>\n", original.sender).as_bytes());
-    out.extend_from_slice(original.header);
-    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
-    Composed { headers, body: out }
-}
-
-/// The part for people, as Exim words it: each address, the host that
-/// refused it, and why.
-fn human_text(failures: &[Failure]) -> String {
-    let mut t = String::from(
-        "This message was created automatically by mail delivery software.\n\n\
-         A message that you sent could not be delivered to one or more of its\n\
-         recipients. This is a permanent error. The following address(es) failed:\n\n",
-    );
-    for f in failures {
-        describe(&mut t, f);
-    }
-    t
+    let mut body = t.into_bytes();
+    body.extend(returned_part(&boundary, original, false));
+    Composed { headers, body }
 }
 
 /// One address for people: the address, `host NAME [IP]` when a remote
@@ -466,52 +440,6 @@ fn describe(t: &mut String, f: &Failure) {
             }
         }
     }
-}
-
-/// The `message/delivery-status` fields: one block for the message, one
-/// per recipient (RFC 3464 §2.2, §2.3).
-fn status_fields(reporter: &Reporter, original: &Original, failures: &[Failure]) -> String {
-    let mut t = format!("Reporting-MTA: dns; {}\n", reporter.host);
-    if let Some(envid) = original.envid {
-        t.push_str(&format!("Original-Envelope-Id: {envid}\n"));
-    }
-    t.push_str(&format!(
-        "X-Sluice-Queue-Id: {}\nArrival-Date: {}\n",
-        original.id,
-        rfc5322(original.arrival as i64)
-    ));
-    for f in failures {
-        t.push('\n');
-        if let Some(orcpt) = &f.orcpt {
-            t.push_str(&format!("Original-Recipient: {orcpt}\n"));
-        }
-        let kind = if f.address.is_ascii() {
-            "rfc822"
-        } else {
-            "utf-8"
-        };
-        t.push_str(&format!(
-            "Final-Recipient: {kind};{}\nAction: failed\nStatus: {}\n",
-            f.address,
-            f.why.status.as_deref().unwrap_or("5.0.0")
-        ));
-        let reply = smtp_reply(&f.why.text);
-        // Only a host that answered is named, and only an SMTP reply is
-        // an `smtp` diagnostic; a local failure is Sluice's own.
-        if let (Some(host), Some(_)) = (&f.why.remote, &reply) {
-            let name = host.split(" [").next().unwrap_or(host);
-            t.push_str(&format!("Remote-MTA: dns; {name}\n"));
-        }
-        match reply {
-            Some((_, reply)) => t.push_str(&format!("Diagnostic-Code: smtp; {reply}\n")),
-            None => t.push_str(&format!(
-                "Diagnostic-Code: X-Sluice; {}\n",
-                f.why.text.replace('\n', " ")
-            )),
-        }
-        t.push_str(&format!("Last-Attempt-Date: {}\n", rfc5322(f.at as i64)));
-    }
-    t
 }
 
 /// Splits `... SMTP error from remote mail server after CMD: REPLY` into

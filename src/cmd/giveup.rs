@@ -16,13 +16,9 @@ use crate::config::Config;
 use crate::log::Action;
 
 pub fn run(cfg: &Arc<Config>, ids: &[String]) -> i32 {
-    let app = match App::open(cfg.clone()) {
+    let app = match App::open_for_command(cfg) {
         Ok(app) => app,
-        Err(e) => {
-            let f = e.failure();
-            eprintln!("sluice: {}", f.message);
-            return f.code;
-        }
+        Err(code) => return code,
     };
     let who = crate::sys::process_caller().login.clone();
     let mut code = sysexits::OK;

@@ -15,13 +15,9 @@ use crate::queue_runner::QueueRunner;
 /// Runs the queue (all of it, or the messages `ids`); `force` tries every
 /// recipient now, frozen messages included. Exit 1 when an ID is unknown.
 pub fn run(cfg: &Arc<Config>, force: bool, ids: &[String]) -> i32 {
-    let app = match App::open(cfg.clone()) {
+    let app = match App::open_for_command(cfg) {
         Ok(app) => app,
-        Err(e) => {
-            let f = e.failure();
-            eprintln!("sluice: {}", f.message);
-            return f.code;
-        }
+        Err(code) => return code,
     };
     if ids.is_empty() {
         // The daemon's engine, waited for.
