@@ -16,14 +16,7 @@ use common::receiver::{Receiver, Script};
 /// `example.org` is local (Maildirs with `return_path_add`); `remote.test`
 /// goes to `hosts`; any other domain is unrouteable.
 fn config(d: &Dir, hosts: &str, top: &str) -> PathBuf {
-    let path = common::remote_config(
-        d,
-        top,
-        &format!(
-            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"remote.test {hosts}\"]\nignore_target_hosts = []"
-        ),
-        "",
-    );
+    let path = common::smarthost_config(d, top, "remote.test", hosts, "");
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace(

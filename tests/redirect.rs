@@ -95,10 +95,7 @@ s.quit()
         String::from_utf8_lossy(&out.stderr)
     );
     let log = d.log("mainlog");
-    let line = log
-        .lines()
-        .find(|l| l.contains(" == list@localhost"))
-        .unwrap_or_else(|| panic!("{log}"));
+    let line = common::line_with(&log, " == list@localhost");
     assert!(
         line.contains("|/usr/bin/list-manager post") && line.contains("configuration error"),
         "{line}"
@@ -392,10 +389,7 @@ driver = "maildir"
     std::fs::set_permissions(&forward, std::fs::Permissions::from_mode(0o664)).unwrap();
     send("not forwarded");
     let log = d.log("mainlog");
-    let line = log
-        .lines()
-        .find(|l| l.contains(&format!(" == {user}@example.org")))
-        .unwrap_or_else(|| panic!("{log}"));
+    let line = common::line_with(&log, &format!(" == {user}@example.org"));
     assert!(
         line.contains("forward file not used") && line.contains("writable by group"),
         "{line}"

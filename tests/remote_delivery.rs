@@ -18,14 +18,7 @@ use common::{Dir, TestCerts};
 /// through a manualroute router to `hosts` (Exim's host list) with the
 /// transport options `transport`.
 fn config(d: &Dir, hosts: &str, transport: &str) -> PathBuf {
-    common::remote_config(
-        d,
-        "",
-        &format!(
-            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"* {hosts}\"]\nignore_target_hosts = []"
-        ),
-        transport,
-    )
+    common::smarthost_config(d, "", "*", hosts, transport)
 }
 
 /// `sluice -odi -f sender RCPTS < message`: submitted and delivered
@@ -676,13 +669,11 @@ socket = {:?}
 fn retries_count_from_the_first_failure_and_then_give_up() {
     let d = Dir::new();
     let rx = Receiver::start("127.0.0.2", Script::default());
-    let conf = common::remote_config(
+    let conf = common::smarthost_config(
         &d,
         "[queue]\nretry = \"F,3s,1s\"",
-        &format!(
-            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"* 127.0.0.2::{}\"]\nignore_target_hosts = []",
-            rx.port()
-        ),
+        "*",
+        &format!("127.0.0.2::{}", rx.port()),
         "",
     );
     let c = conf.to_str().unwrap();

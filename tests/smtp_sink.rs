@@ -16,14 +16,7 @@ use common::sink::{self, Sink};
 /// `example.org` is local; everything else goes through a manualroute
 /// router to `hosts` with the transport options `transport`.
 fn config(d: &Dir, hosts: &str, transport: &str) -> PathBuf {
-    common::remote_config(
-        d,
-        "[queue]\nretry = \"F,1h,1m\"",
-        &format!(
-            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"* {hosts}\"]\nignore_target_hosts = []"
-        ),
-        transport,
-    )
+    common::smarthost_config(d, "[queue]\nretry = \"F,1h,1m\"", "*", hosts, transport)
 }
 
 fn host(s: &Sink) -> String {

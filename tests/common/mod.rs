@@ -681,6 +681,34 @@ pub fn wait_completed(d: &Dir, ids: &[String]) {
 /// and sections, and `remote` is the remote router: its `[[router]]` body
 /// (after `name`), sent through an smtp transport `remote_smtp` with the
 /// options `transport`.
+/// [`remote_config`] whose remote router is a manualroute smarthost:
+/// `route_list = ["DOMAINS HOSTS"]` (Exim's host list), no
+/// `ignore_target_hosts` (the tests' hosts are on loopback).
+pub fn smarthost_config(
+    d: &Dir,
+    top: &str,
+    domains: &str,
+    hosts: &str,
+    transport: &str,
+) -> PathBuf {
+    remote_config(
+        d,
+        top,
+        &format!(
+            "name = \"smarthost\"\ndriver = \"manualroute\"\nroute_list = [\"{domains} {hosts}\"]\nignore_target_hosts = []"
+        ),
+        transport,
+    )
+}
+
+/// The first line of `log` holding `marker`; panics showing the log.
+pub fn line_with(log: &str, marker: &str) -> String {
+    log.lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no line with {marker:?} in:\n{log}"))
+        .to_string()
+}
+
 pub fn remote_config(d: &Dir, top: &str, remote: &str, transport: &str) -> PathBuf {
     let text = format!(
         r#"primary_hostname = "mx.example.org"
