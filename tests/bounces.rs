@@ -95,9 +95,7 @@ fn count(d: &Dir, conf: &Path) -> usize {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
-    log.lines().filter(|l| l.contains(marker)).collect()
-}
+use common::lines_with;
 
 #[test]
 fn a_remote_refusal_is_reported_to_the_sender() {
@@ -145,12 +143,7 @@ fn an_unrouteable_address_is_reported_and_the_rest_delivered() {
     assert_eq!(inbox.len(), 1, "{log}");
     golden("unrouteable.json", &parsed(&inbox[0]));
     // The log still parses line for line.
-    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    common::assert_log_parses(&d, &conf);
 }
 
 #[test]
@@ -523,12 +516,7 @@ fn frozen_messages_time_out() {
     }
     assert!(lines_with(&log, " <= <> R=").is_empty(), "{log}");
     assert_eq!(count(&d, &conf), 0, "{log}");
-    let check = d.run(&["--config", c, "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    common::assert_log_parses(&d, &conf);
 }
 
 /// `bounce_rate_limit = 2`: of four reports to one address in an hour two

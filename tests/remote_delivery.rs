@@ -36,9 +36,7 @@ fn submit(d: &Dir, conf: &Path, rcpts: &[&str], body: &str) -> Output {
     d.run(&args, msg.as_bytes())
 }
 
-fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
-    log.lines().filter(|l| l.contains(marker)).collect()
-}
+use common::lines_with;
 
 #[test]
 fn per_recipient_results_in_one_transaction() {
@@ -104,13 +102,7 @@ fn per_recipient_results_in_one_transaction() {
         deferred[0]
     );
     // The log parses line for line.
-    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    common::assert_log_parses(&d, &conf);
 }
 
 #[test]
@@ -143,12 +135,7 @@ fn a_refusing_host_falls_back_to_the_next() {
     let refused = log.find("H=127.0.0.4 [127.0.0.4] Connection refused");
     let delivered = log.find(" => bob@remote.test ");
     assert!(refused.is_some() && refused < delivered, "{log}");
-    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    common::assert_log_parses(&d, &conf);
     // The refusing host is remembered.
     let hints = d.run(
         &[

@@ -44,20 +44,12 @@ fn submit(d: &Dir, conf: &Path, rcpts: &[&str]) -> Output {
     out
 }
 
-fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
-    log.lines().filter(|l| l.contains(marker)).collect()
-}
+use common::lines_with;
 
 /// The log parses line for line, and the queue holds `queued` messages.
 fn check(d: &Dir, conf: &Path, queued: usize) {
     let c = conf.to_str().unwrap();
-    let check = d.run(&["--config", c, "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    common::assert_log_parses(d, conf);
     let count = d.run(&["--config", c, "-bpc"], b"");
     assert_eq!(
         String::from_utf8_lossy(&count.stdout).trim(),
@@ -255,13 +247,7 @@ fn an_abort_during_the_body_fails_the_message_for_that_host() {
         "{log}"
     );
     assert_eq!(s.messages(), 0);
-    let c = conf.to_str().unwrap();
-    let check = d.run(&["--config", c, "log", "check"], b"");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    common::assert_log_parses(&d, &conf);
 }
 
 #[test]

@@ -701,6 +701,23 @@ pub fn smarthost_config(
     )
 }
 
+/// `sluice log check` passes on the data directory's logs: every line
+/// parses.
+pub fn assert_log_parses(d: &Dir, conf: &Path) {
+    let check = d.run(&["--config", conf.to_str().unwrap(), "log", "check"], b"");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The lines of `log` holding `marker`.
+pub fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(marker)).collect()
+}
+
 /// The first line of `log` holding `marker`; panics showing the log.
 pub fn line_with(log: &str, marker: &str) -> String {
     log.lines()
