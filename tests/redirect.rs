@@ -457,3 +457,93 @@ path = "mail/{domain}/{local}"
     assert_eq!(count("owner"), 1, "the owner gets the report: {log}");
     assert_eq!(count("alice"), 0, "not the sender: {log}");
 }
+
+/// `use_shell`: the command goes to `/bin/sh -c` as written, envelope
+/// values only in the environment; `max_output`: a command that writes
+/// more is killed and fails. And an alias loop ends in a mailbox.
+#[test]
+fn a_shell_pipe_its_output_limit_and_an_alias_loop() {
+    if !common::is_root() {
+        eprintln!("SKIPPED: pipes run as another user only when started by root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::create_dir_all(d.home()).unwrap();
+    std::fs::write(
+        d.home().join("aliases"),
+        format!(
+            "shell: |echo $LOCAL_PART for $RECIPIENT from $SENDER > {o}/shell\n\
+             chatty: |yes\n\
+             ping: pong\npong: ping\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(
+        &conf,
+        r#"primary_hostname = "mx.example.org"
+qualify_domain = "example.org"
+local_domains = ["example.org"]
+
+[[router]]
+name = "system_aliases"
+driver = "redirect"
+domains = ["+local_domains"]
+file = "aliases"
+pipe_transport = "shell_pipe"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "shell_pipe"
+driver = "pipe"
+user = "nobody"
+use_shell = true
+max_output = "1K"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+"#,
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    for rcpt in ["shell", "chatty", "ping"] {
+        let r = d.run(
+            &[
+                "--config",
+                c,
+                "-odi",
+                "-f",
+                "alice@example.org",
+                &format!("{rcpt}@example.org"),
+            ],
+            b"Subject: x\n\nbody\n",
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let log = d.log("mainlog");
+    let shell = std::fs::read_to_string(out.join("shell")).unwrap_or_else(|e| panic!("{e}: {log}"));
+    assert_eq!(
+        shell,
+        "shell for shell@example.org from alice@example.org\n"
+    );
+    let chatty = common::line_with(&log, " ** chatty@example.org");
+    assert!(chatty.contains("max_output"), "{chatty}");
+    // ping -> pong -> ping again, an ancestor: ping's mailbox.
+    assert!(
+        log.contains(" => ping <ping@example.org> R=local T=maildir_delivery"),
+        "{log}"
+    );
+}
