@@ -97,6 +97,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The `-H` option naming a delay warning being made.
+const WARNING_INTENT: &str = "warning_intent";
+
 impl Queue {
     /// Locks message `id` for delivery (or an admin change) and reads it.
     /// [`Error::Locked`] when another process or thread holds it,
@@ -333,6 +336,39 @@ impl LockedMessage {
     pub fn set_warning_count(&mut self, n: u32) {
         self.hf.envelope.warning_count = n;
         self.dirty = true;
+    }
+
+    /// The delay warning being made, if one is: its number and message
+    /// ID (`-warning_intent N ID` in the `-H`).
+    pub fn warning_intent(&self) -> Option<(u32, MessageId)> {
+        let (_, v) = self
+            .hf
+            .envelope
+            .extra
+            .iter()
+            .find(|(k, _)| k == WARNING_INTENT)?;
+        let (n, id) = v.as_deref()?.split_once(' ')?;
+        Some((n.parse().ok()?, MessageId::parse(id).ok()?))
+    }
+
+    /// Records, durably (the `-H` rewritten), that delay warning `n` is
+    /// being made as message `id`: the intent that lets a crash neither
+    /// lose it nor send it twice.
+    pub fn record_warning_intent(&mut self, n: u32, id: &MessageId) -> Result<()> {
+        self.hf.envelope.extra.retain(|(k, _)| k != WARNING_INTENT);
+        self.hf
+            .envelope
+            .extra
+            .push((WARNING_INTENT.into(), Some(format!("{n} {id}"))));
+        self.rewrite()
+    }
+
+    /// Delay warning `n` is queued: counted, and its intent dropped (saved
+    /// when the attempt ends; a crash before that finds the warning
+    /// queued and only counts it).
+    pub fn warning_made(&mut self, n: u32) {
+        self.hf.envelope.extra.retain(|(k, _)| k != WARNING_INTENT);
+        self.set_warning_count(n);
     }
 
     /// Freezes the message (`-Mf`). `Ok(false)` if it was frozen already.

@@ -337,9 +337,9 @@ fn excluded_from_warnings(header: &[u8]) -> bool {
 /// A delay warning, when one is due: message `d` has waited past the
 /// next of `queue.delay_warning`'s times, its sender is not `<>`, it is
 /// not list or automatic mail, and some deferred recipients want one (no
-/// NOTIFY, or NOTIFY with DELAY). Counts it in the `-H`, saved when the
-/// attempt ends. A crash before that may send the warning again; it is
-/// never a lost message.
+/// NOTIFY, or NOTIFY with DELAY). Made in three steps like a report: its
+/// intent (`-warning_intent N ID`, the `-H` rewritten), the warning
+/// queued, then the count, so that a crash neither loses nor doubles it.
 pub fn warn(
     cfg: &Config,
     queue: &Queue,
@@ -349,10 +349,18 @@ pub fn warn(
     now: i64,
 ) -> Result<Option<MessageId>, spool::Error> {
     let env = d.envelope().clone();
-    let Some(due) = cfg.queue.next_warning(env.warning_count) else {
+    // A warning whose intent was recorded before a crash: queued already
+    // (only the count is left), or made now under its recorded ID.
+    let resumed = d.warning_intent();
+    if let Some((n, id)) = resumed
+        && queue.contains(&id)?
+    {
+        d.warning_made(n);
         return Ok(None);
-    };
-    if env.sender.is_empty() || (now as u64).saturating_sub(env.arrival.secs) < due {
+    }
+    let due = cfg.queue.next_warning(env.warning_count);
+    let late = due.is_some_and(|due| (now as u64).saturating_sub(env.arrival.secs) >= due);
+    if env.sender.is_empty() || (resumed.is_none() && !late) {
         return Ok(None);
     }
     let header = header_bytes(d);
@@ -386,7 +394,23 @@ pub fn warn(
         return Ok(None);
     }
     let caller = reporting_user();
-    let draft = queue.draft()?;
+    // The intent first (its ID, durably), then the warning, then the
+    // count: a crash in between neither loses it nor sends it twice.
+    let (n, draft) = match resumed {
+        Some((n, id)) => match queue.draft_with_id(id)? {
+            Some(draft) => (n, draft),
+            None => {
+                d.warning_made(n);
+                return Ok(None);
+            }
+        },
+        None => {
+            let draft = queue.draft()?;
+            let n = env.warning_count + 1;
+            d.record_warning_intent(n, &draft.id())?;
+            (n, draft)
+        }
+    };
     let dsn_id = draft.id();
     let original_id = d.id();
     let composed = report::delay_report(
@@ -423,7 +447,7 @@ pub fn warn(
         &caller,
         &composed,
     )?;
-    d.set_warning_count(env.warning_count + 1);
+    d.warning_made(n);
     Ok(Some(id))
 }
 
@@ -544,6 +568,62 @@ mod tests {
         assert_eq!(again.made, vec![first]);
         assert_eq!(reports_to(&queue, &id), vec![first]);
         assert!(d.envelope().is_complete());
+    }
+
+    /// A deferred message and what warning it needs (delay_warning 1s).
+    fn deferred_message() -> (tempfile::TempDir, Config, Queue, Logs, MessageId) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::from_str(
+            "test",
+            &format!(
+                "data_dir = {:?}\nprimary_hostname = \"mx.example.org\"\n[queue]\ndelay_warning = [\"1s\"]",
+                dir.path()
+            ),
+        )
+        .unwrap();
+        let queue = Queue::open(&dir.path().join("spool"), QueueOptions::default()).unwrap();
+        let logs = Logs::new(dir.path().join("log"));
+        let env = Envelope::new("alice@example.org", &["bob@remote.test"]);
+        let id = queue
+            .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
+            .unwrap();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record(
+            0,
+            RcptOutcome::Deferred {
+                until: u64::MAX,
+                why: Diagnosis::text("451 later"),
+            },
+        )
+        .unwrap();
+        d.finish().unwrap();
+        (dir, cfg, queue, logs, id)
+    }
+
+    #[test]
+    fn delay_warnings_are_neither_lost_nor_doubled_across_a_crash() {
+        let schedule = crate::retry::Schedule::parse("F,1h,1m").unwrap();
+        let later = crate::clock::now() + 10;
+        // A crash after the intent, before the warning was queued: made
+        // under the recorded ID.
+        let (_dir, cfg, queue, logs, id) = deferred_message();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let planned = queue.draft().unwrap().id();
+        d.record_warning_intent(1, &planned).unwrap();
+        drop(d);
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let made = warn(&cfg, &queue, &logs, &mut d, &schedule, later).unwrap();
+        assert_eq!(made, Some(planned));
+        assert_eq!(d.envelope().warning_count, 1);
+        assert_eq!(d.warning_intent(), None);
+        // Again, now that it is queued: only counted, none made.
+        d.record_warning_intent(2, &planned).unwrap();
+        assert_eq!(
+            warn(&cfg, &queue, &logs, &mut d, &schedule, later).unwrap(),
+            None
+        );
+        assert_eq!(d.envelope().warning_count, 2);
+        assert_eq!(reports_to(&queue, &id), vec![planned]);
     }
 
     #[test]
