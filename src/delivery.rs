@@ -247,16 +247,11 @@ impl Deliverer {
     /// Makes the failure reports `d` owes ([`bounce::settle`]) and starts
     /// their delivery. Returns why the message must be frozen instead, if
     /// it must: failures of a message nobody can be told about.
-    fn settle_reports(
-        &self,
-        d: &mut LockedMessage,
-        id: &MessageId,
-        hints: &bounce::Hints,
-    ) -> Option<String> {
+    fn settle_reports(&self, d: &mut LockedMessage, id: &MessageId) -> Option<String> {
         if !d.envelope().recipients.iter().any(|r| r.owes_report()) {
             return None;
         }
-        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now(), hints) {
+        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now()) {
             Ok(settled) => {
                 self.spawned(settled.made);
                 settled
@@ -566,7 +561,7 @@ impl Deliverer {
             // Nothing left to deliver: reports still owed are made (after
             // a crash, or for a message frozen before it could be told),
             // then finish removes a complete message.
-            if let Some(reason) = self.settle_reports(&mut d, id, &bounce::Hints::default()) {
+            if let Some(reason) = self.settle_reports(&mut d, id) {
                 return Step::Done(self.freeze(d, id, reason));
             }
             return Step::Done(self.finish(d, id));
@@ -840,7 +835,13 @@ impl Deliverer {
                         let outcome = match progress {
                             Progress::Done(o) => o,
                             Progress::Remote(o, d) => {
-                                if o == Outcome::Delivered {
+                                // Only for a success report to come: noting
+                                // costs a journal record.
+                                let wants = env
+                                    .recipients
+                                    .get(rcpt.index)
+                                    .is_some_and(bounce::wants_success_report);
+                                if o == Outcome::Delivered && wants {
                                     if d.dsn {
                                         passed_on.push((rcpt.index, spool::Report::Waived));
                                     } else if let Some(h) = &d.host {
@@ -937,6 +938,25 @@ impl Deliverer {
                 .panic(&format!("{id} cannot record delivery outcomes: {e}"));
             return Attempt::Kept;
         }
+        // What this attempt learnt for the reports to come, kept with
+        // them: where a failure's report goes (a router's errors_to), and
+        // the host a success was relayed to without DSN.
+        for (&i, _) in errors_to.iter().chain(relayed.iter()) {
+            let due = d
+                .envelope()
+                .recipients
+                .get(i)
+                .is_some_and(|r| r.report == spool::Report::Due);
+            if due && !passed_on.iter().any(|(j, _)| *j == i) {
+                passed_on.push((
+                    i,
+                    spool::Report::Noted {
+                        to: errors_to.get(&i).cloned(),
+                        relayed: relayed.get(&i).cloned(),
+                    },
+                ));
+            }
+        }
         if !passed_on.is_empty()
             && let Err(e) = d.record_reports(&passed_on)
         {
@@ -948,7 +968,7 @@ impl Deliverer {
         // message nobody can be told about freeze it, as does routing that
         // found only this host (an operator must say where it goes).
         let unreported = if any_failed || d.envelope().recipients.iter().any(|r| r.owes_report()) {
-            self.settle_reports(&mut d, id, &bounce::Hints { relayed, errors_to })
+            self.settle_reports(&mut d, id)
         } else {
             None
         };
@@ -1059,7 +1079,7 @@ impl Deliverer {
                 },
             ),
         );
-        if let Some(reason) = self.settle_reports(&mut d, id, &bounce::Hints::default()) {
+        if let Some(reason) = self.settle_reports(&mut d, id) {
             return self.freeze(d, id, reason);
         }
         self.finish(d, id)

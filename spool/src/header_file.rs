@@ -257,6 +257,14 @@ pub enum Report {
     /// None made yet: owed once the recipient has failed.
     #[default]
     Due,
+    /// Due, with what the attempt that owes it learnt: where it goes
+    /// (a router's `errors_to`) and, for a success, the host it was relayed
+    /// to without DSN. Kept so that a crash before the report changes
+    /// neither.
+    Noted {
+        to: Option<String>,
+        relayed: Option<String>,
+    },
     /// Being made as message `id` (the intent is recorded; whether the
     /// message was queued is found by looking for it).
     Making(String),
@@ -709,10 +717,46 @@ fn check_envelope(env: &Envelope) -> Result<()> {
     Ok(())
 }
 
+/// One optional value as one word: `-` for none, else escaped with its
+/// spaces as `\x20` (and a lone dash as `\x2d`).
+pub(crate) fn word_into(s: &mut String, v: Option<&str>) {
+    match v {
+        None => s.push('-'),
+        Some(v) => {
+            let mut e = String::new();
+            escape_into(&mut e, v);
+            let e = e.replace(' ', "\\x20");
+            s.push_str(if e == "-" { "\\x2d" } else { &e });
+        }
+    }
+}
+
+/// The inverse of [`word_into`].
+pub(crate) fn word(w: &str) -> Option<Option<String>> {
+    match w {
+        "-" => Some(None),
+        w => unescape(w).ok().map(Some),
+    }
+}
+
 /// `-rcpt_report I making ID`, `made ID` or `waived`; nothing while due.
 fn write_report(s: &mut String, i: usize, report: &Report) {
     match report {
         Report::Due => {}
+        Report::Noted { to, relayed } => {
+            let _ = writeln!(s, "-rcpt_report {i} noted");
+            // Values run to the end of their lines (a host has a space).
+            if let Some(to) = to {
+                let _ = write!(s, "-rcpt_report_to {i} ");
+                escape_into(s, to);
+                s.push('\n');
+            }
+            if let Some(host) = relayed {
+                let _ = write!(s, "-rcpt_relayed {i} ");
+                escape_into(s, host);
+                s.push('\n');
+            }
+        }
         Report::Making(id) => {
             let _ = writeln!(s, "-rcpt_report {i} making {id}");
         }
@@ -1053,6 +1097,30 @@ impl<'a> Parser<'a> {
                     let (i, report) = self.rcpt_report(&v)?;
                     reports.push((self.line, i, report));
                 }
+                // Complete the `noted` report of the same recipient just
+                // before.
+                "rcpt_report_to" | "rcpt_relayed" => {
+                    let v = need(value)?;
+                    let (i, text) = v.split_once(' ').ok_or_else(|| {
+                        self.err(format!("{name} {v:?}: expected \"index value\""))
+                    })?;
+                    let i: usize = self.number(name, i)?;
+                    match reports.last_mut() {
+                        Some((_, j, Report::Noted { to, relayed })) if *j == i => {
+                            let slot = if name == "rcpt_report_to" {
+                                to
+                            } else {
+                                relayed
+                            };
+                            *slot = Some(text.to_string());
+                        }
+                        _ => {
+                            return Err(self.err(format!(
+                                "{name} for recipient {i} does not follow its noted rcpt_report"
+                            )));
+                        }
+                    }
+                }
                 // Optional (newer) lines that complete the state just read.
                 "rcpt_status" | "rcpt_remote" | "rcpt_first" => {
                     let v = need(value)?;
@@ -1204,6 +1272,10 @@ impl<'a> Parser<'a> {
         let i: usize = self.number("rcpt_report index", i)?;
         let id = f.next();
         let report = match (kind, id) {
+            ("noted", None) => Report::Noted {
+                to: None,
+                relayed: None,
+            },
             ("making", Some(id)) if MessageId::parse(id).is_ok() => Report::Making(id.into()),
             ("made", Some(id)) if MessageId::parse(id).is_ok() => Report::Made(id.into()),
             ("waived", None) => Report::Waived,
@@ -1790,6 +1862,14 @@ c@example.net
                 Just(Report::Making("1xZGKj-00028r-0y".into())),
                 Just(Report::Made("1xZGKj-00028r-0y".into())),
                 Just(Report::Waived),
+                Just(Report::Noted {
+                    to: Some("owner@example.org".into()),
+                    relayed: Some("mx.remote.test [192.0.2.1]".into())
+                }),
+                Just(Report::Noted {
+                    to: None,
+                    relayed: None
+                }),
             ],
         )
             .prop_map(|(address, orcpt, n, errors_to, state, report)| Recipient {

@@ -87,6 +87,12 @@ impl Record {
                     Report::Due => {
                         let _ = write!(body, "B {i} due");
                     }
+                    Report::Noted { to, relayed } => {
+                        let _ = write!(body, "n {i} ");
+                        crate::header_file::word_into(&mut body, to.as_deref());
+                        body.push(' ');
+                        crate::header_file::word_into(&mut body, relayed.as_deref());
+                    }
                     Report::Making(id) => {
                         let _ = write!(body, "b {i} {id}");
                     }
@@ -142,6 +148,14 @@ impl Record {
         let (tag, index) = (f.next()?, f.next()?.parse().ok()?);
         let rest = f.next().unwrap_or("");
         let state = match tag {
+            "n" => {
+                let (to, relayed) = rest.split_once(' ')?;
+                let (to, relayed) = (
+                    crate::header_file::word(to)?,
+                    crate::header_file::word(relayed)?,
+                );
+                return Some(Record::report(index, Report::Noted { to, relayed }));
+            }
             "b" => {
                 MessageId::parse(rest).ok()?;
                 return Some(Record::report(index, Report::Making(rest.into())));
@@ -324,6 +338,13 @@ mod tests {
             Record::report(1, Report::Making("1xZGKj-00028r-0y".into())),
             Record::report(1, Report::Made("1xZGKj-00028r-0y".into())),
             Record::report(2, Report::Waived),
+            Record::report(
+                3,
+                Report::Noted {
+                    to: Some("owner@example.org".into()),
+                    relayed: Some("mx.remote.test [192.0.2.1]".into()),
+                },
+            ),
         ]
     }
 

@@ -44,28 +44,30 @@ pub struct Settled {
     pub unreported: bool,
 }
 
-/// What the attempt that is ending knows and the spool does not keep
-/// (after a crash, reports are made without it).
-#[derive(Debug, Default)]
-pub struct Hints {
-    /// Recipients just handed to a next hop that does not offer DSN, with
-    /// the host (`Action: relayed`; otherwise they read as delivered).
-    pub relayed: HashMap<usize, String>,
-    /// Recipients whose failure a router's `errors_to` sends elsewhere.
-    pub errors_to: HashMap<usize, String>,
-}
-
 /// Makes (or finishes making) every report message `d` owes: failure
-/// reports, and success reports for `NOTIFY=SUCCESS`.
+/// reports, and success reports for `NOTIFY=SUCCESS`. Where a report goes
+/// and whether a success was a relay come from the spool
+/// ([`Report::Noted`]), so that a crash changes neither.
 pub fn settle(
     cfg: &Config,
     queue: &Queue,
     logs: &Logs,
     d: &mut LockedMessage,
     now: i64,
-    hints: &Hints,
 ) -> Result<Settled, spool::Error> {
-    let relayed = &hints.relayed;
+    let relayed: HashMap<usize, String> = d
+        .envelope()
+        .recipients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.report {
+            Report::Noted {
+                relayed: Some(h), ..
+            } => Some((i, h.clone())),
+            _ => None,
+        })
+        .collect();
+    let relayed = &relayed;
     let mut settled = Settled::default();
     let env = d.envelope().clone();
     // Reports whose intent was recorded: finish them under their ID.
@@ -84,10 +86,9 @@ pub fn settle(
             _ if failed && !wants_failure_report(r) => waived.push((i, Report::Waived)),
             // A report is never reported on.
             _ if !failed && env.sender.is_empty() => waived.push((i, Report::Waived)),
-            _ if failed && hints.errors_to.contains_key(&i) => fresh
-                .entry((hints.errors_to[&i].clone(), failed))
-                .or_default()
-                .push(i),
+            Report::Noted { to: Some(to), .. } if failed => {
+                fresh.entry((to.clone(), failed)).or_default().push(i)
+            }
             _ if env.sender.is_empty() && r.errors_to.is_none() => settled.unreported = true,
             _ => fresh.entry((target(r, &env), failed)).or_default().push(i),
         }
@@ -506,7 +507,7 @@ mod tests {
     fn one_report_is_made_and_the_original_settles() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
         assert_eq!(settled.made.len(), 1);
         assert!(d.envelope().is_complete());
         let made = reports_to(&queue, &id);
@@ -516,7 +517,7 @@ mod tests {
         assert_eq!(hf.envelope.recipients[0].address, "alice@example.org");
         // Settling again makes nothing more.
         assert!(
-            settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default())
+            settle(&cfg, &queue, &logs, &mut d, 0)
                 .unwrap()
                 .made
                 .is_empty()
@@ -541,7 +542,7 @@ mod tests {
             d.envelope().recipients[0].report,
             Report::Making(planned.to_string())
         );
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
         assert_eq!(settled.made, vec![planned]);
         assert_eq!(reports_to(&queue, &id), vec![planned]);
         assert_eq!(
@@ -556,15 +557,13 @@ mod tests {
     fn an_intent_whose_report_is_queued_is_not_made_twice() {
         let (_dir, cfg, queue, logs, id) = failed_message();
         let mut d = queue.begin_delivery(&id).unwrap();
-        let first = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default())
-            .unwrap()
-            .made[0];
+        let first = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made[0];
         // Back to the state just before `B`.
         d.record_reports(&[(0, Report::Making(first.to_string()))])
             .unwrap();
         drop(d);
         let mut d = queue.begin_delivery(&id).unwrap();
-        let again = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
+        let again = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
         assert_eq!(again.made, vec![first]);
         assert_eq!(reports_to(&queue, &id), vec![first]);
         assert!(d.envelope().is_complete());
@@ -626,11 +625,32 @@ mod tests {
         assert_eq!(reports_to(&queue, &id), vec![planned]);
     }
 
+    /// What an attempt noted for a report (a router's errors_to) is in the
+    /// spool: a later attempt, after a crash, still sends it there.
+    #[test]
+    fn a_noted_destination_survives_to_the_report() {
+        let (_dir, cfg, queue, logs, id) = failed_message();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record_reports(&[(
+            0,
+            Report::Noted {
+                to: Some("owner@example.org".into()),
+                relayed: None,
+            },
+        )])
+        .unwrap();
+        d.finish().unwrap();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let made = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made;
+        let report = queue.read(&made[0]).unwrap();
+        assert_eq!(report.envelope.recipients[0].address, "owner@example.org");
+    }
+
     #[test]
     fn a_report_of_a_report_is_not_made() {
         let (_dir, cfg, queue, logs, _) = failed_message();
         let (_, mut d) = queued_and_failed(&queue, "");
-        let settled = settle(&cfg, &queue, &logs, &mut d, 0, &Hints::default()).unwrap();
+        let settled = settle(&cfg, &queue, &logs, &mut d, 0).unwrap();
         assert!(settled.made.is_empty() && settled.unreported);
         assert!(!d.envelope().is_complete());
     }
