@@ -566,3 +566,51 @@ fn a_storm_of_reports_is_held_not_dropped() {
         "{list}"
     );
 }
+
+/// A message frozen by a release before failure reports ("delivery error
+/// message not sent": a failed recipient, frozen, no report) gets its
+/// report when an administrator thaws it.
+#[test]
+fn a_message_frozen_before_reports_existed_gets_one_when_thawed() {
+    let d = Dir::new();
+    let conf = config(&d, "127.0.0.2::9", "");
+    let c = conf.to_str().unwrap();
+    // The spool such a release left, written with the spool's own API.
+    let queue =
+        spool::Queue::open(&d.home().join("spool"), spool::QueueOptions::default()).unwrap();
+    let env = spool::Envelope::new("alice@example.org", &["gone@nowhere.example"]);
+    let id = queue
+        .enter(
+            &env,
+            &[spool::Header::new("Subject: old failure\n")],
+            b"body\n",
+        )
+        .unwrap();
+    let mut locked = queue.begin_delivery(&id).unwrap();
+    locked
+        .record(
+            0,
+            spool::RcptOutcome::Failed {
+                why: spool::Diagnosis::text("Unrouteable address"),
+            },
+        )
+        .unwrap();
+    locked.freeze().unwrap();
+    locked.finish().unwrap();
+    let id = id.to_string();
+    // Frozen, it is left alone; thawed, the next queue run reports it.
+    assert!(d.run(&["--config", c, "-q"], b"").status.success());
+    assert_eq!(count(&d, &conf), 1);
+    assert!(d.run(&["--config", c, "-Mt", &id], b"").status.success());
+    assert!(d.run(&["--config", c, "-q"], b"").status.success());
+    let log = d.log("mainlog");
+    assert_eq!(
+        lines_with(&log, &format!(" <= <> R={id} ")).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(count(&d, &conf), 0, "{log}");
+    let inbox = mailbox(&d, "alice");
+    assert_eq!(inbox.len(), 1, "{log}");
+    assert!(parsed(&inbox[0]).contains("Unrouteable address"));
+}

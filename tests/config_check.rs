@@ -131,6 +131,23 @@ fn other_mistakes_are_found_at_load() {
             r#"transport[1] "maildir_delivery": key `helo_data`: "localhost" is not a fully qualified domain name"#,
         ),
         (
+            // A pipe from the system aliases would run as nobody in
+            // particular: the transport names no user, the router checks
+            // no local user.
+            (
+                "file = \"aliases\"",
+                "file = \"aliases\"\npipe_transport = \"address_pipe\"\n\n[[transport]]\nname = \"address_pipe\"\ndriver = \"pipe\"",
+            ),
+            r#"router[1] "system_aliases": pipes from this router would run as nobody in particular"#,
+        ),
+        (
+            (
+                "file = \"aliases\"",
+                "file = \"aliases\"\npipe_transport = \"address_pipe\"\n\n[[transport]]\nname = \"address_pipe\"\ndriver = \"pipe\"\nuser = \"root\"",
+            ),
+            "a pipe never runs as root",
+        ),
+        (
             (
                 "message_id_format = \"classic\"",
                 "message_id_format = \"short\"",

@@ -431,6 +431,7 @@ transport = "maildir_delivery"
 name = "maildir_delivery"
 driver = "maildir"
 path = "mail/{domain}/{local}"
+envelope_to_add = true
 "#,
     )
     .unwrap();
@@ -454,6 +455,17 @@ path = "mail/{domain}/{local}"
             .unwrap_or(0)
     };
     assert_eq!(count("bob"), 1, "{log}");
+    // envelope_to_add: the address the message was sent to, above it.
+    let bobs = std::fs::read_dir(d.home().join("mail/example.org/bob/new"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        bobs.starts_with("Envelope-to: list@example.org\n"),
+        "{bobs}"
+    );
     assert_eq!(count("owner"), 1, "the owner gets the report: {log}");
     assert_eq!(count("alice"), 0, "not the sender: {log}");
 }

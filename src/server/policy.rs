@@ -113,10 +113,20 @@ async fn verify_sender(
     match routed {
         Ok(Routed::Deliver(dests)) if cfg_callout(shared) => {
             // A remote sender: ask its host (`smtp.sender_callout`).
-            let hosts = dests
+            // Never this host (a callout to ourselves would recurse):
+            // routing drops loopback answers already (ignore_target_hosts),
+            // and here go this host's own listen and interface addresses.
+            let own = crate::dnslookup::local_addresses(&shared.cfg);
+            let hosts: Vec<_> = dests
                 .iter()
                 .find(|d| d.driver == TransportDriver::Smtp && !d.hosts.is_empty())
-                .map(|d| d.hosts.clone())?;
+                .map(|d| d.hosts.clone())?
+                .into_iter()
+                .filter(|h| !own.contains(&h.ip))
+                .collect();
+            if hosts.is_empty() {
+                return None;
+            }
             let helo = &shared.cfg.primary_hostname;
             match shared.callouts.verify(helo, &hosts, from).await {
                 super::callout::Answer::Accepted => None,
