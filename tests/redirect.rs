@@ -102,6 +102,22 @@ s.quit()
     );
 }
 
+/// A test directory that `nobody`, who runs the pipes, can reach, and an
+/// `out` directory in it that it can write; None (skipped) unless root.
+fn pipe_dir() -> Option<(Dir, std::path::PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::is_root() {
+        eprintln!("SKIPPED: pipes run as another user only when started by root");
+        return None;
+    }
+    let d = Dir::new();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    Some((d, out))
+}
+
 /// A `|command` from the aliases through a `pipe` transport run as
 /// `nobody`: delivered (the message on stdin after a `From ` line, a clean
 /// environment), exit 75 deferred, exit 1 failed and reported with its
@@ -109,17 +125,8 @@ s.quit()
 /// the timeout and deferred, and no descriptor of Sluice's inherited.
 #[test]
 fn pipes_from_the_aliases() {
-    if !common::is_root() {
-        eprintln!("SKIPPED: pipes run as another user only when started by root");
-        return;
-    }
+    let Some((d, out)) = pipe_dir() else { return };
     use std::os::unix::fs::PermissionsExt;
-    let d = Dir::new();
-    // nobody must reach the script and write its output.
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = d.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
     let marker = format!("pipe-test-{}", std::process::id());
     let script = d.path().join("script.sh");
     std::fs::write(
@@ -475,16 +482,7 @@ envelope_to_add = true
 /// more is killed and fails. And an alias loop ends in a mailbox.
 #[test]
 fn a_shell_pipe_its_output_limit_and_an_alias_loop() {
-    if !common::is_root() {
-        eprintln!("SKIPPED: pipes run as another user only when started by root");
-        return;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let d = Dir::new();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = d.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Some((d, out)) = pipe_dir() else { return };
     std::fs::create_dir_all(d.home()).unwrap();
     std::fs::write(
         d.home().join("aliases"),

@@ -460,20 +460,27 @@ mod tests {
     /// A queue holding one message from alice whose one recipient failed,
     /// and what settling needs.
     fn failed_message() -> (tempfile::TempDir, Config, Queue, Logs, MessageId) {
+        let (dir, cfg, queue, logs) = spool_with("");
+        let (id, d) = queued_and_failed(&queue, "alice@example.org");
+        d.finish().unwrap();
+        (dir, cfg, queue, logs, id)
+    }
+
+    /// A configuration (with `extra`), its spool and logs in a fresh
+    /// directory.
+    fn spool_with(extra: &str) -> (tempfile::TempDir, Config, Queue, Logs) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = crate::config::from_str(
             "test",
             &format!(
-                "data_dir = {:?}\nprimary_hostname = \"mx.example.org\"",
+                "data_dir = {:?}\nprimary_hostname = \"mx.example.org\"\n{extra}",
                 dir.path()
             ),
         )
         .unwrap();
         let queue = Queue::open(&dir.path().join("spool"), QueueOptions::default()).unwrap();
         let logs = Logs::new(dir.path().join("log"));
-        let (id, d) = queued_and_failed(&queue, "alice@example.org");
-        d.finish().unwrap();
-        (dir, cfg, queue, logs, id)
+        (dir, cfg, queue, logs)
     }
 
     /// A message from `sender` to one recipient, queued, its recipient
@@ -571,17 +578,7 @@ mod tests {
 
     /// A deferred message and what warning it needs (delay_warning 1s).
     fn deferred_message() -> (tempfile::TempDir, Config, Queue, Logs, MessageId) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::from_str(
-            "test",
-            &format!(
-                "data_dir = {:?}\nprimary_hostname = \"mx.example.org\"\n[queue]\ndelay_warning = [\"1s\"]",
-                dir.path()
-            ),
-        )
-        .unwrap();
-        let queue = Queue::open(&dir.path().join("spool"), QueueOptions::default()).unwrap();
-        let logs = Logs::new(dir.path().join("log"));
+        let (dir, cfg, queue, logs) = spool_with("[queue]\ndelay_warning = [\"1s\"]");
         let env = Envelope::new("alice@example.org", &["bob@remote.test"]);
         let id = queue
             .enter(&env, &[spool::Header::new("Subject: x\n")], b"body\n")
