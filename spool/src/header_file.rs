@@ -268,6 +268,9 @@ pub enum Report {
     /// Being made as message `id` (the intent is recorded; whether the
     /// message was queued is found by looking for it).
     Making(String),
+    /// Being made as message `id` (first) to an address other than the
+    /// sender's (second: a router's `errors_to`).
+    MakingFor(String, String),
     /// Made and queued as message `id`.
     Made(String),
     /// None is to be sent (the recipient's NOTIFY lacks FAILURE, or the
@@ -760,6 +763,12 @@ fn write_report(s: &mut String, i: usize, report: &Report) {
         Report::Making(id) => {
             let _ = writeln!(s, "-rcpt_report {i} making {id}");
         }
+        Report::MakingFor(id, to) => {
+            let _ = writeln!(s, "-rcpt_report {i} making {id}");
+            let _ = write!(s, "-rcpt_report_to {i} ");
+            escape_into(s, to);
+            s.push('\n');
+        }
         Report::Made(id) => {
             let _ = writeln!(s, "-rcpt_report {i} made {id}");
         }
@@ -1113,6 +1122,13 @@ impl<'a> Parser<'a> {
                                 relayed
                             };
                             *slot = Some(text.to_string());
+                        }
+                        Some((_, j, report @ Report::Making(_)))
+                            if *j == i && name == "rcpt_report_to" =>
+                        {
+                            if let Report::Making(id) = report {
+                                *report = Report::MakingFor(std::mem::take(id), text.to_string());
+                            }
                         }
                         _ => {
                             return Err(self.err(format!(
@@ -1860,6 +1876,10 @@ c@example.net
             prop_oneof![
                 Just(Report::Due),
                 Just(Report::Making("1xZGKj-00028r-0y".into())),
+                Just(Report::MakingFor(
+                    "1xZGKj-00028r-0y".into(),
+                    "owner@example.org".into()
+                )),
                 Just(Report::Made("1xZGKj-00028r-0y".into())),
                 Just(Report::Waived),
                 Just(Report::Noted {

@@ -96,6 +96,10 @@ impl Record {
                     Report::Making(id) => {
                         let _ = write!(body, "b {i} {id}");
                     }
+                    Report::MakingFor(id, to) => {
+                        let _ = write!(body, "b {i} {id} ");
+                        crate::header_file::word_into(&mut body, Some(to));
+                    }
                     Report::Made(id) => {
                         let _ = write!(body, "B {i} {id}");
                     }
@@ -157,8 +161,16 @@ impl Record {
                 return Some(Record::report(index, Report::Noted { to, relayed }));
             }
             "b" => {
-                MessageId::parse(rest).ok()?;
-                return Some(Record::report(index, Report::Making(rest.into())));
+                let (id, to) = match rest.split_once(' ') {
+                    Some((id, to)) => (id, Some(crate::header_file::word(to)??)),
+                    None => (rest, None),
+                };
+                MessageId::parse(id).ok()?;
+                let report = match to {
+                    Some(to) => Report::MakingFor(id.into(), to),
+                    None => Report::Making(id.into()),
+                };
+                return Some(Record::report(index, report));
             }
             "B" => {
                 let report = match rest {
@@ -336,6 +348,10 @@ mod tests {
             ),
             Record::state(3, RcptState::Pending),
             Record::report(1, Report::Making("1xZGKj-00028r-0y".into())),
+            Record::report(
+                2,
+                Report::MakingFor("1xZGKj-00028r-0y".into(), "o w@example.org".into()),
+            ),
             Record::report(1, Report::Made("1xZGKj-00028r-0y".into())),
             Record::report(2, Report::Waived),
             Record::report(

@@ -71,7 +71,7 @@ pub fn settle(
     let mut settled = Settled::default();
     let env = d.envelope().clone();
     // Reports whose intent was recorded: finish them under their ID.
-    let mut resumed: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut resumed: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     // New reports, by the address they go to and their kind (failures and
     // successes are separate reports, as in Exim).
     let mut fresh: BTreeMap<(String, bool), Vec<usize>> = BTreeMap::new();
@@ -82,7 +82,13 @@ pub fn settle(
         }
         let failed = matches!(r.state, RcptState::Failed { .. });
         match &r.report {
-            Report::Making(id) => resumed.entry(id.clone()).or_default().push(i),
+            Report::Making(id) => resumed
+                .entry((id.clone(), target(r, &env)))
+                .or_default()
+                .push(i),
+            Report::MakingFor(id, to) => {
+                resumed.entry((id.clone(), to.clone())).or_default().push(i)
+            }
             _ if failed && !wants_failure_report(r) => waived.push((i, Report::Waived)),
             // A report is never reported on.
             _ if !failed && env.sender.is_empty() => waived.push((i, Report::Waived)),
@@ -96,11 +102,10 @@ pub fn settle(
     if !waived.is_empty() {
         d.record_reports(&waived)?;
     }
-    for (id, indexes) in resumed {
+    for ((id, to), indexes) in resumed {
         let Ok(id) = MessageId::parse(&id) else {
             continue;
         };
-        let to = target(&env.recipients[indexes[0]], &env);
         if !queue.contains(&id)? {
             // The crash came before the report was committed.
             if let Some(draft) = queue.draft_with_id(id)? {
@@ -117,9 +122,18 @@ pub fn settle(
     for ((to, _), indexes) in fresh {
         let draft = queue.draft()?;
         let id = draft.id();
+        // The intent names the address too when it is not the usual one,
+        // so that a report made again after a crash goes there as well.
         let intent: Vec<(usize, Report)> = indexes
             .iter()
-            .map(|&i| (i, Report::Making(id.to_string())))
+            .map(|&i| {
+                let report = if to == target(&env.recipients[i], &env) {
+                    Report::Making(id.to_string())
+                } else {
+                    Report::MakingFor(id.to_string(), to.clone())
+                };
+                (i, report)
+            })
             .collect();
         d.record_reports(&intent)?;
         write(cfg, queue, logs, d, draft, &to, &indexes, now, relayed)?;
@@ -640,6 +654,22 @@ mod tests {
         let mut d = queue.begin_delivery(&id).unwrap();
         let made = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made;
         let report = queue.read(&made[0]).unwrap();
+        assert_eq!(report.envelope.recipients[0].address, "owner@example.org");
+
+        // And an intent for it, made again after a crash, still goes there.
+        let (_dir, cfg, queue, logs, id) = failed_message();
+        let planned = queue.draft().unwrap().id();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        d.record_reports(&[(
+            0,
+            Report::MakingFor(planned.to_string(), "owner@example.org".into()),
+        )])
+        .unwrap();
+        d.finish().unwrap();
+        let mut d = queue.begin_delivery(&id).unwrap();
+        let made = settle(&cfg, &queue, &logs, &mut d, 0).unwrap().made;
+        assert_eq!(made, vec![planned]);
+        let report = queue.read(&planned).unwrap();
         assert_eq!(report.envelope.recipients[0].address, "owner@example.org");
     }
 
