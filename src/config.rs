@@ -94,6 +94,10 @@ pub struct Config {
     pub message_id_format: IdFormat,
     pub split_spool_directory: bool,
     pub queue_only: bool,
+    /// A message with at most this many recipients, all of them local
+    /// Maildirs, is written into them before its `250` instead of into the
+    /// spool (docs/flow.md, "Direct delivery"). 0: never.
+    pub direct_max_recipients: usize,
     /// How long the daemon waits on SIGTERM for transactions under way.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,

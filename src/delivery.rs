@@ -1130,15 +1130,7 @@ impl Deliverer {
         match outcome {
             Outcome::Delivered => {
                 let dest_address = dest.map_or(address, |d| d.address.as_str());
-                let mut delivered = Delivered {
-                    address: Address {
-                        original: Some(address.to_string()),
-                        ..Address::new(local_part(dest_address))
-                    },
-                    router,
-                    transport,
-                    ..Delivered::default()
-                };
+                let mut delivered = local_delivered(address, dest_address, router, transport);
                 if let Some(pipe) = dest.and_then(|d| d.pipe.as_ref()) {
                     // Exim's `=> |command <addr> R=router T=transport`.
                     delivered.address = Address {
@@ -1283,10 +1275,43 @@ impl Deliverer {
     }
 }
 
+/// Exim's `=>` for a local delivery: the local part delivered to, the
+/// address the message was sent to, the router and the transport.
+fn local_delivered(
+    address: &str,
+    dest_address: &str,
+    router: Option<String>,
+    transport: Option<String>,
+) -> Delivered {
+    Delivered {
+        address: Address {
+            original: Some(address.to_string()),
+            ..Address::new(local_part(dest_address))
+        },
+        router,
+        transport,
+        ..Delivered::default()
+    }
+}
+
+/// The `=>` event of `address` delivered to the local `dest` (what a
+/// queue delivery logs, and a direct delivery at acceptance too).
+pub(crate) fn local_delivered_event(id: &MessageId, address: &str, dest: &Destination) -> Event {
+    Event::new(
+        Some(*id),
+        Kind::Delivered(local_delivered(
+            address,
+            &dest.address,
+            driver_name(&dest.router),
+            driver_name(&dest.transport),
+        )),
+    )
+}
+
 /// The lines a local transport writes above the message: `Return-path:`
 /// and `Envelope-to:` as Exim's `return_path_add` and `envelope_to_add`
 /// write them.
-fn local_prefix(dest: &Destination, sender: &str) -> String {
+pub(crate) fn local_prefix(dest: &Destination, sender: &str) -> String {
     let mut p = String::new();
     if dest.return_path_add {
         p.push_str(&format!("Return-path: <{sender}>\n"));

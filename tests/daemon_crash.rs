@@ -359,4 +359,39 @@ fn kill_dash_nine_loses_nothing_and_duplicates_nothing() {
     // recipients plus some of the cut-off ones.
     let acked_copies: usize = ledger.acked.keys().map(|&s| recipients(s).len()).sum();
     assert!(copies.len() >= acked_copies);
+
+    // Every acknowledged message has its whole story in mainlog, whichever
+    // path it took (delivered before its 250, or queued and delivered by
+    // this daemon or a later one): the lines are written before the reply.
+    let mainlog = d.log("mainlog");
+    let mut told: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for line in mainlog.lines() {
+        let mut words = line.split_whitespace().skip(2);
+        let (Some(id), Some(what)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let e = told.entry(id).or_default();
+        match what {
+            "<=" => e.0 += 1,
+            "=>" => e.1 += 1,
+            "Completed" => e.2 += 1,
+            _ => {}
+        }
+    }
+    let untold: Vec<String> = ledger
+        .acked
+        .iter()
+        .filter(|&(&seq, id)| {
+            let (arrived, delivered, completed) =
+                told.get(id.as_str()).copied().unwrap_or_default();
+            // A delivery cut off by a kill between its file and its
+            // outcome record is found by name and logged again.
+            arrived != 1 || delivered < recipients(seq).len() || completed == 0
+        })
+        .map(|(seq, id)| format!("{seq} ({id}): {:?}", told.get(id.as_str())))
+        .collect();
+    assert!(
+        untold.is_empty(),
+        "acknowledged without their <=, => and Completed lines: {untold:?}"
+    );
 }

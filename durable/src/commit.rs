@@ -108,6 +108,13 @@ impl Job {
         self
     }
 
+    /// Adds every file of `other` after this job's own: published
+    /// together, all or none (a message's copies for several mailboxes).
+    pub fn append(&mut self, other: Job) -> &mut Job {
+        self.files.extend(other.files);
+        self
+    }
+
     /// A job of one file.
     pub fn single(staged: Staged, dest: PathBuf) -> Job {
         let mut job = Job::new();

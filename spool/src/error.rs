@@ -95,6 +95,18 @@ impl Error {
         }
     }
 
+    /// The filesystem is full (ENOSPC, or EDQUOT for the spool's owner):
+    /// SMTP says 452 4.3.1 for it, "insufficient system storage".
+    pub fn is_no_space(&self) -> bool {
+        let e = match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Commit { source, .. } => source.io_error(),
+            _ => None,
+        };
+        e.and_then(io::Error::raw_os_error)
+            .is_some_and(|n| n == libc::ENOSPC || n == libc::EDQUOT)
+    }
+
     /// The sysexits(3) code a command reports for this error: 75
     /// (EX_TEMPFAIL) for temporary failures, 65 (EX_DATAERR) for input that
     /// cannot be queued, 66 (EX_NOINPUT) for a missing message, 74

@@ -83,6 +83,17 @@ impl Logs {
         self.write(Which::Main, event);
     }
 
+    /// Several events for the main log in one `write()`: a message's
+    /// arrival, deliveries and completion land together or not at all.
+    pub fn main_all(&self, events: &[Event]) {
+        let mut block = String::new();
+        for e in events {
+            block.push_str(&stamped(e));
+            block.push('\n');
+        }
+        self.append_or_complain(Which::Main, block.as_bytes());
+    }
+
     /// A rejection: to the main log and to the reject log, as Exim writes
     /// it (log.c, LOG_MAIN|LOG_REJECT): the same line in both, then in
     /// rejectlog only the envelope and headers when there are any (after

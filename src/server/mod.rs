@@ -17,6 +17,7 @@
 //! 2.0.0 OK id=<ID>` is sent.
 
 pub mod callout;
+pub mod direct;
 pub mod lmtp;
 pub mod policy;
 #[cfg(test)]
@@ -323,6 +324,16 @@ pub async fn serve(
         deliverer.close_remote(std::time::Duration::from_secs(5));
     })
     .await;
+    // What this run's durability cost, for benchmarks (benches/syscalls.sh)
+    // and operators comparing settings.
+    let c = shared.queue.committer().stats();
+    shared.logs.main(&log::Event::other(
+        None,
+        format!(
+            "commit counters: batches={} jobs={} data_syncs={} dir_syncs={}",
+            c.batches, c.jobs, c.data_syncs, c.dir_syncs
+        ),
+    ));
     // IDs made in this process (LMTP arrivals) must not be made again
     // by a successor with the same pid in the same instant.
     shared.queue.wait_before_exit();

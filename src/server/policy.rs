@@ -355,6 +355,10 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
 /// Puts an accepted message in the spool and answers `250 OK id=...` once
 /// it is durable (`451` when the spool cannot take it).
 pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
+    let msg = match super::direct::deliver(shared, Box::new(msg)).await {
+        super::direct::Direct::Answered(v) => return v,
+        super::direct::Direct::Spool(msg) => *msg,
+    };
     let s = shared.clone();
     let staged = tokio::task::spawn_blocking(move || {
         let (staged, arrival) = stage(&s, &msg)?;
@@ -384,6 +388,14 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
 
 fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
     shared.logs.panic(&format!("spool write failed: {e}"));
+    if e.is_no_space() {
+        return Reply::new(
+            452,
+            Status::new(4, 3, 1),
+            "Insufficient system storage, try again later",
+        )
+        .into();
+    }
     smtp::local_problem("Local problem writing the spool, try again later").into()
 }
 
@@ -435,15 +447,22 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
     draft.write(&data[body_at..])?;
     let staged = draft.finish(&senv, &all)?;
 
+    Ok((staged, arrival(env, &all, data.len() - body_at)))
+}
+
+/// The `<=` event of a message with `headers` (the `Received:` line
+/// included) and a body of `body_len` bytes.
+pub fn arrival(env: &smtp::session::SmtpEnvelope, headers: &[Header], body_len: usize) -> Arrival {
+    let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
     let mut arrival = Arrival::new(
-        &from,
+        from,
         host_of(env.peer.map(|ip| SocketAddr::new(ip, 0)), Some(&env.helo)),
         &env.protocol,
-        spooled_size(&all, data.len() - body_at),
+        spooled_size(headers, body_len),
     );
     arrival.tls = env.tls.as_ref().map(super::tls::x_field);
-    arrival.message_id = MessageIdField::of(&all);
-    Ok((staged, arrival))
+    arrival.message_id = MessageIdField::of(headers);
+    arrival
 }
 
 #[cfg(test)]

@@ -1,0 +1,223 @@
+//! Direct delivery: a message whose recipients all go to local Maildirs is
+//! written into them before its `250`, without the spool.
+//!
+//! The spool exists so that an accepted message survives until it is
+//! delivered. When every recipient is a local Maildir, the delivery itself
+//! can be made durable before the reply, as an LMTP server does: the spool
+//! files would be written, synced, read back and removed for nothing. SMTP
+//! has one reply for all recipients, so the message is delivered to all of
+//! them or to none: any recipient that cannot be staged sends the whole
+//! message down the spool path, as if this module did not exist.
+//!
+//! | step | a crash or a lost connection here leaves |
+//! |---|---|
+//! | stage every copy in its Maildir's `tmp/` | only `tmp/` files, no delivery; the client sends again (Maildir removes its old `tmp/` files) |
+//! | one data barrier for every copy (the group committer's) | the same |
+//! | publish every copy into `new/` (`RENAME_NOREPLACE`), one job | some copies visible, perhaps not durable: the client, without a `250`, sends again; the RFC 1047 window every MTA has |
+//! | directory barrier | the copies durable; still no `250` |
+//! | `<=`, `=>`, `Completed` in one write to mainlog | the delivery logged |
+//! | `250 OK id=ID` | done |
+//!
+//! A rename failing after others succeeded takes those back (the job is
+//! all or none), and a failed sync takes back everything the batch
+//! published: the message then goes to the spool, which delivers it to
+//! every recipient again under the same `<ID>.<n>` names.
+
+use std::sync::Arc;
+
+use spool::{Header, MessageId, split_message};
+
+use super::Shared;
+use super::policy::{self, to_lf};
+use crate::delivery::{local_delivered_event, local_prefix};
+use crate::log::Event;
+use crate::router::{Destination, Routed, TransportDriver};
+use crate::transport::maildir::{Staged, StagedFile, Target};
+use smtp::session::Message;
+use smtp::{Reply, Verdict};
+
+/// What became of a message offered for direct delivery.
+pub enum Direct {
+    /// Delivered (or refused at the final dot): this is the reply.
+    Answered(Verdict),
+    /// Not for this path: the spool takes it.
+    Spool(Box<Message>),
+}
+
+/// Delivers `msg` straight into its recipients' Maildirs when it may
+/// (see [`eligible`]), else hands it back for the spool.
+pub async fn deliver(shared: &Arc<Shared>, msg: Box<Message>) -> Direct {
+    if !eligible(shared, &msg) {
+        return Direct::Spool(msg);
+    }
+    let s = shared.clone();
+    let staged = tokio::task::spawn_blocking(move || {
+        let plan = stage(&s, &msg);
+        (plan, msg)
+    })
+    .await;
+    let (plan, msg) = match staged {
+        Ok(x) => x,
+        // The staging thread panicked and took the message with it.
+        Err(_) => {
+            return Direct::Answered(smtp::local_problem("Temporary local problem").into());
+        }
+    };
+    let ready = match plan {
+        Plan::Spool => return Direct::Spool(msg),
+        Plan::Refuse(reply) => return Direct::Answered(reply.into()),
+        Plan::Ready(r) => r,
+    };
+    match ready.ticket.wait_async().await {
+        Ok(()) => {
+            for file in ready.files {
+                // Counted in maildirsize; the file is durable already.
+                let _ = file.finish(Ok(()));
+            }
+            // Written before the reply: a kill after the 250 never leaves
+            // a delivered message without its lines.
+            shared.logs.main_all(&ready.lines);
+            Direct::Answered(Reply::queued(ready.id.as_str()).into())
+        }
+        Err(e) => {
+            // The committer removed whatever the batch had written; the
+            // spool takes the message and delivers it afresh.
+            shared.logs.panic(&format!(
+                "{} direct delivery failed, spooled: {e}",
+                ready.id
+            ));
+            Direct::Spool(msg)
+        }
+    }
+}
+
+/// What can be told from the envelope alone: no `queue_only`, few enough
+/// recipients, none asking for a success report (a `NOTIFY=SUCCESS`
+/// report is made from the spool).
+fn eligible(shared: &Shared, msg: &Message) -> bool {
+    let cfg = &shared.cfg;
+    let rcpts = &msg.envelope.recipients;
+    !cfg.queue_only
+        && !rcpts.is_empty()
+        && rcpts.len() <= cfg.direct_max_recipients
+        && rcpts
+            .iter()
+            .all(|r| !r.params.notify.is_some_and(|n| n.success))
+}
+
+enum Plan {
+    Spool,
+    Refuse(Reply),
+    Ready(Ready),
+}
+
+/// Every copy staged and handed to the committer as one job.
+struct Ready {
+    id: MessageId,
+    ticket: durable::Ticket,
+    files: Vec<StagedFile>,
+    /// `<=`, one `=>` per copy, `Completed`.
+    lines: Vec<Event>,
+}
+
+/// Routes every recipient and stages a copy for each Maildir destination;
+/// on the first that cannot take the message, takes back what was staged.
+fn stage(shared: &Shared, msg: &Message) -> Plan {
+    let env = &msg.envelope;
+    // Routing again at the final dot: an alias file or a user may have
+    // changed since RCPT. Every destination must be a local Maildir.
+    let mut routed: Vec<(&str, Vec<Destination>)> = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        let addr = r.address.as_str();
+        match shared.cfg.routing.route(&shared.cfg, addr) {
+            Routed::Deliver(dests)
+                if !dests.is_empty()
+                    && dests
+                        .iter()
+                        .all(|d| d.driver == TransportDriver::Maildir && d.refused.is_none()) =>
+            {
+                routed.push((addr, dests));
+            }
+            _ => return Plan::Spool,
+        }
+    }
+
+    let id = shared.queue.id_generator().next();
+    let data = to_lf(&msg.data);
+    let (headers, body_at) = split_message(&data);
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    all.push(Header::new(policy::received(shared, env, id.as_str())));
+    all.extend(headers);
+    // The bytes a queue delivery reads back from the spool: the headers as
+    // the -H file holds them, the blank line, the body.
+    let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);
+    for h in &all {
+        head.extend_from_slice(&h.text);
+    }
+    head.push(b'\n');
+    let body = &data[body_at..];
+    let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
+
+    let io = shared.queue.committer().io();
+    let mut job = durable::Job::new();
+    let mut files = Vec::new();
+    let mut lines = vec![Event::new(
+        Some(id),
+        crate::log::Kind::Arrival(policy::arrival(env, &all, body.len())),
+    )];
+    let single = routed.len() == 1 && routed[0].1.len() == 1;
+    let give_up = |files: Vec<StagedFile>, job: durable::Job, why: Option<Reply>| {
+        job.discard(io);
+        drop(files);
+        why.map_or(Plan::Spool, Plan::Refuse)
+    };
+    for (i, (addr, dests)) in routed.iter().enumerate() {
+        let several = dests.len() > 1;
+        for (k, dest) in dests.iter().enumerate() {
+            // The names a queue delivery would give them.
+            let name = if several {
+                format!("{}_{k}", id.delivery_name(i))
+            } else {
+                id.delivery_name(i)
+            };
+            let mut prefix = local_prefix(dest, sender).into_bytes();
+            prefix.extend_from_slice(&head);
+            let target = Target {
+                path: &dest.path,
+                owner: dest.owner,
+                folder: None,
+                base: Some(name),
+                // A fresh ID: no earlier attempt can have left it.
+                look_first: false,
+            };
+            match shared.maildir.stage(io, &target, &prefix, &mut &body[..]) {
+                Ok(Staged::File(mut file)) => {
+                    if let Some(j) = file.take_job() {
+                        job.append(j);
+                    }
+                    files.push(file);
+                    lines.push(local_delivered_event(&id, addr, dest));
+                }
+                // Discarded over quota: the spool path says so in its own
+                // way; it is not worth a second way here.
+                Ok(Staged::Discarded) | Ok(Staged::Already) => {
+                    return give_up(files, job, None);
+                }
+                // One recipient over its quota at the real size: the
+                // client is told now, and nobody gets a bounce.
+                Err(e) if single => {
+                    return give_up(files, job, policy::over_quota_reply(&e));
+                }
+                Err(_) => return give_up(files, job, None),
+            }
+        }
+    }
+    lines.push(Event::completed(id));
+    let ticket = shared.queue.committer().submit(job);
+    Plan::Ready(Ready {
+        id,
+        ticket,
+        files,
+        lines,
+    })
+}
