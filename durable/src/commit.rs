@@ -36,6 +36,7 @@ use tokio::sync::oneshot;
 
 use crate::Durability;
 use crate::io::Io;
+use crate::parallel::Pool;
 
 /// A file written under a temporary name, not yet durable or visible.
 #[derive(Debug)]
@@ -249,6 +250,8 @@ struct Inner {
     durability: Durability,
     options: BatchOptions,
     counters: Arc<Counters>,
+    /// The threads barriers run on besides the flushing one.
+    pool: Arc<Pool>,
     tx: Mutex<Option<Sender<Vec<Pending>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -281,12 +284,18 @@ impl Committer {
         options: BatchOptions,
     ) -> Committer {
         let counters = Arc::new(Counters::default());
+        let helpers = match options.data_barrier {
+            DataBarrier::Parallel(n) => n.saturating_sub(1),
+            _ => 0,
+        };
+        let pool = Arc::new(Pool::new("sync", helpers));
         let (tx, thread) = if durability == Durability::Batch {
             let (tx, rx) = channel::unbounded::<Vec<Pending>>();
-            let (io2, opts, ctr) = (io.clone(), options.clone(), counters.clone());
+            let (io2, opts, ctr, pool2) =
+                (io.clone(), options.clone(), counters.clone(), pool.clone());
             let thread = std::thread::Builder::new()
                 .name("group-commit".into())
-                .spawn(move || coordinate(&*io2, &opts, &ctr, rx))
+                .spawn(move || coordinate(&io2, &opts, &ctr, &pool2, rx))
                 .expect("spawning the group-commit thread");
             (Some(tx), Some(thread))
         } else {
@@ -298,6 +307,7 @@ impl Committer {
                 durability,
                 options,
                 counters,
+                pool,
                 tx: Mutex::new(tx),
                 thread: Mutex::new(thread),
             }),
@@ -373,9 +383,10 @@ impl Committer {
                 .into_iter()
                 .map(|job| {
                     let mut results = flush(
-                        &*inner.io,
+                        &inner.io,
                         &inner.options.data_barrier,
                         &inner.counters,
+                        &inner.pool,
                         vec![job],
                         d == Durability::Strict,
                     );
@@ -420,7 +431,13 @@ impl Ticket {
 /// The coordinator thread: takes whatever has queued up (at most
 /// `max_batch`, waiting at most `max_delay` for more), flushes it as one
 /// batch and wakes the waiters, until every `Committer` clone is gone.
-fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Vec<Pending>>) {
+fn coordinate(
+    io: &Arc<dyn Io>,
+    opts: &BatchOptions,
+    ctr: &Arc<Counters>,
+    pool: &Pool,
+    rx: Receiver<Vec<Pending>>,
+) {
     let mut carry: Vec<Pending> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carry);
@@ -450,7 +467,7 @@ fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Vec
         }
         let (jobs, replies): (Vec<Job>, Vec<Reply>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
-        let results = flush(io, &opts.data_barrier, ctr, jobs, true);
+        let results = flush(io, &opts.data_barrier, ctr, pool, jobs, true);
         for (reply, result) in replies.into_iter().zip(results) {
             // A waiter that went away (its connection dropped) is no error:
             // the message is durable all the same.
@@ -462,9 +479,10 @@ fn coordinate(io: &dyn Io, opts: &BatchOptions, ctr: &Counters, rx: Receiver<Vec
 /// Runs the four steps for `jobs` and returns one result per job, in order.
 /// `sync == false` is `Durability::None`: renames only.
 fn flush(
-    io: &dyn Io,
+    io: &Arc<dyn Io>,
     barrier: &DataBarrier,
-    ctr: &Counters,
+    ctr: &Arc<Counters>,
+    pool: &Pool,
     jobs: Vec<Job>,
     sync: bool,
 ) -> Vec<Result<(), CommitError>> {
@@ -472,39 +490,26 @@ fn flush(
     ctr.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
 
     // 1. Data barrier.
-    if sync {
-        let files: Vec<(&File, &Path)> = jobs
-            .iter()
-            .flat_map(|j| j.files.iter().map(|(s, _)| (&s.file, s.tmp.as_path())))
-            .collect();
-        let res = match barrier {
-            DataBarrier::Syncfs => match files.first() {
-                Some((_, p)) => {
-                    ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                    io.syncfs(p.parent().unwrap_or(Path::new("/")))
-                        .map_err(|e| CommitError::io("syncfs", p, e))
-                }
-                None => Ok(()),
-            },
-            DataBarrier::Sequential => for_each_parallel(&files, 1, |(f, p)| {
-                ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_data(f, p)
-                    .map_err(|e| CommitError::io("fdatasync", p, e))
-            }),
-            DataBarrier::Parallel(n) => for_each_parallel(&files, *n, |(f, p)| {
-                ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_data(f, p)
-                    .map_err(|e| CommitError::io("fdatasync", p, e))
-            }),
+    let jobs = if sync {
+        let (jobs, res) = data_barrier(io, barrier, ctr, pool, jobs);
+        let Some(jobs) = jobs else {
+            // Cannot happen: every slice lets go of the batch before it
+            // answers. The temporary files stay for the cleaner.
+            return fail_all(0, &res.err().unwrap_or(CommitError::Stopped));
         };
         if let Err(e) = res {
             let n = jobs.len();
             for job in jobs {
-                job.discard(io);
+                job.discard(&**io);
             }
             return fail_all(n, &e);
         }
-    }
+        jobs
+    } else {
+        jobs
+    };
+    let io_arc = io;
+    let io: &dyn Io = &**io;
 
     // 2. Publish, job by job; a failed job undoes its own renames.
     let mut results: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
@@ -554,15 +559,24 @@ fn flush(
             .collect();
         dirs.sort();
         dirs.dedup();
-        let threads = match barrier {
-            DataBarrier::Parallel(n) => *n,
-            _ => 1,
+        let dirs: Vec<PathBuf> = dirs.into_iter().map(Path::to_path_buf).collect();
+        let res = if matches!(barrier, DataBarrier::Parallel(_)) {
+            let (io, ctr) = (io_arc.clone(), ctr.clone());
+            collect(pool.map(
+                Arc::new(dirs),
+                Arc::new(move |d: &PathBuf| {
+                    ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
+                    io.sync_dir(d)
+                        .map_err(|e| CommitError::io("fsync directory", d, e))
+                }),
+            ))
+        } else {
+            dirs.iter().try_for_each(|d| {
+                ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
+                io.sync_dir(d)
+                    .map_err(|e| CommitError::io("fsync directory", d, e))
+            })
         };
-        let res = for_each_parallel(&dirs, threads, |d| {
-            ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-            io.sync_dir(d)
-                .map_err(|e| CommitError::io("fsync directory", d, e))
-        });
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
             // so that it is written again under new names.
@@ -591,19 +605,74 @@ fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
         .collect()
 }
 
-/// Runs `f` on every item with up to `threads` threads; returns the first
-/// error.
-fn for_each_parallel<T: Sync>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> Result<(), CommitError> + Sync,
-) -> Result<(), CommitError> {
-    match crate::parallel::map(items, threads, f) {
+/// Step 1 for a batch: every staged file's data made durable. Hands the
+/// jobs back (`None` only if a barrier thread kept hold of them) with the
+/// first error.
+fn data_barrier(
+    io: &Arc<dyn Io>,
+    barrier: &DataBarrier,
+    ctr: &Arc<Counters>,
+    pool: &Pool,
+    jobs: Vec<Job>,
+) -> (Option<Vec<Job>>, Result<(), CommitError>) {
+    let sync_one = |io: &dyn Io, ctr: &Counters, s: &Staged| {
+        ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+        io.sync_data(&s.file, &s.tmp)
+            .map_err(|e| CommitError::io("fdatasync", &s.tmp, e))
+    };
+    match barrier {
+        DataBarrier::Syncfs => {
+            let first = jobs.iter().flat_map(|j| &j.files).next();
+            let res = match first {
+                Some((s, _)) => {
+                    ctr.data_syncs.fetch_add(1, Ordering::Relaxed);
+                    io.syncfs(s.tmp.parent().unwrap_or(Path::new("/")))
+                        .map_err(|e| CommitError::io("syncfs", &s.tmp, e))
+                }
+                None => Ok(()),
+            };
+            (Some(jobs), res)
+        }
+        DataBarrier::Sequential => {
+            let res = jobs
+                .iter()
+                .flat_map(|j| &j.files)
+                .try_for_each(|(s, _)| sync_one(&**io, ctr, s));
+            (Some(jobs), res)
+        }
+        DataBarrier::Parallel(_) => {
+            // Each barrier thread gets a slice of (job, file) positions
+            // into the batch, which it shares until it answers.
+            let positions: Vec<(usize, usize)> = jobs
+                .iter()
+                .enumerate()
+                .flat_map(|(j, job)| (0..job.files.len()).map(move |k| (j, k)))
+                .collect();
+            let jobs = Arc::new(jobs);
+            let res = {
+                let (jobs, io, ctr) = (jobs.clone(), io.clone(), ctr.clone());
+                collect(pool.map(
+                    Arc::new(positions),
+                    Arc::new(move |&(j, k): &(usize, usize)| {
+                        sync_one(&*io, &ctr, &jobs[j].files[k].0)
+                    }),
+                ))
+            };
+            (Arc::try_unwrap(jobs).ok(), res)
+        }
+    }
+}
+
+/// The first error of a barrier's results.
+fn collect(results: Option<Vec<Result<(), CommitError>>>) -> Result<(), CommitError> {
+    match results {
         Some(results) => results.into_iter().collect(),
         None => Err(CommitError::Io {
             op: "sync",
             path: PathBuf::new(),
-            source: Arc::new(io::Error::other("a sync thread panicked")),
+            source: Arc::new(io::Error::other(
+                "a sync thread panicked or could not start",
+            )),
         }),
     }
 }
