@@ -175,6 +175,7 @@ impl Deliverer {
             host: cfg.primary_hostname.clone(),
             over_quota: cfg.over_quota,
             max_size: None,
+            known: Default::default(),
         };
         let mbox = MboxTransport {
             variant: cfg.mbox.format,

@@ -382,3 +382,38 @@ fn a_full_filesystem_for_both_answers_452() {
     assert!(files_in(&d.maildir("localhost", "bob").join("new")).is_empty());
     daemon.kill9();
 }
+
+#[test]
+fn a_maildir_moved_aside_between_two_messages_gets_nothing_more() {
+    let d = Dir::new();
+    let mut daemon = d.serve(&[]);
+    let bob = d.maildir("localhost", "bob");
+    let r = send(
+        daemon.smtp,
+        "alice@example.org",
+        &["bob@localhost"],
+        "Subject: one\r\n\r\nfirst\r\n",
+    );
+    assert_eq!(r.code(), 250, "{r}");
+    // The admin moves the Maildir aside at once (well within the time a
+    // checked Maildir is trusted).
+    let aside = d.home().join("bob.aside");
+    std::fs::rename(&bob, &aside).unwrap();
+    let r = send(
+        daemon.smtp,
+        "alice@example.org",
+        &["bob@localhost"],
+        "Subject: two\r\n\r\nsecond\r\n",
+    );
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    common::wait_completed(&d, std::slice::from_ref(&id));
+    let old = maildir_messages(&aside);
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert!(String::from_utf8_lossy(&old[0].1).contains("first"));
+    assert!(files_in(&aside.join("tmp")).is_empty());
+    let new = maildir_messages(&bob);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(String::from_utf8_lossy(&new[0].1).contains("second"));
+    daemon.kill9();
+}

@@ -102,6 +102,7 @@ pub fn deliver(cfg: &Config, args: &DeliverArgs, input: &mut dyn Read) -> Result
                 host: cfg.primary_hostname.clone(),
                 over_quota: cfg.over_quota,
                 max_size: (cfg.message_size_limit > 0).then_some(cfg.message_size_limit),
+                known: Default::default(),
             };
             let target = maildir::Target {
                 path: &path,

@@ -11,8 +11,11 @@
 //! | the committer's data barrier, rename, directory barrier | the file in `new/` or not; named `<ID>.<n>` for queue deliveries, so a retry finds it ([`Recovery::FoundByName`]) |
 //! | finish: count it in `maildirsize` | a quota total short by one message until the next recalculation |
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use durable::{CommitError, Io, Job};
 use mailstore::maildir::{DeliverOptions, Maildir, OverQuota, QuotaVerdict};
@@ -28,6 +31,50 @@ pub struct MaildirTransport {
     pub over_quota: OverQuota,
     /// Refuse messages larger than this while storing them.
     pub max_size: Option<u64>,
+    /// Maildirs found whole lately, so that a busy one is not checked
+    /// (eight `stat`s) for every message.
+    pub known: KnownMaildirs,
+}
+
+/// How long a Maildir found whole is taken on trust. Nothing is lost by
+/// trusting it: a Maildir moved aside meanwhile has no `tmp/` at its path
+/// any more, staging fails, and the message is tried again (and the
+/// Maildir made again) as after any other temporary failure.
+const TRUST: Duration = Duration::from_secs(1);
+
+/// Most Maildirs remembered at once (a cap on memory, not a tuning knob).
+const MOST_KNOWN: usize = 4096;
+
+/// Maildirs checked lately, shared by the clones of one transport.
+#[derive(Debug, Clone, Default)]
+pub struct KnownMaildirs(Arc<Mutex<HashMap<PathBuf, (Maildir, Instant)>>>);
+
+impl KnownMaildirs {
+    fn get(&self, path: &Path) -> Option<Maildir> {
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .get(path)
+            .filter(|(_, at)| at.elapsed() < TRUST)
+            .map(|(md, _)| md.clone())
+    }
+
+    fn put(&self, path: &Path, md: &Maildir) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MOST_KNOWN {
+            known.retain(|_, (_, at)| at.elapsed() < TRUST);
+        }
+        if known.len() < MOST_KNOWN {
+            known.insert(path.to_path_buf(), (md.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets `path` (a staging there failed).
+    fn forget(&self, path: &Path) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path);
+    }
 }
 
 /// Where one recipient's file goes.
@@ -100,10 +147,18 @@ impl MaildirTransport {
         prefix: &[u8],
         input: &mut dyn Read,
     ) -> Result<Staged, mailstore::Error> {
-        let md = Maildir::create_with(io, target.path, target.owner)?;
-        let md = match target.folder {
-            Some(f) => md.folder_with(io, f, target.owner)?,
-            None => md,
+        let md = match (target.folder, self.known.get(target.path)) {
+            (None, Some(md)) => md,
+            (folder, _) => {
+                let md = Maildir::create_with(io, target.path, target.owner)?;
+                match folder {
+                    Some(f) => md.folder_with(io, f, target.owner)?,
+                    None => {
+                        self.known.put(target.path, &md);
+                        md
+                    }
+                }
+            }
         };
         if target.look_first
             && let Some(base) = &target.base
@@ -121,7 +176,10 @@ impl MaildirTransport {
             allow_empty: true,
             ..Default::default()
         };
-        let msg = md.stage(io, input, &opts)?;
+        let msg = md.stage(io, input, &opts).inspect_err(|_| {
+            // Checked again next time: it may have been moved or damaged.
+            self.known.forget(target.path);
+        })?;
         let size = msg.size;
         match md.check_quota(size, self.over_quota) {
             Ok(QuotaVerdict::Fits { .. }) => {}
