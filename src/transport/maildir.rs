@@ -45,36 +45,89 @@ const TRUST: Duration = Duration::from_secs(1);
 /// Most Maildirs remembered at once (a cap on memory, not a tuning knob).
 const MOST_KNOWN: usize = 4096;
 
-/// Maildirs checked lately, shared by the clones of one transport.
+/// A file left in `tmp/` for longer than this is a delivery that was cut
+/// off (a crash, a client gone before the reply): removed, as Dovecot
+/// removes them.
+const TMP_STALE: Duration = Duration::from_secs(36 * 3600);
+
+/// How often one process looks for such files in one Maildir.
+const TMP_SWEEP_EVERY: Duration = Duration::from_secs(8 * 3600);
+
+/// Maildirs checked lately, shared by the clones of one transport, and
+/// when this process last swept their `tmp/`.
 #[derive(Debug, Clone, Default)]
-pub struct KnownMaildirs(Arc<Mutex<HashMap<PathBuf, (Maildir, Instant)>>>);
+pub struct KnownMaildirs(Arc<Mutex<Known>>);
+
+#[derive(Debug, Default)]
+struct Known {
+    checked: HashMap<PathBuf, (Maildir, Instant)>,
+    swept: HashMap<PathBuf, Instant>,
+}
 
 impl KnownMaildirs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn get(&self, path: &Path) -> Option<Maildir> {
-        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        known
+        self.lock()
+            .checked
             .get(path)
             .filter(|(_, at)| at.elapsed() < TRUST)
             .map(|(md, _)| md.clone())
     }
 
-    fn put(&self, path: &Path, md: &Maildir) {
-        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= MOST_KNOWN {
-            known.retain(|_, (_, at)| at.elapsed() < TRUST);
+    /// Remembers `md`, found whole at `path`; says whether its `tmp/` is
+    /// due for a sweep.
+    fn put(&self, path: &Path, md: &Maildir) -> bool {
+        let mut known = self.lock();
+        if known.checked.len() >= MOST_KNOWN {
+            known.checked.retain(|_, (_, at)| at.elapsed() < TRUST);
         }
-        if known.len() < MOST_KNOWN {
-            known.insert(path.to_path_buf(), (md.clone(), Instant::now()));
+        if known.checked.len() < MOST_KNOWN {
+            known
+                .checked
+                .insert(path.to_path_buf(), (md.clone(), Instant::now()));
         }
+        if known.swept.len() >= MOST_KNOWN {
+            known.swept.retain(|_, at| at.elapsed() < TMP_SWEEP_EVERY);
+        }
+        let due = known
+            .swept
+            .get(path)
+            .is_none_or(|at| at.elapsed() >= TMP_SWEEP_EVERY);
+        if due && known.swept.len() < MOST_KNOWN {
+            known.swept.insert(path.to_path_buf(), Instant::now());
+        }
+        due
     }
 
     /// Forgets `path` (a staging there failed).
     fn forget(&self, path: &Path) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(path);
+        self.lock().checked.remove(path);
     }
+}
+
+/// Removes the files in `tmp/` of the Maildir at `root` older than
+/// [`TMP_STALE`] (best effort: a file another process removes first is
+/// no error). Returns how many it removed.
+pub fn sweep_tmp(root: &Path, now: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(root.join("tmp")) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > TMP_STALE));
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Where one recipient's file goes.
@@ -154,7 +207,9 @@ impl MaildirTransport {
                 match folder {
                     Some(f) => md.folder_with(io, f, target.owner)?,
                     None => {
-                        self.known.put(target.path, &md);
+                        if self.known.put(target.path, &md) {
+                            sweep_tmp(target.path, std::time::SystemTime::now());
+                        }
                         md
                     }
                 }
@@ -199,5 +254,45 @@ impl MaildirTransport {
             size,
             dest,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_older_than_36_hours_are_swept_from_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let now = std::time::SystemTime::now();
+        for (name, age_h) in [("fresh", 1), ("day", 35), ("old", 37), ("older", 400)] {
+            let f = std::fs::File::create(tmp.join(name)).unwrap();
+            f.set_modified(now - Duration::from_secs(age_h * 3600))
+                .unwrap();
+        }
+        std::fs::create_dir(tmp.join("old-dir")).unwrap();
+        assert_eq!(sweep_tmp(dir.path(), now), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["day", "fresh", "old-dir"]);
+        // Nothing to sweep where there is no tmp/.
+        assert_eq!(sweep_tmp(&dir.path().join("none"), now), 0);
+    }
+
+    #[test]
+    fn a_maildir_is_swept_once_per_period() {
+        let known = KnownMaildirs::default();
+        let dir = tempfile::tempdir().unwrap();
+        let md = Maildir::create(dir.path().join("m")).unwrap();
+        assert!(known.put(md.path(), &md));
+        assert!(!known.put(md.path(), &md));
+        assert!(known.get(md.path()).is_some());
+        known.forget(md.path());
+        assert!(known.get(md.path()).is_none());
     }
 }
