@@ -73,8 +73,26 @@ impl App {
     /// Opens the logs, the spool (with its committer) and the delivery
     /// agent for `cfg`.
     pub fn open(cfg: Arc<Config>) -> Result<App, OpenError> {
-        let logs = Arc::new(Logs::new(cfg.log_dir()));
         let queue = open_queue(&cfg).map_err(OpenError)?;
+        Ok(App::with_queue(cfg, queue))
+    }
+
+    /// [`App::open`] with every durable write through `io` (the power-cut
+    /// tests pass a `durable::sim::Recorder`).
+    #[cfg(test)]
+    pub fn open_with_io(cfg: Arc<Config>, io: Arc<dyn durable::Io>) -> Result<App, OpenError> {
+        let opts = spool::QueueOptions {
+            split: cfg.split_spool_directory,
+            id_format: cfg.message_id_format,
+            durability: cfg.durability,
+            ..Default::default()
+        };
+        let queue = Queue::open_with_io(&cfg.spool_dir(), opts, io).map_err(OpenError)?;
+        Ok(App::with_queue(cfg, queue))
+    }
+
+    fn with_queue(cfg: Arc<Config>, queue: Queue) -> App {
+        let logs = Arc::new(Logs::new(cfg.log_dir()));
         let deliverer = Arc::new(Deliverer::new(
             cfg.clone(),
             cfg.routing.clone(),
@@ -84,12 +102,12 @@ impl App {
         // A clone of the delivery agent's handle, not a second open: a
         // second open would start a second committer.
         let queue = deliverer.queue().clone();
-        Ok(App {
+        App {
             cfg,
             logs,
             queue,
             deliverer,
-        })
+        }
     }
 }
 

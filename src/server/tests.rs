@@ -159,3 +159,128 @@ async fn serve_delivers_a_message_and_returns_when_shutdown_resolves() {
     }
     assert!(refused, "{addr} still accepts after serve returned");
 }
+
+/// How a power-cut run is weakened, to prove the check notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Weaken {
+    Nothing,
+    NoDataBarrier,
+    NoNewDirSync,
+}
+
+/// Sends messages to two local Maildirs (the direct path) through a
+/// daemon whose every durable write is recorded, marking each `250`; then
+/// checks, at every point a power cut could fall, that each acknowledged
+/// message is whole in both Maildirs and nothing partial is visible in
+/// `new/`. Returns the number of cut points, or the first violation.
+async fn direct_power_cut(weaken: Weaken) -> Result<usize, String> {
+    use durable::sim::Recorder;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cfg = config_in(dir.path());
+    let rec = Arc::new(Recorder::new());
+    let maildirs = ["alice", "bob"].map(|u| cfg.data_dir.join("mail/mx.test").join(u));
+    match weaken {
+        Weaken::Nothing => {}
+        Weaken::NoDataBarrier => rec.skip_sync_data(),
+        Weaken::NoNewDirSync => {
+            for m in &maildirs {
+                rec.skip_sync_dir(m.join("new"));
+            }
+        }
+    }
+    let app = App::open_with_io(cfg.clone(), rec.clone()).expect("open");
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("local address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        app,
+        vec![Listener::Tcp(tcp, Kind::Smtp)],
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.reply().await.code(), 220);
+    assert_eq!(c.cmd("EHLO client.test").await.code(), 250);
+    for i in 0..6 {
+        assert_eq!(c.cmd("MAIL FROM:<carol@client.test>").await.code(), 250);
+        assert_eq!(c.cmd("RCPT TO:<alice@mx.test>").await.code(), 250);
+        assert_eq!(c.cmd("RCPT TO:<bob@mx.test>").await.code(), 250);
+        assert_eq!(c.cmd("DATA").await.code(), 354);
+        let body = format!(
+            "Subject: cut {i}\r\n\r\n{}\r\n.",
+            "line\r\n".repeat(50 * (i + 1))
+        );
+        let r = c.cmd(&body).await;
+        assert_eq!(r.code(), 250, "{r}");
+        rec.mark(format!("ack {}", r.queued_id().expect("id")));
+    }
+    let _ = c.cmd("QUIT").await;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(PATIENCE, server).await;
+    // Every message took the direct path: nothing was ever spooled.
+    let spooled = rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, durable::sim::Event::Create(p) if p.starts_with(cfg.spool_dir())));
+    assert!(!spooled, "a message went through the spool");
+
+    let cuts = rec.cut_points();
+    for &cut in &cuts {
+        let pc = rec.power_cut(cut);
+        for m in &pc.marks {
+            let id = m.trim_start_matches("ack ");
+            for md in &maildirs {
+                let new = md.join("new");
+                let copy = pc.files.iter().find(|(p, _)| {
+                    p.parent() == Some(new.as_path())
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(id))
+                });
+                match copy {
+                    None => {
+                        return Err(format!(
+                            "cut {cut}: acknowledged {id} is missing in {}",
+                            new.display()
+                        ));
+                    }
+                    Some((p, img)) if !img.is_whole() => {
+                        return Err(format!(
+                            "cut {cut}: acknowledged {} is partial: {img:?}",
+                            p.display()
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (p, img) in &pc.files {
+            if p.parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n == "new")
+                && !img.is_whole()
+            {
+                return Err(format!("cut {cut}: visible {} is partial", p.display()));
+            }
+        }
+    }
+    Ok(cuts.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_deliveries_survive_every_power_cut_and_the_check_needs_both_barriers() {
+    let cuts = direct_power_cut(Weaken::Nothing)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(cuts >= 12, "only {cuts} cut points");
+    for weaken in [Weaken::NoDataBarrier, Weaken::NoNewDirSync] {
+        let e = direct_power_cut(weaken)
+            .await
+            .expect_err("a weakened run must fail the check");
+        assert!(
+            e.contains("acknowledged") || e.contains("partial"),
+            "{weaken:?}: {e}"
+        );
+    }
+}
