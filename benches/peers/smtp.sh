@@ -5,9 +5,12 @@
 #
 #   sudo benches/peers/smtp.sh [-n MESSAGES] [-s SIZE] [-c CONNECTIONS]
 #                              [-r ROUNDS] [--smtp-source] [--keep] [--work DIR]
+#                              [--base SLUICE_BINARY]
 #
 # Defaults: -n 4000 -s 4096 -c 16 -r 1 (each round runs every client against
-# Exim, then Sluice; the summary gives medians over the rounds). Debian or Ubuntu, as root: it installs
+# Exim, then Sluice, then --base, an earlier sluice binary, if given; each
+# run on a freshly started daemon; the summary gives medians over the
+# rounds). Both servers accept at least C + 16 connections. Debian or Ubuntu, as root: it installs
 # exim4-daemon-light with apt-get and lists its private configuration in
 # /etc/exim4/trusted_configs while it runs (Exim keeps root, and so its
 # normal privilege separation, only for a configuration listed there).
@@ -35,9 +38,10 @@ rounds=1
 smtp_source=0
 keep=0
 work=""
+base=""
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
     exit 64
 }
 
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
         --smtp-source) smtp_source=1; shift ;;
         --keep) keep=1; shift ;;
         --work) work=$2; shift 2 ;;
+        --base) base=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "smtp.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -61,6 +66,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+accept_max=$((connections + 16))
+[ "$accept_max" -lt 100 ] && accept_max=100
 # How long to wait for all deliveries after the load ends.
 delivery_timeout=${DELIVERY_TIMEOUT:-900}
 # Files counted in the Maildirs this often.
@@ -215,7 +222,7 @@ tls_advertise_hosts =
 # No reverse DNS or ident lookups of the client.
 host_lookup =
 rfc1413_hosts =
-smtp_accept_max = 100
+smtp_accept_max = $accept_max
 # Deliver every message at once, however many a connection sends.
 smtp_accept_queue_per_connection = 0
 acl_smtp_rcpt = acl_check_rcpt
@@ -254,28 +261,49 @@ chmod 644 "$exim_conf"
 grep -qxF "$exim_conf" "$trusted" 2>/dev/null || echo "$exim_conf" >>"$trusted"
 chmod 644 "$trusted"
 
-say "starting Exim $exim_version on 127.0.0.1:$exim_port"
-# The daemon writes its pid file after giving up root: into its spool.
+# Each run gets a fresh daemon (and, for Sluice, a fresh data directory),
+# so that no run inherits another's queue, caches or warmed-up threads.
 exim_pid=$work/exim/spool/exim-daemon.pid
-"$exim_bin" -C "$exim_conf" -bd -oX "$exim_port" -oP "$exim_pid"
-for _ in $(seq 50); do [ -s "$exim_pid" ] && break; sleep 0.1; done
-[ -s "$exim_pid" ] || { echo "smtp.sh: Exim did not start:" >&2; cat "$work/exim/log/"* >&2; exit 1; }
-pids+=("$(cat "$exim_pid")")
+start_exim() {
+    rm -f "$exim_pid"
+    # The daemon writes its pid file after giving up root: into its spool.
+    "$exim_bin" -C "$exim_conf" -bd -oX "$exim_port" -oP "$exim_pid"
+    for _ in $(seq 50); do [ -s "$exim_pid" ] && break; sleep 0.1; done
+    [ -s "$exim_pid" ] || { echo "smtp.sh: Exim did not start:" >&2; cat "$work/exim/log/"* >&2; exit 1; }
+    server_pid=$(cat "$exim_pid")
+    pids+=("$server_pid")
+}
 
-# --- Sluice --------------------------------------------------------------------
+sluice_runs=0
+# start_sluice BIN: a fresh data directory each time; sets $sluice_port and
+# $sluice_home.
+start_sluice() {
+    local bin=$1
+    sluice_runs=$((sluice_runs + 1))
+    sluice_home=$work/sluice-$sluice_runs
+    mkdir -p "$sluice_home"
+    SLUICE_HOME=$sluice_home "$bin" serve --listen 127.0.0.1:0 --set durability=batch \
+        --set "smtp.max_connections=$accept_max" --set "smtp.max_connections_per_host=$accept_max" \
+        >"$sluice_home/stdout" 2>"$sluice_home/stderr" &
+    server_pid=$!
+    pids+=("$server_pid")
+    sluice_port=""
+    for _ in $(seq 100); do
+        sluice_port=$(sed -n 's/.*smtp=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$sluice_home/stdout")
+        [ -n "$sluice_port" ] && break
+        sleep 0.1
+    done
+    [ -n "$sluice_port" ] || { echo "smtp.sh: sluice did not start:" >&2; cat "$sluice_home/stderr" >&2; exit 1; }
+}
 
-say "starting Sluice (durability=batch)"
-mkdir -p "$work/sluice"
-SLUICE_HOME=$work/sluice "$sluice_bin" serve --listen 127.0.0.1:0 --set durability=batch \
-    >"$work/sluice/stdout" 2>"$work/sluice/stderr" &
-pids+=("$!")
-sluice_port=""
-for _ in $(seq 100); do
-    sluice_port=$(sed -n 's/.*smtp=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/sluice/stdout")
-    [ -n "$sluice_port" ] && break
-    sleep 0.1
-done
-[ -n "$sluice_port" ] || { echo "smtp.sh: sluice did not start:" >&2; cat "$work/sluice/stderr" >&2; exit 1; }
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    # Exim's daemon is not our child: wait for it to go.
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+say "Exim $exim_version on 127.0.0.1:$exim_port; Sluice with durability=batch${base:+, and $base as sluice-base}"
 
 # --- the runs ------------------------------------------------------------------
 
@@ -284,8 +312,17 @@ done
 for round in $(seq "$rounds"); do
     for client in "${clients[@]}"; do
         say "round $round of $rounds, $client"
+        start_exim
         run_load exim "$work/exim/mail/load" "$exim_port" "$client"
-        run_load sluice "$work/sluice/mail/localhost/load" "$sluice_port" "$client"
+        stop_server
+        start_sluice "$sluice_bin"
+        run_load sluice "$sluice_home/mail/localhost/load" "$sluice_port" "$client"
+        stop_server
+        if [ -n "$base" ]; then
+            start_sluice "$base"
+            run_load sluice-base "$sluice_home/mail/localhost/load" "$sluice_port" "$client"
+            stop_server
+        fi
     done
 done
 
@@ -304,7 +341,7 @@ import sys
 
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 head = ("server", "client", "accepted/s", "delivered/s", "p50 ms", "p99 ms", "load")
-fmt = "%-8s %-12s %11s %12s %9s %9s %6s"
+fmt = "%-11s %-12s %11s %12s %9s %9s %6s"
 print(fmt % head)
 for r in rows:
     print(fmt % tuple(r))
@@ -326,4 +363,7 @@ for client in sorted({r[1] for r in rows}):
     if s[3] is not None and e[3] is not None:
         line += "; p99 to 250 %.1f ms vs %.1f ms" % (s[3], e[3])
     print(line)
+    b = [median("sluice-base", client, i) for i in range(2, 6)]
+    if b[1] is not None:
+        print("median, %s: sluice/sluice-base delivered/s %.2fx (%.0f vs %.0f)" % (client, s[1] / b[1], s[1], b[1]))
 EOF

@@ -14,7 +14,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mailstore::maildir::{Maildir, OverQuota};
 use spool::{Envelope, Header, HostAddress, split_message};
 
 use super::{Shared, host_of};
@@ -195,14 +194,15 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
         return smtp::relay_not_permitted().into();
     }
     let cfg = shared.cfg.clone();
-    let over_quota = cfg.over_quota;
+    let maildir = shared.maildir.clone();
     let checked = tokio::task::spawn_blocking(move || {
         let routed = cfg.routing.route(&cfg, &address);
         let quota = match &routed {
             Routed::Deliver(dests) => dests
                 .iter()
                 .filter(|d| d.driver == TransportDriver::Maildir)
-                .find_map(|d| quota_refusal(&d.path, over_quota)),
+                .find_map(|d| maildir.over_quota_now(&d.path))
+                .and_then(|e| over_quota_reply(&e)),
             _ => None,
         };
         (routed, quota)
@@ -275,15 +275,6 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
         }
         Err(_) => smtp::local_problem("Temporary local problem").into(),
     }
-}
-
-/// The RCPT-time quota answer for a Maildir, if it is over quota.
-fn quota_refusal(path: &std::path::Path, policy: OverQuota) -> Option<Reply> {
-    // A Maildir that does not exist yet has no quota file either.
-    let md = Maildir::open(path).ok()?;
-    md.check_quota(0, policy)
-        .err()
-        .and_then(|e| over_quota_reply(&e))
 }
 
 /// The reply for a Maildir over its quota: `452 4.2.2` when the policy

@@ -60,7 +60,9 @@ pub struct KnownMaildirs(Arc<Mutex<Known>>);
 
 #[derive(Debug, Default)]
 struct Known {
-    checked: HashMap<PathBuf, (Maildir, Instant)>,
+    /// The Maildir, when it was found whole, and whether it had a quota
+    /// file then.
+    checked: HashMap<PathBuf, (Maildir, Instant, bool)>,
     swept: HashMap<PathBuf, Instant>,
 }
 
@@ -69,25 +71,27 @@ impl KnownMaildirs {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, path: &Path) -> Option<Maildir> {
+    /// The Maildir at `path` if it was found whole lately, and whether it
+    /// had a quota file then.
+    fn get(&self, path: &Path) -> Option<(Maildir, bool)> {
         self.lock()
             .checked
             .get(path)
-            .filter(|(_, at)| at.elapsed() < TRUST)
-            .map(|(md, _)| md.clone())
+            .filter(|(_, at, _)| at.elapsed() < TRUST)
+            .map(|(md, _, quota)| (md.clone(), *quota))
     }
 
-    /// Remembers `md`, found whole at `path`; says whether its `tmp/` is
-    /// due for a sweep.
-    fn put(&self, path: &Path, md: &Maildir) -> bool {
+    /// Remembers `md`, found whole at `path` (with a quota file or not);
+    /// says whether its `tmp/` is due for a sweep.
+    fn put(&self, path: &Path, md: &Maildir, quota: bool) -> bool {
         let mut known = self.lock();
         if known.checked.len() >= MOST_KNOWN {
-            known.checked.retain(|_, (_, at)| at.elapsed() < TRUST);
+            known.checked.retain(|_, (_, at, _)| at.elapsed() < TRUST);
         }
         if known.checked.len() < MOST_KNOWN {
             known
                 .checked
-                .insert(path.to_path_buf(), (md.clone(), Instant::now()));
+                .insert(path.to_path_buf(), (md.clone(), Instant::now(), quota));
         }
         if known.swept.len() >= MOST_KNOWN {
             known.swept.retain(|_, at| at.elapsed() < TMP_SWEEP_EVERY);
@@ -164,6 +168,8 @@ pub struct StagedFile {
     maildir: Maildir,
     size: u64,
     dest: PathBuf,
+    /// The Maildir has a quota file to count the message in.
+    tracked: bool,
 }
 
 impl StagedFile {
@@ -178,7 +184,9 @@ impl StagedFile {
     pub fn finish(self, committed: Result<(), CommitError>) -> Result<PathBuf, mailstore::Error> {
         match committed {
             Ok(()) => {
-                self.maildir.record_delivery(self.size);
+                if self.tracked {
+                    self.maildir.record_delivery(self.size);
+                }
                 Ok(self.dest)
             }
             // Our own name exists: an earlier attempt landed it.
@@ -200,17 +208,18 @@ impl MaildirTransport {
         prefix: &[u8],
         input: &mut dyn Read,
     ) -> Result<Staged, mailstore::Error> {
-        let md = match (target.folder, self.known.get(target.path)) {
-            (None, Some(md)) => md,
+        let (md, quota) = match (target.folder, self.known.get(target.path)) {
+            (None, Some(known)) => known,
             (folder, _) => {
                 let md = Maildir::create_with(io, target.path, target.owner)?;
                 match folder {
-                    Some(f) => md.folder_with(io, f, target.owner)?,
+                    Some(f) => (md.folder_with(io, f, target.owner)?, true),
                     None => {
-                        if self.known.put(target.path, &md) {
+                        let quota = md.has_quota_file();
+                        if self.known.put(target.path, &md, quota) {
                             sweep_tmp(target.path, std::time::SystemTime::now());
                         }
-                        md
+                        (md, quota)
                     }
                 }
             }
@@ -236,8 +245,14 @@ impl MaildirTransport {
             self.known.forget(target.path);
         })?;
         let size = msg.size;
-        match md.check_quota(size, self.over_quota) {
-            Ok(QuotaVerdict::Fits { .. }) => {}
+        // Without a quota file there is nothing to read, nor to count in.
+        let verdict = if quota {
+            md.check_quota(size, self.over_quota)
+        } else {
+            Ok(QuotaVerdict::Fits { tracked: false })
+        };
+        let tracked = match verdict {
+            Ok(QuotaVerdict::Fits { tracked }) => tracked,
             Ok(QuotaVerdict::Discard) => {
                 msg.discard(io);
                 return Ok(Staged::Discarded);
@@ -246,14 +261,27 @@ impl MaildirTransport {
                 msg.discard(io);
                 return Err(e);
             }
-        }
+        };
         let dest = msg.dest.clone();
         Ok(Staged::File(StagedFile {
             job: Some(msg.into_job()),
             maildir: md,
             size,
             dest,
+            tracked,
         }))
+    }
+
+    /// The quota answer for the Maildir at `path` before a message is
+    /// sent (at `RCPT`): the over-quota error, if it is over. A Maildir
+    /// that does not exist yet has no quota file either.
+    pub fn over_quota_now(&self, path: &Path) -> Option<mailstore::Error> {
+        let md = match self.known.get(path) {
+            Some((_, false)) => return None,
+            Some((md, true)) => md,
+            None => Maildir::open(path).ok()?,
+        };
+        md.check_quota(0, self.over_quota).err()
     }
 }
 
@@ -289,8 +317,8 @@ mod tests {
         let known = KnownMaildirs::default();
         let dir = tempfile::tempdir().unwrap();
         let md = Maildir::create(dir.path().join("m")).unwrap();
-        assert!(known.put(md.path(), &md));
-        assert!(!known.put(md.path(), &md));
+        assert!(known.put(md.path(), &md, false));
+        assert!(!known.put(md.path(), &md, false));
         assert!(known.get(md.path()).is_some());
         known.forget(md.path());
         assert!(known.get(md.path()).is_none());

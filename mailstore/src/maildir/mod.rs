@@ -359,6 +359,11 @@ impl Maildir {
         }
     }
 
+    /// Whether the Maildir has a Maildir++ quota (a `maildirsize` file).
+    pub fn has_quota_file(&self) -> bool {
+        self.quota_root.join(quota::FILE_NAME).exists()
+    }
+
     /// Counts a delivered message in `maildirsize`, if there is one. A
     /// failed update only makes the usage stale until the next rebuild: it
     /// must not fail a delivery that is already durable.
