@@ -1348,6 +1348,10 @@ pub struct Workers {
     deliverer: Arc<Deliverer>,
     tx: std::sync::Mutex<Option<Sender<Dispatch>>>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Set when the daemon stops: no thread takes another batch.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// Dropped to wake the idle threads when `stopped` is set.
+    wake: std::sync::Mutex<Option<Sender<()>>>,
 }
 
 impl Workers {
@@ -1357,12 +1361,25 @@ impl Workers {
         // Failure reports made by these threads' attempts come back to them.
         deliverer.set_dispatcher(Some(tx.clone()));
         let mut threads = Vec::new();
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (wake, woken) = channel::bounded::<()>(0);
         for k in 0..n.max(1) {
             let (rx, d) = (rx.clone(), deliverer.clone());
+            let (stopped, woken) = (stopped.clone(), woken.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("delivery-{k}"))
                 .spawn(move || {
-                    while let Ok(first) = rx.recv() {
+                    loop {
+                        if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
+                        let first = channel::select! {
+                            recv(rx) -> m => match m {
+                                Ok(m) => m,
+                                Err(_) => break,
+                            },
+                            recv(woken) -> _ => continue,
+                        };
                         // Whatever else is waiting goes into the same
                         // flush (bounded, so that one thread does not hog
                         // a long queue run).
@@ -1386,6 +1403,31 @@ impl Workers {
             deliverer,
             tx: std::sync::Mutex::new(Some(tx)),
             threads: std::sync::Mutex::new(threads),
+            stopped,
+            wake: std::sync::Mutex::new(Some(wake)),
+        }
+    }
+
+    /// Stops the threads after the batches under way (what is still
+    /// waiting to be dispatched stays queued in the spool); waits at most
+    /// `timeout` for them.
+    pub fn stop(&self, timeout: std::time::Duration) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.deliverer.set_dispatcher(None);
+        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let (done, joined) = channel::bounded::<()>(1);
+        let joiner = std::thread::Builder::new()
+            .name("delivery-stop".into())
+            .spawn(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+                let _ = done.send(());
+            });
+        if joiner.is_ok() {
+            let _ = joined.recv_timeout(timeout);
         }
     }
 

@@ -71,4 +71,11 @@ impl QueueRunner {
     pub fn finish(&self) {
         self.workers.finish();
     }
+
+    /// The daemon is stopping: the workers take no new batch and finish
+    /// the ones under way, for at most `timeout`; what was not attempted
+    /// stays queued for the next start.
+    pub fn stop(&self, timeout: std::time::Duration) {
+        self.workers.stop(timeout);
+    }
 }

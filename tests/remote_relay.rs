@@ -213,7 +213,7 @@ fn sigterm_waits_for_transactions_under_way() {
     assert!(started);
     let t = Instant::now();
     let status = a.stop(Duration::from_secs(30)).expect("A exits by itself");
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}: {}", a.stderr_text());
     assert!(t.elapsed() < Duration::from_secs(21), "{:?}", t.elapsed());
     assert!(
         a_dir

@@ -533,6 +533,17 @@ impl Session {
         }
     }
 
+    /// A message is on its way in: DATA or a BDAT chunk being read, BDAT
+    /// chunks received without the LAST one yet, or the message waiting
+    /// for its verdict. A server that is stopping lets it finish (and
+    /// answers it) before it sends 421.
+    pub fn receiving_message(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Data(_) | Phase::Chunk(_) | Phase::Verdict(Pending::Message { .. })
+        ) || self.tx.as_ref().is_some_and(|tx| tx.body.size() > 0)
+    }
+
     /// How long the driver should wait in the current state, per RFC 5321
     /// §4.5.3.2: for the next command, `command_timeout` (5 minutes); for
     /// the next block of message data, `data_timeout` (3 minutes); for its

@@ -71,6 +71,35 @@ pub struct Shared {
     /// Sender callouts under way, and their answers.
     pub callouts: callout::Callouts,
     connections: Mutex<Connections>,
+    /// Set when the daemon is stopping: sessions between transactions get
+    /// 421 at once, a message being received is finished first.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Sessions running (`serve_connection` calls), and a wake-up when
+    /// one ends.
+    sessions: std::sync::atomic::AtomicUsize,
+    session_ended: tokio::sync::Notify,
+}
+
+/// Counts a running session; dropping it wakes whoever waits for the
+/// sessions to end.
+struct Running<'a>(&'a Shared);
+
+impl<'a> Running<'a> {
+    fn new(shared: &'a Shared) -> Running<'a> {
+        shared
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(shared)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.session_ended.notify_waiters();
+    }
 }
 
 #[derive(Default)]
@@ -131,7 +160,29 @@ impl Shared {
             tls,
             callouts: callout::Callouts::default(),
             connections: Mutex::new(Connections::default()),
+            stopping: tokio::sync::watch::Sender::new(false),
+            sessions: std::sync::atomic::AtomicUsize::new(0),
+            session_ended: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Tells every session the daemon is stopping.
+    fn stop_sessions(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Waits until no session runs, or until `deadline`; says whether
+    /// they all ended.
+    async fn sessions_ended(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let ended = self.session_ended.notified();
+            if self.sessions.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return self.sessions.load(std::sync::atomic::Ordering::SeqCst) == 0;
+            }
+        }
     }
 
     /// Takes a connection slot, or says which limit refuses it.
@@ -309,18 +360,40 @@ pub async fn serve(
         }
     });
     shutdown.await;
+    // The stop, in order, all within shutdown_timeout: no new connection
+    // (the listeners close); 421 to every session between transactions, a
+    // message being received finished and answered first; no new delivery
+    // batch, the batches under way finished; remote transactions under way
+    // get their final reply (else "possibly delivered"); then the
+    // counters, and exit.
+    let deadline = tokio::time::Instant::now() + shared.cfg.shutdown_timeout;
     for a in &accepting {
         a.abort();
+    }
+    for a in accepting {
+        // Dropping the task drops its listener: connections are refused.
+        let _ = a.await;
     }
     shared
         .logs
         .main(&log::Event::other(None, "sluice daemon stopping on signal"));
-    // Remote transactions under way get their final reply, within
-    // shutdown_timeout; none starts any more.
-    let deliverer = shared.runner.deliverer().clone();
-    let timeout = shared.cfg.shutdown_timeout;
+    shared.stop_sessions();
+    if !shared.sessions_ended(deadline).await {
+        shared.logs.main(&log::Event::other(
+            None,
+            format!(
+                "{} sessions still open after shutdown_timeout: closed",
+                shared.sessions.load(std::sync::atomic::Ordering::SeqCst)
+            ),
+        ));
+    }
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let stopping = shared.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        deliverer.stop_remote(timeout);
+        let end = std::time::Instant::now() + remaining;
+        stopping.runner.stop(remaining);
+        let deliverer = stopping.runner.deliverer();
+        deliverer.stop_remote(end.saturating_duration_since(std::time::Instant::now()));
         deliverer.close_remote(std::time::Duration::from_secs(5));
     })
     .await;
@@ -337,6 +410,9 @@ pub async fn serve(
     // IDs made in this process (LMTP arrivals) must not be made again
     // by a successor with the same pid in the same instant.
     shared.queue.wait_before_exit();
+    // The last handle on the delivery agent may be this one: its remote
+    // engine has a runtime of its own, which must not be dropped here.
+    let _ = tokio::task::spawn_blocking(move || drop(shared)).await;
     0
 }
 
@@ -484,6 +560,8 @@ pub async fn serve_connection(
     } else {
         shared.smtp.clone()
     };
+    let _running = Running::new(&shared);
+    let mut stopping = shared.stopping.subscribe();
     let mut session = Session::new(config, peer);
     session.offer_dsn(shared.cfg.dsn_offered(peer.map(|p| p.ip())));
     if let Some(info) = implicit_tls {
@@ -500,7 +578,26 @@ pub async fn serve_connection(
                 if !out.is_empty() && stream.write_all(&out).await.is_err() {
                     return;
                 }
-                match tokio::time::timeout(session.timeout(), stream.read(&mut buf)).await {
+                // Stopping: a session between transactions is told so now;
+                // a message on its way in is finished (and answered) first.
+                let receiving = session.receiving_message();
+                if *stopping.borrow() && !receiving {
+                    session.shutdown();
+                    continue;
+                }
+                let read = tokio::time::timeout(session.timeout(), stream.read(&mut buf));
+                let got = if receiving {
+                    read.await
+                } else {
+                    tokio::select! {
+                        r = read => r,
+                        _ = stopping.wait_for(|s| *s) => {
+                            session.shutdown();
+                            continue;
+                        }
+                    }
+                };
+                match got {
                     Ok(Ok(0)) | Ok(Err(_)) => session.receive_eof(),
                     Ok(Ok(n)) => session.receive(&buf[..n]),
                     Err(_) => {
