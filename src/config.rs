@@ -94,6 +94,14 @@ pub struct Config {
     pub message_id_format: IdFormat,
     pub split_spool_directory: bool,
     pub queue_only: bool,
+    /// Free space and inodes below which `MAIL` is refused (452 4.3.1) and
+    /// `submit` exits 75, as Exim's options of the same names; 0: no check.
+    #[serde(deserialize_with = "size")]
+    pub check_spool_space: u64,
+    pub check_spool_inodes: u64,
+    #[serde(deserialize_with = "size")]
+    pub check_log_space: u64,
+    pub check_log_inodes: u64,
     /// A message with at most this many recipients, all of them local
     /// Maildirs, is written into them before its `250` instead of into the
     /// spool (docs/flow.md, "Direct delivery"). 0: never.

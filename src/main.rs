@@ -22,6 +22,7 @@ mod remote;
 mod retry;
 mod router;
 mod server;
+mod space;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;

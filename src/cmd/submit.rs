@@ -86,6 +86,14 @@ pub fn run(cfg: &Arc<Config>, args: &SubmitArgs) -> i32 {
     // The spool is opened only for a message worth queueing: a usage or
     // data error is reported as such even when the spool is unusable.
     let queued = compose(cfg, args, &input, &caller).and_then(|m| {
+        // As the daemon refuses MAIL, a submission refuses a message the
+        // spool or log filesystem has no room for: try again later.
+        if let Some(short) = crate::space::SpaceCheck::new(cfg).short(input.len() as u64) {
+            return Err(Failure::new(
+                sysexits::TEMPFAIL,
+                format!("{short}: nothing queued, try again later"),
+            ));
+        }
         let app = App::open(cfg.clone()).map_err(|e| e.failure())?;
         submit(&app, args, m, &caller)
     });

@@ -70,6 +70,8 @@ pub struct Shared {
     pub tls: Option<TlsAcceptor>,
     /// Sender callouts under way, and their answers.
     pub callouts: callout::Callouts,
+    /// Free space on the spool's and the log's filesystems, checked at MAIL.
+    pub space: crate::space::SpaceCheck,
     connections: Mutex<Connections>,
     /// Set when the daemon is stopping: sessions between transactions get
     /// 421 at once, a message being received is finished first.
@@ -159,6 +161,7 @@ impl Shared {
             queue: app.queue.clone(),
             tls,
             callouts: callout::Callouts::default(),
+            space: crate::space::SpaceCheck::new(&app.cfg),
             connections: Mutex::new(Connections::default()),
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),

@@ -80,6 +80,30 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
                 _ => smtp::local_problem("Temporary failure, try again later").into(),
             }
         }
+        Event::Mail { from, params } => {
+            // A full spool is found before the client sends its data.
+            match shared.space.short(params.size.unwrap_or(0)) {
+                None => Verdict::Accept,
+                Some(short) => {
+                    if shared.space.time_to_log() {
+                        shared.logs.main(&log::Event::other(
+                            None,
+                            format!(
+                                "rejected MAIL FROM:<{}> {}: {short}",
+                                from.as_ref().map(|a| a.as_str()).unwrap_or_default(),
+                                host_of(session.peer(), session.helo().map(|h| h.1))
+                            ),
+                        ));
+                    }
+                    Reply::new(
+                        452,
+                        Status::new(4, 3, 1),
+                        "Insufficient system storage, try again later",
+                    )
+                    .into()
+                }
+            }
+        }
         _ => Verdict::Accept,
     }
 }
