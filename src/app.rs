@@ -93,12 +93,7 @@ impl App {
 
     fn with_queue(cfg: Arc<Config>, queue: Queue) -> App {
         let logs = Arc::new(Logs::new(cfg.log_dir()));
-        let deliverer = Arc::new(Deliverer::new(
-            cfg.clone(),
-            cfg.routing.clone(),
-            queue,
-            logs.clone(),
-        ));
+        let deliverer = Arc::new(Deliverer::new(cfg.clone(), queue, logs.clone()));
         // A clone of the delivery agent's handle, not a second open: a
         // second open would start a second committer.
         let queue = deliverer.queue().clone();

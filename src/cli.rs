@@ -293,6 +293,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 .map(|q| crate::config::parse_duration(&q))
                 .transpose()
                 .map_err(|e| UsageError(format!("--queue-interval: {e}")))?,
+            ..Default::default()
         }),
         Command::QueueRun { force, ids } => Mode::QueueRun { force, ids },
         Command::Submit { args } => {
@@ -438,6 +439,7 @@ fn legacy(program: &str, args: &[OsString]) -> Result<Invocation, UsageError> {
         (Some("d" | "df"), _, _) => Mode::Serve(crate::server::ServeOptions {
             listen: low.listen,
             queue_interval,
+            ..Default::default()
         }),
         (Some("s"), _, _) => Mode::SmtpStdio,
         (Some("P"), _, _) => Mode::Config { check: false },

@@ -25,8 +25,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::log::{Address, Deferred, Delivered, Event, Failed, Kind, Logs, UNKNOWN_ERRNO};
 use crate::remote::{self, Remote};
-use crate::retry::Schedule;
-use crate::router::{Destination, Routed, Routing, TransportDriver};
+use crate::router::{Destination, Routed, TransportDriver};
 use crate::transport::maildir::{MaildirTransport, StagedFile};
 use crate::transport::mbox::MboxTransport;
 use crate::transport::{Outcome, Recovery, Request, Started, Transport};
@@ -44,11 +43,11 @@ pub enum Attempt {
 
 /// Delivers queued messages.
 pub struct Deliverer {
-    cfg: Arc<Config>,
-    routing: Routing,
+    /// The configuration, routing and retry rules included; replaced as a
+    /// whole when the daemon reloads it ([`Deliverer::reconfigure`]).
+    cfg: std::sync::RwLock<Arc<Config>>,
     queue: Queue,
     logs: Arc<Logs>,
-    schedule: Schedule,
     maildir: MaildirTransport,
     mbox: MboxTransport,
     /// The smtp transport's engine (its threads start with its first job).
@@ -167,7 +166,7 @@ struct InFlight {
 }
 
 impl Deliverer {
-    pub fn new(cfg: Arc<Config>, routing: Routing, queue: Queue, logs: Arc<Logs>) -> Deliverer {
+    pub fn new(cfg: Arc<Config>, queue: Queue, logs: Arc<Logs>) -> Deliverer {
         // The retry rules were parsed and checked when the configuration
         // was loaded.
         let schedule = cfg.queue.retry.clone();
@@ -191,11 +190,9 @@ impl Deliverer {
             }),
         );
         Deliverer {
-            cfg,
-            routing,
+            cfg: std::sync::RwLock::new(cfg),
             queue,
             logs,
-            schedule,
             maildir,
             mbox,
             remote,
@@ -204,6 +201,19 @@ impl Deliverer {
             dispatcher: std::sync::Mutex::new(None),
             made: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The configuration now.
+    fn cfg(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes a reloaded configuration for the attempts that start from now
+    /// on: routing, retry rules, report settings. (The transports' own
+    /// settings and the remote engine's limits keep their values until a
+    /// restart.)
+    pub fn reconfigure(&self, cfg: Arc<Config>) {
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
     /// Where reports made from now on are sent for delivery (None: kept
@@ -252,7 +262,7 @@ impl Deliverer {
         if !d.envelope().recipients.iter().any(|r| r.owes_report()) {
             return None;
         }
-        match bounce::settle(&self.cfg, &self.queue, &self.logs, d, clock::now()) {
+        match bounce::settle(&self.cfg(), &self.queue, &self.logs, d, clock::now()) {
             Ok(settled) => {
                 self.spawned(settled.made);
                 settled
@@ -286,8 +296,8 @@ impl Deliverer {
         if dest.driver != TransportDriver::Smtp {
             return None;
         }
-        let settings = self.routing.remote_settings(&dest.transport)?;
-        Some((settings.clone(), dest.hosts.clone()))
+        let settings = self.cfg().routing.remote_settings(&dest.transport)?.clone();
+        Some((settings, dest.hosts.clone()))
     }
 
     /// The transport a destination names.
@@ -306,7 +316,7 @@ impl Deliverer {
     /// Removes spool garbage older than `queue.garbage_after` (leftovers of
     /// crashed entries and removals), logging each file removed.
     pub fn clean_garbage(&self) {
-        match self.queue.clean_garbage(self.cfg.queue.garbage_after) {
+        match self.queue.clean_garbage(self.cfg().queue.garbage_after) {
             Ok(removed) => {
                 for p in removed {
                     self.logs.main(&Event::other(
@@ -523,12 +533,12 @@ impl Deliverer {
         let now = clock::now() as u64;
         let age = now.saturating_sub(d.envelope().arrival.secs);
         if d.envelope().frozen.is_some() {
-            let limit = self.cfg.timeout_frozen_after.as_secs();
+            let limit = self.cfg().timeout_frozen_after.as_secs();
             if limit > 0 && age >= limit {
                 return Step::Done(self.cancel_frozen(d, id));
             }
             if d.envelope().sender.is_empty()
-                && age >= self.cfg.ignore_bounce_errors_after.as_secs()
+                && age >= self.cfg().ignore_bounce_errors_after.as_secs()
             {
                 // A report that could not be delivered gets one more try
                 // (Exim's ignore_bounce_errors_after); a failure then
@@ -551,6 +561,9 @@ impl Deliverer {
             }
         }
         let env = d.envelope().clone();
+        // One configuration for the whole attempt, even if it is reloaded
+        // meanwhile.
+        let cfg = self.cfg();
         let due: Vec<usize> = env
             .undelivered()
             .filter(|(_, r)| {
@@ -584,7 +597,7 @@ impl Deliverer {
         // Route first, so that intents cover only real attempts.
         let routed: Vec<(usize, Routed)> = due
             .iter()
-            .map(|&i| (i, self.routing.route(&self.cfg, &env.recipients[i].address)))
+            .map(|&i| (i, cfg.routing.route(&cfg, &env.recipients[i].address)))
             .collect();
         // A delivery that cannot be found again after a crash is announced
         // in the journal first: the recipient then shows as in flight, and
@@ -781,7 +794,7 @@ impl Deliverer {
     /// takes.
     fn unrouteable_status(&self, address: &str) -> Status {
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-        if self.cfg.is_local_domain(domain) {
+        if self.cfg().is_local_domain(domain) {
             Status::new(5, 1, 1)
         } else {
             Status::new(5, 1, 2)
@@ -980,12 +993,13 @@ impl Deliverer {
             .iter()
             .any(|r| matches!(r.state, RcptState::Deferred { .. }));
         if waiting {
+            let cfg = self.cfg();
             match bounce::warn(
-                &self.cfg,
+                &cfg,
                 &self.queue,
                 &self.logs,
                 &mut d,
-                &self.schedule,
+                &cfg.queue.retry,
                 clock::now(),
             ) {
                 Ok(Some(made)) => self.spawned(vec![made]),
@@ -999,7 +1013,7 @@ impl Deliverer {
         // unless it is past ignore_bounce_errors_after (then discarded).
         let unreported = unreported.filter(|_| {
             let age = (clock::now() as u64).saturating_sub(d.envelope().arrival.secs);
-            age < self.cfg.ignore_bounce_errors_after.as_secs()
+            age < self.cfg().ignore_bounce_errors_after.as_secs()
                 || !self.ignore_report_failures(&mut d, id)
         });
         if let Some(reason) = freeze.or(unreported) {
@@ -1195,7 +1209,7 @@ impl Deliverer {
                     ),
                     _ => (now, 0),
                 };
-                match self.schedule.next(first, now, attempts) {
+                match self.cfg().queue.retry.next(first, now, attempts) {
                     Some(until) => {
                         lines.push(Event::new(
                             Some(*id),

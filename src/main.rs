@@ -63,7 +63,10 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses, false),
         cli::Mode::Verify(addresses) => router::run_address_test(&cfg, &addresses, true),
         cli::Mode::LogCheck { files, json } => cmd::log_check::run(&cfg, &files, json),
-        cli::Mode::Serve(opts) => server::run(cfg, opts),
+        cli::Mode::Serve(mut opts) => {
+            opts.sources = inv.sources.clone();
+            server::run(cfg, opts)
+        }
         cli::Mode::SmtpStdio => server::run_stdio(cfg),
         cli::Mode::Submit(args) => cmd::submit::run(&cfg, &args),
         cli::Mode::Queue(cmd::queue::QueueCommand::Giveup { ids }) => cmd::giveup::run(&cfg, &ids),

@@ -70,6 +70,12 @@ impl Logs {
         }
     }
 
+    /// Closes the log files: the next line opens each again by its name
+    /// (after logrotate has moved them, SIGHUP).
+    pub fn reopen(&self) {
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = [None, None, None];
+    }
+
     /// Writes `event` with the current time stamp to the `which` log. A log
     /// that cannot be written goes to stderr instead (the mail itself must
     /// not fail because a log is unwritable).

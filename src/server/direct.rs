@@ -95,7 +95,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: Box<Message>) -> Direct {
 /// recipients, none asking for a success report (a `NOTIFY=SUCCESS`
 /// report is made from the spool).
 fn eligible(shared: &Shared, msg: &Message) -> bool {
-    let cfg = &shared.cfg;
+    let cfg = &shared.cfg();
     let rcpts = &msg.envelope.recipients;
     !cfg.queue_only
         && !rcpts.is_empty()
@@ -124,12 +124,13 @@ struct Ready {
 /// on the first that cannot take the message, takes back what was staged.
 fn stage(shared: &Shared, msg: &Message) -> Plan {
     let env = &msg.envelope;
+    let cfg = shared.cfg();
     // Routing again at the final dot: an alias file or a user may have
     // changed since RCPT. Every destination must be a local Maildir.
     let mut routed: Vec<(&str, Vec<Destination>)> = Vec::with_capacity(env.recipients.len());
     for r in &env.recipients {
         let addr = r.address.as_str();
-        match shared.cfg.routing.route(&shared.cfg, addr) {
+        match cfg.routing.route(&cfg, addr) {
             Routed::Deliver(dests)
                 if !dests.is_empty()
                     && dests

@@ -102,6 +102,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
 /// Also returns the message ID and its `<=` event.
 fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<Pending>) {
     let env = &msg.envelope;
+    let cfg = shared.cfg();
     let queue = &shared.queue;
     let id = queue.id_generator().next();
     let data = to_lf(&msg.data);
@@ -117,7 +118,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
         let refuse = |code: u16, st: Status, text: String| {
             Some(Pending::Done(Reply::new(code, st, text).into()))
         };
-        let dests = match shared.cfg.routing.route(&shared.cfg, addr) {
+        let dests = match cfg.routing.route(&cfg, addr) {
             Routed::Deliver(d) => d,
             Routed::Unrouteable { reason, .. } => {
                 out.push(refuse(

@@ -53,11 +53,15 @@ pub struct ServeOptions {
     pub listen: Vec<String>,
     /// Queue runs at this interval (`-q30m`); none when `None`.
     pub queue_interval: Option<Duration>,
+    /// Where the configuration came from, to read it again on SIGHUP.
+    pub sources: crate::config::Sources,
 }
 
 /// What every connection shares.
 pub struct Shared {
-    pub cfg: Arc<Config>,
+    /// The configuration; replaced as a whole on SIGHUP ([`Shared::reload`]),
+    /// so that a session sees one configuration at each step.
+    cfg: std::sync::RwLock<Arc<Config>>,
     pub logs: Arc<Logs>,
     /// The accept path's own handle on the spool.
     pub queue: spool::Queue,
@@ -65,13 +69,13 @@ pub struct Shared {
     pub runner: QueueRunner,
     /// The Maildir transport LMTP delivers through (the delivery agent's).
     pub maildir: MaildirTransport,
-    pub smtp: Arc<SessionConfig>,
-    pub lmtp: Arc<SessionConfig>,
+    smtp: std::sync::RwLock<Arc<SessionConfig>>,
+    lmtp: std::sync::RwLock<Arc<SessionConfig>>,
     pub tls: Option<TlsAcceptor>,
     /// Sender callouts under way, and their answers.
     pub callouts: callout::Callouts,
     /// Free space on the spool's and the log's filesystems, checked at MAIL.
-    pub space: crate::space::SpaceCheck,
+    space: std::sync::RwLock<Arc<crate::space::SpaceCheck>>,
     connections: Mutex<Connections>,
     /// Set when the daemon is stopping: sessions between transactions get
     /// 421 at once, a message being received is finished first.
@@ -152,21 +156,125 @@ impl Shared {
             None
         };
         Arc::new(Shared {
-            smtp: Arc::new(session_config(&app.cfg, Mode::Smtp, tls.is_some())),
-            lmtp: Arc::new(session_config(&app.cfg, Mode::Lmtp, tls.is_some())),
+            smtp: std::sync::RwLock::new(Arc::new(session_config(
+                &app.cfg,
+                Mode::Smtp,
+                tls.is_some(),
+            ))),
+            lmtp: std::sync::RwLock::new(Arc::new(session_config(
+                &app.cfg,
+                Mode::Lmtp,
+                tls.is_some(),
+            ))),
             runner: QueueRunner::start(&app),
             maildir: app.deliverer.maildir().clone(),
-            cfg: app.cfg.clone(),
+            cfg: std::sync::RwLock::new(app.cfg.clone()),
             logs: app.logs.clone(),
             queue: app.queue.clone(),
             tls,
             callouts: callout::Callouts::default(),
-            space: crate::space::SpaceCheck::new(&app.cfg),
+            space: std::sync::RwLock::new(Arc::new(crate::space::SpaceCheck::new(&app.cfg))),
             connections: Mutex::new(Connections::default()),
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             session_ended: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The configuration now.
+    pub fn cfg(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The free space checks of the configuration now.
+    pub fn space(&self) -> Arc<crate::space::SpaceCheck> {
+        self.space.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn session_config(&self, mode: Mode) -> Arc<SessionConfig> {
+        let which = if mode == Mode::Lmtp {
+            &self.lmtp
+        } else {
+            &self.smtp
+        };
+        which.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// SIGHUP: reopens the log files (after logrotate moved them) and
+    /// reads the configuration again from `sources`. A configuration that
+    /// does not load is logged and the old one kept. Sessions under way
+    /// keep what they started with; new sessions, and deliveries that
+    /// start from now on, use the new one. The keys below cannot change
+    /// under a running daemon: they keep their values, with a log line.
+    pub fn reload(&self, sources: &crate::config::Sources) {
+        self.logs.reopen();
+        let new = match crate::config::load(sources) {
+            Ok(c) => c,
+            Err(e) => {
+                self.logs.main(&log::Event::other(
+                    None,
+                    format!("configuration not reloaded, the old one stays: {e}"),
+                ));
+                return;
+            }
+        };
+        let old = self.cfg();
+        let mut merged = (*new).clone();
+        let mut kept = Vec::new();
+        if merged.data_dir != old.data_dir {
+            kept.push("data_dir");
+            merged.data_dir = old.data_dir.clone();
+        }
+        if merged.durability != old.durability {
+            kept.push("durability");
+            merged.durability = old.durability;
+        }
+        if merged.message_id_format != old.message_id_format {
+            kept.push("message_id_format");
+            merged.message_id_format = old.message_id_format;
+        }
+        if merged.split_spool_directory != old.split_spool_directory {
+            kept.push("split_spool_directory");
+            merged.split_spool_directory = old.split_spool_directory;
+        }
+        for (key, new, old) in [
+            ("smtp.listen", &mut merged.smtp.listen, &old.smtp.listen),
+            (
+                "smtp.tls_listen",
+                &mut merged.smtp.tls_listen,
+                &old.smtp.tls_listen,
+            ),
+            (
+                "smtp.lmtp_listen",
+                &mut merged.smtp.lmtp_listen,
+                &old.smtp.lmtp_listen,
+            ),
+        ] {
+            if new != old {
+                kept.push(key);
+                *new = old.clone();
+            }
+        }
+        for key in kept {
+            self.logs.main(&log::Event::other(
+                None,
+                format!("restart needed for {key}: the running daemon keeps its value"),
+            ));
+        }
+        let cfg = Arc::new(merged);
+        let tls = self.tls.is_some();
+        *self.smtp.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(session_config(&cfg, Mode::Smtp, tls));
+        *self.lmtp.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(session_config(&cfg, Mode::Lmtp, tls));
+        *self.space.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(crate::space::SpaceCheck::new(&cfg));
+        self.runner.deliverer().reconfigure(cfg.clone());
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg.clone();
+        self.logs.main(&log::Event::other(
+            None,
+            format!("configuration reloaded from {}", cfg.origin),
+        ));
     }
 
     /// Tells every session the daemon is stopping.
@@ -191,11 +299,11 @@ impl Shared {
     /// Takes a connection slot, or says which limit refuses it.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Slot, &'static str> {
         let mut c = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        if c.total >= self.cfg.smtp.max_connections {
+        if c.total >= self.cfg().smtp.max_connections {
             return Err("too many connections");
         }
         if let Some(ip) = ip
-            && c.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.smtp.max_connections_per_host
+            && c.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg().smtp.max_connections_per_host
         {
             return Err("too many connections from your host");
         }
@@ -306,7 +414,14 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 }
             }
         }
-        serve(app, bound, opts.queue_interval, wait_for_signal()).await
+        serve_reloading(
+            app,
+            bound,
+            opts.queue_interval,
+            Some(opts.sources),
+            wait_for_signal(),
+        )
+        .await
     })
 }
 
@@ -315,10 +430,23 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
 /// `queue_interval`. Returns the exit code. Then no listener accepts any
 /// more; sessions under way and the delivery workers are left to the end
 /// of the runtime and of the process.
+#[cfg(test)]
 pub async fn serve(
     app: App,
     listeners: Vec<Listener>,
     queue_interval: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) -> i32 {
+    serve_reloading(app, listeners, queue_interval, None, shutdown).await
+}
+
+/// [`serve`], reading the configuration again from `sources` and
+/// reopening the logs on each SIGHUP.
+pub async fn serve_reloading(
+    app: App,
+    listeners: Vec<Listener>,
+    queue_interval: Option<Duration>,
+    sources: Option<crate::config::Sources>,
     shutdown: impl Future<Output = ()>,
 ) -> i32 {
     let logs = app.logs.clone();
@@ -345,6 +473,20 @@ pub async fn serve(
     // the first connection is accepted: the startup run delivers those
     // and only those, so that with `queue_only` what this daemon accepts
     // waits for a queue run however late the startup run gets going.
+    let reloading = sources.map(|sources| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                // Reading files: off the runtime.
+                let (shared, sources) = (shared.clone(), sources.clone());
+                let _ = tokio::task::spawn_blocking(move || shared.reload(&sources)).await;
+            }
+        })
+    });
     let left = shared.queue.ids();
     let accepting: Vec<_> = listeners
         .into_iter()
@@ -369,7 +511,11 @@ pub async fn serve(
     // batch, the batches under way finished; remote transactions under way
     // get their final reply (else "possibly delivered"); then the
     // counters, and exit.
-    let deadline = tokio::time::Instant::now() + shared.cfg.shutdown_timeout;
+    let deadline = tokio::time::Instant::now() + shared.cfg().shutdown_timeout;
+    if let Some(r) = reloading {
+        r.abort();
+        let _ = r.await;
+    }
     for a in &accepting {
         a.abort();
     }
@@ -540,7 +686,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     shared: &Shared,
 ) -> Option<tokio_rustls::server::TlsStream<S>> {
-    match tokio::time::timeout(shared.cfg.smtp.command_timeout, acc.accept(stream)).await {
+    match tokio::time::timeout(shared.cfg().smtp.command_timeout, acc.accept(stream)).await {
         Ok(Ok(t)) => Some(t),
         Ok(Err(_)) | Err(_) => None,
     }
@@ -558,15 +704,11 @@ pub async fn serve_connection(
     implicit_tls: Option<TlsInfo>,
     shared: Arc<Shared>,
 ) {
-    let config = if mode == Mode::Lmtp {
-        shared.lmtp.clone()
-    } else {
-        shared.smtp.clone()
-    };
+    let config = shared.session_config(mode);
     let _running = Running::new(&shared);
     let mut stopping = shared.stopping.subscribe();
     let mut session = Session::new(config, peer);
-    session.offer_dsn(shared.cfg.dsn_offered(peer.map(|p| p.ip())));
+    session.offer_dsn(shared.cfg().dsn_offered(peer.map(|p| p.ip())));
     if let Some(info) = implicit_tls {
         session.tls_established(info);
     }
@@ -633,7 +775,7 @@ pub async fn serve_connection(
                         Verdict::Reply(smtp::Reply::new(
                             421,
                             smtp::Status::new(4, 7, 0),
-                            format!("{} {why}, try again later", shared.cfg.primary_hostname),
+                            format!("{} {why}, try again later", shared.cfg().primary_hostname),
                         ))
                     }
                 };

@@ -60,9 +60,9 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
             let addr = if query.contains('@') {
                 query.clone()
             } else {
-                format!("{query}@{}", shared.cfg.primary_hostname)
+                format!("{query}@{}", shared.cfg().primary_hostname)
             };
-            let cfg = shared.cfg.clone();
+            let cfg = shared.cfg();
             let routed = tokio::task::spawn_blocking(move || cfg.routing.route(&cfg, &addr)).await;
             match routed {
                 Ok(Routed::Deliver(_)) => Reply::new(
@@ -82,10 +82,10 @@ pub async fn decide(shared: &Arc<Shared>, session: &Session, event: Event) -> Ve
         }
         Event::Mail { from, params } => {
             // A full spool is found before the client sends its data.
-            match shared.space.short(params.size.unwrap_or(0)) {
+            match shared.space().short(params.size.unwrap_or(0)) {
                 None => Verdict::Accept,
                 Some(short) => {
-                    if shared.space.time_to_log() {
+                    if shared.space().time_to_log() {
                         shared.logs.main(&log::Event::other(
                             None,
                             format!(
@@ -117,7 +117,7 @@ async fn verify_sender(
     peer: Option<SocketAddr>,
     from: &str,
 ) -> Option<Reply> {
-    let cfg = &shared.cfg;
+    let cfg = &shared.cfg();
     let peer = peer?;
     if !cfg.smtp.verify_sender || from.is_empty() || cfg.relay_allowed(peer.ip()) {
         return None;
@@ -139,7 +139,7 @@ async fn verify_sender(
             // Never this host (a callout to ourselves would recurse):
             // routing drops loopback answers already (ignore_target_hosts),
             // and here go this host's own listen and interface addresses.
-            let own = crate::dnslookup::local_addresses(&shared.cfg);
+            let own = crate::dnslookup::local_addresses(&shared.cfg());
             let hosts: Vec<_> = dests
                 .iter()
                 .find(|d| d.driver == TransportDriver::Smtp && !d.hosts.is_empty())
@@ -150,7 +150,7 @@ async fn verify_sender(
             if hosts.is_empty() {
                 return None;
             }
-            let helo = &shared.cfg.primary_hostname;
+            let helo = &shared.cfg().primary_hostname;
             match shared.callouts.verify(helo, &hosts, from).await {
                 super::callout::Answer::Accepted => None,
                 super::callout::Answer::Refused(why) => {
@@ -194,7 +194,7 @@ async fn verify_sender(
 }
 
 fn cfg_callout(shared: &Shared) -> bool {
-    shared.cfg.smtp.sender_callout
+    shared.cfg().smtp.sender_callout
 }
 
 async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> Verdict {
@@ -207,17 +207,17 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
         .into();
     }
     let address = if to.is_bare_postmaster() {
-        format!("postmaster@{}", shared.cfg.primary_hostname)
+        format!("postmaster@{}", shared.cfg().primary_hostname)
     } else {
         to.as_str().to_string()
     };
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-    let local = shared.cfg.is_local_domain(domain);
-    let relay_ok = peer.is_some_and(|p| shared.cfg.relay_allowed(p.ip()));
+    let local = shared.cfg().is_local_domain(domain);
+    let relay_ok = peer.is_some_and(|p| shared.cfg().relay_allowed(p.ip()));
     if !local && !relay_ok {
         return smtp::relay_not_permitted().into();
     }
-    let cfg = shared.cfg.clone();
+    let cfg = shared.cfg();
     let maildir = shared.maildir.clone();
     let checked = tokio::task::spawn_blocking(move || {
         let routed = cfg.routing.route(&cfg, &address);
@@ -327,7 +327,7 @@ pub fn received(shared: &Shared, env: &smtp::session::SmtpEnvelope, id: &str) ->
     let header = received_header(
         env,
         &Stamp {
-            host: &shared.cfg.primary_hostname,
+            host: &shared.cfg().primary_hostname,
             id,
             peer_name: None,
             date: &clock::rfc5322(clock::now()),
@@ -392,7 +392,7 @@ pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
             shared
                 .logs
                 .main(&log::Event::new(Some(id), log::Kind::Arrival(arrival)));
-            if !shared.cfg.queue_only {
+            if !shared.cfg().queue_only {
                 shared.runner.arrived(id);
             }
             Reply::queued(id.as_str()).into()

@@ -1,0 +1,110 @@
+//! SIGHUP: the daemon reads its configuration again (new sessions use it,
+//! open ones keep working; a bad file is logged and the old configuration
+//! kept; keys that need a restart keep their values) and reopens its logs
+//! (after logrotate moved them).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Dir, SmtpClient, wait_until};
+
+fn sighup(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+}
+
+fn write_config(path: &Path, max_recipients: usize, extra: &str) {
+    std::fs::write(
+        path,
+        format!("[smtp]\nmax_recipients = {max_recipients}\n{extra}"),
+    )
+    .unwrap();
+}
+
+/// How many of `n` recipients a new session gets accepted in one
+/// transaction.
+fn accepted_recipients(addr: std::net::SocketAddr, n: usize) -> usize {
+    let (mut c, _) = SmtpClient::open(addr).expect("connect");
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").unwrap().code(), 250);
+    let ok = (0..n)
+        .filter(|i| c.cmd(&format!("RCPT TO:<r{i}@localhost>")).unwrap().code() == 250)
+        .count();
+    let _ = c.cmd("QUIT");
+    ok
+}
+
+#[test]
+fn sighup_reloads_the_configuration_and_reopens_the_logs() {
+    let d = Dir::new();
+    let conf = d.path().join("sluice.toml");
+    write_config(&conf, 100, "");
+    let c = conf.to_str().unwrap();
+    let mut daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(accepted_recipients(daemon.smtp, 103), 100);
+
+    // A session open across the reload.
+    let (mut open, _) = SmtpClient::open(daemon.smtp).expect("connect");
+    assert_eq!(open.cmd("EHLO open.test").unwrap().code(), 250);
+
+    // logrotate moves mainlog away, the configuration changes (and asks
+    // for a durability the running daemon cannot switch to).
+    let log_dir = d.home().join("log");
+    std::fs::rename(log_dir.join("mainlog"), log_dir.join("mainlog.1")).unwrap();
+    write_config(&conf, 102, "");
+    std::fs::write(
+        &conf,
+        format!(
+            "durability = \"strict\"\n{}",
+            std::fs::read_to_string(&conf).unwrap()
+        ),
+    )
+    .unwrap();
+    sighup(daemon.pid());
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .log("mainlog")
+            .contains("configuration reloaded from")),
+        "no reload line in a new mainlog; mainlog.1:\n{}",
+        std::fs::read_to_string(log_dir.join("mainlog.1")).unwrap_or_default()
+    );
+    let new_log = d.log("mainlog");
+    assert!(
+        new_log.contains("restart needed for durability"),
+        "{new_log}"
+    );
+    // New sessions use the new limit.
+    assert_eq!(accepted_recipients(daemon.smtp, 103), 102);
+    // The open session still works, and delivers.
+    assert_eq!(open.cmd("MAIL FROM:<a@example.org>").unwrap().code(), 250);
+    assert_eq!(open.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
+    assert_eq!(open.cmd("DATA").unwrap().code(), 354);
+    let r = open
+        .cmd("Subject: across a reload\r\n\r\nstill here\r\n.")
+        .unwrap();
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    let _ = open.cmd("QUIT");
+    common::wait_completed(&d, std::slice::from_ref(&id));
+    // The old file got nothing after the move.
+    let old = std::fs::read_to_string(log_dir.join("mainlog.1")).unwrap();
+    assert!(!old.contains(&id), "{old}");
+    assert!(d.log("mainlog").contains(&id));
+
+    // A bad file: logged, the old configuration stays.
+    std::fs::write(&conf, "[smtp\nmax_recipients = 150\n").unwrap();
+    sighup(daemon.pid());
+    assert!(
+        wait_until(Duration::from_secs(10), || d
+            .log("mainlog")
+            .contains("configuration not reloaded, the old one stays")),
+        "{}",
+        d.log("mainlog")
+    );
+    assert!(d.log("mainlog").contains(c), "the error names the file");
+    assert_eq!(accepted_recipients(daemon.smtp, 103), 102);
+    let status = daemon.stop(Duration::from_secs(20)).expect("exits");
+    assert!(status.success());
+}
