@@ -223,6 +223,9 @@ tls_advertise_hosts =
 host_lookup =
 rfc1413_hosts =
 smtp_accept_max = $accept_max
+# Its default listen backlog of 20 drops connections when many arrive at
+# once (the client sees them open, the daemon never accepts them).
+smtp_connect_backlog = $accept_max
 # Deliver every message at once, however many a connection sends.
 smtp_accept_queue_per_connection = 0
 acl_smtp_rcpt = acl_check_rcpt
