@@ -12,9 +12,10 @@
 # reads:
 #   - the committer's own counters (the line it logs when it stops):
 #     batches, jobs, files synced (fdatasync), directories synced (fsync);
-#   - thread creations: the growth of the kernel's count of tasks ever
-#     created (/proc/stat "processes") over the load, less the load
-#     generator's own threads (it starts its runtime before the count);
+#   - thread creations: the daemon's thread IDs (/proc/PID/task) sampled
+#     every 10 ms over the load; each ID not there before is one creation
+#     (a thread living less than 10 ms may be missed: strace's clone3
+#     count with --strace is the check);
 #   - user and system CPU of the daemon from /proc/PID/stat.
 # --base BIN runs a second sluice binary (e.g. the last release) in the same
 # rounds, alternating (A B A B), for a ratio that the machine's drift does
@@ -87,7 +88,6 @@ trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
 # Messages sent before counting starts.
 warm=200
-processes() { awk '/^processes/ {print $2}' /proc/stat; }
 # utime and stime of PID, in clock ticks (fields 14 and 15).
 cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
 delivered() { { find "$1/new" "$1/cur" -type f 2>/dev/null || true; } | wc -l; }
@@ -143,11 +143,20 @@ measure() {
     wait_all "$dir/mail/localhost/load" "$warm"
     sync
     read -r -a cpu0 <<<"$(cpu "$daemon")"
-    p0=$(processes)
+    ls "/proc/$daemon/task" >"$dir/tids.before"
+    # Thread IDs seen while the load runs.
+    (while [ -d "/proc/$daemon/task" ] && [ ! -e "$dir/load.done" ]; do
+        ls "/proc/$daemon/task"
+        sleep 0.01
+    done) >"$dir/tids.during" 2>/dev/null &
+    sampler=$!
     "$load_bin" --port "$port" -n "$messages" -s "$size" -c "$sessions" \
         --to load@localhost --json >"$dir/load.json"
     wait_all "$dir/mail/localhost/load" $((messages + warm))
-    p1=$(processes)
+    touch "$dir/load.done"
+    wait "$sampler" 2>/dev/null || true
+    p0=0
+    p1=$(sort -u "$dir/tids.during" | comm -13 <(sort -u "$dir/tids.before") - | wc -l)
     read -r -a cpu1 <<<"$(cpu "$daemon")"
     stop
     line=$(grep -a "commit counters" "$dir/log/mainlog" | tail -1 || true)
@@ -160,7 +169,7 @@ line, report = sys.argv[11], json.load(open(sys.argv[12]))
 c = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
 # The warm-up messages are in the committer's counters too.
 total = n + warm
-threads = p1 - p0 - report.get("threads", 1)
+threads = p1 - p0
 def per(v):
     return "%.3f" % (v / total) if v is not None else "-"
 print("\t".join([

@@ -223,6 +223,14 @@ pub struct SmtpConfig {
     pub data_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub final_dot_timeout: Duration,
+    /// The least average rate of message data, in bytes per second over
+    /// any minute of a transfer: a client dripping a byte every few
+    /// seconds is cut off. 0: no minimum.
+    #[serde(deserialize_with = "size")]
+    pub data_min_rate: u64,
+    /// The span `data_min_rate` is averaged over.
+    #[serde(deserialize_with = "duration")]
+    pub data_rate_window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

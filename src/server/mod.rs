@@ -627,6 +627,7 @@ pub async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
 }
 
 async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+    let mut last_accept_error = None;
     loop {
         match &l {
             Listener::Tcp(tcp, kind) => match tcp.accept().await {
@@ -663,7 +664,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                         serve_connection(stream, Some(peer), mode, None, shared).await;
                     });
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
             },
             Listener::Unix(unix, _) => match unix.accept().await {
                 Ok((sock, _)) => {
@@ -672,10 +673,21 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                         serve_connection(Box::new(sock), None, Mode::Lmtp, None, shared).await
                     });
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
             },
         }
     }
+}
+
+/// An accept that failed (EMFILE, ENFILE, ENOMEM: out of descriptors or
+/// memory under a flood): logged at most once a second, then a short
+/// pause so that the loop does not spin while nothing can be accepted.
+async fn accept_failed(shared: &Shared, last: &mut Option<std::time::Instant>, e: &std::io::Error) {
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        *last = Some(std::time::Instant::now());
+        shared.logs.panic(&format!("accept failed: {e}"));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// The TLS handshake, bounded by the command timeout: a client that
@@ -716,12 +728,17 @@ pub async fn serve_connection(
     // For the log line when the session gives up on a client.
     let mut last_refused: Option<String> = None;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut pace = Pace::new(&shared.cfg().smtp);
     loop {
         match session.poll() {
             Poll::Read => {
                 let out = session.take_output();
-                if !out.is_empty() && stream.write_all(&out).await.is_err() {
-                    return;
+                if !out.is_empty() {
+                    if stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    // A reply went out: the next command's time starts.
+                    pace.replied();
                 }
                 // Stopping: a session between transactions is told so now;
                 // a message on its way in is finished (and answered) first.
@@ -730,7 +747,10 @@ pub async fn serve_connection(
                     session.shutdown();
                     continue;
                 }
-                let read = tokio::time::timeout(session.timeout(), stream.read(&mut buf));
+                let read = tokio::time::timeout(
+                    pace.timeout(session.timeout(), receiving),
+                    stream.read(&mut buf),
+                );
                 let got = if receiving {
                     read.await
                 } else {
@@ -744,6 +764,17 @@ pub async fn serve_connection(
                 };
                 match got {
                     Ok(Ok(0)) | Ok(Err(_)) => session.receive_eof(),
+                    Ok(Ok(n)) if receiving && pace.too_slow(n) => {
+                        shared.logs.main(&log::Event::other(
+                            None,
+                            format!(
+                                "SMTP data rate below data_min_rate ({} bytes/s) from {}: connection dropped",
+                                pace.min_rate,
+                                host_of(peer, session.helo().map(|h| h.1))
+                            ),
+                        ));
+                        session.timed_out();
+                    }
                     Ok(Ok(n)) => session.receive(&buf[..n]),
                     Err(_) => {
                         // Exim's line for a client that went quiet.
@@ -853,6 +884,67 @@ pub async fn serve_connection(
                 return;
             }
         }
+    }
+}
+
+/// How fast a client must be, beyond the wait for each read: a whole
+/// command line within `command_timeout` of the last reply, and message
+/// data at `data_min_rate` on average over each `data_rate_window` of a
+/// transfer.
+struct Pace {
+    command_timeout: Duration,
+    min_rate: u64,
+    window_length: Duration,
+    /// When the last reply went out.
+    replied: tokio::time::Instant,
+    /// The current window of a transfer and the bytes it brought.
+    window: Option<(tokio::time::Instant, u64)>,
+}
+
+impl Pace {
+    fn new(cfg: &crate::config::SmtpConfig) -> Pace {
+        Pace {
+            command_timeout: cfg.command_timeout,
+            min_rate: cfg.data_min_rate,
+            window_length: cfg.data_rate_window.max(Duration::from_secs(1)),
+            replied: tokio::time::Instant::now(),
+            window: None,
+        }
+    }
+
+    fn replied(&mut self) {
+        self.replied = tokio::time::Instant::now();
+        self.window = None;
+    }
+
+    /// How long the next read may take: the session's own timeout, and,
+    /// for a command, no later than `command_timeout` after the last
+    /// reply (a line dripped in byte by byte does not restart the clock).
+    fn timeout(&self, session: Duration, receiving: bool) -> Duration {
+        if receiving {
+            return session;
+        }
+        let left = (self.replied + self.command_timeout)
+            .saturating_duration_since(tokio::time::Instant::now());
+        session.min(left)
+    }
+
+    /// Counts `n` bytes of message data; true when the window that just
+    /// ended brought less than `data_min_rate` a second.
+    fn too_slow(&mut self, n: usize) -> bool {
+        if self.min_rate == 0 {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        let (start, bytes) = self.window.get_or_insert((now, 0));
+        *bytes += n as u64;
+        let span = now.duration_since(*start);
+        if span < self.window_length {
+            return false;
+        }
+        let slow = (*bytes as f64) < self.min_rate as f64 * span.as_secs_f64();
+        self.window = Some((now, 0));
+        slow
     }
 }
 
