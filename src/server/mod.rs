@@ -623,8 +623,32 @@ pub async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
         }
         return Ok(Listener::Unix(UnixListener::bind(&path)?, path));
     }
-    Ok(Listener::Tcp(TcpListener::bind(addr).await?, kind))
+    // A deep accept queue: under a burst of connections the kernel keeps
+    // them for the accept loop instead of dropping their handshakes (the
+    // kernel caps it at net.core.somaxconn).
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(l) => return Ok(Listener::Tcp(l, kind)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr}: no address to listen on"),
+        )
+    }))
 }
+
+/// The accept queue asked for (see [`bind`]).
+const LISTEN_BACKLOG: u32 = 4096;
 
 async fn accept_loop(l: Listener, shared: Arc<Shared>) {
     let mut last_accept_error = None;
