@@ -72,7 +72,15 @@ def legit():
 
 before = rss_kib()
 sel = selectors.DefaultSelector()
-socks, answers, worst, legit_ok, legit_n, peak = [], {}, 0.0, 0, 0, before
+socks, answers, peak = [], {}, before
+tries = {"n": 0, "ok": 0, "worst": 0.0}
+
+def legit_try():
+    d, code = legit()
+    tries["n"] += 1
+    tries["ok"] += code == b"220"
+    tries["worst"] = max(tries["worst"], d)
+
 start = time.monotonic()
 next_legit = start
 for k in range(n):
@@ -87,10 +95,7 @@ for k in range(n):
     sel.register(s, selectors.EVENT_READ, b"")
     socks.append(s)
     if time.monotonic() >= next_legit:
-        d, code = legit()
-        legit_n += 1
-        legit_ok += code == b"220"
-        worst = max(worst, d)
+        legit_try()
         next_legit += 1.0
     if k % 500 == 0:
         peak = max(peak, rss_kib())
@@ -116,10 +121,7 @@ while open_ and time.monotonic() < deadline:
                 answers.setdefault(key.fd, []).append(line[:3].decode())
     peak = max(peak, rss_kib())
     if time.monotonic() >= next_legit:
-        d, code = legit()
-        legit_n += 1
-        legit_ok += code == b"220"
-        worst = max(worst, d)
+        legit_try()
         next_legit += 1.0
 kinds = {}
 for codes in answers.values():
@@ -128,7 +130,7 @@ for codes in answers.values():
 print("answers:", ", ".join(f"{v} x {k}" for k, v in sorted(kinds.items(), key=lambda x: -x[1])))
 print(f"still open after the command timeout: {open_}")
 print(f"daemon RSS: {before} KiB before, peak {peak} KiB, growth {peak - before} KiB")
-print(f"legitimate client from 127.0.0.2: {legit_ok}/{legit_n} got 220, slowest {worst * 1000:.0f} ms")
+print(f"legitimate client from 127.0.0.2: {tries['ok']}/{tries['n']} got 220, slowest {tries['worst'] * 1000:.0f} ms")
 EOF
 echo "stderr of the daemon (accept errors are logged once a second):"
 grep -c "accept failed" "$work/log/paniclog" 2>/dev/null || echo 0

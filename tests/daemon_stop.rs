@@ -13,6 +13,16 @@ fn sigterm(pid: u32) {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
 }
 
+/// A session that has sent DATA and had its 354.
+fn in_data(addr: std::net::SocketAddr) -> SmtpClient {
+    let (mut c, _) = SmtpClient::open(addr).expect("connect");
+    assert_eq!(c.cmd("EHLO busy.test").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+    c
+}
+
 #[test]
 fn sigterm_lets_a_message_in_transfer_finish_and_refuses_the_rest() {
     let d = Dir::new();
@@ -21,14 +31,7 @@ fn sigterm_lets_a_message_in_transfer_finish_and_refuses_the_rest() {
     // A client between transactions, and one in the middle of DATA.
     let (mut idle, _) = SmtpClient::open(daemon.smtp).expect("connect");
     assert_eq!(idle.cmd("EHLO idle.test").unwrap().code(), 250);
-    let (mut busy, _) = SmtpClient::open(daemon.smtp).expect("connect");
-    assert_eq!(busy.cmd("EHLO busy.test").unwrap().code(), 250);
-    assert_eq!(
-        busy.cmd("MAIL FROM:<alice@example.org>").unwrap().code(),
-        250
-    );
-    assert_eq!(busy.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
-    assert_eq!(busy.cmd("DATA").unwrap().code(), 354);
+    let mut busy = in_data(daemon.smtp);
     busy.write_raw(b"Subject: in flight\r\n\r\nthe first half\r\n")
         .unwrap();
 
@@ -94,14 +97,7 @@ fn sigterm_lets_a_message_in_transfer_finish_and_refuses_the_rest() {
 fn a_client_that_never_finishes_does_not_hold_the_stop_past_shutdown_timeout() {
     let d = Dir::new();
     let mut daemon = d.serve(&["shutdown_timeout=\"2s\""]);
-    let (mut busy, _) = SmtpClient::open(daemon.smtp).expect("connect");
-    assert_eq!(busy.cmd("EHLO busy.test").unwrap().code(), 250);
-    assert_eq!(
-        busy.cmd("MAIL FROM:<alice@example.org>").unwrap().code(),
-        250
-    );
-    assert_eq!(busy.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
-    assert_eq!(busy.cmd("DATA").unwrap().code(), 354);
+    let mut busy = in_data(daemon.smtp);
     busy.write_raw(b"Subject: never ends\r\n\r\n").unwrap();
     let stopped_at = Instant::now();
     sigterm(daemon.pid());

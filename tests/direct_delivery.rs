@@ -284,49 +284,14 @@ fn lines(c: char, bytes: usize) -> String {
     format!("{}\r\n", c.to_string().repeat(75)).repeat(bytes / 77 + 1)
 }
 
-/// Mounts a tmpfs of `size` at `dir`; false (with a notice) where this
-/// process may not.
-fn small_tmpfs(dir: &Path, size: &str) -> bool {
-    std::fs::create_dir_all(dir).unwrap();
-    let ok = common::is_root()
-        && std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot mount a tmpfs (root is needed) under CI=true"
-        );
-        eprintln!(
-            "skipped: cannot mount a tmpfs at {} (not root?)",
-            dir.display()
-        );
-    }
-    ok
-}
-
-/// Unmounts when dropped.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_mailbox_filesystem_sends_the_message_to_the_spool() {
     let d = Dir::new();
     let mail = d.path().join("small");
-    if !small_tmpfs(&mail, "64k") {
+    if !common::small_tmpfs(&mail, "64k") {
         return;
     }
-    let _m = Mounted(mail.clone());
+    let _m = common::Mounted(mail.clone());
     // Fill it, leaving less than the message needs.
     std::fs::write(mail.join("filler"), vec![b'f'; 40 * 1024]).unwrap();
     let maildir = format!("mailbox.maildir=\"{}/{{local}}\"", mail.display());
@@ -358,10 +323,10 @@ fn a_full_mailbox_filesystem_sends_the_message_to_the_spool() {
 fn a_full_filesystem_for_both_answers_452() {
     let d = Dir::new();
     let home = d.home();
-    if !small_tmpfs(&home, "256k") {
+    if !common::small_tmpfs(&home, "256k") {
         return;
     }
-    let _m = Mounted(home.clone());
+    let _m = common::Mounted(home.clone());
     // The write path is under test here, not the check at MAIL.
     let mut daemon = d.serve(&["check_spool_space=0", "check_log_space=0"]);
     // The daemon's own files are there; fill what is left, then free a

@@ -11,40 +11,6 @@ use std::time::Duration;
 
 use common::{Dir, SmtpClient, maildir_messages};
 
-/// Mounts a tmpfs of `size` at `dir`; false (with a notice) where this
-/// process may not (it must under CI=true).
-fn small_tmpfs(dir: &Path, size: &str) -> bool {
-    std::fs::create_dir_all(dir).unwrap();
-    let ok = common::is_root()
-        && std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot mount a tmpfs (root is needed) under CI=true"
-        );
-        eprintln!(
-            "skipped: cannot mount a tmpfs at {} (not root?)",
-            dir.display()
-        );
-    }
-    ok
-}
-
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Fills the filesystem of `dir` until `leave` bytes are free.
 fn fill_to(dir: &Path, name: &str, leave: u64) {
     let free = |p: &Path| {
@@ -74,10 +40,10 @@ fn fill_to(dir: &Path, name: &str, leave: u64) {
 fn mail_is_refused_below_the_limits_and_deliveries_go_on() {
     let d = Dir::new();
     let home = d.home();
-    if !small_tmpfs(&home, "4m") {
+    if !common::small_tmpfs(&home, "4m") {
         return;
     }
-    let _m = Mounted(home.clone());
+    let _m = common::Mounted(home.clone());
     let limits = ["check_spool_space=\"1M\"", "check_log_space=\"1M\""];
     // One message queued for later, while there is room.
     let q = d.run(

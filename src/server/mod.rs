@@ -396,6 +396,8 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
+        // Before anything can announce the daemon.
+        let stop = stop_signal();
         let listen = if opts.listen.is_empty() {
             &cfg.smtp.listen
         } else {
@@ -414,14 +416,7 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 }
             }
         }
-        serve_reloading(
-            app,
-            bound,
-            opts.queue_interval,
-            Some(opts.sources),
-            wait_for_signal(),
-        )
-        .await
+        serve_reloading(app, bound, opts.queue_interval, Some(opts.sources), stop).await
     })
 }
 
@@ -458,6 +453,22 @@ pub async fn serve_reloading(
             return mailstore::error::sysexits::SOFTWARE;
         }
     };
+    let reloading = sources.map(|sources| {
+        let shared = shared.clone();
+        // Installed before the daemon says it listens (SIGHUP's default
+        // action ends the process).
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        tokio::spawn(async move {
+            let Ok(mut hup) = hup else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                // Reading files: off the runtime.
+                let (shared, sources) = (shared.clone(), sources.clone());
+                let _ = tokio::task::spawn_blocking(move || shared.reload(&sources)).await;
+            }
+        })
+    });
     let names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
     shared.logs.main(&log::Event::other(
         None,
@@ -473,20 +484,6 @@ pub async fn serve_reloading(
     // the first connection is accepted: the startup run delivers those
     // and only those, so that with `queue_only` what this daemon accepts
     // waits for a queue run however late the startup run gets going.
-    let reloading = sources.map(|sources| {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                // Reading files: off the runtime.
-                let (shared, sources) = (shared.clone(), sources.clone());
-                let _ = tokio::task::spawn_blocking(move || shared.reload(&sources)).await;
-            }
-        })
-    });
     let left = shared.queue.ids();
     let accepting: Vec<_> = listeners
         .into_iter()
@@ -565,19 +562,26 @@ pub async fn serve_reloading(
     0
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes in between (the
+/// daemon has said it listens) must not find the default action, which
+/// kills the process.
+fn stop_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handling, run until killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = signals else {
+            // Without signal handling, run until killed.
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }
 

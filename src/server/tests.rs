@@ -90,11 +90,15 @@ fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn serve_delivers_a_message_and_returns_when_shutdown_resolves() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let cfg = config_in(dir.path());
-    let app = App::open(cfg.clone()).expect("open the application context");
+/// Serves `app` on a loopback port: its address, the sender that stops it,
+/// and the task (which returns the exit code).
+async fn start(
+    app: App,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<i32>,
+) {
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = tcp.local_addr().expect("local address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -106,6 +110,15 @@ async fn serve_delivers_a_message_and_returns_when_shutdown_resolves() {
             let _ = stopped.await;
         },
     ));
+    (addr, stop, server)
+}
+
+#[tokio::test]
+async fn serve_delivers_a_message_and_returns_when_shutdown_resolves() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cfg = config_in(dir.path());
+    let app = App::open(cfg.clone()).expect("open the application context");
+    let (addr, stop, server) = start(app).await;
 
     let mut c = Client::connect(addr).await;
     assert_eq!(c.reply().await.code(), 220);
@@ -189,17 +202,7 @@ async fn direct_power_cut(weaken: Weaken) -> Result<usize, String> {
         }
     }
     let app = App::open_with_io(cfg.clone(), rec.clone()).expect("open");
-    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = tcp.local_addr().expect("local address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        app,
-        vec![Listener::Tcp(tcp, Kind::Smtp)],
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (addr, stop, server) = start(app).await;
     let mut c = Client::connect(addr).await;
     assert_eq!(c.reply().await.code(), 220);
     assert_eq!(c.cmd("EHLO client.test").await.code(), 250);

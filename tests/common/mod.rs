@@ -758,3 +758,36 @@ driver = "smtp"
     std::fs::write(&path, text).expect("write the configuration");
     path
 }
+
+/// Mounts a tmpfs of `size` at `dir` (made if missing); false, with a
+/// notice, where this process may not (root is needed). Under `CI=true`
+/// that is a failure: CI runs the tests as root.
+pub fn small_tmpfs(dir: &Path, size: &str) -> bool {
+    std::fs::create_dir_all(dir).expect("mount point");
+    let ok = is_root()
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot mount a tmpfs (root is needed) under CI=true"
+        );
+        eprintln!(
+            "skipped: cannot mount a tmpfs at {} (not root?)",
+            dir.display()
+        );
+    }
+    ok
+}
+
+/// A mount point, unmounted when dropped.
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
