@@ -94,6 +94,18 @@ pub struct Config {
     pub message_id_format: IdFormat,
     pub split_spool_directory: bool,
     pub queue_only: bool,
+    /// Local submitters who may set any envelope sender with `-f` (root
+    /// always may), by login and by group name (Exim's options).
+    pub trusted_users: Vec<String>,
+    pub trusted_groups: Vec<String>,
+    /// Senders anyone else may set with `-f` (`*` any, `*@domain`, an
+    /// address); `<>` is always allowed. Others' `-f` is ignored.
+    pub untrusted_set_sender: Vec<String>,
+    /// Keep a `Sender:` header an untrusted submitter wrote.
+    pub local_sender_retain: bool,
+    /// Add `Sender: login@qualify_domain` when an untrusted submitter's
+    /// `From:` is another address.
+    pub local_from_check: bool,
     /// Free space and inodes below which `MAIL` is refused (452 4.3.1) and
     /// `submit` exits 75, as Exim's options of the same names; 0: no check.
     #[serde(deserialize_with = "size")]

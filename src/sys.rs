@@ -76,6 +76,50 @@ fn passwd_entry(
     }
 }
 
+/// The gid of group `name` with `getgrnam_r(3)` (NSS: files, LDAP, ...);
+/// `Ok(None)` when there is no such group.
+pub fn group_id(name: &str) -> std::io::Result<Option<u32>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None); // a NUL byte: no group can have that name
+    };
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: an all-zero group is a valid value for this plain C
+        // struct (null pointers, gid 0); the lookup fills it in.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: cname is a NUL-ended string, grp and result live on this
+        // frame, buf is writable for buf.len() bytes; only gr_gid is read.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        return Ok((!result.is_null()).then_some(grp.gr_gid));
+    }
+}
+
+/// The groups this process is in: its real gid and its supplementary
+/// groups.
+pub fn process_groups() -> Vec<u32> {
+    let mut groups = vec![rustix::process::getgid().as_raw()];
+    if let Ok(more) = rustix::process::getgroups() {
+        groups.extend(more.into_iter().map(|g| g.as_raw()));
+    }
+    groups
+}
+
 /// The user who runs this command: the password-database entry of the
 /// real uid (who ran it, also under a set-uid wrapper or sudo's preserved
 /// environment), never `$USER` or `$LOGNAME`, which any caller can set and

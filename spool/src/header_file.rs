@@ -344,6 +344,9 @@ pub struct Envelope {
     pub protocol: Option<String>,
     /// Submitted on this host (the command line), not over the network.
     pub local: bool,
+    /// An untrusted local submitter set the sender (Exim's
+    /// `-sender_set_untrusted`; `-bp` shows their login before it).
+    pub sender_set_untrusted: bool,
     /// RFC 1413 ident, or the login of a local caller.
     pub ident: Option<String>,
     pub host_address: Option<HostAddress>,
@@ -390,6 +393,7 @@ impl Envelope {
             warning_count: 0,
             protocol: None,
             local: false,
+            sender_set_untrusted: false,
             ident: None,
             host_address: None,
             host_name: None,
@@ -646,6 +650,9 @@ pub fn render(id: &MessageId, env: &Envelope, headers: &[Header]) -> Result<Vec<
     let _ = writeln!(s, "-header_size {header_size}");
     if env.local {
         s.push_str("-local\n");
+    }
+    if env.sender_set_untrusted {
+        s.push_str("-sender_set_untrusted\n");
     }
     if env.manual_thaw {
         s.push_str("-manual_thaw\n");
@@ -1089,6 +1096,7 @@ impl<'a> Parser<'a> {
                 "frozen" => env.frozen = Some(self.number("frozen", &need(value)?)?),
                 "manual_thaw" => env.manual_thaw = true,
                 "local" => env.local = true,
+                "sender_set_untrusted" => env.sender_set_untrusted = true,
                 "body_linecount" => {
                     env.body_linecount = self.number("body_linecount", &need(value)?)?
                 }
@@ -1960,6 +1968,7 @@ c@example.net
                     warning_count,
                     protocol,
                     local,
+                    sender_set_untrusted: false,
                     ident,
                     host_address,
                     host_name,

@@ -3,6 +3,7 @@
 pub mod deliver;
 pub mod deliver_mbox;
 pub mod giveup;
+pub mod local_sender;
 pub mod log_check;
 pub mod queue;
 pub mod queue_run;

@@ -412,12 +412,15 @@ pub fn size(bytes: u64) -> String {
 pub fn exim_entry(hf: &HeaderFile, now: u64) -> String {
     let env = &hf.envelope;
     let mut s = format!(
-        "{} {} {} <{}>",
+        "{} {} {} ",
         age(now.saturating_sub(env.arrival.secs)),
         size(hf.size()),
         hf.id,
-        env.sender
     );
+    if env.sender_set_untrusted {
+        s.push_str(&format!("({}) ", env.caller.login));
+    }
+    s.push_str(&format!("<{}>", env.sender));
     if env.frozen.is_some() {
         s.push_str(" *** frozen ***");
     }

@@ -43,6 +43,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use mailstore::error::sysexits;
+
+use super::local_sender;
 use spool::{Caller, Envelope, Header, MessageId, Recipient};
 
 use crate::app::App;
@@ -85,7 +87,8 @@ pub fn run(cfg: &Arc<Config>, args: &SubmitArgs) -> i32 {
     }
     // The spool is opened only for a message worth queueing: a usage or
     // data error is reported as such even when the spool is unusable.
-    let queued = compose(cfg, args, &input, &caller).and_then(|m| {
+    let trusted = local_sender::is_trusted(cfg, &caller, &crate::sys::process_groups());
+    let queued = compose(cfg, args, &input, &caller, trusted).and_then(|m| {
         // As the daemon refuses MAIL, a submission refuses a message the
         // spool or log filesystem has no room for: try again later.
         if let Some(short) = crate::space::SpaceCheck::new(cfg).short(input.len() as u64) {
@@ -177,6 +180,11 @@ pub struct Composed {
     body_at: usize,
     /// The envelope sender, qualified; empty for `<>`.
     sender: String,
+    /// The submitter is not trusted (root, `trusted_users`,
+    /// `trusted_groups`): its `Sender:` rules apply.
+    untrusted: bool,
+    /// An untrusted submitter set the sender (`untrusted_set_sender`).
+    set_untrusted: bool,
     /// The envelope recipients, qualified, without repeats.
     recipients: Vec<String>,
 }
@@ -189,6 +197,7 @@ pub fn compose(
     args: &SubmitArgs,
     input: &[u8],
     caller: &Caller,
+    trusted: bool,
 ) -> Result<Composed, Failure> {
     let message = normalize(input, args.ignore_dots);
     if message.is_empty() {
@@ -210,11 +219,17 @@ pub fn compose(
     let (mut headers, body_at) = spool::split_message(&message);
     let qualify_domain = cfg.qualify_domain.as_str();
 
-    let sender = match args.sender.as_deref().map(str::trim) {
-        Some("<>") | Some("") => String::new(),
-        Some(s) => qualify(strip_angles(s), qualify_domain),
-        None => format!("{}@{qualify_domain}", caller.login),
+    let asked = match args.sender.as_deref().map(str::trim) {
+        Some("<>") | Some("") => Some(String::new()),
+        Some(s) => Some(qualify(strip_angles(s), qualify_domain)),
+        None => None,
     };
+    let (sender, set_untrusted) = local_sender::sender(
+        asked,
+        trusted,
+        &cfg.untrusted_set_sender,
+        &format!("{}@{qualify_domain}", caller.login),
+    );
     let given: Vec<String> = args
         .recipients
         .iter()
@@ -257,6 +272,8 @@ pub fn compose(
         headers,
         body_at,
         sender,
+        untrusted: !trusted,
+        set_untrusted,
         recipients,
     })
 }
@@ -274,6 +291,8 @@ pub fn submit(
         mut headers,
         body_at,
         sender,
+        untrusted,
+        set_untrusted,
         mut recipients,
     } = composed;
     let cfg = &app.cfg;
@@ -320,9 +339,28 @@ pub fn submit(
             crate::clock::rfc5322(now)
         )));
     }
+    if untrusted {
+        // The From: the message now carries (its own, or the one added).
+        let from: Vec<String> = out
+            .iter()
+            .filter(|h| !h.is_deleted() && h.is("from"))
+            .flat_map(|h| address_list(&header_value(&h.text)))
+            .collect();
+        let login_address = format!("{}@{qualify_domain}", caller.login);
+        if let Some(h) = local_sender::fix_headers(
+            &mut out,
+            &from,
+            &login_address,
+            cfg.local_sender_retain,
+            cfg.local_from_check,
+        ) {
+            out.push(h);
+        }
+    }
 
     let mut env = Envelope::new(sender.clone(), &[]);
     env.caller = caller.clone();
+    env.sender_set_untrusted = set_untrusted;
     let origin = &args.origin;
     env.protocol = Some(origin.protocol.clone().unwrap_or_else(|| "local".into()));
     env.local = true;

@@ -1,0 +1,202 @@
+//! Local sender rules, as Exim's: an untrusted user (here `nobody`, run
+//! with setpriv) cannot set the envelope sender with `-f` (except `<>`, or
+//! what `untrusted_set_sender` allows, which `-bp` then marks with the
+//! login); a `Sender:` header they wrote is removed and `Sender:
+//! login@qualify_domain` added when `From:` is another address. Root and
+//! `trusted_users` may set any sender.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_exit, maildir_messages, run_with_input};
+
+/// A data directory and configuration `nobody` can use, and the binary
+/// copied where `nobody` can run it.
+struct Open {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    config: PathBuf,
+    bin: PathBuf,
+}
+
+fn open(config: &str) -> Open {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-open")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, PermissionsExt::from_mode(0o777)).unwrap();
+    let conf = dir.path().join("sluice.toml");
+    std::fs::write(
+        &conf,
+        format!("primary_hostname = \"host.test\"\nlocal_domains = [\"host.test\"]\n{config}"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, PermissionsExt::from_mode(0o644)).unwrap();
+    let bin = dir.path().join("sluice");
+    std::fs::copy(common::sluice_bin(), &bin).unwrap();
+    Open {
+        _dir: dir,
+        home,
+        config: conf,
+        bin,
+    }
+}
+
+/// Runs the binary as `nobody` (or as root with `as_root`).
+fn submit(o: &Open, as_root: bool, args: &[&str], message: &[u8]) -> std::process::Output {
+    let mut cmd = if as_root {
+        Command::new(&o.bin)
+    } else {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&o.bin);
+        c
+    };
+    cmd.args(args)
+        .env("SLUICE_HOME", &o.home)
+        .env("SLUICE_CONFIG", &o.config)
+        .env_remove("SLUICE_SET");
+    run_with_input(&mut cmd, message)
+}
+
+fn bp(o: &Open) -> String {
+    let out = submit(o, true, &["-bp"], b"");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn usable() -> bool {
+    let ok = common::is_root() && common::have("setpriv");
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root and setpriv under CI=true"
+        );
+        eprintln!("skipped: needs root and setpriv (util-linux)");
+    }
+    ok
+}
+
+fn delivered(home: &Path, local: &str) -> Vec<String> {
+    maildir_messages(&home.join("mail/host.test").join(local))
+        .into_iter()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .collect()
+}
+
+#[test]
+fn an_untrusted_user_cannot_set_the_sender() {
+    if !usable() {
+        return;
+    }
+    let o = open("");
+    let forged = b"From: The Boss <boss@corp.example>\nSender: forged@corp.example\nSubject: from nobody\n\nhello\n";
+    let out = submit(
+        &o,
+        false,
+        &["-odi", "-f", "boss@corp.example", "bob@host.test"],
+        forged,
+    );
+    assert_exit(&out, 0);
+    let got = delivered(&o.home, "bob");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let m = &got[0];
+    // The envelope sender is the login's address: -f was ignored.
+    assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");
+    assert!(
+        !m.contains("forged@corp.example"),
+        "the forged Sender: is removed: {m}"
+    );
+    assert!(m.contains("\nSender: nobody@host.test\n"), "{m}");
+    let log = std::fs::read_to_string(o.home.join("log/mainlog")).unwrap();
+    assert!(
+        log.contains("<= nobody@host.test U=nobody P=local"),
+        "{log}"
+    );
+
+    // Their own address in From: needs no Sender:; <> is theirs to set.
+    let own = b"From: nobody@host.test\nSubject: own\n\nhi\n";
+    assert_exit(
+        &submit(&o, false, &["-odq", "-f", "<>", "bob@host.test"], own),
+        0,
+    );
+    let q = bp(&o);
+    assert!(q.contains(" <>\n"), "{q}");
+    assert!(!q.contains("(nobody)"), "{q}");
+}
+
+#[test]
+fn untrusted_set_sender_and_trusted_users() {
+    if !usable() {
+        return;
+    }
+    let o = open("untrusted_set_sender = [\"*@lists.host.test\"]\n");
+    let msg = b"Subject: list\n\nposted\n";
+    assert_exit(
+        &submit(
+            &o,
+            false,
+            &["-odq", "-f", "news@lists.host.test", "bob@host.test"],
+            msg,
+        ),
+        0,
+    );
+    // Allowed, and -bp names who set it.
+    let q = bp(&o);
+    assert!(q.contains("(nobody) <news@lists.host.test>"), "{q}");
+    // Not allowed: ignored.
+    assert_exit(
+        &submit(
+            &o,
+            false,
+            &["-odq", "-f", "x@elsewhere.example", "bob@host.test"],
+            msg,
+        ),
+        0,
+    );
+    let q = bp(&o);
+    assert!(q.contains(" <nobody@host.test>\n"), "{q}");
+    assert!(!q.contains("elsewhere"), "{q}");
+
+    // nobody among trusted_users: anything goes, no Sender: added.
+    let t = open("trusted_users = [\"nobody\"]\n");
+    let forged = b"From: boss@corp.example\nSubject: trusted\n\nhello\n";
+    assert_exit(
+        &submit(
+            &t,
+            false,
+            &["-odi", "-f", "boss@corp.example", "bob@host.test"],
+            forged,
+        ),
+        0,
+    );
+    let got = delivered(&t.home, "bob");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("Return-path: <boss@corp.example>\n"),
+        "{}",
+        got[0]
+    );
+    assert!(!got[0].contains("\nSender:"), "{}", got[0]);
+    // And root always.
+    let r = open("");
+    assert_exit(
+        &submit(
+            &r,
+            true,
+            &["-odq", "-f", "boss@corp.example", "bob@host.test"],
+            forged,
+        ),
+        0,
+    );
+    let q = bp(&r);
+    assert!(
+        q.contains(" <boss@corp.example>\n") && !q.contains("(root)"),
+        "{q}"
+    );
+}
