@@ -200,3 +200,22 @@ fn untrusted_set_sender_and_trusted_users() {
         "{q}"
     );
 }
+
+#[test]
+fn mail_from_under_bs_follows_the_same_rules() {
+    if !usable() {
+        return;
+    }
+    let o = open("");
+    let session = "EHLO me\r\nMAIL FROM:<boss@corp.example>\r\nRCPT TO:<bob@host.test>\r\nDATA\r\nFrom: boss@corp.example\r\nSender: forged@corp.example\r\nSubject: bs\r\n\r\nover -bs\r\n.\r\nQUIT\r\n";
+    let out = submit(&o, false, &["-bs"], session.as_bytes());
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("250 2.0.0 OK id="), "{said}");
+    let got = delivered(&o.home, "bob");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let m = &got[0];
+    assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");
+    assert!(!m.contains("forged@corp.example"), "{m}");
+    assert!(m.contains("\nSender: nobody@host.test\n"), "{m}");
+    assert!(m.contains("over -bs"), "{m}");
+}

@@ -81,6 +81,49 @@ pub fn fix_headers(
     (check && !own).then(|| Header::new(format!("Sender: {login_address}\n")))
 }
 
+/// A local submitter (`-bs`): the address their mail is from and whether
+/// they may say otherwise.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    pub login_address: String,
+    pub trusted: bool,
+}
+
+impl Submitter {
+    /// This process's real user, under `cfg`.
+    pub fn of_process(cfg: &Config) -> Submitter {
+        let caller = crate::sys::process_caller();
+        Submitter {
+            login_address: format!("{}@{}", caller.login, cfg.qualify_domain),
+            trusted: is_trusted(cfg, caller, &crate::sys::process_groups()),
+        }
+    }
+
+    /// The headers of a message they submitted, with the `Sender:` rules
+    /// applied when they are not trusted.
+    pub fn fix(&self, cfg: &Config, headers: &mut Vec<Header>) {
+        if self.trusted {
+            return;
+        }
+        let from: Vec<String> = headers
+            .iter()
+            .filter(|h| !h.is_deleted() && h.is("from"))
+            .flat_map(|h| {
+                crate::cmd::submit::address_list(&crate::cmd::submit::header_value(&h.text))
+            })
+            .collect();
+        if let Some(h) = fix_headers(
+            headers,
+            &from,
+            &self.login_address,
+            cfg.local_sender_retain,
+            cfg.local_from_check,
+        ) {
+            headers.push(h);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

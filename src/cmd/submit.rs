@@ -481,7 +481,7 @@ fn normalize(input: &[u8], ignore_dots: bool) -> Vec<u8> {
 }
 
 /// The value of a header: after the colon, unfolded.
-fn header_value(text: &[u8]) -> String {
+pub fn header_value(text: &[u8]) -> String {
     let s = String::from_utf8_lossy(text);
     let v = s.split_once(':').map_or("", |(_, v)| v);
     v.replace("\r\n", "\n")

@@ -149,10 +149,13 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
     let mut all = Vec::with_capacity(headers.len() + 1);
     all.push(Header::new(policy::received(shared, env, id.as_str())));
     all.extend(headers);
+    if let Some(local) = shared.local_submitter.get() {
+        local.fix(&cfg, &mut all);
+    }
     // The bytes a queue delivery reads back from the spool: the headers as
     // the -H file holds them, the blank line, the body.
     let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);
-    for h in &all {
+    for h in all.iter().filter(|h| !h.is_deleted()) {
         head.extend_from_slice(&h.text);
     }
     head.push(b'\n');

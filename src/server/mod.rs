@@ -77,6 +77,9 @@ pub struct Shared {
     /// Free space on the spool's and the log's filesystems, checked at MAIL.
     space: std::sync::RwLock<Arc<crate::space::SpaceCheck>>,
     connections: Mutex<Connections>,
+    /// The local user of a `-bs` session (none for the daemon): their
+    /// sender and `Sender:` rules apply to what they submit.
+    pub local_submitter: std::sync::OnceLock<crate::cmd::local_sender::Submitter>,
     /// Set when the daemon is stopping: sessions between transactions get
     /// 421 at once, a message being received is finished first.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -175,6 +178,7 @@ impl Shared {
             callouts: callout::Callouts::default(),
             space: std::sync::RwLock::new(Arc::new(crate::space::SpaceCheck::new(&app.cfg))),
             connections: Mutex::new(Connections::default()),
+            local_submitter: std::sync::OnceLock::new(),
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             session_ended: tokio::sync::Notify::new(),
@@ -355,6 +359,9 @@ pub fn run_stdio(cfg: Arc<Config>) -> i32 {
         Ok(app) => Shared::new(app, false),
         Err(code) => return code,
     };
+    let _ = shared
+        .local_submitter
+        .set(crate::cmd::local_sender::Submitter::of_process(&cfg));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -369,7 +369,28 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
 
 /// Puts an accepted message in the spool and answers `250 OK id=...` once
 /// it is durable (`451` when the spool cannot take it).
-pub async fn accept_message(shared: &Arc<Shared>, msg: Message) -> Verdict {
+pub async fn accept_message(shared: &Arc<Shared>, mut msg: Message) -> Verdict {
+    // A local (-bs) submitter who may not set this sender: MAIL FROM is
+    // ignored, as -f is.
+    if let Some(local) = shared.local_submitter.get().filter(|l| !l.trusted) {
+        let asked = msg
+            .envelope
+            .from
+            .as_ref()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let (sender, _) = crate::cmd::local_sender::sender(
+            Some(asked),
+            false,
+            &shared.cfg().untrusted_set_sender,
+            &local.login_address,
+        );
+        msg.envelope.from = if sender.is_empty() {
+            None
+        } else {
+            sender.parse().ok()
+        };
+    }
     let msg = match super::direct::deliver(shared, Box::new(msg)).await {
         super::direct::Direct::Answered(v) => return v,
         super::direct::Direct::Spool(msg) => *msg,
@@ -426,6 +447,9 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
     let mut all = Vec::with_capacity(headers.len() + 1);
     all.push(Header::new(received(shared, env, id.as_str())));
     all.extend(headers);
+    if let Some(local) = shared.local_submitter.get() {
+        local.fix(&shared.cfg(), &mut all);
+    }
     let from = env
         .from
         .as_ref()
