@@ -22,6 +22,7 @@ mod remote;
 mod retry;
 mod router;
 mod server;
+mod stats;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;
@@ -62,6 +63,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses, false),
         cli::Mode::Verify(addresses) => router::run_address_test(&cfg, &addresses, true),
         cli::Mode::LogCheck { files, json } => cmd::log_check::run(&cfg, &files, json),
+        cli::Mode::Stats(args) => cmd::stats::run(&cfg, &args),
         cli::Mode::Serve(opts) => server::run(cfg, opts),
         cli::Mode::SmtpStdio => server::run_stdio(cfg),
         cli::Mode::Submit(args) => cmd::submit::run(&cfg, &args),
