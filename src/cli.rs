@@ -34,6 +34,8 @@ pub enum Mode {
     Verify(Vec<String>),
     /// `sluice log check [LOG...]`: read logs with the log parser.
     LogCheck { files: Vec<PathBuf>, json: bool },
+    /// `sluice stats [LOG...]`: mail statistics (eximstats).
+    Stats(crate::cmd::stats::StatsArgs),
     /// `sluice submit` / `sendmail` / `-bm`: queue a message from stdin.
     Submit(crate::cmd::submit::SubmitArgs),
     /// `sluice queue ...` / `-bp`, `-bpc`, `-Mvl`, `-Mrm`...: the queue commands.
@@ -127,6 +129,10 @@ enum Command {
         #[command(subcommand)]
         command: LogCli,
     },
+    /// Mail statistics from main logs, as eximstats reports them: totals,
+    /// transports, messages per hour and day, time on the queue, relays, top
+    /// hosts, domains, users and addresses, rejections and errors.
+    Stats(crate::cmd::stats::StatsArgs),
     /// Print the effective configuration (or check it).
     Config {
         /// Only check the configuration; print nothing when it is valid.
@@ -284,6 +290,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         Command::Log {
             command: LogCli::Check { json, files },
         } => Mode::LogCheck { files, json },
+        Command::Stats(a) => Mode::Stats(a),
         Command::Serve {
             listen,
             queue_interval,

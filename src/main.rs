@@ -23,6 +23,7 @@ mod retry;
 mod router;
 mod server;
 mod space;
+mod stats;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;
@@ -63,6 +64,7 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
         cli::Mode::Route(addresses) => router::run_address_test(&cfg, &addresses, false),
         cli::Mode::Verify(addresses) => router::run_address_test(&cfg, &addresses, true),
         cli::Mode::LogCheck { files, json } => cmd::log_check::run(&cfg, &files, json),
+        cli::Mode::Stats(args) => cmd::stats::run(&cfg, &args),
         cli::Mode::Serve(mut opts) => {
             opts.sources = inv.sources.clone();
             server::run(cfg, opts)

@@ -8,6 +8,7 @@ pub mod log_check;
 pub mod queue;
 pub mod queue_run;
 pub mod sendmail_args;
+pub mod stats;
 pub mod submit;
 
 /// A command's failure: its exit code (sysexits) and the one line said on

@@ -51,6 +51,18 @@ pub fn entries(text: &str) -> Vec<Entry<'_>> {
 
 /// A whole line; `None` when it does not start with a time stamp.
 pub fn line(text: &str) -> Option<Line> {
+    let (stamp, pid, rest) = split(text)?;
+    Some(Line {
+        stamp,
+        pid,
+        event: event(rest),
+    })
+}
+
+/// A line's stamp and pid, and the event's text after them, unparsed: for
+/// a reader that looks at the text as well as the event (`sluice stats`
+/// names errors and rejections by their text, as eximstats does).
+pub fn split(text: &str) -> Option<(Stamp, Option<u32>, &str)> {
     let text = text.strip_suffix('\n').unwrap_or(text);
     let (stamp, rest) = stamp(text)?;
     let (pid, rest) = match rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
@@ -59,11 +71,7 @@ pub fn line(text: &str) -> Option<Line> {
         }
         _ => (None, rest),
     };
-    Some(Line {
-        stamp,
-        pid,
-        event: event(rest),
-    })
+    Some((stamp, pid, rest))
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.mmm][ ±hhmm] `; returns the stamp and the rest.

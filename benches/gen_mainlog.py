@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Writes a synthetic Exim-format main log to stdout (or a file), for
+`sluice stats` benchmarks and tests.
+
+    gen_mainlog.py [-n MESSAGES] [--classic] [--seed N] [--days D] [-o FILE]
+
+The log has the shapes a busy relay writes: arrivals from many hosts and
+senders, local deliveries (`=> user <user@domain>`), remote deliveries with
+`->` for further recipients of one transaction, deferrals (`==`) later
+delivered or failed, failures (`**`) followed by a bounce (`<= <>`),
+rejections without a message ID, and some messages that never complete
+(still on the queue when the log ends). Lines of different messages
+interleave as they do in a real log. The output depends only on the
+arguments, so two runs write the same bytes.
+
+IDs are Exim 4.97's long form (23 characters, Sluice's default) unless
+`--classic` asks for the 16-character form that eximstats 4.96 reads.
+"""
+
+import argparse
+import calendar
+import heapq
+import random
+import sys
+import time
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(n, width):
+    out = []
+    for _ in range(width):
+        out.append(B62[n % 62])
+        n //= 62
+    return "".join(reversed(out))
+
+
+def message_id(secs, pid, frac, classic):
+    if classic:
+        return "%s-%s-%s" % (base62(secs, 6), base62(pid, 6), base62(frac, 2))
+    return "%s-%s-%s" % (base62(secs, 6), base62(pid, 11), base62(frac, 4))
+
+
+class Stamps:
+    """Formats epoch seconds as log stamps (UTC), one strftime per second."""
+
+    def __init__(self):
+        self.last = None
+        self.text = ""
+
+    def __call__(self, secs):
+        if secs != self.last:
+            self.last = secs
+            self.text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs))
+        return self.text
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--messages", type=int, default=10000)
+    ap.add_argument("--classic", action="store_true", help="16-character IDs")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--days", type=float, default=2.0, help="time the log spans")
+    ap.add_argument("--start", default="2026-11-23 00:00:00", help="first stamp (UTC)")
+    ap.add_argument("-o", "--output", help="file to write (default stdout)")
+    args = ap.parse_args()
+
+    rnd = random.Random(args.seed)
+    out = open(args.output, "w") if args.output else sys.stdout
+    start = calendar.timegm(time.strptime(args.start, "%Y-%m-%d %H:%M:%S"))
+    n = max(args.messages, 1)
+    step = args.days * 86400.0 / n
+    stamp = Stamps()
+
+    hosts = 5000
+    senders = 20000
+    rcpt_domains = 300
+    locals_ = 2000
+
+    # Lines waiting for their time: (secs, seq, text).
+    pending = []
+    seq = 0
+    buf = []
+
+    def later(secs, text):
+        nonlocal seq
+        seq += 1
+        heapq.heappush(pending, (secs, seq, text))
+
+    def flush_until(secs):
+        while pending and pending[0][0] <= secs:
+            s, _, text = heapq.heappop(pending)
+            buf.append("%s %s\n" % (stamp(s), text))
+        if len(buf) > 4096:
+            out.write("".join(buf))
+            buf.clear()
+
+    pid = 1000
+    for i in range(n):
+        now = int(start + i * step)
+        flush_until(now)
+        if i % 97 == 0:
+            pid += 1
+        mid = message_id(now, pid, i % 3844 if args.classic else i % 14776336, args.classic)
+        h = rnd.randrange(hosts)
+        s = rnd.randrange(senders)
+        size = rnd.randrange(300, 60000)
+        if rnd.random() < 0.85:
+            origin = "H=(mx%d.sender%d.example) [10.%d.%d.%d] P=esmtp" % (
+                h, h % 400, h % 250, (h // 250) % 250, h % 7 + 1)
+        else:
+            origin = "U=user%d P=local" % (s % 300)
+        sender = "s%d@sender%d.example" % (s, s % 700)
+        buf.append("%s %s <= %s %s S=%d id=%d.%d@sender.example\n" % (
+            stamp(now), mid, sender, origin, size, i, s))
+
+        if i % 41 == 0:
+            buf.append("%s H=(bad%d.example) [192.0.2.%d] F=<x%d@spam.example> rejected RCPT <nobody%d@local.example>: relay not permitted\n" % (
+                stamp(now), h % 50, h % 200 + 1, s, i % 10))
+        if i % 173 == 0:
+            buf.append("%s H=(c%d.example) [198.51.100.%d] F=<y%d@ok.example> temporarily rejected RCPT <full%d@local.example>: Mailbox full, try again later\n" % (
+                stamp(now), h % 30, h % 100 + 1, s, i % 7))
+
+        t = now + rnd.randrange(0, 3)
+        fate = rnd.random()
+        nrcpt = 1 + (i % 4 == 0) + (i % 16 == 0)
+        if fate < 0.5:
+            # Local deliveries.
+            for k in range(nrcpt):
+                u = (s + k * 7) % locals_
+                later(t, "%s => u%d <u%d@local%d.example> R=virtual_mailbox T=maildir_delivery" % (mid, u, u, u % 5))
+            later(t, "%s Completed" % mid)
+        elif fate < 0.85:
+            # One remote transaction, further recipients with ->.
+            d = rnd.randrange(rcpt_domains)
+            host = "H=mx.dest%d.example [203.0.113.%d]" % (d, d % 250 + 1)
+            for k in range(nrcpt):
+                flag = "=>" if k == 0 else "->"
+                later(t, "%s %s r%d@dest%d.example R=dnslookup T=remote_smtp %s C=\"250 2.0.0 OK\"" % (
+                    mid, flag, s + k, d, host))
+            later(t, "%s Completed" % mid)
+        elif fate < 0.95:
+            # Deferred, then delivered minutes to hours later.
+            d = rnd.randrange(rcpt_domains)
+            later(t, "%s == r%d@dest%d.example R=dnslookup T=remote_smtp defer (111): Connection refused" % (mid, s, d))
+            t2 = t + rnd.choice([200, 700, 1500, 4000, 15000, 30000])
+            later(t2, "%s => r%d@dest%d.example R=dnslookup T=remote_smtp H=mx.dest%d.example [203.0.113.%d] C=\"250 OK\"" % (
+                mid, s, d, d, d % 250 + 1))
+            later(t2, "%s Completed" % mid)
+        elif fate < 0.98:
+            # Failed, with a bounce delivered to the sender's host.
+            d = rnd.randrange(rcpt_domains)
+            later(t, "%s ** r%d@dest%d.example R=dnslookup T=remote_smtp H=mx.dest%d.example [203.0.113.%d]: SMTP error from remote mail server after RCPT TO:<r%d@dest%d.example>: 550 5.1.1 user unknown" % (
+                mid, s, d, d, d % 250 + 1, s, d))
+            bid = message_id(t, pid, (i + 1) % 3844 if args.classic else (i + 7) % 14776336, args.classic)
+            later(t, "%s <= <> R=%s U=mail P=local S=%d" % (bid, mid, size // 10 + 1500))
+            later(t, "%s Completed" % mid)
+            later(t + 1, "%s => %s R=dnslookup T=remote_smtp H=mx%d.sender%d.example [10.1.1.%d] C=\"250 OK\"" % (
+                bid, sender, h, h % 400, h % 7 + 1))
+            later(t + 1, "%s Completed" % bid)
+        else:
+            # Never completed: deferred until the log ends.
+            later(t, "%s == r%d@slow.example R=dnslookup T=remote_smtp defer (-44) H=mx.slow.example [203.0.113.250]: SMTP error from remote mail server after RCPT TO:<r%d@slow.example>: 451 4.7.1 try again later" % (mid, s, s))
+
+    flush_until(float("inf"))
+    out.write("".join(buf))
+    out.flush()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,813 @@
+//! Mail statistics from Exim-format main logs: what `sluice stats` counts.
+//!
+//! The figures are eximstats's, with its definitions (docs/stats.md says
+//! where they differ and why). A [`Tally`] reads lines one at a time with
+//! the log parser and keeps two kinds of state:
+//!
+//! - counters and tables by key (hosts, domains, addresses, transports,
+//!   hours, days, rejection reasons, error texts): they only grow with
+//!   the number of distinct keys;
+//! - per message, only while the message is open (from its first line to
+//!   `Completed`): its arrival's size and time and a few flags. A message
+//!   is closed ("settled") at `Completed`, or at the end of the input.
+//!
+//! Memory is therefore bounded by distinct keys plus open messages, never
+//! by the length of the log.
+//!
+//! Tallies of consecutive pieces of a log merge ([`Tally::merge`]): that is
+//! how chunks parsed on several threads become one report. A message can
+//! span pieces, so a delivery whose message arrived in an earlier piece is
+//! kept with the message ("pending") until the merge brings the arrival's
+//! size; a `Completed` is settled as soon as everything before it is known.
+
+pub mod html;
+pub mod read;
+pub mod reject;
+pub mod report;
+pub mod svg;
+pub mod text;
+pub mod zone;
+
+use std::collections::{BTreeMap, HashMap};
+
+use spool::MessageId;
+
+use crate::log::parse;
+use crate::log::{Address, Host, Kind};
+use report::{
+    Day, League, QUEUE_LIMITS, Relay, Report, Tallied, Top, Transport, all_counts, top_counts,
+};
+use zone::{Clock, Zone};
+
+/// What to count.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Lines without an offset are in this zone; the report is shown in it.
+    pub zone: Zone,
+    /// Only lines at or after this instant (Unix seconds).
+    pub from: Option<i64>,
+    /// Only lines before this instant.
+    pub to: Option<i64>,
+}
+
+/// A table by key.
+type Table = HashMap<Box<str>, Tallied>;
+
+/// The four league tables of one direction.
+#[derive(Debug, Default)]
+struct Leagues {
+    hosts: Table,
+    domains: Table,
+    addresses: Table,
+    local: Table,
+}
+
+/// A message between its first line and its settlement.
+#[derive(Debug, Default)]
+struct Open {
+    arrival: Option<Arrived>,
+    /// At least one delivery to a remote host.
+    remote: bool,
+    deferred: bool,
+    failed: bool,
+    /// The instant of its `Completed`.
+    completed: Option<i64>,
+    /// Deliveries seen before the arrival: their volume waits for its size.
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug)]
+struct Arrived {
+    size: u64,
+    at: i64,
+    /// `host[ip] sender`, lowercased, for an arrival from a remote host:
+    /// the first half of a relay.
+    relay_from: Option<Box<str>>,
+}
+
+/// A delivery's keys, to add the message's size to when it is known.
+#[derive(Debug)]
+struct Pending {
+    transport: Box<str>,
+    host: Box<str>,
+    domain: Box<str>,
+    address: Box<str>,
+    local: Option<Box<str>>,
+    /// `host[ip] recipient` when the delivery can be a relay.
+    relay_to: Option<Box<str>>,
+}
+
+/// Counts for one piece of a log (or all of it).
+#[derive(Debug)]
+pub struct Tally {
+    opts: Options,
+    clock: Clock,
+    /// Nothing comes before this piece: a `Completed` whose arrival it has
+    /// not seen can be settled at once.
+    first: bool,
+    lines: u64,
+    /// First and last instant counted.
+    span: Option<(i64, i64)>,
+    received_messages: u64,
+    received_bytes: u64,
+    delivered_messages: u64,
+    delivered_addresses: u64,
+    delivered_bytes: u64,
+    delayed_messages: u64,
+    deferred_addresses: u64,
+    failed_messages: u64,
+    failed_addresses: u64,
+    transports: HashMap<Box<str>, Tallied>,
+    /// Received, delivered, deferred, failed per hour of the day.
+    per_hour: [[u64; 24]; 4],
+    per_day: BTreeMap<i64, [u64; 4]>,
+    queue_all: [u64; QUEUE_LIMITS.len() + 1],
+    queue_remote: [u64; QUEUE_LIMITS.len() + 1],
+    sending: Leagues,
+    destinations: Leagues,
+    relayed: HashMap<(Box<str>, Box<str>), u64>,
+    rejection_reasons: HashMap<Box<str>, u64>,
+    rejected_hosts: HashMap<Box<str>, u64>,
+    temporary_reasons: HashMap<Box<str>, u64>,
+    temporarily_rejected_hosts: HashMap<Box<str>, u64>,
+    errors: HashMap<Box<str>, u64>,
+    open: HashMap<MessageId, Open>,
+}
+
+const RECEIVED: usize = 0;
+const DELIVERED: usize = 1;
+const DEFERRED: usize = 2;
+const FAILED: usize = 3;
+
+/// Adds to the entry for `key`, allocating the key only when it is new.
+fn bump(table: &mut Table, key: &str, messages: u64, addresses: u64, bytes: u64) {
+    let e = match table.get_mut(key) {
+        Some(e) => e,
+        None => table.entry(key.into()).or_default(),
+    };
+    e.messages += messages;
+    e.addresses += addresses;
+    e.bytes += bytes;
+}
+
+fn count(map: &mut HashMap<Box<str>, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.into(), 1);
+        }
+    }
+}
+
+fn add_table(into: &mut Table, from: Table) {
+    for (k, v) in from {
+        let e = into.entry(k).or_default();
+        e.messages += v.messages;
+        e.addresses += v.addresses;
+        e.bytes += v.bytes;
+    }
+}
+
+fn add_counts<K: std::hash::Hash + Eq>(into: &mut HashMap<K, u64>, from: HashMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(k).or_default() += v;
+    }
+}
+
+/// eximstats's key for a host: the text after `H=` up to the first space:
+/// the name, else `(helo)`, else `[ip]` with its port.
+fn host_key(h: &Host) -> String {
+    if let Some(n) = &h.name {
+        n.clone()
+    } else if let Some(helo) = &h.helo {
+        format!("({helo})")
+    } else {
+        match h.port {
+            Some(p) => format!("[{}]:{p}", h.ip),
+            None => format!("[{}]", h.ip),
+        }
+    }
+}
+
+/// `[ip]`, or eximstats's `local` for a host without an address.
+fn host_ip(h: &Host) -> String {
+    if h.ip.is_empty() {
+        "local".to_string()
+    } else {
+        format!("[{}]", h.ip)
+    }
+}
+
+/// The domain of an address, lowercased; `<>` for the null sender, empty
+/// for an address without one.
+fn domain_of(address: &str) -> String {
+    if address.is_empty() {
+        return "<>".to_string();
+    }
+    match address.rsplit_once('@') {
+        Some((_, d)) => d.to_ascii_lowercase(),
+        None => String::new(),
+    }
+}
+
+/// The key of a local delivery: the logged local part, with the
+/// recipient for a file or pipe (`/var/mail/x <x@example>`).
+fn local_key(a: &Address) -> String {
+    match &a.original {
+        Some(o) if a.address.starts_with(['/', '|']) => format!("{} <{o}>", a.address),
+        _ => a.address.clone(),
+    }
+}
+
+impl Tally {
+    /// A tally for the first piece of the input (or all of it).
+    pub fn new(opts: Options) -> Tally {
+        Tally {
+            opts,
+            clock: Clock::new(opts.zone),
+            first: true,
+            lines: 0,
+            span: None,
+            received_messages: 0,
+            received_bytes: 0,
+            delivered_messages: 0,
+            delivered_addresses: 0,
+            delivered_bytes: 0,
+            delayed_messages: 0,
+            deferred_addresses: 0,
+            failed_messages: 0,
+            failed_addresses: 0,
+            transports: HashMap::new(),
+            per_hour: [[0; 24]; 4],
+            per_day: BTreeMap::new(),
+            queue_all: [0; QUEUE_LIMITS.len() + 1],
+            queue_remote: [0; QUEUE_LIMITS.len() + 1],
+            sending: Leagues::default(),
+            destinations: Leagues::default(),
+            relayed: HashMap::new(),
+            rejection_reasons: HashMap::new(),
+            rejected_hosts: HashMap::new(),
+            temporary_reasons: HashMap::new(),
+            temporarily_rejected_hosts: HashMap::new(),
+            errors: HashMap::new(),
+            open: HashMap::new(),
+        }
+    }
+
+    /// A tally for a later piece, to be merged after the earlier ones.
+    pub fn later(opts: Options) -> Tally {
+        Tally {
+            first: false,
+            ..Tally::new(opts)
+        }
+    }
+
+    /// Counts one line (with or without its newline). Lines that are not
+    /// log lines (rejectlog's header blocks, garbage) count only as read.
+    pub fn line(&mut self, text: &str) {
+        self.lines += 1;
+        let Some((stamp, _pid, rest)) = parse::split(text) else {
+            return;
+        };
+        let Some(civil) = zone::civil_seconds(&stamp.time) else {
+            return;
+        };
+        let written = stamp.zone.as_deref().and_then(zone::offset);
+        let at = self.clock.instant(civil, written);
+        if self.opts.from.is_some_and(|f| at < f) || self.opts.to.is_some_and(|t| at >= t) {
+            return;
+        }
+        // A line in the report's own zone is shown as written.
+        let shown = match written {
+            None => civil,
+            Some(_) => self.clock.civil(at),
+        };
+        let hour = (shown.rem_euclid(86400) / 3600) as usize;
+        let day = shown.div_euclid(86400);
+        let event = parse::event(rest);
+        // The text after the message ID: what errors and rejections are
+        // named by.
+        let after_id = match &event.id {
+            Some(id) => rest.get(id.as_str().len() + 1..).unwrap_or(""),
+            None => rest,
+        };
+        let counted = match (event.kind, event.id) {
+            (Kind::Arrival(a), Some(id)) if !a.fake_reject => {
+                self.arrival(id, &a, at, hour, day);
+                true
+            }
+            (Kind::Delivered(d), Some(id)) => {
+                use crate::log::event::DeliveryFlag;
+                match d.flag {
+                    DeliveryFlag::First => {
+                        self.delivery(id, &d, hour, day);
+                        if d.transport.is_none() {
+                            // eximstats counts a delivery without a
+                            // transport (:blackhole:) as a rejection too.
+                            self.rejection(after_id);
+                        }
+                        true
+                    }
+                    DeliveryFlag::More => {
+                        self.more(&d);
+                        true
+                    }
+                    // eximstats does not count cutthrough (`>>`) or
+                    // suppressed (`*>`) deliveries.
+                    DeliveryFlag::Cutthrough | DeliveryFlag::Suppressed => false,
+                }
+            }
+            (Kind::Deferred(_), id) => {
+                self.deferred_addresses += 1;
+                self.per_hour[DEFERRED][hour] += 1;
+                self.per_day.entry(day).or_default()[DEFERRED] += 1;
+                if let Some(id) = id {
+                    self.open.entry(id).or_default().deferred = true;
+                }
+                true
+            }
+            (Kind::Failed(_), id) => {
+                self.failed_addresses += 1;
+                self.per_hour[FAILED][hour] += 1;
+                self.per_day.entry(day).or_default()[FAILED] += 1;
+                let text = after_id.strip_prefix("** ").unwrap_or(after_id);
+                count(&mut self.errors, text);
+                if let Some(id) = id {
+                    self.open.entry(id).or_default().failed = true;
+                }
+                true
+            }
+            (Kind::Completed(_), Some(id)) => {
+                self.completed(id, at);
+                true
+            }
+            (Kind::Rejected(_), _) => {
+                self.rejection(after_id);
+                true
+            }
+            (Kind::Arrival(_) | Kind::Delivered(_) | Kind::Completed(_), None) => false,
+            (Kind::Arrival(_), Some(_)) => {
+                // A fake reject (`(=`) is no arrival; eximstats counts it
+                // as a rejection when it says why.
+                self.reject_if_refusal(after_id)
+            }
+            (Kind::Frozen { .. } | Kind::Operator { .. } | Kind::Other(_), _) => {
+                self.reject_if_refusal(after_id)
+            }
+        };
+        if counted {
+            self.span = Some(match self.span {
+                None => (at, at),
+                Some((a, b)) => (a.min(at), b.max(at)),
+            });
+        }
+    }
+
+    /// A line eximstats reads as no message event counts as a rejection
+    /// when it mentions one (`SMTP call ... dropped`, `connection refused`).
+    fn reject_if_refusal(&mut self, text: &str) -> bool {
+        if reject::is_rejection(text) {
+            self.rejection(text);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn rejection(&mut self, text: &str) {
+        let r = reject::classify(text);
+        if r.temporary {
+            count(&mut self.temporary_reasons, &r.reason);
+            count(&mut self.temporarily_rejected_hosts, &r.ip);
+        } else {
+            count(&mut self.rejection_reasons, &r.reason);
+            count(&mut self.rejected_hosts, &r.ip);
+        }
+    }
+
+    fn arrival(&mut self, id: MessageId, a: &crate::log::Arrival, at: i64, hour: usize, day: i64) {
+        let size = a.size;
+        self.received_messages += 1;
+        self.received_bytes += size;
+        self.per_hour[RECEIVED][hour] += 1;
+        self.per_day.entry(day).or_default()[RECEIVED] += 1;
+        let host = a.host.as_ref().map(host_key);
+        let s = &mut self.sending;
+        bump(&mut s.hosts, host.as_deref().unwrap_or("local"), 1, 1, size);
+        bump(&mut s.domains, &domain_of(&a.sender), 1, 1, size);
+        let sender = if a.sender.is_empty() { "<>" } else { &a.sender };
+        bump(&mut s.addresses, sender, 1, 1, size);
+        if a.host.is_none()
+            && let Some(user) = &a.ident
+        {
+            bump(&mut s.local, user, 1, 1, size);
+        }
+        let relay_from = match (&host, &a.host) {
+            (Some(k), Some(h)) => Some(
+                format!("{k}{} {sender}", host_ip(h))
+                    .to_lowercase()
+                    .into_boxed_str(),
+            ),
+            _ => None,
+        };
+        let open = self.open.entry(id).or_default();
+        open.arrival = Some(Arrived {
+            size,
+            at,
+            relay_from,
+        });
+        if !open.pending.is_empty() {
+            let mut o = std::mem::take(open);
+            self.resolve(&mut o);
+            if let Some(slot) = self.open.get_mut(&id) {
+                *slot = o;
+            }
+        }
+    }
+
+    fn delivery(&mut self, id: MessageId, d: &crate::log::Delivered, hour: usize, day: i64) {
+        self.delivered_messages += 1;
+        self.delivered_addresses += 1;
+        self.per_hour[DELIVERED][hour] += 1;
+        self.per_day.entry(day).or_default()[DELIVERED] += 1;
+        let transport = d.transport.as_deref().unwrap_or(":blackhole:");
+        let host = d.host.as_ref().map(host_key);
+        let recipient = d.address.original.as_ref().unwrap_or(&d.address.address);
+        let domain = domain_of(recipient);
+        let local = d.host.is_none().then(|| local_key(&d.address));
+        // A relay: delivered to a remote host under the address it came
+        // for (no redirection in between).
+        let relay_to = match (&host, &d.host) {
+            (Some(k), Some(h))
+                if d.address
+                    .original
+                    .as_ref()
+                    .is_none_or(|o| o.eq_ignore_ascii_case(&d.address.address)) =>
+            {
+                Some(
+                    format!(
+                        "{}{} {}",
+                        k.to_lowercase(),
+                        host_ip(h),
+                        d.address.address.to_lowercase()
+                    )
+                    .into_boxed_str(),
+                )
+            }
+            _ => None,
+        };
+        let host = host.as_deref().unwrap_or("local");
+        let open = self.open.entry(id).or_default();
+        open.remote |= d.host.is_some();
+        let known = open
+            .arrival
+            .as_ref()
+            .map(|a| (a.size, a.relay_from.clone()));
+        match known {
+            Some((size, from)) => {
+                self.delivered_bytes += size;
+                bump(&mut self.transports, transport, 1, 1, size);
+                let t = &mut self.destinations;
+                bump(&mut t.hosts, host, 1, 1, size);
+                bump(&mut t.domains, &domain, 1, 1, size);
+                bump(&mut t.addresses, recipient, 1, 1, size);
+                if let Some(l) = &local {
+                    bump(&mut t.local, l, 1, 1, size);
+                }
+                if let (Some(from), Some(to)) = (from, relay_to) {
+                    *self.relayed.entry((from, to)).or_default() += 1;
+                }
+            }
+            None => {
+                // The counts now, the volume when the size is known.
+                bump(&mut self.transports, transport, 1, 1, 0);
+                let t = &mut self.destinations;
+                bump(&mut t.hosts, host, 1, 1, 0);
+                bump(&mut t.domains, &domain, 1, 1, 0);
+                bump(&mut t.addresses, recipient, 1, 1, 0);
+                if let Some(l) = &local {
+                    bump(&mut t.local, l, 1, 1, 0);
+                }
+                open.pending.push(Pending {
+                    transport: transport.into(),
+                    host: host.into(),
+                    domain: domain.into(),
+                    address: recipient.as_str().into(),
+                    local: local.map(String::into_boxed_str),
+                    relay_to,
+                });
+            }
+        }
+    }
+
+    /// `->`: another address of the same delivery; no volume.
+    fn more(&mut self, d: &crate::log::Delivered) {
+        self.delivered_addresses += 1;
+        let host = d.host.as_ref().map(host_key);
+        let recipient = d.address.original.as_ref().unwrap_or(&d.address.address);
+        let t = &mut self.destinations;
+        bump(&mut t.hosts, host.as_deref().unwrap_or("local"), 0, 1, 0);
+        bump(&mut t.domains, &domain_of(recipient), 0, 1, 0);
+        bump(&mut t.addresses, recipient, 0, 1, 0);
+        if d.host.is_none() {
+            bump(&mut t.local, &local_key(&d.address), 0, 1, 0);
+        }
+    }
+
+    fn completed(&mut self, id: MessageId, at: i64) {
+        let open = self.open.entry(id).or_default();
+        open.completed = Some(at);
+        if (open.arrival.is_some() || self.first)
+            && let Some(o) = self.open.remove(&id)
+        {
+            self.settle(id, o);
+        }
+    }
+
+    /// Adds the volume of deliveries that waited for the arrival.
+    fn resolve(&mut self, o: &mut Open) {
+        let (size, from) = match &o.arrival {
+            Some(a) => (a.size, a.relay_from.clone()),
+            None => (0, None),
+        };
+        for p in o.pending.drain(..) {
+            self.delivered_bytes += size;
+            bump(&mut self.transports, &p.transport, 0, 0, size);
+            let t = &mut self.destinations;
+            bump(&mut t.hosts, &p.host, 0, 0, size);
+            bump(&mut t.domains, &p.domain, 0, 0, size);
+            bump(&mut t.addresses, &p.address, 0, 0, size);
+            if let Some(l) = &p.local {
+                bump(&mut t.local, l, 0, 0, size);
+            }
+            if let (Some(from), Some(to)) = (&from, p.relay_to) {
+                *self.relayed.entry((from.clone(), to)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Closes a message: its volume, whether it was delayed or failed,
+    /// its time on the queue.
+    fn settle(&mut self, id: MessageId, mut o: Open) {
+        self.resolve(&mut o);
+        if o.arrival.is_some() {
+            self.delayed_messages += u64::from(o.deferred);
+            self.failed_messages += u64::from(o.failed);
+        }
+        if let Some(done) = o.completed {
+            // Without its arrival line, a message's ID says when it
+            // arrived (eximstats does the same).
+            let start = o.arrival.as_ref().map_or(id.time() as i64, |a| a.at);
+            let queued = done - start;
+            let i = QUEUE_LIMITS
+                .iter()
+                .position(|&l| queued < l as i64)
+                .unwrap_or(QUEUE_LIMITS.len());
+            self.queue_all[i] += 1;
+            if o.remote {
+                self.queue_remote[i] += 1;
+            }
+        }
+    }
+
+    /// Adds `later`, the tally of the piece of input that follows this
+    /// one's.
+    pub fn merge(&mut self, later: Tally) {
+        let Tally {
+            lines,
+            span,
+            received_messages,
+            received_bytes,
+            delivered_messages,
+            delivered_addresses,
+            delivered_bytes,
+            delayed_messages,
+            deferred_addresses,
+            failed_messages,
+            failed_addresses,
+            transports,
+            per_hour,
+            per_day,
+            queue_all,
+            queue_remote,
+            sending,
+            destinations,
+            relayed,
+            rejection_reasons,
+            rejected_hosts,
+            temporary_reasons,
+            temporarily_rejected_hosts,
+            errors,
+            open,
+            ..
+        } = later;
+        self.lines += lines;
+        self.span = match (self.span, span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (x, y) => x.or(y),
+        };
+        self.received_messages += received_messages;
+        self.received_bytes += received_bytes;
+        self.delivered_messages += delivered_messages;
+        self.delivered_addresses += delivered_addresses;
+        self.delivered_bytes += delivered_bytes;
+        self.delayed_messages += delayed_messages;
+        self.deferred_addresses += deferred_addresses;
+        self.failed_messages += failed_messages;
+        self.failed_addresses += failed_addresses;
+        add_table(&mut self.transports, transports);
+        for (mine, theirs) in self.per_hour.iter_mut().zip(per_hour) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+        for (d, v) in per_day {
+            let e = self.per_day.entry(d).or_default();
+            for (a, b) in e.iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        for (a, b) in self.queue_all.iter_mut().zip(queue_all) {
+            *a += b;
+        }
+        for (a, b) in self.queue_remote.iter_mut().zip(queue_remote) {
+            *a += b;
+        }
+        for (mine, theirs) in [
+            (&mut self.sending, sending),
+            (&mut self.destinations, destinations),
+        ] {
+            add_table(&mut mine.hosts, theirs.hosts);
+            add_table(&mut mine.domains, theirs.domains);
+            add_table(&mut mine.addresses, theirs.addresses);
+            add_table(&mut mine.local, theirs.local);
+        }
+        add_counts(&mut self.relayed, relayed);
+        add_counts(&mut self.rejection_reasons, rejection_reasons);
+        add_counts(&mut self.rejected_hosts, rejected_hosts);
+        add_counts(&mut self.temporary_reasons, temporary_reasons);
+        add_counts(
+            &mut self.temporarily_rejected_hosts,
+            temporarily_rejected_hosts,
+        );
+        add_counts(&mut self.errors, errors);
+        // Messages the later piece left open: join them to what this one
+        // knows of them, then settle those now complete.
+        for (id, theirs) in open {
+            let mut o = match self.open.remove(&id) {
+                Some(mine) => join(mine, theirs),
+                None => theirs,
+            };
+            if o.completed.is_some() && (o.arrival.is_some() || self.first) {
+                self.settle(id, o);
+            } else {
+                if o.arrival.is_some() {
+                    self.resolve(&mut o);
+                }
+                self.open.insert(id, o);
+            }
+        }
+    }
+
+    /// The report, after settling the messages still open.
+    pub fn finish(mut self) -> Report {
+        let open: Vec<(MessageId, Open)> = self.open.drain().collect();
+        for (id, o) in open {
+            self.settle(id, o);
+        }
+        let zone = self.opts.zone;
+        let (from, to) = match self.span {
+            Some((a, b)) => (
+                Some(zone::civil_text(self.clock.civil(a))),
+                Some(zone::civil_text(self.clock.civil(b))),
+            ),
+            None => (None, None),
+        };
+        let mut transports: Vec<Transport> = self
+            .transports
+            .iter()
+            .map(|(k, t)| Transport {
+                name: k.to_string(),
+                messages: t.messages,
+                bytes: t.bytes,
+            })
+            .collect();
+        transports.sort_by(|a, b| a.name.cmp(&b.name));
+        let league = |t: &Table, with_addresses: bool| {
+            League::of(t.iter().map(|(k, v)| (&**k, *v)), with_addresses)
+        };
+        let hosts = |t: &Table| t.values().filter(|v| v.messages > 0).count() as u64;
+        let counts = |m: &HashMap<Box<str>, u64>| top_counts(m.iter().map(|(k, v)| (&**k, *v)));
+        let sum = |m: &HashMap<Box<str>, u64>| m.values().sum::<u64>();
+        let mut relayed: Vec<Relay> = self
+            .relayed
+            .iter()
+            .map(|((from, to), n)| Relay {
+                from: from.to_string(),
+                to: to.to_string(),
+                messages: *n,
+            })
+            .collect();
+        relayed.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        Report {
+            generator: "sluice stats".to_string(),
+            zone: zone.name(self.span.map_or(0, |s| s.1)),
+            from,
+            to,
+            lines: self.lines,
+            received: report::Received {
+                messages: self.received_messages,
+                bytes: self.received_bytes,
+                hosts: hosts(&self.sending.hosts),
+            },
+            delivered: report::Delivered {
+                messages: self.delivered_messages,
+                bytes: self.delivered_bytes,
+                addresses: self.delivered_addresses,
+                hosts: hosts(&self.destinations.hosts),
+            },
+            delayed: report::Delayed {
+                messages: self.delayed_messages,
+                addresses: self.deferred_addresses,
+            },
+            failed: report::Failed {
+                messages: self.failed_messages,
+                addresses: self.failed_addresses,
+            },
+            rejected: report::Rejects {
+                messages: sum(&self.rejected_hosts),
+                hosts: self.rejected_hosts.len() as u64,
+            },
+            temporarily_rejected: report::Rejects {
+                messages: sum(&self.temporarily_rejected_hosts),
+                hosts: self.temporarily_rejected_hosts.len() as u64,
+            },
+            transports,
+            per_hour: report::PerHour {
+                received: self.per_hour[RECEIVED].to_vec(),
+                delivered: self.per_hour[DELIVERED].to_vec(),
+                deferred: self.per_hour[DEFERRED].to_vec(),
+                failed: self.per_hour[FAILED].to_vec(),
+            },
+            per_day: self
+                .per_day
+                .iter()
+                .map(|(d, v)| Day {
+                    date: zone::day_text(*d),
+                    received: v[RECEIVED],
+                    delivered: v[DELIVERED],
+                    deferred: v[DEFERRED],
+                    failed: v[FAILED],
+                })
+                .collect(),
+            queue_time: report::QueueTimes {
+                limits: QUEUE_LIMITS.to_vec(),
+                all: self.queue_all.to_vec(),
+                remote: self.queue_remote.to_vec(),
+            },
+            relayed,
+            top: Top {
+                sending_hosts: league(&self.sending.hosts, false),
+                sending_domains: league(&self.sending.domains, false),
+                sending_addresses: league(&self.sending.addresses, false),
+                local_senders: league(&self.sending.local, false),
+                host_destinations: league(&self.destinations.hosts, true),
+                domain_destinations: league(&self.destinations.domains, true),
+                address_destinations: league(&self.destinations.addresses, true),
+                local_destinations: league(&self.destinations.local, true),
+            },
+            rejection_reasons: counts(&self.rejection_reasons),
+            temporary_rejection_reasons: counts(&self.temporary_reasons),
+            rejected_hosts: counts(&self.rejected_hosts),
+            temporarily_rejected_hosts: counts(&self.temporarily_rejected_hosts),
+            errors: all_counts(self.errors.iter().map(|(k, v)| (&**k, *v))),
+        }
+    }
+}
+
+/// One message's state from two consecutive pieces.
+fn join(earlier: Open, later: Open) -> Open {
+    let mut pending = earlier.pending;
+    pending.extend(later.pending);
+    Open {
+        arrival: earlier.arrival.or(later.arrival),
+        remote: earlier.remote || later.remote,
+        deferred: earlier.deferred || later.deferred,
+        failed: earlier.failed || later.failed,
+        completed: later.completed.or(earlier.completed),
+        pending,
+    }
+}
+
+/// Counts a whole log text.
+#[cfg(test)]
+pub fn tally_text(opts: Options, text: &str) -> Report {
+    let mut t = Tally::new(opts);
+    for l in text.lines() {
+        t.line(l);
+    }
+    t.finish()
+}
+
+#[cfg(test)]
+mod tests;

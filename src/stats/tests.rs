@@ -1,0 +1,157 @@
+//! The tally against eximstats's figures for the same logs, and pieces
+//! merged against the whole.
+
+use super::zone::Zone;
+use super::*;
+
+fn opts() -> Options {
+    Options {
+        zone: Zone::Fixed(0),
+        from: None,
+        to: None,
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/exim-4.96/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// eximstats 1.61 on tests/fixtures/exim-4.96/mainlog:
+/// `Received 5528 8 2 1 12.5% 2 25.0%`, `Delivered 4960 7 7 1`,
+/// `Rejects 3 1`, one queue time under a minute for all 8 completions.
+#[test]
+fn the_exim_fixture_counts_as_eximstats_counts_it() {
+    let r = tally_text(opts(), &fixture("mainlog"));
+    assert_eq!(
+        (r.received.messages, r.received.bytes, r.received.hosts),
+        (8, 5528, 2)
+    );
+    assert_eq!((r.delayed.messages, r.failed.messages), (1, 2));
+    assert_eq!(
+        (
+            r.delivered.messages,
+            r.delivered.bytes,
+            r.delivered.addresses,
+            r.delivered.hosts
+        ),
+        (7, 4960, 7, 1)
+    );
+    assert_eq!((r.rejected.messages, r.rejected.hosts), (3, 1));
+    assert_eq!(r.queue_time.all[0], 8);
+    assert_eq!(r.queue_time.remote.iter().sum::<u64>(), 0);
+    assert_eq!(r.per_hour.received[8], 8);
+    assert_eq!(r.from.as_deref(), Some("2026-12-03 08:27:55"));
+    assert_eq!(r.to.as_deref(), Some("2026-12-03 08:28:16"));
+    let reasons: Vec<&str> = r.rejection_reasons.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "Rejected RCPT: Unrouteable address",
+            "Rejected RCPT: relay not permitted",
+            "Subject says reject me"
+        ]
+    );
+    let top = &r.top.local_destinations.by_count;
+    assert_eq!(
+        top.iter()
+            .map(|r| (r.key.as_str(), r.messages, r.bytes))
+            .collect::<Vec<_>>(),
+        [("alice", 4, 1392), ("carol", 2, 3291), ("bob", 1, 277)]
+    );
+    assert_eq!(r.errors.len(), 2);
+    assert_eq!(
+        r.errors[0].key,
+        "gone@local.test R=gone: this mailbox is gone"
+    );
+}
+
+/// However a log is cut into pieces, the merged tallies are the tally of
+/// the whole: messages whose lines fall into two pieces included.
+#[test]
+fn pieces_merge_to_the_whole() {
+    let log = fixture("mainlog") + &fixture("outbound/mainlog");
+    let lines: Vec<&str> = log.lines().collect();
+    let whole = tally_text(opts(), &log);
+    for cut in 1..lines.len() {
+        for cut2 in [cut + 1, cut + 7, lines.len()] {
+            let cut2 = cut2.min(lines.len());
+            let mut a = Tally::new(opts());
+            lines[..cut].iter().for_each(|l| a.line(l));
+            let mut b = Tally::later(opts());
+            lines[cut..cut2].iter().for_each(|l| b.line(l));
+            let mut c = Tally::later(opts());
+            lines[cut2..].iter().for_each(|l| c.line(l));
+            a.merge(b);
+            a.merge(c);
+            assert_eq!(a.finish(), whole, "cut at {cut}, {cut2}");
+        }
+    }
+}
+
+#[test]
+fn a_delivery_before_its_arrival_waits_for_the_size() {
+    let log = "\
+2026-12-03 10:00:01 1xZ2AV-00057J-2O => bob@remote.example R=dnslookup T=remote_smtp H=mx.remote.example [192.0.2.7] C=\"250 OK\"
+2026-12-03 10:00:00 1xZ2AV-00057J-2O <= alice@here.example H=(client.example) [192.0.2.1] P=esmtp S=1000
+2026-12-03 10:00:02 1xZ2AV-00057J-2O Completed
+";
+    let r = tally_text(opts(), log);
+    assert_eq!(r.delivered.bytes, 1000);
+    assert_eq!(r.transports[0].bytes, 1000);
+    assert_eq!(r.relayed.len(), 1);
+    assert_eq!(
+        r.relayed[0].from,
+        "(client.example)[192.0.2.1] alice@here.example"
+    );
+    assert_eq!(
+        r.relayed[0].to,
+        "mx.remote.example[192.0.2.7] bob@remote.example"
+    );
+    assert_eq!(r.queue_time.remote[0], 1);
+}
+
+#[test]
+fn offsets_and_zones_place_lines_in_the_reports_hours() {
+    // 23:30 at -0100 is 00:30 UTC the next day.
+    let log = "\
+2026-12-03 23:30:00 -0100 1xZ2AV-00057J-2O <= a@x.example U=root P=local S=10
+2026-12-04 00:40:00 1xZ2AV-00057J-2O Completed
+";
+    let r = tally_text(opts(), log);
+    assert_eq!(r.per_hour.received[0], 1);
+    assert_eq!(r.per_day[0].date, "2026-12-04");
+    // Completed 10 minutes after the arrival.
+    assert_eq!(r.queue_time.all[1], 0);
+    assert_eq!(r.queue_time.all[2], 1);
+    let plus_one = Options {
+        zone: Zone::Fixed(3600),
+        ..opts()
+    };
+    let r = tally_text(plus_one, log);
+    assert_eq!(r.per_hour.received[1], 1);
+    // The line without an offset is read at +0100: 23:40 UTC, before the
+    // arrival.
+    assert_eq!(r.queue_time.all[0], 1);
+    assert_eq!(r.zone, "+0100");
+}
+
+#[test]
+fn from_and_to_keep_a_range() {
+    let log = fixture("mainlog");
+    let at = |t: &str| zone::civil_seconds(t).unwrap();
+    let r = tally_text(
+        Options {
+            from: Some(at("2026-12-03 08:27:56")),
+            to: Some(at("2026-12-03 08:27:57")),
+            ..opts()
+        },
+        &log,
+    );
+    assert_eq!(r.received.messages, 2);
+    assert_eq!(r.from.as_deref(), Some("2026-12-03 08:27:56"));
+    assert_eq!(r.to.as_deref(), Some("2026-12-03 08:27:56"));
+}
