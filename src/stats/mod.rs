@@ -14,11 +14,14 @@
 //! Memory is therefore bounded by distinct keys plus open messages, never
 //! by the length of the log.
 //!
-//! Tallies of consecutive pieces of a log merge ([`Tally::merge`]): that is
-//! how chunks parsed on several threads become one report. A message can
-//! span pieces, so a delivery whose message arrived in an earlier piece is
-//! kept with the message ("pending") until the merge brings the arrival's
-//! size; a `Completed` is settled as soon as everything before it is known.
+//! The input is counted in pieces on several threads. Counters add up in
+//! any order; messages do not, as a message can span pieces: a delivery
+//! whose message arrived in an earlier piece is kept with the message
+//! ("pending") until the arrival's size is known, and a `Completed` is
+//! settled once everything before it is. So each piece hands back the
+//! messages it left open ([`Tally::end_piece`]), and those are joined in
+//! input order ([`Tally::merge_open`]); the counters of the workers'
+//! tallies are added at the end ([`Tally::merge`]).
 
 mod hash;
 pub mod html;
@@ -549,12 +552,14 @@ impl Tally {
     }
 
     fn completed(&mut self, id: MessageId, at: i64) {
-        let open = self.open.entry(id).or_default();
-        open.completed = Some(at);
-        if (open.arrival.is_some() || self.first)
-            && let Some(o) = self.open.remove(&id)
-        {
+        let mut o = self.open.remove(&id).unwrap_or_default();
+        o.completed = Some(at);
+        // Settled now when its arrival is known, or known to be missing
+        // (nothing comes before this piece); else the merge settles it.
+        if o.arrival.is_some() || self.first {
             self.settle(id, o);
+        } else {
+            self.open.insert(id, o);
         }
     }
 
