@@ -121,7 +121,13 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> i32 {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
         match read::tally(&read::ordered(&inputs), opts, threads) {
-            Ok(t) => t.finish(),
+            Ok(mut t) => {
+                let report = t.finish();
+                // The process ends soon: freeing a table of a million keys
+                // one key at a time would cost more than the report.
+                std::mem::forget(t);
+                report
+            }
             Err(e) => {
                 eprintln!("sluice stats: {e}");
                 return sysexits::NOINPUT;

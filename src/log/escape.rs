@@ -83,6 +83,10 @@ pub fn quoted(s: &str, limit: usize) -> String {
 /// quotes: `\"` → `"` and `\\` → `\`. Escapes made by [`printing`] stay as
 /// they are: the log keeps only the printable form of control bytes.
 pub fn unquote(s: &str) -> String {
+    // Most values (SMTP replies) hold no backslash at all.
+    if !s.contains('\\') {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

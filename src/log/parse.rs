@@ -232,7 +232,10 @@ impl<'a> Fields<'a> {
 
     /// Up to the next space (or the end), and the space.
     fn token(&mut self) -> &'a str {
-        let (t, r) = self.rest.split_once(' ').unwrap_or((self.rest, ""));
+        let (t, r) = match memchr::memchr(b' ', self.rest.as_bytes()) {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, ""),
+        };
         self.rest = r;
         t
     }
@@ -277,10 +280,7 @@ impl<'a> Fields<'a> {
         if !r.starts_with('(') && !r.starts_with('[') {
             // The name ends at a space, or at the `: ` of a message that
             // follows a name given without an address.
-            let end = match (r.find(' '), r.find(": ")) {
-                (Some(s), Some(c)) => s.min(c),
-                (s, c) => s.or(c).unwrap_or(r.len()),
-            };
+            let end = token_end(r);
             let (n, after) = r.split_at(end);
             let after = after.strip_prefix(' ').unwrap_or(after);
             if n.is_empty() {
@@ -332,10 +332,7 @@ impl<'a> Fields<'a> {
     /// Up to the next space or the `: ` that starts a message (left in
     /// place), and the space.
     fn field(&mut self) -> &'a str {
-        let end = match (self.rest.find(' '), self.rest.find(": ")) {
-            (Some(s), Some(c)) => s.min(c),
-            (s, c) => s.or(c).unwrap_or(self.rest.len()),
-        };
+        let end = token_end(self.rest);
         let (t, r) = self.rest.split_at(end);
         self.rest = r.strip_prefix(' ').unwrap_or(r);
         t
@@ -364,6 +361,18 @@ impl<'a> Fields<'a> {
             original,
             parent,
         }
+    }
+}
+
+/// Where the token at the start of `s` ends: at the first space, or at
+/// the `: ` that starts a message. A `: ` holds a space, so it can only be
+/// the colon just before the first space: looking no further keeps each
+/// field's cost to its own length.
+fn token_end(s: &str) -> usize {
+    match memchr::memchr(b' ', s.as_bytes()) {
+        Some(sp) if sp > 0 && s.as_bytes()[sp - 1] == b':' => sp - 1,
+        Some(sp) => sp,
+        None => s.len(),
     }
 }
 

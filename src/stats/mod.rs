@@ -14,12 +14,16 @@
 //! Memory is therefore bounded by distinct keys plus open messages, never
 //! by the length of the log.
 //!
-//! Tallies of consecutive pieces of a log merge ([`Tally::merge`]): that is
-//! how chunks parsed on several threads become one report. A message can
-//! span pieces, so a delivery whose message arrived in an earlier piece is
-//! kept with the message ("pending") until the merge brings the arrival's
-//! size; a `Completed` is settled as soon as everything before it is known.
+//! The input is counted in pieces on several threads. Counters add up in
+//! any order; messages do not, as a message can span pieces: a delivery
+//! whose message arrived in an earlier piece is kept with the message
+//! ("pending") until the arrival's size is known, and a `Completed` is
+//! settled once everything before it is. So each piece hands back the
+//! messages it left open ([`Tally::end_piece`]), and those are joined in
+//! input order ([`Tally::merge_open`]); the counters of the workers'
+//! tallies are added at the end ([`Tally::merge`]).
 
+mod hash;
 pub mod html;
 pub mod read;
 pub mod reject;
@@ -28,12 +32,14 @@ pub mod svg;
 pub mod text;
 pub mod zone;
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use spool::MessageId;
 
 use crate::log::parse;
 use crate::log::{Address, Host, Kind};
+use hash::{Key, Map};
 use report::{
     Day, League, QUEUE_LIMITS, Relay, Report, Tallied, Top, Transport, all_counts, top_counts,
 };
@@ -51,15 +57,54 @@ pub struct Options {
 }
 
 /// A table by key.
-type Table = HashMap<Box<str>, Tallied>;
+type Table = Map<Key, Tallied>;
 
 /// The four league tables of one direction.
 #[derive(Debug, Default)]
 struct Leagues {
     hosts: Table,
-    domains: Table,
     addresses: Table,
     local: Table,
+}
+
+impl Leagues {
+    fn add(&mut self, other: Leagues) {
+        add_table(&mut self.hosts, other.hosts);
+        add_table(&mut self.addresses, other.addresses);
+        add_table(&mut self.local, other.local);
+    }
+
+    /// The domains' table, from the addresses' (each address has one
+    /// domain: counting them apart would cost a lookup per line).
+    fn domains(&self) -> Table {
+        let mut t = Table::default();
+        for (address, v) in &self.addresses {
+            let address = address.as_str();
+            let domain = if address == "<>" {
+                "<>".to_string()
+            } else {
+                domain_of(address)
+            };
+            bump(&mut t, &domain, v.messages, v.addresses, v.bytes);
+        }
+        t
+    }
+
+    /// The league tables, and how many hosts sent or took a message.
+    fn report(&self, with_addresses: bool) -> ([League; 4], u64) {
+        let league =
+            |t: &Table| League::of(t.iter().map(|(k, v)| (k.as_str(), *v)), with_addresses);
+        let hosts = self.hosts.values().filter(|v| v.messages > 0).count() as u64;
+        (
+            [
+                league(&self.hosts),
+                league(&self.domains()),
+                league(&self.addresses),
+                league(&self.local),
+            ],
+            hosts,
+        )
+    }
 }
 
 /// A message between its first line and its settlement.
@@ -90,7 +135,6 @@ struct Arrived {
 struct Pending {
     transport: Box<str>,
     host: Box<str>,
-    domain: Box<str>,
     address: Box<str>,
     local: Option<Box<str>>,
     /// `host[ip] recipient` when the delivery can be a relay.
@@ -117,7 +161,7 @@ pub struct Tally {
     deferred_addresses: u64,
     failed_messages: u64,
     failed_addresses: u64,
-    transports: HashMap<Box<str>, Tallied>,
+    transports: Table,
     /// Received, delivered, deferred, failed per hour of the day.
     per_hour: [[u64; 24]; 4],
     per_day: BTreeMap<i64, [u64; 4]>,
@@ -125,13 +169,13 @@ pub struct Tally {
     queue_remote: [u64; QUEUE_LIMITS.len() + 1],
     sending: Leagues,
     destinations: Leagues,
-    relayed: HashMap<(Box<str>, Box<str>), u64>,
-    rejection_reasons: HashMap<Box<str>, u64>,
-    rejected_hosts: HashMap<Box<str>, u64>,
-    temporary_reasons: HashMap<Box<str>, u64>,
-    temporarily_rejected_hosts: HashMap<Box<str>, u64>,
-    errors: HashMap<Box<str>, u64>,
-    open: HashMap<MessageId, Open>,
+    relayed: Map<(Box<str>, Box<str>), u64>,
+    rejection_reasons: Map<Box<str>, u64>,
+    rejected_hosts: Map<Box<str>, u64>,
+    temporary_reasons: Map<Box<str>, u64>,
+    temporarily_rejected_hosts: Map<Box<str>, u64>,
+    errors: Map<Box<str>, u64>,
+    open: Map<MessageId, Open>,
 }
 
 const RECEIVED: usize = 0;
@@ -141,16 +185,16 @@ const FAILED: usize = 3;
 
 /// Adds to the entry for `key`, allocating the key only when it is new.
 fn bump(table: &mut Table, key: &str, messages: u64, addresses: u64, bytes: u64) {
-    let e = match table.get_mut(key) {
+    let e = match table.get_mut(key.as_bytes()) {
         Some(e) => e,
-        None => table.entry(key.into()).or_default(),
+        None => table.entry(Key::new(key)).or_default(),
     };
     e.messages += messages;
     e.addresses += addresses;
     e.bytes += bytes;
 }
 
-fn count(map: &mut HashMap<Box<str>, u64>, key: &str) {
+fn count(map: &mut Map<Box<str>, u64>, key: &str) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -168,7 +212,7 @@ fn add_table(into: &mut Table, from: Table) {
     }
 }
 
-fn add_counts<K: std::hash::Hash + Eq>(into: &mut HashMap<K, u64>, from: HashMap<K, u64>) {
+fn add_counts<K: std::hash::Hash + Eq>(into: &mut Map<K, u64>, from: Map<K, u64>) {
     for (k, v) in from {
         *into.entry(k).or_default() += v;
     }
@@ -176,26 +220,34 @@ fn add_counts<K: std::hash::Hash + Eq>(into: &mut HashMap<K, u64>, from: HashMap
 
 /// eximstats's key for a host: the text after `H=` up to the first space:
 /// the name, else `(helo)`, else `[ip]` with its port.
-fn host_key(h: &Host) -> String {
+fn host_key(h: &Host) -> Cow<'_, str> {
     if let Some(n) = &h.name {
-        n.clone()
+        Cow::Borrowed(n)
     } else if let Some(helo) = &h.helo {
-        format!("({helo})")
+        Cow::Owned(format!("({helo})"))
     } else {
-        match h.port {
+        Cow::Owned(match h.port {
             Some(p) => format!("[{}]:{p}", h.ip),
             None => format!("[{}]", h.ip),
-        }
+        })
     }
 }
 
-/// `[ip]`, or eximstats's `local` for a host without an address.
-fn host_ip(h: &Host) -> String {
+/// `host[ip] address`, lowercased: one end of a relay.
+fn relay_end(key: &str, h: &Host, address: &str) -> Box<str> {
+    let mut s = String::with_capacity(key.len() + h.ip.len() + address.len() + 4);
+    s.push_str(key);
     if h.ip.is_empty() {
-        "local".to_string()
+        s.push_str("local");
     } else {
-        format!("[{}]", h.ip)
+        s.push('[');
+        s.push_str(&h.ip);
+        s.push(']');
     }
+    s.push(' ');
+    s.push_str(address);
+    s.make_ascii_lowercase();
+    s.into_boxed_str()
 }
 
 /// The domain of an address, lowercased; `<>` for the null sender, empty
@@ -237,20 +289,20 @@ impl Tally {
             deferred_addresses: 0,
             failed_messages: 0,
             failed_addresses: 0,
-            transports: HashMap::new(),
+            transports: Map::default(),
             per_hour: [[0; 24]; 4],
             per_day: BTreeMap::new(),
             queue_all: [0; QUEUE_LIMITS.len() + 1],
             queue_remote: [0; QUEUE_LIMITS.len() + 1],
             sending: Leagues::default(),
             destinations: Leagues::default(),
-            relayed: HashMap::new(),
-            rejection_reasons: HashMap::new(),
-            rejected_hosts: HashMap::new(),
-            temporary_reasons: HashMap::new(),
-            temporarily_rejected_hosts: HashMap::new(),
-            errors: HashMap::new(),
-            open: HashMap::new(),
+            relayed: Map::default(),
+            rejection_reasons: Map::default(),
+            rejected_hosts: Map::default(),
+            temporary_reasons: Map::default(),
+            temporarily_rejected_hosts: Map::default(),
+            errors: Map::default(),
+            open: Map::default(),
         }
     }
 
@@ -394,7 +446,6 @@ impl Tally {
         let host = a.host.as_ref().map(host_key);
         let s = &mut self.sending;
         bump(&mut s.hosts, host.as_deref().unwrap_or("local"), 1, 1, size);
-        bump(&mut s.domains, &domain_of(&a.sender), 1, 1, size);
         let sender = if a.sender.is_empty() { "<>" } else { &a.sender };
         bump(&mut s.addresses, sender, 1, 1, size);
         if a.host.is_none()
@@ -403,11 +454,7 @@ impl Tally {
             bump(&mut s.local, user, 1, 1, size);
         }
         let relay_from = match (&host, &a.host) {
-            (Some(k), Some(h)) => Some(
-                format!("{k}{} {sender}", host_ip(h))
-                    .to_lowercase()
-                    .into_boxed_str(),
-            ),
+            (Some(k), Some(h)) => Some(relay_end(k, h, sender)),
             _ => None,
         };
         let open = self.open.entry(id).or_default();
@@ -433,69 +480,60 @@ impl Tally {
         let transport = d.transport.as_deref().unwrap_or(":blackhole:");
         let host = d.host.as_ref().map(host_key);
         let recipient = d.address.original.as_ref().unwrap_or(&d.address.address);
-        let domain = domain_of(recipient);
         let local = d.host.is_none().then(|| local_key(&d.address));
         // A relay: delivered to a remote host under the address it came
-        // for (no redirection in between).
-        let relay_to = match (&host, &d.host) {
+        // for (no redirection in between). Its key is made only when the
+        // message came from a remote host, or is not known yet.
+        let relay_to = || match (&host, &d.host) {
             (Some(k), Some(h))
                 if d.address
                     .original
                     .as_ref()
                     .is_none_or(|o| o.eq_ignore_ascii_case(&d.address.address)) =>
             {
-                Some(
-                    format!(
-                        "{}{} {}",
-                        k.to_lowercase(),
-                        host_ip(h),
-                        d.address.address.to_lowercase()
-                    )
-                    .into_boxed_str(),
-                )
+                Some(relay_end(k, h, &d.address.address))
             }
             _ => None,
         };
-        let host = host.as_deref().unwrap_or("local");
+        let host_name = host.as_deref().unwrap_or("local");
         let open = self.open.entry(id).or_default();
         open.remote |= d.host.is_some();
-        let known = open
-            .arrival
-            .as_ref()
-            .map(|a| (a.size, a.relay_from.clone()));
-        match known {
-            Some((size, from)) => {
+        match &open.arrival {
+            Some(a) => {
+                let size = a.size;
+                let relay = match &a.relay_from {
+                    Some(from) => relay_to().map(|to| (from.clone(), to)),
+                    None => None,
+                };
                 self.delivered_bytes += size;
                 bump(&mut self.transports, transport, 1, 1, size);
                 let t = &mut self.destinations;
-                bump(&mut t.hosts, host, 1, 1, size);
-                bump(&mut t.domains, &domain, 1, 1, size);
+                bump(&mut t.hosts, host_name, 1, 1, size);
                 bump(&mut t.addresses, recipient, 1, 1, size);
                 if let Some(l) = &local {
                     bump(&mut t.local, l, 1, 1, size);
                 }
-                if let (Some(from), Some(to)) = (from, relay_to) {
-                    *self.relayed.entry((from, to)).or_default() += 1;
+                if let Some(key) = relay {
+                    *self.relayed.entry(key).or_default() += 1;
                 }
             }
             None => {
                 // The counts now, the volume when the size is known.
+                let pending = Pending {
+                    transport: transport.into(),
+                    host: host_name.into(),
+                    address: recipient.as_str().into(),
+                    local: local.clone().map(String::into_boxed_str),
+                    relay_to: relay_to(),
+                };
+                open.pending.push(pending);
                 bump(&mut self.transports, transport, 1, 1, 0);
                 let t = &mut self.destinations;
-                bump(&mut t.hosts, host, 1, 1, 0);
-                bump(&mut t.domains, &domain, 1, 1, 0);
+                bump(&mut t.hosts, host_name, 1, 1, 0);
                 bump(&mut t.addresses, recipient, 1, 1, 0);
                 if let Some(l) = &local {
                     bump(&mut t.local, l, 1, 1, 0);
                 }
-                open.pending.push(Pending {
-                    transport: transport.into(),
-                    host: host.into(),
-                    domain: domain.into(),
-                    address: recipient.as_str().into(),
-                    local: local.map(String::into_boxed_str),
-                    relay_to,
-                });
             }
         }
     }
@@ -507,7 +545,6 @@ impl Tally {
         let recipient = d.address.original.as_ref().unwrap_or(&d.address.address);
         let t = &mut self.destinations;
         bump(&mut t.hosts, host.as_deref().unwrap_or("local"), 0, 1, 0);
-        bump(&mut t.domains, &domain_of(recipient), 0, 1, 0);
         bump(&mut t.addresses, recipient, 0, 1, 0);
         if d.host.is_none() {
             bump(&mut t.local, &local_key(&d.address), 0, 1, 0);
@@ -515,12 +552,14 @@ impl Tally {
     }
 
     fn completed(&mut self, id: MessageId, at: i64) {
-        let open = self.open.entry(id).or_default();
-        open.completed = Some(at);
-        if (open.arrival.is_some() || self.first)
-            && let Some(o) = self.open.remove(&id)
-        {
+        let mut o = self.open.remove(&id).unwrap_or_default();
+        o.completed = Some(at);
+        // Settled now when its arrival is known, or known to be missing
+        // (nothing comes before this piece); else the merge settles it.
+        if o.arrival.is_some() || self.first {
             self.settle(id, o);
+        } else {
+            self.open.insert(id, o);
         }
     }
 
@@ -535,7 +574,6 @@ impl Tally {
             bump(&mut self.transports, &p.transport, 0, 0, size);
             let t = &mut self.destinations;
             bump(&mut t.hosts, &p.host, 0, 0, size);
-            bump(&mut t.domains, &p.domain, 0, 0, size);
             bump(&mut t.addresses, &p.address, 0, 0, size);
             if let Some(l) = &p.local {
                 bump(&mut t.local, l, 0, 0, size);
@@ -633,16 +671,16 @@ impl Tally {
         for (a, b) in self.queue_remote.iter_mut().zip(queue_remote) {
             *a += b;
         }
-        for (mine, theirs) in [
-            (&mut self.sending, sending),
-            (&mut self.destinations, destinations),
-        ] {
-            add_table(&mut mine.hosts, theirs.hosts);
-            add_table(&mut mine.domains, theirs.domains);
-            add_table(&mut mine.addresses, theirs.addresses);
-            add_table(&mut mine.local, theirs.local);
-        }
-        add_counts(&mut self.relayed, relayed);
+        // The large tables (a key per address) are added on two threads:
+        // this runs once per worker at the end, while the others wait.
+        let (mine_sending, mine_relayed) = (&mut self.sending, &mut self.relayed);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                mine_sending.add(sending);
+                add_counts(mine_relayed, relayed);
+            });
+            self.destinations.add(destinations);
+        });
         add_counts(&mut self.rejection_reasons, rejection_reasons);
         add_counts(&mut self.rejected_hosts, rejected_hosts);
         add_counts(&mut self.temporary_reasons, temporary_reasons);
@@ -651,9 +689,26 @@ impl Tally {
             temporarily_rejected_hosts,
         );
         add_counts(&mut self.errors, errors);
-        // Messages the later piece left open: join them to what this one
-        // knows of them, then settle those now complete.
-        for (id, theirs) in open {
+        self.merge_open(Piece(open));
+    }
+
+    /// Starts the next piece of the input; `first` when nothing comes
+    /// before it. A worker counts many pieces into one tally: the counts
+    /// add up in any order, only the messages left open need the order.
+    pub fn begin_piece(&mut self, first: bool) {
+        self.first = first;
+    }
+
+    /// Ends a piece: the messages it left open, for [`Tally::merge_open`]
+    /// in input order.
+    pub fn end_piece(&mut self) -> Piece {
+        Piece(std::mem::take(&mut self.open))
+    }
+
+    /// Adds the messages a later piece left open: joins them to what this
+    /// tally knows of them, and settles those now complete.
+    pub fn merge_open(&mut self, piece: Piece) {
+        for (id, theirs) in piece.0 {
             let mut o = match self.open.remove(&id) {
                 Some(mine) => join(mine, theirs),
                 None => theirs,
@@ -670,7 +725,7 @@ impl Tally {
     }
 
     /// The report, after settling the messages still open.
-    pub fn finish(mut self) -> Report {
+    pub fn finish(&mut self) -> Report {
         let open: Vec<(MessageId, Open)> = self.open.drain().collect();
         for (id, o) in open {
             self.settle(id, o);
@@ -687,28 +742,44 @@ impl Tally {
             .transports
             .iter()
             .map(|(k, t)| Transport {
-                name: k.to_string(),
+                name: k.as_str().to_string(),
                 messages: t.messages,
                 bytes: t.bytes,
             })
             .collect();
         transports.sort_by(|a, b| a.name.cmp(&b.name));
-        let league = |t: &Table, with_addresses: bool| {
-            League::of(t.iter().map(|(k, v)| (&**k, *v)), with_addresses)
+        // The two directions' tables on two threads, the relays (a key
+        // per relayed address) with the first.
+        let (sent, taken) = std::thread::scope(|scope| {
+            let sent = scope.spawn(|| (self.sending.report(false), relays(&self.relayed)));
+            let taken = self.destinations.report(true);
+            (sent.join(), taken)
+        });
+        let (sent, relayed) = match sent {
+            Ok((s, r)) => (s, r),
+            // Cannot happen (the closure does not panic): count here.
+            Err(_) => (self.sending.report(false), relays(&self.relayed)),
         };
-        let hosts = |t: &Table| t.values().filter(|v| v.messages > 0).count() as u64;
-        let counts = |m: &HashMap<Box<str>, u64>| top_counts(m.iter().map(|(k, v)| (&**k, *v)));
-        let sum = |m: &HashMap<Box<str>, u64>| m.values().sum::<u64>();
-        let mut relayed: Vec<Relay> = self
-            .relayed
-            .iter()
-            .map(|((from, to), n)| Relay {
-                from: from.to_string(),
-                to: to.to_string(),
-                messages: *n,
-            })
-            .collect();
-        relayed.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        let (
+            [
+                sending_hosts,
+                sending_domains,
+                sending_addresses,
+                local_senders,
+            ],
+            sending_host_count,
+        ) = sent;
+        let (
+            [
+                host_destinations,
+                domain_destinations,
+                address_destinations,
+                local_destinations,
+            ],
+            destination_host_count,
+        ) = taken;
+        let counts = |m: &Map<Box<str>, u64>| top_counts(m.iter().map(|(k, v)| (&**k, *v)));
+        let sum = |m: &Map<Box<str>, u64>| m.values().sum::<u64>();
         Report {
             generator: "sluice stats".to_string(),
             zone: zone.name(self.span.map_or(0, |s| s.1)),
@@ -718,13 +789,13 @@ impl Tally {
             received: report::Received {
                 messages: self.received_messages,
                 bytes: self.received_bytes,
-                hosts: hosts(&self.sending.hosts),
+                hosts: sending_host_count,
             },
             delivered: report::Delivered {
                 messages: self.delivered_messages,
                 bytes: self.delivered_bytes,
                 addresses: self.delivered_addresses,
-                hosts: hosts(&self.destinations.hosts),
+                hosts: destination_host_count,
             },
             delayed: report::Delayed {
                 messages: self.delayed_messages,
@@ -767,14 +838,14 @@ impl Tally {
             },
             relayed,
             top: Top {
-                sending_hosts: league(&self.sending.hosts, false),
-                sending_domains: league(&self.sending.domains, false),
-                sending_addresses: league(&self.sending.addresses, false),
-                local_senders: league(&self.sending.local, false),
-                host_destinations: league(&self.destinations.hosts, true),
-                domain_destinations: league(&self.destinations.domains, true),
-                address_destinations: league(&self.destinations.addresses, true),
-                local_destinations: league(&self.destinations.local, true),
+                sending_hosts,
+                sending_domains,
+                sending_addresses,
+                local_senders,
+                host_destinations,
+                domain_destinations,
+                address_destinations,
+                local_destinations,
             },
             rejection_reasons: counts(&self.rejection_reasons),
             temporary_rejection_reasons: counts(&self.temporary_reasons),
@@ -784,6 +855,26 @@ impl Tally {
         }
     }
 }
+
+/// The relays in key order: sorted as references, copied once.
+fn relays(table: &Map<(Box<str>, Box<str>), u64>) -> Vec<Relay> {
+    let mut v: Vec<(&str, &str, u64)> = table
+        .iter()
+        .map(|((from, to), n)| (&**from, &**to, *n))
+        .collect();
+    v.sort_unstable();
+    v.into_iter()
+        .map(|(from, to, messages)| Relay {
+            from: from.to_string(),
+            to: to.to_string(),
+            messages,
+        })
+        .collect()
+}
+
+/// The messages one piece of the input left open.
+#[derive(Debug)]
+pub struct Piece(Map<MessageId, Open>);
 
 /// One message's state from two consecutive pieces.
 fn join(earlier: Open, later: Open) -> Open {

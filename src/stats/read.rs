@@ -3,10 +3,11 @@
 //!
 //! Input is read through a buffer in pieces of [`CHUNK`] bytes, each cut
 //! after its last newline (the rest goes with the next piece), so memory
-//! holds at most a few pieces, never a whole file. Each piece is counted
-//! by a worker into a [`Tally`] of its own; the tallies are merged in
-//! input order, which is what lets a message whose lines fall into two
-//! pieces be counted once and right (see [`Tally::merge`]).
+//! holds at most a few pieces, never a whole file. Each worker counts the
+//! pieces it takes into a [`Tally`] of its own; the messages each piece
+//! leaves open are joined in input order, which is what lets a message
+//! whose lines fall into two pieces be counted once and right (see
+//! [`Tally::merge_open`]).
 //!
 //! Files are read in the order of their first time stamp, so that
 //! `mainlog mainlog.1 mainlog.2.gz` in any order counts each message's
@@ -17,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::{Options, Tally};
+use super::{Options, Piece, Tally};
 
 /// Bytes per piece handed to a worker.
 pub const CHUNK: usize = 4 << 20;
@@ -124,11 +125,16 @@ impl std::fmt::Display for ReadError {
 fn pieces(
     r: &mut dyn BufRead,
     size: usize,
+    mut buffer: impl FnMut() -> Vec<u8>,
     mut each: impl FnMut(Vec<u8>) -> bool,
 ) -> io::Result<()> {
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        // A used buffer when there is one: a fresh one of megabytes costs
+        // a page fault per page.
+        let mut buf = buffer();
+        buf.clear();
+        buf.append(&mut carry);
         buf.reserve(size);
         let start = buf.len();
         // Fill up to `size` more bytes (or the end).
@@ -151,7 +157,8 @@ fn pieces(
         // no newline at all (one huge line) grows until it has one.
         match memchr::memrchr(b'\n', &buf) {
             Some(i) => {
-                carry = buf.split_off(i + 1);
+                carry.extend_from_slice(&buf[i + 1..]);
+                buf.truncate(i + 1);
                 if !each(buf) {
                     return Ok(());
                 }
@@ -187,35 +194,50 @@ pub fn tally(inputs: &[Input], opts: Options, threads: usize) -> Result<Tally, R
                 error,
             };
             let mut r = input.open().map_err(err)?;
-            pieces(&mut *r, CHUNK, |p| {
-                tally_piece(&mut t, &p);
-                true
-            })
+            let spare = std::cell::Cell::new(Vec::new());
+            pieces(
+                &mut *r,
+                CHUNK,
+                || spare.take(),
+                |p| {
+                    tally_piece(&mut t, &p);
+                    spare.set(p);
+                    true
+                },
+            )
             .map_err(err)?;
         }
         return Ok(t);
     }
     let (work_tx, work_rx) = crossbeam::channel::bounded::<(usize, Vec<u8>)>(threads);
-    let (done_tx, done_rx) = crossbeam::channel::unbounded::<(usize, Tally)>();
+    let (done_tx, done_rx) = crossbeam::channel::unbounded::<(usize, Piece)>();
+    // Buffers go back to the reader once counted.
+    let (free_tx, free_rx) = crossbeam::channel::unbounded::<Vec<u8>>();
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let work_rx = work_rx.clone();
-            let done_tx = done_tx.clone();
-            scope.spawn(move || {
-                for (seq, piece) in work_rx {
-                    let mut t = if seq == 0 {
-                        Tally::new(opts)
-                    } else {
-                        Tally::later(opts)
-                    };
-                    tally_piece(&mut t, &piece);
-                    if done_tx.send((seq, t)).is_err() {
-                        return;
+        // Each worker counts its pieces into a tally of its own and hands
+        // back only the messages each piece left open: those are joined
+        // here in input order; the counts are added once at the end.
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let work_rx = work_rx.clone();
+                let done_tx = done_tx.clone();
+                let free_tx = free_tx.clone();
+                scope.spawn(move || {
+                    let mut t = Tally::later(opts);
+                    for (seq, piece) in work_rx {
+                        t.begin_piece(seq == 0);
+                        tally_piece(&mut t, &piece);
+                        let _ = free_tx.send(piece);
+                        if done_tx.send((seq, t.end_piece())).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-        }
+                    t
+                })
+            })
+            .collect();
         drop(done_tx);
+        drop(free_tx);
         drop(work_rx);
         let reader = scope.spawn(move || -> Result<(), ReadError> {
             let mut seq = 0;
@@ -225,36 +247,55 @@ pub fn tally(inputs: &[Input], opts: Options, threads: usize) -> Result<Tally, R
                     error,
                 };
                 let mut r = input.open().map_err(err)?;
-                pieces(&mut *r, CHUNK, |p| {
-                    let ok = work_tx.send((seq, p)).is_ok();
-                    seq += 1;
-                    ok
-                })
+                pieces(
+                    &mut *r,
+                    CHUNK,
+                    || free_rx.try_recv().unwrap_or_default(),
+                    |p| {
+                        let ok = work_tx.send((seq, p)).is_ok();
+                        seq += 1;
+                        ok
+                    },
+                )
                 .map_err(err)?;
             }
             Ok(())
         });
-        // Merge in input order as the pieces come back.
-        let mut total: Option<Tally> = None;
-        let mut waiting: BTreeMap<usize, Tally> = BTreeMap::new();
+        let mut total = Tally::new(opts);
+        let mut waiting: BTreeMap<usize, Piece> = BTreeMap::new();
         let mut next = 0;
-        for (seq, t) in done_rx {
-            waiting.insert(seq, t);
-            while let Some(t) = waiting.remove(&next) {
-                match &mut total {
-                    Some(all) => all.merge(t),
-                    None => total = Some(t),
-                }
+        for (seq, open) in done_rx {
+            waiting.insert(seq, open);
+            while let Some(open) = waiting.remove(&next) {
+                total.merge_open(open);
                 next += 1;
             }
         }
+        let failed = || ReadError {
+            input: "input".to_string(),
+            error: io::Error::other("a counting thread failed"),
+        };
+        // The workers' counts into the first worker's tally (the largest
+        // tables stay where they are), then what was settled here.
+        let mut all: Option<Tally> = None;
+        for w in workers {
+            let t = w.join().map_err(|_| failed())?;
+            match &mut all {
+                Some(a) => a.merge(t),
+                None => all = Some(t),
+            }
+        }
+        let total = match all {
+            Some(mut a) => {
+                a.merge(total);
+                a
+            }
+            None => total,
+        };
         match reader.join() {
-            Ok(Ok(())) => Ok(total.unwrap_or_else(|| Tally::new(opts))),
+            Ok(Ok(())) => Ok(total),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(ReadError {
-                input: "input".to_string(),
-                error: io::Error::other("the reading thread failed"),
-            }),
+            Err(_) => Err(failed()),
         }
     })
 }
@@ -272,7 +313,7 @@ mod tests {
         text.extend_from_slice(b"last without newline");
         let mut got = Vec::new();
         let mut n = 0;
-        pieces(&mut &text[..], 1000, |p| {
+        pieces(&mut &text[..], 1000, Vec::new, |p| {
             n += 1;
             assert!(p.ends_with(b"\n") || p.ends_with(b"newline"));
             got.extend_from_slice(&p);

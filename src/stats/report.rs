@@ -218,37 +218,45 @@ impl League {
     /// volume (then count, then key), as eximstats orders them. Keys with
     /// no message (only `->` lines) are not listed, as in eximstats.
     pub fn of<'a>(table: impl Iterator<Item = (&'a str, Tallied)>, with_addresses: bool) -> League {
-        let rows: Vec<Row> = table
-            .filter(|(_, t)| t.messages > 0)
-            .map(|(k, t)| Row {
-                key: k.to_string(),
-                messages: t.messages,
-                addresses: with_addresses.then_some(t.addresses),
-                bytes: t.bytes,
-            })
-            .collect();
-        League::of_rows(rows)
+        let mut rows: Vec<(&str, Tallied)> = table.filter(|(_, t)| t.messages > 0).collect();
+        let by_count = |a: &(&str, Tallied), b: &(&str, Tallied)| {
+            b.1.messages
+                .cmp(&a.1.messages)
+                .then(b.1.bytes.cmp(&a.1.bytes))
+                .then(a.0.cmp(b.0))
+        };
+        let by_volume = |a: &(&str, Tallied), b: &(&str, Tallied)| {
+            b.1.bytes
+                .cmp(&a.1.bytes)
+                .then(b.1.messages.cmp(&a.1.messages))
+                .then(a.0.cmp(b.0))
+        };
+        let row = |(k, t): &(&str, Tallied)| Row {
+            key: k.to_string(),
+            messages: t.messages,
+            addresses: with_addresses.then_some(t.addresses),
+            bytes: t.bytes,
+        };
+        League {
+            keys: rows.len() as u64,
+            by_count: first(&mut rows, by_count).iter().map(row).collect(),
+            by_volume: first(&mut rows, by_volume).iter().map(row).collect(),
+        }
     }
 
-    fn of_rows(mut rows: Vec<Row>) -> League {
-        let keys = rows.len() as u64;
-        let by_count = top(&mut rows, |a, b| {
-            b.messages
-                .cmp(&a.messages)
-                .then(b.bytes.cmp(&a.bytes))
-                .then(a.key.cmp(&b.key))
+    fn of_rows(rows: Vec<Row>) -> League {
+        let with_addresses = rows.iter().any(|r| r.addresses.is_some());
+        let table = rows.iter().map(|r| {
+            (
+                r.key.as_str(),
+                Tallied {
+                    messages: r.messages,
+                    addresses: r.addresses.unwrap_or(0),
+                    bytes: r.bytes,
+                },
+            )
         });
-        let by_volume = top(&mut rows, |a, b| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then(b.messages.cmp(&a.messages))
-                .then(a.key.cmp(&b.key))
-        });
-        League {
-            keys,
-            by_count,
-            by_volume,
-        }
+        League::of(table, with_addresses)
     }
 
     /// The sum of two leagues: the union of their rows, added by key.
@@ -281,10 +289,16 @@ impl League {
     }
 }
 
-/// The first [`TOP`] of `rows` in the order `cmp`.
-fn top(rows: &mut [Row], cmp: impl Fn(&Row, &Row) -> std::cmp::Ordering) -> Vec<Row> {
-    rows.sort_by(&cmp);
-    rows.iter().take(TOP).cloned().collect()
+/// The first [`TOP`] of `rows` in the order `cmp`, sorted: a selection
+/// then a sort of the few, not a sort of every key (a log can have
+/// millions of addresses).
+fn first<T>(rows: &mut [T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> &[T] {
+    if rows.len() > TOP {
+        rows.select_nth_unstable_by(TOP - 1, &cmp);
+    }
+    let n = rows.len().min(TOP);
+    rows[..n].sort_by(&cmp);
+    &rows[..n]
 }
 
 /// The top [`TOP`] counts, most first, then by key.
@@ -295,8 +309,11 @@ pub fn top_counts<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<Count
             messages: n,
         })
         .collect();
-    v.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.key.cmp(&b.key)));
-    v.truncate(TOP);
+    let n = first(&mut v, |a, b| {
+        b.messages.cmp(&a.messages).then(a.key.cmp(&b.key))
+    })
+    .len();
+    v.truncate(n);
     v
 }
 

@@ -155,3 +155,25 @@ fn from_and_to_keep_a_range() {
     assert_eq!(r.from.as_deref(), Some("2026-12-03 08:27:56"));
     assert_eq!(r.to.as_deref(), Some("2026-12-03 08:27:56"));
 }
+
+/// Exim's `millisec`, `log_timezone` and `pid` selectors (a real Exim 4.96
+/// log), and a 4.97 line with a 23-character ID (REFERENCE.md §1.3).
+#[test]
+fn selectors_and_long_exim_ids() {
+    let r = tally_text(opts(), &fixture("mainlog-selectors"));
+    assert_eq!((r.received.messages, r.received.bytes), (1, 416));
+    assert_eq!(r.delivered.messages, 1);
+    assert_eq!(r.queue_time.all[0], 1);
+    assert_eq!(r.rejected_hosts[0].key, "local");
+    assert_eq!(r.top.local_senders.by_count[0].key, "root");
+    let log = "\
+2025-02-14 18:12:33.470 [46483] 1tixMn-00000000C5j-1wRa <= root@domain.ru U=root Ci=46483 P=local S=362 M8S=0 RT=0.004s id*=E1tixMn-00000000C5j-1wRa@mail.domain.ru T=\"test\" from <root@domain.ru> for test@domain.ru
+2025-02-14 18:12:33.512 [46484] 1tixMn-00000000C5j-1wRa => test <test@domain.ru> R=local_user T=mail_spool
+2025-02-14 18:12:33.513 [46484] 1tixMn-00000000C5j-1wRa Completed
+";
+    let r = tally_text(opts(), log);
+    assert_eq!((r.received.messages, r.delivered.messages), (1, 1));
+    assert_eq!(r.delivered.bytes, 362);
+    assert_eq!(r.top.address_destinations.by_count[0].key, "test@domain.ru");
+    assert_eq!(r.per_hour.received[18], 1);
+}
