@@ -212,6 +212,24 @@ fn grand_totals_are_eximstats_totals() {
                 log.display()
             );
         }
+        // eximstats's own -merge reads our report as it reads its own.
+        let (ours_file, theirs_file) = (d.path().join("ours.txt"), d.path().join("theirs.txt"));
+        std::fs::write(&ours_file, &ours).unwrap();
+        std::fs::write(&theirs_file, &theirs).unwrap();
+        let merged = |f: &Path| {
+            let out = Command::new(EXIMSTATS)
+                .arg("-merge")
+                .arg(f)
+                .output()
+                .expect("eximstats -merge");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(
+            merged(&ours_file),
+            merged(&theirs_file),
+            "eximstats -merge of {}",
+            log.display()
+        );
     }
 }
 

@@ -148,8 +148,9 @@ fn pieces(
             }
         }
         if eof {
-            if !buf.is_empty() && !each(buf) {
-                return Ok(());
+            // The last piece, which may end without a newline.
+            if !buf.is_empty() {
+                each(buf);
             }
             return Ok(());
         }
