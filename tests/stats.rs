@@ -212,6 +212,24 @@ fn grand_totals_are_eximstats_totals() {
                 log.display()
             );
         }
+        // eximstats's own -merge reads our report as it reads its own.
+        let (ours_file, theirs_file) = (d.path().join("ours.txt"), d.path().join("theirs.txt"));
+        std::fs::write(&ours_file, &ours).unwrap();
+        std::fs::write(&theirs_file, &theirs).unwrap();
+        let merged = |f: &Path| {
+            let out = Command::new(EXIMSTATS)
+                .arg("-merge")
+                .arg(f)
+                .output()
+                .expect("eximstats -merge");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(
+            merged(&ours_file),
+            merged(&theirs_file),
+            "eximstats -merge of {}",
+            log.display()
+        );
     }
 }
 
@@ -486,4 +504,58 @@ fn memory_is_bounded_on_a_long_log() {
     assert!(r["received"]["messages"].as_u64().unwrap() >= messages);
     assert!(peak_kb > 0, "VmHWM was never read");
     assert!(peak_kb <= 256 * 1024, "peak RSS {peak_kb} kB");
+}
+
+/// A log the daemon wrote (long IDs, local time): counted as it reads.
+#[test]
+fn a_log_the_daemon_wrote() {
+    let d = Dir::new();
+    let daemon = d.serve(&[]);
+    let ids = [
+        common::send_message(daemon.smtp, &["bob@localhost"], "one", true),
+        common::send_message(
+            daemon.smtp,
+            &["bob@localhost", "carol@localhost"],
+            "two",
+            false,
+        ),
+        // A relay refusal: a rejection.
+        common::send_message(
+            daemon.smtp,
+            &["dave@localhost", "eve@remote.example"],
+            "three",
+            true,
+        ),
+    ];
+    common::wait_completed(&d, &ids);
+    let log = d.home().join("log/mainlog");
+    let r = json(&d, &["--tz", "local", log.to_str().unwrap()], b"");
+    let text = d.log("mainlog");
+    // The volume: each arrival's S=, and each delivery counts its
+    // message's size once.
+    let size = |id: &str| -> u64 {
+        common::log_lines_of(&text, id)
+            .iter()
+            .find_map(|l| l.split(" S=").nth(1))
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no S= for {id}: {text}"))
+    };
+    let sizes: Vec<u64> = ids.iter().map(|id| size(id)).collect();
+    assert_eq!(r["received"]["messages"], 3, "{r}");
+    assert_eq!(r["received"]["bytes"], sizes.iter().sum::<u64>());
+    assert_eq!(r["delivered"]["messages"], 4);
+    assert_eq!(r["delivered"]["addresses"], 4);
+    assert_eq!(r["delivered"]["bytes"], sizes[0] + 2 * sizes[1] + sizes[2]);
+    assert_eq!(r["rejected"]["messages"], 1);
+    let queued: u64 = r["queue_time"]["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(queued, 3);
+    let reasons = r["rejection_reasons"].to_string();
+    assert!(reasons.contains("Rejected RCPT"), "{reasons}");
+    assert!(r["zone"].as_str().unwrap().starts_with("local"));
 }

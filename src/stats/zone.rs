@@ -69,9 +69,12 @@ pub fn offset(text: &str) -> Option<i32> {
         b'-' => -1,
         _ => return None,
     };
-    let digits: Vec<u8> = b[1..].iter().copied().filter(|&c| c != b':').collect();
-    let colons = b.len() - 1 - digits.len();
-    if digits.len() != 4 || colons > 1 || !digits.iter().all(u8::is_ascii_digit) {
+    // `hhmm` or `hh:mm`.
+    let digits: Vec<u8> = match &b[1..] {
+        [h1, h2, m1, m2] | [h1, h2, b':', m1, m2] => vec![*h1, *h2, *m1, *m2],
+        _ => return None,
+    };
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let n = |i: usize| i32::from(digits[i] - b'0');
@@ -212,6 +215,7 @@ mod tests {
             ("+2400", None),
             ("0100", None),
             ("+01", None),
+            ("+0:130", None),
             ("Europe/Paris", None),
         ];
         for (text, want) in cases {
