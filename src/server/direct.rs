@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 
-use spool::{Header, MessageId, split_message};
+use spool::MessageId;
 
 use super::Shared;
 use super::policy::{self, to_lf};
@@ -145,13 +145,7 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
 
     let id = shared.queue.id_generator().next();
     let data = to_lf(&msg.data);
-    let (headers, body_at) = split_message(&data);
-    let mut all = Vec::with_capacity(headers.len() + 1);
-    all.push(Header::new(policy::received(shared, env, id.as_str())));
-    all.extend(headers);
-    if let Some(local) = shared.local_submitter.get() {
-        local.fix(&cfg, &mut all);
-    }
+    let (all, body_at) = policy::spool_headers(shared, env, id.as_str(), &data);
     // The bytes a queue delivery reads back from the spool: the headers as
     // the -H file holds them, the blank line, the body.
     let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);
@@ -170,9 +164,9 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
         crate::log::Kind::Arrival(policy::arrival(env, &all, body.len())),
     )];
     let single = routed.len() == 1 && routed[0].1.len() == 1;
-    let give_up = |files: Vec<StagedFile>, job: durable::Job, why: Option<Reply>| {
+    // Takes back every staged copy (the files are in `job`).
+    let give_up = |job: durable::Job, why: Option<Reply>| {
         job.discard(io);
-        drop(files);
         why.map_or(Plan::Spool, Plan::Refuse)
     };
     for (i, (addr, dests)) in routed.iter().enumerate() {
@@ -205,14 +199,14 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
                 // Discarded over quota: the spool path says so in its own
                 // way; it is not worth a second way here.
                 Ok(Staged::Discarded) | Ok(Staged::Already) => {
-                    return give_up(files, job, None);
+                    return give_up(job, None);
                 }
                 // One recipient over its quota at the real size: the
                 // client is told now, and nobody gets a bounce.
                 Err(e) if single => {
-                    return give_up(files, job, policy::over_quota_reply(&e));
+                    return give_up(job, policy::over_quota_reply(&e));
                 }
-                Err(_) => return give_up(files, job, None),
+                Err(_) => return give_up(job, None),
             }
         }
     }

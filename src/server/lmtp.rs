@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::policy::{self, to_lf};
-use crate::log::{
-    Address, Arrival, Delivered, Event, Kind, MessageIdField, Rejected, Stage, spooled_size,
-};
+use crate::log::{Address, Arrival, Delivered, Event, Kind, Rejected, Stage};
 use crate::router::{Routed, TransportDriver};
 use crate::transport::Outcome;
 use crate::transport::maildir::{Staged, StagedFile, Target};
@@ -107,7 +105,11 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
     let id = queue.id_generator().next();
     let data = to_lf(&msg.data);
     let received = policy::received(shared, env, id.as_str());
-    let arrival = arrival(env, &received, &data);
+    let arrival = {
+        let (mut headers, body_at) = spool::split_message(&data);
+        headers.insert(0, spool::Header::new(received.clone()));
+        policy::arrival(env, &headers, data.len() - body_at)
+    };
 
     let committer = queue.committer();
     let mut out: Vec<Option<Pending>> = Vec::new();
@@ -214,28 +216,6 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
         .map(|p| p.unwrap_or_else(|| Pending::Done(smtp::local_problem("Local problem").into())))
         .collect();
     (id, arrival, pending)
-}
-
-/// The `<=` event: sender, host, `P=lmtp`, the size the message would
-/// have in the spool (with the Received: line) and the Message-ID it came
-/// with.
-fn arrival(env: &smtp::session::SmtpEnvelope, received: &[u8], data: &[u8]) -> Arrival {
-    let from = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
-    let host = super::host_of(
-        env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),
-        Some(&env.helo),
-    );
-    let (mut headers, body_at) = spool::split_message(data);
-    let message_id = MessageIdField::of(&headers);
-    headers.insert(0, spool::Header::new(received));
-    let mut a = Arrival::new(
-        from,
-        host,
-        &env.protocol,
-        spooled_size(&headers, data.len() - body_at),
-    );
-    a.message_id = message_id;
-    a
 }
 
 /// The reply to a recipient whose Maildir delivery failed: the over-quota

@@ -440,16 +440,10 @@ fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
 fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arrival), spool::Error> {
     let env = &msg.envelope;
     let data = to_lf(&msg.data);
-    let (headers, body_at) = split_message(&data);
     let queue = &shared.queue;
     let mut draft = queue.draft()?;
     let id = draft.id();
-    let mut all = Vec::with_capacity(headers.len() + 1);
-    all.push(Header::new(received(shared, env, id.as_str())));
-    all.extend(headers);
-    if let Some(local) = shared.local_submitter.get() {
-        local.fix(&shared.cfg(), &mut all);
-    }
+    let (all, body_at) = spool_headers(shared, env, id.as_str(), &data);
     let from = env
         .from
         .as_ref()
@@ -487,6 +481,26 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
     let staged = draft.finish(&senv, &all)?;
 
     Ok((staged, arrival(env, &all, data.len() - body_at)))
+}
+
+/// The headers of a message as the spool holds them, and where its body
+/// starts in `data` (LF line ends): the `Received:` header naming `id` on
+/// top of the message's own, with a local submitter's `Sender:` rules
+/// applied. The spool path and the direct path both write these.
+pub fn spool_headers(
+    shared: &Shared,
+    env: &smtp::session::SmtpEnvelope,
+    id: &str,
+    data: &[u8],
+) -> (Vec<Header>, usize) {
+    let (headers, body_at) = split_message(data);
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    all.push(Header::new(received(shared, env, id)));
+    all.extend(headers);
+    if let Some(local) = shared.local_submitter.get() {
+        local.fix(&shared.cfg(), &mut all);
+    }
+    (all, body_at)
 }
 
 /// The `<=` event of a message with `headers` (the `Received:` line
