@@ -3,6 +3,7 @@
 `sluice stats` benchmarks and tests.
 
     gen_mainlog.py [-n MESSAGES] [--classic] [--seed N] [--days D] [-o FILE]
+                   [--senders N] [--recipients N] [--hosts N] [--open F]
 
 The log has the shapes a busy relay writes: arrivals from many hosts and
 senders, local deliveries (`=> user <user@domain>`), remote deliveries with
@@ -63,6 +64,12 @@ def main():
     ap.add_argument("--days", type=float, default=2.0, help="time the log spans")
     ap.add_argument("--start", default="2026-11-23 00:00:00", help="first stamp (UTC)")
     ap.add_argument("-o", "--output", help="file to write (default stdout)")
+    ap.add_argument("--senders", type=int, default=20000, help="distinct sending addresses")
+    ap.add_argument("--hosts", type=int, default=5000, help="distinct sending hosts")
+    ap.add_argument("--recipients", type=int, default=None,
+                    help="distinct remote recipients, used in turn (default: near the sender's number)")
+    ap.add_argument("--open", type=float, default=0.02,
+                    help="fraction of messages never completed")
     args = ap.parse_args()
 
     rnd = random.Random(args.seed)
@@ -72,8 +79,21 @@ def main():
     step = args.days * 86400.0 / n
     stamp = Stamps()
 
-    hosts = 5000
-    senders = 20000
+    hosts = max(args.hosts, 1)
+    senders = max(args.senders, 1)
+    # The other fates share what the never-completed ones leave, in the
+    # default proportions (the default --open gives the default log).
+    settled = min(max(1.0 - args.open, 0.0), 1.0)
+    scale = 0.98 / settled if settled > 0 else 0.0
+    next_rcpt = 0
+
+    def remote_rcpt(s, k):
+        nonlocal next_rcpt
+        if args.recipients is None:
+            return s + k
+        r = next_rcpt
+        next_rcpt = (next_rcpt + 1) % args.recipients
+        return r
     rcpt_domains = 300
     locals_ = 2000
 
@@ -123,6 +143,7 @@ def main():
 
         t = now + rnd.randrange(0, 3)
         fate = rnd.random()
+        fate = fate * scale if fate < settled else 1.0
         nrcpt = 1 + (i % 4 == 0) + (i % 16 == 0)
         if fate < 0.5:
             # Local deliveries.
@@ -137,7 +158,7 @@ def main():
             for k in range(nrcpt):
                 flag = "=>" if k == 0 else "->"
                 later(t, "%s %s r%d@dest%d.example R=dnslookup T=remote_smtp %s C=\"250 2.0.0 OK\"" % (
-                    mid, flag, s + k, d, host))
+                    mid, flag, remote_rcpt(s, k), d, host))
             later(t, "%s Completed" % mid)
         elif fate < 0.95:
             # Deferred, then delivered minutes to hours later.

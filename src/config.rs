@@ -148,6 +148,7 @@ pub struct Config {
     pub mbox: MboxConfig,
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
+    pub admin: AdminConfig,
     /// `[[router]]` and `[[transport]]`, built and cross-checked at load
     /// (the defaults when the configuration names no router).
     #[serde(skip)]
@@ -275,6 +276,17 @@ impl QueueConfig {
         };
         Some(last.saturating_add(step.max(1).saturating_mul((k + 1 - t.len()) as u64)))
     }
+}
+
+/// `[admin]`: the listener for metrics, the status page and the queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Empty: no listener; `unix:PATH` or `host:port`.
+    pub listen: String,
+    #[serde(deserialize_with = "optional_path")]
+    pub token_file: Option<PathBuf>,
+    pub socket_group: String,
 }
 
 /// Where to look for the configuration and what to override.
@@ -465,6 +477,15 @@ impl Config {
             return key(
                 "smtp.max_recipients",
                 "RFC 5321 §4.5.3.1.8 requires accepting at least 100 recipients",
+            );
+        }
+        if !self.admin.listen.is_empty()
+            && !self.admin.listen.starts_with("unix:")
+            && self.admin.token_file.is_none()
+        {
+            return key(
+                "admin.token_file",
+                "a TCP admin listener needs a token: any local user can connect to loopback",
             );
         }
         if self.queue.delivery_workers == 0 {
@@ -777,6 +798,7 @@ mod tests {
             ("message_id_format = \"short\"", "message_id_format"),
             ("[queue]\nretry = \"F,2h\"", "queue.retry"),
             ("[queue]\ndelivery_workers = 0", "queue.delivery_workers"),
+            ("[admin]\nlisten = \"127.0.0.1:9025\"", "admin.token_file"),
             ("[mailbox]\nusers = \"ldap\"", "mailbox.users"),
             ("[smtp]\ntls_certificate = \"c.pem\"", "smtp.tls_privatekey"),
             ("[smtp]\ncommand_timeout = \"soon\"", "smtp.command_timeout"),

@@ -4,6 +4,7 @@
 // unsafe only in sys.rs (the password database lookups).
 #![deny(unsafe_code)]
 
+mod admin;
 mod app;
 mod bounce;
 mod cli;

@@ -236,7 +236,14 @@ struct Counters {
     jobs: AtomicU64,
     data_syncs: AtomicU64,
     dir_syncs: AtomicU64,
+    /// Told of every batch; set once (the daemon's metrics).
+    observer: std::sync::OnceLock<BatchObserver>,
 }
+
+/// Called after each batch with its number of jobs and how long the
+/// flush took (barriers and renames), on the flushing thread: it must be
+/// quick.
+pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send + Sync>;
 
 type Reply = oneshot::Sender<Result<(), CommitError>>;
 
@@ -325,6 +332,12 @@ impl Committer {
 
     pub fn durability(&self) -> Durability {
         self.inner.durability
+    }
+
+    /// Has `observer` told of every batch from now on. Only the first
+    /// observer set is kept (false for a later one).
+    pub fn observe_batches(&self, observer: BatchObserver) -> bool {
+        self.inner.counters.observer.set(observer).is_ok()
     }
 
     pub fn stats(&self) -> CommitStats {
@@ -479,6 +492,23 @@ fn coordinate(
 /// Runs the four steps for `jobs` and returns one result per job, in order.
 /// `sync == false` is `Durability::None`: renames only.
 fn flush(
+    io: &Arc<dyn Io>,
+    barrier: &DataBarrier,
+    ctr: &Arc<Counters>,
+    pool: &Pool,
+    jobs: Vec<Job>,
+    sync: bool,
+) -> Vec<Result<(), CommitError>> {
+    let started = Instant::now();
+    let n = jobs.len();
+    let results = flush_steps(io, barrier, ctr, pool, jobs, sync);
+    if let Some(observe) = ctr.observer.get() {
+        observe(n, started.elapsed());
+    }
+    results
+}
+
+fn flush_steps(
     io: &Arc<dyn Io>,
     barrier: &DataBarrier,
     ctr: &Arc<Counters>,
@@ -720,6 +750,30 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn the_observer_hears_every_batch_with_its_jobs() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Batch);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        assert!(c.observe_batches(Box::new(move |n, took| {
+            s2.lock().unwrap().push((n, took));
+        })));
+        assert!(!c.observe_batches(Box::new(|_, _| {})), "only one observer");
+        let tickets: Vec<Ticket> = (0..20)
+            .map(|i| {
+                let s = stage(c.io(), dir.path(), &format!("o{i}"), b"x");
+                c.submit(Job::single(s, dir.path().join("new").join(format!("o{i}"))))
+            })
+            .collect();
+        for t in tickets {
+            t.wait().unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().map(|(n, _)| n).sum::<usize>(), 20);
+        assert_eq!(seen.len() as u64, c.stats().batches);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub mod sim;
 pub mod sys;
 
 pub use commit::{
-    BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged, Ticket,
+    BatchObserver, BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged,
+    Ticket,
 };
 pub use io::{Io, RealIo};
 pub use replace::{Persist, replace_file};

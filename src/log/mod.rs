@@ -55,11 +55,22 @@ pub fn stamped(event: &Event) -> String {
     format!("{} {event}", clock::log_stamp(clock::now()))
 }
 
+/// Hears every event written to the main log (the daemon's metrics), and
+/// whether it was a rejection (written to rejectlog too); called on the
+/// writing thread, so it must be quick.
+pub type Observer = Box<dyn Fn(&Event, Which) + Send + Sync>;
+
 /// Appends lines to the logs of one data directory.
-#[derive(Debug)]
 pub struct Logs {
     dir: PathBuf,
     files: Mutex<[Option<File>; 3]>,
+    observer: std::sync::OnceLock<Observer>,
+}
+
+impl std::fmt::Debug for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logs").field("dir", &self.dir).finish()
+    }
 }
 
 impl Logs {
@@ -67,6 +78,20 @@ impl Logs {
         Logs {
             dir: dir.into(),
             files: Mutex::new([None, None, None]),
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Has `observer` hear every main-log and reject-log event from now on
+    /// (a rejection once, though it goes to both). Only the first observer
+    /// is kept.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    fn tell(&self, event: &Event, which: Which) {
+        if let Some(o) = self.observer.get() {
+            o(event, which);
         }
     }
 
@@ -80,6 +105,9 @@ impl Logs {
     /// that cannot be written goes to stderr instead (the mail itself must
     /// not fail because a log is unwritable).
     pub fn write(&self, which: Which, event: &Event) {
+        if which != Which::Panic {
+            self.tell(event, which);
+        }
         let line = stamped(event) + "\n";
         self.append_or_complain(which, line.as_bytes());
     }
@@ -94,6 +122,7 @@ impl Logs {
     pub fn main_all(&self, events: &[Event]) {
         let mut block = String::new();
         for e in events {
+            self.tell(e, Which::Main);
             block.push_str(&stamped(e));
             block.push('\n');
         }
@@ -105,6 +134,7 @@ impl Logs {
     /// rejectlog only the envelope and headers when there are any (after
     /// DATA).
     pub fn reject(&self, event: &Event, headers: Option<&RejectedHeaders<'_>>) {
+        self.tell(event, Which::Reject);
         let line = stamped(event) + "\n";
         self.append_or_complain(Which::Main, line.as_bytes());
         let mut block = line.into_bytes();

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::metrics::SessionState;
 use crate::app::App;
 use crate::config::Config;
 use crate::log::{self, Logs, Origin, Rejected, Stage};
@@ -87,6 +88,8 @@ pub struct Shared {
     /// one ends.
     sessions: std::sync::atomic::AtomicUsize,
     session_ended: tokio::sync::Notify,
+    /// The counters of the admin listener's `/metrics`.
+    pub metrics: Arc<crate::admin::metrics::Metrics>,
 }
 
 /// Counts a running session; dropping it wakes whoever waits for the
@@ -182,6 +185,7 @@ impl Shared {
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             session_ended: tokio::sync::Notify::new(),
+            metrics: crate::admin::attach(&app.logs, app.queue.committer()),
         })
     }
 
@@ -258,6 +262,15 @@ impl Shared {
                 kept.push(key);
                 *new = old.clone();
             }
+        }
+        // The admin listener is bound, and its token read, at start.
+        if merged.admin.listen != old.admin.listen {
+            kept.push("admin.listen");
+            merged.admin.listen = old.admin.listen.clone();
+        }
+        if merged.admin.token_file != old.admin.token_file {
+            kept.push("admin.token_file");
+            merged.admin.token_file = old.admin.token_file.clone();
         }
         for key in kept {
             self.logs.main(&log::Event::other(
@@ -410,6 +423,23 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         } else {
             &opts.listen
         };
+        // The admin listener first: a token that cannot be read stops the
+        // start before anything listens.
+        let admin = if cfg.admin.listen.is_empty() {
+            None
+        } else {
+            let token = match &cfg.admin.token_file {
+                Some(p) => match crate::admin::read_token(p) {
+                    Ok(t) => Some(t),
+                    Err(e) => return fail(e),
+                },
+                None => None,
+            };
+            match crate::admin::bind(&cfg.admin).await {
+                Ok(l) => Some((l, token)),
+                Err(e) => return fail(e),
+            }
+        };
         let mut bound = Vec::new();
         for (addrs, kind) in [
             (listen, Kind::Smtp),
@@ -423,7 +453,15 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 }
             }
         }
-        serve_reloading(app, bound, opts.queue_interval, Some(opts.sources), stop).await
+        serve_reloading(
+            app,
+            bound,
+            admin,
+            opts.queue_interval,
+            Some(opts.sources),
+            stop,
+        )
+        .await
     })
 }
 
@@ -439,7 +477,7 @@ pub async fn serve(
     queue_interval: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> i32 {
-    serve_reloading(app, listeners, queue_interval, None, shutdown).await
+    serve_reloading(app, listeners, None, queue_interval, None, shutdown).await
 }
 
 /// [`serve`], reading the configuration again from `sources` and
@@ -447,6 +485,7 @@ pub async fn serve(
 pub async fn serve_reloading(
     app: App,
     listeners: Vec<Listener>,
+    admin: Option<(crate::admin::Listener, Option<String>)>,
     queue_interval: Option<Duration>,
     sources: Option<crate::config::Sources>,
     shutdown: impl Future<Output = ()>,
@@ -476,7 +515,17 @@ pub async fn serve_reloading(
             }
         })
     });
-    let names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
+    let mut names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
+    let admin_task = admin.map(|(listener, token)| {
+        names.push(listener.describe());
+        let a = Arc::new(crate::admin::Admin::new(
+            &shared.cfg(),
+            shared.metrics.clone(),
+            shared.queue.clone(),
+            token,
+        ));
+        tokio::spawn(crate::admin::serve(listener, a, shared.logs.clone()))
+    });
     shared.logs.main(&log::Event::other(
         None,
         format!(
@@ -520,7 +569,7 @@ pub async fn serve_reloading(
         r.abort();
         let _ = r.await;
     }
-    for a in &accepting {
+    for a in accepting.iter().chain(&admin_task) {
         a.abort();
     }
     for a in accepting {
@@ -753,11 +802,14 @@ pub async fn serve_connection(
 ) {
     let config = shared.session_config(mode);
     let _running = Running::new(&shared);
+    let metrics = shared.metrics.clone();
+    let mut gauge = metrics.session();
     let mut stopping = shared.stopping.subscribe();
     let mut session = Session::new(config, peer);
     session.offer_dsn(shared.cfg().dsn_offered(peer.map(|p| p.ip())));
     if let Some(info) = implicit_tls {
         session.tls_established(info);
+        metrics.tls_established();
     }
     let mut slot = None;
     // For the log line when the session gives up on a client.
@@ -778,6 +830,13 @@ pub async fn serve_connection(
                 // Stopping: a session between transactions is told so now;
                 // a message on its way in is finished (and answered) first.
                 let receiving = session.receiving_message();
+                gauge.set(if receiving {
+                    SessionState::Data
+                } else if session.envelope().is_some() {
+                    SessionState::Transaction
+                } else {
+                    SessionState::Command
+                });
                 if *stopping.borrow() && !receiving {
                     session.shutdown();
                     continue;
@@ -887,6 +946,7 @@ pub async fn serve_connection(
                         }
                         stream = Box::new(t);
                         session.tls_established(info);
+                        metrics.tls_established();
                     }
                     None => return,
                 }

@@ -15,7 +15,7 @@ use super::text;
 /// How many senders and recipients the charts show.
 pub const CHART_ROWS: usize = 10;
 
-const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
+pub const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}\
 table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}\
 th{background:#eee}td:first-child{text-align:left}\
@@ -37,7 +37,17 @@ pub fn render(r: &Report) -> String {
         z = escape(&r.zone)
     );
     grand_total(&mut out, r);
+    out.push_str(&charts(r));
+    out.push_str("<h2>All tables</h2>\n<pre>");
+    out.push_str(&escape(&text::render(r)));
+    out.push_str("</pre>\n</body>\n</html>\n");
+    out
+}
 
+/// The charts of a report, each under its heading: messages per hour, time
+/// on the queue, the top senders and recipients.
+pub fn charts(r: &Report) -> String {
+    let mut out = String::new();
     let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
     out.push_str("<h2>Messages per hour</h2>\n");
     out.push_str(&svg::grouped_bars(
@@ -117,14 +127,11 @@ pub fn render(r: &Report) -> String {
         "address_destinations",
         &top(&r.top.address_destinations.by_count),
     ));
-
-    out.push_str("<h2>All tables</h2>\n<pre>");
-    out.push_str(&escape(&text::render(r)));
-    out.push_str("</pre>\n</body>\n</html>\n");
     out
 }
 
-fn grand_total(out: &mut String, r: &Report) {
+/// The grand total table.
+pub fn grand_total(out: &mut String, r: &Report) {
     out.push_str("<h2>Grand total summary</h2>\n<table>\n<tr><th>TOTAL</th><th>Volume</th><th>Bytes</th><th>Messages</th><th>Addresses</th><th>Hosts</th><th>Delayed</th><th>Failed</th></tr>\n");
     let _ = writeln!(
         out,

@@ -60,7 +60,7 @@ pub struct Options {
 type Table = Map<Key, Tallied>;
 
 /// The four league tables of one direction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Leagues {
     hosts: Table,
     addresses: Table,
@@ -108,7 +108,7 @@ impl Leagues {
 }
 
 /// A message between its first line and its settlement.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Open {
     arrival: Option<Arrived>,
     /// At least one delivery to a remote host.
@@ -121,7 +121,7 @@ struct Open {
     pending: Vec<Pending>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Arrived {
     size: u64,
     at: i64,
@@ -131,7 +131,7 @@ struct Arrived {
 }
 
 /// A delivery's keys, to add the message's size to when it is known.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     transport: Box<str>,
     host: Box<str>,
@@ -142,7 +142,7 @@ struct Pending {
 }
 
 /// Counts for one piece of a log (or all of it).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tally {
     opts: Options,
     clock: Clock,

@@ -184,6 +184,9 @@ pub struct Daemon {
     pub smtps: Option<SocketAddr>,
     pub lmtp: Option<SocketAddr>,
     pub lmtp_unix: Option<PathBuf>,
+    /// The admin listener (`[admin] listen`).
+    pub admin: Option<SocketAddr>,
+    pub admin_unix: Option<PathBuf>,
     /// Where the daemon's standard error goes.
     pub stderr: PathBuf,
 }
@@ -232,6 +235,8 @@ impl Daemon {
             smtps: None,
             lmtp: None,
             lmtp_unix: None,
+            admin: None,
+            admin_unix: None,
             stderr,
         };
         for word in line.split_whitespace().skip(1) {
@@ -241,6 +246,8 @@ impl Daemon {
                 ("smtp", None) => d.smtp = addr.parse().expect("smtp address"),
                 ("smtps", None) => d.smtps = Some(addr.parse().expect("smtps address")),
                 ("lmtp", None) => d.lmtp = Some(addr.parse().expect("lmtp address")),
+                ("admin", Some(path)) => d.admin_unix = Some(PathBuf::from(path)),
+                ("admin", None) => d.admin = Some(addr.parse().expect("admin address")),
                 _ => panic!("unexpected listener {word} in {line:?}"),
             }
         }
