@@ -4,6 +4,7 @@
 
     gen_mainlog.py [-n MESSAGES] [--classic] [--seed N] [--days D] [-o FILE]
                    [--senders N] [--recipients N] [--hosts N] [--open F]
+                   [--sender-hosts]
 
 The log has the shapes a busy relay writes: arrivals from many hosts and
 senders, local deliveries (`=> user <user@domain>`), remote deliveries with
@@ -70,6 +71,9 @@ def main():
                     help="distinct remote recipients, used in turn (default: near the sender's number)")
     ap.add_argument("--open", type=float, default=0.02,
                     help="fraction of messages never completed")
+    ap.add_argument("--sender-hosts", action="store_true",
+                    help="each sender always sends from the same host (its domain's server), "
+                         "not from a host drawn for each message")
     args = ap.parse_args()
 
     rnd = random.Random(args.seed)
@@ -124,6 +128,8 @@ def main():
         mid = message_id(now, pid, i % 3844 if args.classic else i % 14776336, args.classic)
         h = rnd.randrange(hosts)
         s = rnd.randrange(senders)
+        if args.sender_hosts:
+            h = s % hosts
         size = rnd.randrange(300, 60000)
         if rnd.random() < 0.85:
             origin = "H=(mx%d.sender%d.example) [10.%d.%d.%d] P=esmtp" % (

@@ -140,22 +140,21 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> i32 {
         eprintln!("sluice stats: {}: {e}", path.display());
         return sysexits::CANTCREAT;
     }
-    let out = if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("sluice stats: {e}");
-                return sysexits::SOFTWARE;
-            }
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    // Written as it is made: a relay-heavy report is as long as the log
+    // has messages, and need not be held twice. A closed pipe (`sluice
+    // stats | head`) is not an error of ours.
+    if args.json {
+        if let Err(e) = serde_json::to_writer_pretty(&mut stdout, &report)
+            && !e.is_io()
+        {
+            eprintln!("sluice stats: {e}");
+            return sysexits::SOFTWARE;
         }
-    } else if args.html.is_some() {
-        String::new()
-    } else {
-        text::render(&report)
-    };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`sluice stats | head`) is not an error of ours.
-    let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.write_all(b"\n");
+    } else if args.html.is_none() {
+        let _ = stdout.write_all(text::render(&report).as_bytes());
+    }
     let _ = stdout.flush();
     sysexits::OK
 }

@@ -25,6 +25,7 @@
 
 mod hash;
 pub mod html;
+mod names;
 pub mod read;
 pub mod reject;
 pub mod report;
@@ -40,8 +41,9 @@ use spool::MessageId;
 use crate::log::parse;
 use crate::log::{Address, Host, Kind};
 use hash::{Key, Map};
+use names::Names;
 use report::{
-    Day, League, QUEUE_LIMITS, Relay, Report, Tallied, Top, Transport, all_counts, top_counts,
+    Day, League, QUEUE_LIMITS, Relays, Report, Tallied, Top, Transport, all_counts, top_counts,
 };
 use zone::{Clock, Zone};
 
@@ -169,7 +171,9 @@ pub struct Tally {
     queue_remote: [u64; QUEUE_LIMITS.len() + 1],
     sending: Leagues,
     destinations: Leagues,
-    relayed: Map<(Box<str>, Box<str>), u64>,
+    /// (from, to) as numbers into `ends`, and how often.
+    relayed: Map<(u32, u32), u64>,
+    ends: Names,
     rejection_reasons: Map<Box<str>, u64>,
     rejected_hosts: Map<Box<str>, u64>,
     temporary_reasons: Map<Box<str>, u64>,
@@ -297,6 +301,7 @@ impl Tally {
             sending: Leagues::default(),
             destinations: Leagues::default(),
             relayed: Map::default(),
+            ends: Names::default(),
             rejection_reasons: Map::default(),
             rejected_hosts: Map::default(),
             temporary_reasons: Map::default(),
@@ -513,8 +518,8 @@ impl Tally {
                 if let Some(l) = &local {
                     bump(&mut t.local, l, 1, 1, size);
                 }
-                if let Some(key) = relay {
-                    *self.relayed.entry(key).or_default() += 1;
+                if let Some((from, to)) = relay {
+                    self.relay(&from, &to, 1);
                 }
             }
             None => {
@@ -563,6 +568,12 @@ impl Tally {
         }
     }
 
+    /// Counts `n` messages relayed from `from` to `to`.
+    fn relay(&mut self, from: &str, to: &str, n: u64) {
+        let key = (self.ends.id(from), self.ends.id(to));
+        *self.relayed.entry(key).or_default() += n;
+    }
+
     /// Adds the volume of deliveries that waited for the arrival.
     fn resolve(&mut self, o: &mut Open) {
         let (size, from) = match &o.arrival {
@@ -579,7 +590,7 @@ impl Tally {
                 bump(&mut t.local, l, 0, 0, size);
             }
             if let (Some(from), Some(to)) = (&from, p.relay_to) {
-                *self.relayed.entry((from.clone(), to)).or_default() += 1;
+                self.relay(from, &to, 1);
             }
         }
     }
@@ -631,6 +642,7 @@ impl Tally {
             sending,
             destinations,
             relayed,
+            ends,
             rejection_reasons,
             rejected_hosts,
             temporary_reasons,
@@ -673,11 +685,16 @@ impl Tally {
         }
         // The large tables (a key per address) are added on two threads:
         // this runs once per worker at the end, while the others wait.
-        let (mine_sending, mine_relayed) = (&mut self.sending, &mut self.relayed);
+        let (mine_sending, mine_relayed, mine_ends) =
+            (&mut self.sending, &mut self.relayed, &mut self.ends);
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 mine_sending.add(sending);
-                add_counts(mine_relayed, relayed);
+                // Their numbers are of their names: found or given here.
+                for ((f, t), n) in relayed {
+                    let key = (mine_ends.id(ends.get(f)), mine_ends.id(ends.get(t)));
+                    *mine_relayed.entry(key).or_default() += n;
+                }
             });
             self.destinations.add(destinations);
         });
@@ -750,15 +767,19 @@ impl Tally {
         transports.sort_by(|a, b| a.name.cmp(&b.name));
         // The two directions' tables on two threads, the relays (a key
         // per relayed address) with the first.
+        let (table, ends) = (
+            std::mem::take(&mut self.relayed),
+            std::mem::take(&mut self.ends),
+        );
+        let sending = &self.sending;
         let (sent, taken) = std::thread::scope(|scope| {
-            let sent = scope.spawn(|| (self.sending.report(false), relays(&self.relayed)));
+            let sent = scope.spawn(move || (sending.report(false), relays(table, ends)));
             let taken = self.destinations.report(true);
             (sent.join(), taken)
         });
         let (sent, relayed) = match sent {
             Ok((s, r)) => (s, r),
-            // Cannot happen (the closure does not panic): count here.
-            Err(_) => (self.sending.report(false), relays(&self.relayed)),
+            Err(panic) => std::panic::resume_unwind(panic),
         };
         let (
             [
@@ -856,20 +877,10 @@ impl Tally {
     }
 }
 
-/// The relays in key order: sorted as references, copied once.
-fn relays(table: &Map<(Box<str>, Box<str>), u64>) -> Vec<Relay> {
-    let mut v: Vec<(&str, &str, u64)> = table
-        .iter()
-        .map(|((from, to), n)| (&**from, &**to, *n))
-        .collect();
-    v.sort_unstable();
-    v.into_iter()
-        .map(|(from, to, messages)| Relay {
-            from: from.to_string(),
-            to: to.to_string(),
-            messages,
-        })
-        .collect()
+/// The relays in key order, their names handed over, not copied.
+fn relays(table: Map<(u32, u32), u64>, ends: Names) -> Relays {
+    let rows = table.into_iter().map(|((f, t), n)| (f, t, n)).collect();
+    Relays::new(ends, rows)
 }
 
 /// The messages one piece of the input left open.

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::names::Names;
+
 /// How many rows a league table keeps (eximstats's default `-t50`).
 pub const TOP: usize = 50;
 
@@ -40,7 +42,7 @@ pub struct Report {
     pub per_hour: PerHour,
     pub per_day: Vec<Day>,
     pub queue_time: QueueTimes,
-    pub relayed: Vec<Relay>,
+    pub relayed: Relays,
     pub top: Top,
     pub rejection_reasons: Vec<Count>,
     pub temporary_rejection_reasons: Vec<Count>,
@@ -162,6 +164,84 @@ pub struct Relay {
     pub messages: u64,
 }
 
+/// Every relay of a report, in key order: a list of [`Relay`] in JSON,
+/// kept as numbers into one buffer of names (a relay-heavy log has about
+/// as many relays as messages).
+#[derive(Debug, Clone, Default)]
+pub struct Relays {
+    names: Names,
+    /// (from, to, messages), sorted by the names.
+    rows: Vec<(u32, u32, u64)>,
+}
+
+impl Relays {
+    /// The relays of `rows`, numbers into `names`, sorted here.
+    pub fn new(names: Names, mut rows: Vec<(u32, u32, u64)>) -> Relays {
+        rows.sort_unstable_by(|a, b| {
+            (names.get(a.0), names.get(a.1)).cmp(&(names.get(b.0), names.get(b.1)))
+        });
+        Relays { names, rows }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// (from, to, messages) in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.rows
+            .iter()
+            .map(|&(f, t, n)| (self.names.get(f), self.names.get(t), n))
+    }
+
+    /// From (from, to, messages) triples: equal keys are added.
+    pub fn of<'a>(relays: impl Iterator<Item = (&'a str, &'a str, u64)>) -> Relays {
+        let mut names = Names::default();
+        let mut added: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+        for (from, to, n) in relays {
+            let key = (names.id(from), names.id(to));
+            *added.entry(key).or_default() += n;
+        }
+        let rows = added.into_iter().map(|((f, t), n)| (f, t, n)).collect();
+        Relays::new(names, rows)
+    }
+}
+
+impl PartialEq for Relays {
+    fn eq(&self, other: &Relays) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Serialize for Relays {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            from: &'a str,
+            to: &'a str,
+            messages: u64,
+        }
+        s.collect_seq(
+            self.iter()
+                .map(|(from, to, messages)| Row { from, to, messages }),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Relays {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Relays, D::Error> {
+        let rows = Vec::<Relay>::deserialize(d)?;
+        Ok(Relays::of(
+            rows.iter()
+                .map(|r| (r.from.as_str(), r.to.as_str(), r.messages)),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Count {
     pub key: String,
@@ -218,7 +298,6 @@ impl League {
     /// volume (then count, then key), as eximstats orders them. Keys with
     /// no message (only `->` lines) are not listed, as in eximstats.
     pub fn of<'a>(table: impl Iterator<Item = (&'a str, Tallied)>, with_addresses: bool) -> League {
-        let mut rows: Vec<(&str, Tallied)> = table.filter(|(_, t)| t.messages > 0).collect();
         let by_count = |a: &(&str, Tallied), b: &(&str, Tallied)| {
             b.1.messages
                 .cmp(&a.1.messages)
@@ -231,6 +310,15 @@ impl League {
                 .then(b.1.messages.cmp(&a.1.messages))
                 .then(a.0.cmp(b.0))
         };
+        // The best rows so far in each order, never the whole table: a
+        // log can have millions of addresses.
+        let (mut count_rows, mut volume_rows) = (Vec::new(), Vec::new());
+        let mut keys = 0u64;
+        for row in table.filter(|(_, t)| t.messages > 0) {
+            keys += 1;
+            keep_best(&mut count_rows, row, by_count);
+            keep_best(&mut volume_rows, row, by_volume);
+        }
         let row = |(k, t): &(&str, Tallied)| Row {
             key: k.to_string(),
             messages: t.messages,
@@ -238,9 +326,9 @@ impl League {
             bytes: t.bytes,
         };
         League {
-            keys: rows.len() as u64,
-            by_count: first(&mut rows, by_count).iter().map(row).collect(),
-            by_volume: first(&mut rows, by_volume).iter().map(row).collect(),
+            keys,
+            by_count: first(&mut count_rows, by_count).iter().map(row).collect(),
+            by_volume: first(&mut volume_rows, by_volume).iter().map(row).collect(),
         }
     }
 
@@ -286,6 +374,16 @@ impl League {
         let mut l = League::of_rows(added.into_values().collect());
         l.keys = self.keys + other.keys;
         l
+    }
+}
+
+/// Adds `row` to `rows`, which are cut back to the best [`TOP`] in the
+/// order `cmp` whenever they reach four times that.
+fn keep_best<T>(rows: &mut Vec<T>, row: T, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    rows.push(row);
+    if rows.len() >= 4 * TOP {
+        rows.select_nth_unstable_by(TOP - 1, &cmp);
+        rows.truncate(TOP);
     }
 }
 
@@ -418,14 +516,7 @@ impl Report {
             add_vec(&mut r.queue_time.remote, &other.queue_time.remote);
         }
 
-        let mut relayed: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for x in self.relayed.iter().chain(&other.relayed) {
-            *relayed.entry((x.from.clone(), x.to.clone())).or_default() += x.messages;
-        }
-        r.relayed = relayed
-            .into_iter()
-            .map(|((from, to), messages)| Relay { from, to, messages })
-            .collect();
+        r.relayed = Relays::of(self.relayed.iter().chain(other.relayed.iter()));
 
         let t = &mut r.top;
         let o = &other.top;

@@ -103,14 +103,10 @@ fn a_delivery_before_its_arrival_waits_for_the_size() {
     assert_eq!(r.delivered.bytes, 1000);
     assert_eq!(r.transports[0].bytes, 1000);
     assert_eq!(r.relayed.len(), 1);
-    assert_eq!(
-        r.relayed[0].from,
-        "(client.example)[192.0.2.1] alice@here.example"
-    );
-    assert_eq!(
-        r.relayed[0].to,
-        "mx.remote.example[192.0.2.7] bob@remote.example"
-    );
+    let (from, to, n) = r.relayed.iter().next().unwrap();
+    assert_eq!(from, "(client.example)[192.0.2.1] alice@here.example");
+    assert_eq!(to, "mx.remote.example[192.0.2.7] bob@remote.example");
+    assert_eq!(n, 1);
     assert_eq!(r.queue_time.remote[0], 1);
 }
 

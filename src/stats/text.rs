@@ -286,9 +286,9 @@ fn relayed(out: &mut String, r: &Report) {
     title(out, "Relayed messages");
     out.push('\n');
     let mut total = 0;
-    for x in &r.relayed {
-        total += x.messages;
-        let _ = writeln!(out, "{:7} {} \n      => {}", x.messages, x.from, x.to);
+    for (from, to, messages) in r.relayed.iter() {
+        total += messages;
+        let _ = writeln!(out, "{messages:7} {from} \n      => {to}");
     }
     let _ = writeln!(out, "\nTotal: {total} (plus 0 unshown)\n");
 }
