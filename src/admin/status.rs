@@ -84,7 +84,7 @@ pub fn render(s: &Status<'_>) -> String {
     let r = s.today;
     let _ = writeln!(
         out,
-        "<h2>Today</h2>\n<p>From {} to {} ({}); the full report: <code>sluice stats --html FILE</code>.</p>",
+        "<h2>Today</h2>\n<p>From {} to {}, times in {}; the full report: <code>sluice stats --html FILE</code>.</p>",
         r.from.as_deref().unwrap_or("-"),
         r.to.as_deref().unwrap_or("-"),
         escape(&r.zone)
