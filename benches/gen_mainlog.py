@@ -4,7 +4,7 @@
 
     gen_mainlog.py [-n MESSAGES] [--classic] [--seed N] [--days D] [-o FILE]
                    [--senders N] [--recipients N] [--hosts N] [--open F]
-                   [--sender-hosts]
+                   [--sender-hosts] [--hosting]
 
 The log has the shapes a busy relay writes: arrivals from many hosts and
 senders, local deliveries (`=> user <user@domain>`), remote deliveries with
@@ -71,12 +71,18 @@ def main():
                     help="distinct remote recipients, used in turn (default: near the sender's number)")
     ap.add_argument("--open", type=float, default=0.02,
                     help="fraction of messages never completed")
+    ap.add_argument("--hosting", action="store_true",
+                    help="a hosting box rather than a relay: half the mail comes in from remote "
+                         "hosts for local mailboxes (2%% of it forwarded on), half is sent by "
+                         "local users and scripts to remote recipients")
     ap.add_argument("--sender-hosts", action="store_true",
                     help="each sender always sends from the same host (its domain's server), "
                          "not from a host drawn for each message")
     args = ap.parse_args()
 
     rnd = random.Random(args.seed)
+    # The hosting profile's own draws, so that the default log stays the same.
+    hosting_rnd = random.Random(args.seed + 1)
     out = open(args.output, "w") if args.output else sys.stdout
     start = calendar.timegm(time.strptime(args.start, "%Y-%m-%d %H:%M:%S"))
     n = max(args.messages, 1)
@@ -131,7 +137,10 @@ def main():
         if args.sender_hosts:
             h = s % hosts
         size = rnd.randrange(300, 60000)
-        if rnd.random() < 0.85:
+        from_host = rnd.random() < 0.85
+        if args.hosting:
+            from_host = hosting_rnd.random() < 0.5
+        if from_host:
             origin = "H=(mx%d.sender%d.example) [10.%d.%d.%d] P=esmtp" % (
                 h, h % 400, h % 250, (h // 250) % 250, h % 7 + 1)
         else:
@@ -150,6 +159,13 @@ def main():
         t = now + rnd.randrange(0, 3)
         fate = rnd.random()
         fate = fate * scale if fate < settled else 1.0
+        if args.hosting and fate < 1.0:
+            if from_host:
+                # Inbound: local mailboxes, a few forwarded on.
+                fate = 0.6 if hosting_rnd.random() < 0.02 else 0.0
+            elif fate < 0.5:
+                # Outbound: what would have been local goes out.
+                fate = 0.5 + fate * 0.7
         nrcpt = 1 + (i % 4 == 0) + (i % 16 == 0)
         if fate < 0.5:
             # Local deliveries.
@@ -179,7 +195,9 @@ def main():
             d = rnd.randrange(rcpt_domains)
             later(t, "%s ** r%d@dest%d.example R=dnslookup T=remote_smtp H=mx.dest%d.example [203.0.113.%d]: SMTP error from remote mail server after RCPT TO:<r%d@dest%d.example>: 550 5.1.1 user unknown" % (
                 mid, s, d, d, d % 250 + 1, s, d))
-            bid = message_id(t, pid, (i + 1) % 3844 if args.classic else (i + 7) % 14776336, args.classic)
+            # The bounce is made by another process (pid): its ID can be no
+            # other message's, as in a real log.
+            bid = message_id(t, pid + 1000000, i % 3844 if args.classic else i % 14776336, args.classic)
             later(t, "%s <= <> R=%s U=mail P=local S=%d" % (bid, mid, size // 10 + 1500))
             later(t, "%s Completed" % mid)
             later(t + 1, "%s => %s R=dnslookup T=remote_smtp H=mx%d.sender%d.example [10.1.1.%d] C=\"250 OK\"" % (
