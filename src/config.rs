@@ -121,6 +121,17 @@ pub struct Config {
     /// How long the daemon waits on SIGTERM for transactions under way.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How `sendmail` queues: itself, or through the daemon's socket.
+    #[serde(deserialize_with = "parsed")]
+    pub submission: Submission,
+    /// The daemon's submission socket; none when empty.
+    #[serde(deserialize_with = "optional_path")]
+    pub submission_socket: Option<PathBuf>,
+    /// The group the socket is given (mode 0660); empty: mode 0666.
+    pub submission_group: String,
+    /// Messages a local user other than root may submit through the socket
+    /// in any hour; 0: no limit.
+    pub local_rate_limit: u64,
     #[serde(deserialize_with = "parsed")]
     pub over_quota: OverQuota,
     pub local_domains: Vec<String>,
@@ -275,6 +286,29 @@ impl QueueConfig {
             n => last - t[n - 2],
         };
         Some(last.saturating_add(step.max(1).saturating_mul((k + 1 - t.len()) as u64)))
+    }
+}
+
+/// How a local submission (`sendmail`, `sluice submit`) is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// Through the daemon when this user cannot write the spool.
+    Auto,
+    /// Always through the daemon's socket.
+    Daemon,
+    /// Always by writing the spool (fails without the permission).
+    Spool,
+}
+
+impl FromStr for Submission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Submission::Auto),
+            "daemon" => Ok(Submission::Daemon),
+            "spool" => Ok(Submission::Spool),
+            _ => Err(format!("{s:?}: expected \"auto\", \"daemon\" or \"spool\"")),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod router;
 mod server;
 mod space;
 mod stats;
+mod submission;
 #[allow(unsafe_code)]
 mod sys;
 mod transport;

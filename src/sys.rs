@@ -110,6 +110,64 @@ pub fn group_id(name: &str) -> std::io::Result<Option<u32>> {
     }
 }
 
+/// The groups of user `name` (primary `gid`) in the group database
+/// (`getgrouplist(3)`): for a caller known by uid only, as on the
+/// submission socket, whose supplementary groups the kernel does not say.
+pub fn user_groups(name: &str, gid: u32) -> Vec<u32> {
+    let Ok(cname) = CString::new(name) else {
+        return vec![gid];
+    };
+    let mut n: libc::c_int = 32;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let mut count = n;
+        // SAFETY: cname is NUL-ended; groups is writable for `count`
+        // entries, which the call reads and then sets to the number found.
+        let rc =
+            unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count.max(0) as usize);
+            return groups;
+        }
+        // Too small: `count` says how many there are.
+        if count <= n || n >= 65536 {
+            return vec![gid];
+        }
+        n = count;
+    }
+}
+
+/// The listening socket systemd passed under `name`
+/// (`FileDescriptorName=`), by sd_listen_fds(3)'s protocol: `LISTEN_PID`
+/// is this process, `LISTEN_FDS` sockets from descriptor 3, named in
+/// order by `LISTEN_FDNAMES`.
+pub fn systemd_socket(name: &str) -> Option<std::os::unix::net::UnixListener> {
+    use std::os::fd::FromRawFd;
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    if pid != std::process::id() {
+        return None;
+    }
+    let count: i32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let index = names.split(':').position(|n| n == name)? as i32;
+    if index >= count {
+        return None;
+    }
+    let fd = 3 + index;
+    // Only a listening Unix stream socket is taken.
+    let is_unix_listener = rustix::net::sockopt::socket_type(
+        // SAFETY: fd is open (systemd passed it); borrowed for the call only.
+        unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) },
+    )
+    .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
+    if !is_unix_listener {
+        return None;
+    }
+    // SAFETY: systemd handed this descriptor to this process to own; it is
+    // taken once (the name is matched once) and closed by the listener.
+    Some(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+}
+
 /// The groups this process is in: its real gid and its supplementary
 /// groups.
 pub fn process_groups() -> Vec<u32> {

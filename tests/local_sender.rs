@@ -38,13 +38,11 @@ fn open(config: &str) -> Open {
     )
     .unwrap();
     std::fs::set_permissions(&conf, PermissionsExt::from_mode(0o644)).unwrap();
-    let bin = dir.path().join("sluice");
-    std::fs::copy(common::sluice_bin(), &bin).unwrap();
     Open {
         _dir: dir,
         home,
         config: conf,
-        bin,
+        bin: common::binary_for_others(),
     }
 }
 

@@ -379,18 +379,8 @@ fn a_uid_without_a_passwd_entry_is_refused() {
         return;
     }
     let d = dir();
-    // The binary must be reachable by that uid: copy it somewhere open.
-    let bin_dir = tempfile::Builder::new()
-        .prefix("sluice-bin")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        bin_dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let bin = bin_dir.path().join("sluice");
-    std::fs::copy(common::sluice_bin(), &bin).unwrap();
+    // The binary must be reachable by that uid.
+    let bin = common::binary_for_others();
     let uid = "54321"; // no entry in /etc/passwd of a test machine
     assert!(
         !std::fs::read_to_string("/etc/passwd")

@@ -85,6 +85,11 @@ pub fn run(cfg: &Arc<Config>, args: &SubmitArgs) -> i32 {
         eprintln!("sluice: {}", e.message);
         return e.code;
     }
+    // A user who may not write the spool hands the message to the daemon,
+    // which knows them by their uid and applies the same rules.
+    if crate::submission::client::wanted(cfg) {
+        return crate::submission::client::submit(cfg, args, &input);
+    }
     // The spool is opened only for a message worth queueing: a usage or
     // data error is reported as such even when the spool is unusable.
     let trusted = local_sender::is_trusted(cfg, &caller, &crate::sys::process_groups());
@@ -286,6 +291,22 @@ pub fn submit(
     composed: Composed,
     caller: &Caller,
 ) -> Result<MessageId, Failure> {
+    let id = enter(&app.cfg, &app.queue, &app.logs, args, composed, caller)?;
+    app.queue.wait_before_exit();
+    Ok(id)
+}
+
+/// Queues a composed message in `queue` and logs its arrival: the work of
+/// a submission, in this process or in the daemon (for a caller on the
+/// submission socket).
+pub fn enter(
+    cfg: &Config,
+    queue: &spool::Queue,
+    logs: &crate::log::Logs,
+    args: &SubmitArgs,
+    composed: Composed,
+    caller: &Caller,
+) -> Result<MessageId, Failure> {
     let Composed {
         message,
         mut headers,
@@ -295,8 +316,6 @@ pub fn submit(
         set_untrusted,
         mut recipients,
     } = composed;
-    let cfg = &app.cfg;
-    let queue = &app.queue;
     let body = &message[body_at..];
     let host = cfg.primary_hostname.as_str();
     let qualify_domain = cfg.qualify_domain.as_str();
@@ -418,11 +437,10 @@ pub fn submit(
             ..crate::log::Host::default()
         });
     arrival.message_id = crate::log::MessageIdField::of(&out).filter(|_| has_id);
-    app.logs.main(&crate::log::Event::new(
+    logs.main(&crate::log::Event::new(
         Some(id),
         crate::log::Kind::Arrival(arrival),
     ));
-    queue.wait_before_exit();
     Ok(id)
 }
 

@@ -272,6 +272,14 @@ impl Shared {
             kept.push("admin.token_file");
             merged.admin.token_file = old.admin.token_file.clone();
         }
+        if merged.submission_socket != old.submission_socket {
+            kept.push("submission_socket");
+            merged.submission_socket = old.submission_socket.clone();
+        }
+        if merged.submission_group != old.submission_group {
+            kept.push("submission_group");
+            merged.submission_group = old.submission_group.clone();
+        }
         for key in kept {
             self.logs.main(&log::Event::other(
                 None,
@@ -440,6 +448,18 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
                 Err(e) => return fail(e),
             }
         };
+        // The submission socket: a daemon that cannot have it (not root,
+        // /run not writable, another daemon's) still serves SMTP.
+        let submit = match crate::submission::server::bind(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                app.logs.main(&log::Event::other(
+                    None,
+                    format!("submission socket not available, local users who cannot write the spool cannot submit: {e}"),
+                ));
+                None
+            }
+        };
         let mut bound = Vec::new();
         for (addrs, kind) in [
             (listen, Kind::Smtp),
@@ -456,7 +476,7 @@ pub fn run(cfg: Arc<Config>, opts: ServeOptions) -> i32 {
         serve_reloading(
             app,
             bound,
-            admin,
+            Extra { admin, submit },
             opts.queue_interval,
             Some(opts.sources),
             stop,
@@ -477,7 +497,15 @@ pub async fn serve(
     queue_interval: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> i32 {
-    serve_reloading(app, listeners, None, queue_interval, None, shutdown).await
+    serve_reloading(
+        app,
+        listeners,
+        Extra::default(),
+        queue_interval,
+        None,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`], reading the configuration again from `sources` and
@@ -485,7 +513,7 @@ pub async fn serve(
 pub async fn serve_reloading(
     app: App,
     listeners: Vec<Listener>,
-    admin: Option<(crate::admin::Listener, Option<String>)>,
+    extra: Extra,
     queue_interval: Option<Duration>,
     sources: Option<crate::config::Sources>,
     shutdown: impl Future<Output = ()>,
@@ -516,7 +544,16 @@ pub async fn serve_reloading(
         })
     });
     let mut names: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
-    let admin_task = admin.map(|(listener, token)| {
+    let submit_task = extra.submit.map(|listener| {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_default();
+        names.push(format!("submit=unix:{path}"));
+        tokio::spawn(crate::submission::server::serve(listener, shared.clone()))
+    });
+    let admin_task = extra.admin.map(|(listener, token)| {
         names.push(listener.describe());
         let a = Arc::new(crate::admin::Admin::new(
             &shared.cfg(),
@@ -569,7 +606,7 @@ pub async fn serve_reloading(
         r.abort();
         let _ = r.await;
     }
-    for a in accepting.iter().chain(&admin_task) {
+    for a in accepting.iter().chain(&admin_task).chain(&submit_task) {
         a.abort();
     }
     for a in accepting {
@@ -616,6 +653,15 @@ pub async fn serve_reloading(
     // engine has a runtime of its own, which must not be dropped here.
     let _ = tokio::task::spawn_blocking(move || drop(shared)).await;
     0
+}
+
+/// The daemon's listeners besides SMTP and LMTP.
+#[derive(Default)]
+pub struct Extra {
+    /// The admin listener and its bearer token.
+    pub admin: Option<(crate::admin::Listener, Option<String>)>,
+    /// The submission socket.
+    pub submit: Option<UnixListener>,
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called, not

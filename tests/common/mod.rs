@@ -49,6 +49,10 @@ impl Dir {
             "dns.timeout=1s",
             "--set",
             "dns.attempts=1",
+            // Test daemons run side by side: none takes the system's
+            // submission socket (tests/submission_socket.rs sets its own).
+            "--set",
+            "submission_socket=\"\"",
         ]);
         c
     }
@@ -107,6 +111,29 @@ pub fn size_field(name: &str) -> Option<u64> {
     base.split(',')
         .find_map(|f| f.strip_prefix("S="))
         .and_then(|v| v.parse().ok())
+}
+
+/// The binary, copied once into a directory of mode 0755, for tests that
+/// run it as another user (`nobody` cannot reach the build directory).
+/// Once per test process: a copy being written while another test forks
+/// keeps a writable descriptor open in that child until it execs, and
+/// every exec of the copy meanwhile fails (ETXTBSY).
+pub fn binary_for_others() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static BIN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-bin")
+            .tempdir()
+            .expect("a directory for the binary");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod 755");
+        let bin = dir.path().join("sluice");
+        std::fs::copy(sluice_bin(), &bin).expect("copy the binary");
+        (dir, bin)
+    })
+    .1
+    .clone()
 }
 
 /// Whether a program is on PATH; prints a skip notice when it is not.
@@ -187,6 +214,8 @@ pub struct Daemon {
     /// The admin listener (`[admin] listen`).
     pub admin: Option<SocketAddr>,
     pub admin_unix: Option<PathBuf>,
+    /// The submission socket.
+    pub submit: Option<PathBuf>,
     /// Where the daemon's standard error goes.
     pub stderr: PathBuf,
 }
@@ -237,6 +266,7 @@ impl Daemon {
             lmtp_unix: None,
             admin: None,
             admin_unix: None,
+            submit: None,
             stderr,
         };
         for word in line.split_whitespace().skip(1) {
@@ -248,6 +278,7 @@ impl Daemon {
                 ("lmtp", None) => d.lmtp = Some(addr.parse().expect("lmtp address")),
                 ("admin", Some(path)) => d.admin_unix = Some(PathBuf::from(path)),
                 ("admin", None) => d.admin = Some(addr.parse().expect("admin address")),
+                ("submit", Some(path)) => d.submit = Some(PathBuf::from(path)),
                 _ => panic!("unexpected listener {word} in {line:?}"),
             }
         }
