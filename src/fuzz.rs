@@ -118,6 +118,33 @@ mod tests {
         super::replay::replay("config", config_never_panics);
     }
 
+    /// fuzz/sluice-main compiles this crate's source with its own list of
+    /// dependencies; one missing there would break only the fuzz build,
+    /// long after the change that added it.
+    #[test]
+    fn the_fuzz_library_has_every_dependency() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dependencies = |path: &str| -> Vec<String> {
+            let text = std::fs::read_to_string(root.join(path)).unwrap();
+            let manifest: toml::Table = text.parse().unwrap();
+            manifest["dependencies"]
+                .as_table()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let fuzz = dependencies("fuzz/sluice-main/Cargo.toml");
+        let missing: Vec<String> = dependencies("Cargo.toml")
+            .into_iter()
+            .filter(|d| !fuzz.contains(d))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add to fuzz/sluice-main/Cargo.toml: {missing:?}"
+        );
+    }
+
     #[test]
     fn the_targets_accept_their_inputs_and_garbage() {
         log_line_never_panics(b"");
