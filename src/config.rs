@@ -369,8 +369,9 @@ pub fn load(sources: &Sources) -> Result<Arc<Config>, ConfigError> {
     Ok(Arc::new(cfg))
 }
 
-/// Builds a configuration from TOML text laid over the default (tests).
-#[cfg(test)]
+/// Builds a configuration from TOML text laid over the default (tests
+/// and the fuzz target).
+#[cfg(any(test, fuzzing))]
 pub fn from_str(origin: &str, text: &str) -> Result<Config, ConfigError> {
     let mut table = parse_toml("embedded default", DEFAULT_TOML)?;
     merge(&mut table, parse_toml(origin, text)?);

@@ -14,6 +14,9 @@ mod config;
 mod delivery;
 mod dns;
 mod dnslookup;
+// Public when the source is compiled as the fuzz targets' library.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 mod log;
 mod manualroute;
 mod network;

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod fuzz;
 pub mod lock;
 pub mod maildir;
 pub mod mbox;

@@ -395,7 +395,13 @@ impl Parser<'_> {
         self.pos += close + 1;
         let bad = PathError::Syntax("invalid address literal");
         let text = std::str::from_utf8(inner).map_err(|_| bad)?;
-        let valid = if text.len() > 5 && text[..5].eq_ignore_ascii_case("IPv6:") {
+        // `get`, not `[..5]`: the literal may hold any UTF-8, and slicing
+        // inside a character panicked (a remote client's RCPT could do it).
+        let ipv6 = text.len() > 5
+            && text
+                .get(..5)
+                .is_some_and(|tag| tag.eq_ignore_ascii_case("IPv6:"));
+        let valid = if ipv6 {
             Ipv6Addr::from_str(&text[5..]).is_ok()
         } else if let Some((tag, content)) = text.split_once(':') {
             // General-address-literal = Standardized-tag ":" 1*dcontent
@@ -517,6 +523,8 @@ mod tests {
             ("<\"a\\\u{1}\"@example.com>", F, err("invalid quoted pair")),
             ("<user@[300.1.1.1]>", F, err("invalid address literal")),
             ("<user@[IPv6:zz]>", F, err("invalid address literal")),
+            // A character across the fifth octet (found by fuzzing).
+            ("<user@[IPv6\u{e9}1]>", F, err("invalid address literal")),
             ("<user@[1.2.3.4>", F, err("unterminated address literal")),
             (
                 "<@a.example,user@c.example>",

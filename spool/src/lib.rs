@@ -29,6 +29,7 @@
 
 pub mod count;
 pub mod error;
+pub mod fuzz;
 pub mod header_file;
 pub mod id;
 pub mod journal;

@@ -306,6 +306,12 @@ impl<'a> Fields<'a> {
         }
         let r = r.strip_prefix('[')?;
         let end = r.find(']')?;
+        // `[]` is no address. An empty one is how a host given by name
+        // alone is kept, and prints without brackets: `H=(helo) []` would
+        // come back as `H=(helo)`, which is no host (found by fuzzing).
+        if end == 0 {
+            return None;
+        }
         let ip = r[..end].to_string();
         let mut r = &r[end + 1..];
         let mut port = None;
@@ -432,6 +438,11 @@ fn arrival(text: &str, fake_reject: bool) -> Option<Arrival> {
                         created: name == "id*",
                     })
                 }
+                // A run of spaces (neither Exim nor Sluice writes one)
+                // leaves empty tokens. They are no field: kept, each would
+                // print back as a space, and the trailing ones would be
+                // lost one per reading (found by fuzzing).
+                _ if t.is_empty() => {}
                 _ => a.extra.push(t.to_string()),
             }
         }
@@ -507,6 +518,8 @@ fn delivered(flag: DeliveryFlag, text: &str) -> Option<Delivered> {
                 "K" if value.is_empty() => d.chunking = true,
                 "QT" => d.queue_time = v(),
                 "DT" => d.delivery_time = v(),
+                // Empty tokens from a run of spaces: see arrival().
+                _ if t.is_empty() => {}
                 _ => d.extra.push(t.to_string()),
             }
         }
@@ -697,6 +710,30 @@ mod tests {
         for c in cases {
             round_trip(c);
         }
+    }
+
+    #[test]
+    fn an_empty_address_is_no_host() {
+        let l = line("2026-11-25 13:42:27 H=(c) [] F=<a@x> rejected after DATA: no").unwrap();
+        assert!(matches!(l.event.kind, Kind::Other(_)), "{l:?}");
+    }
+
+    #[test]
+    fn runs_of_spaces_are_no_fields() {
+        let l =
+            line("2026-11-25 13:42:27 1tixMn-00000000C5j-1wRa => bob <bob@x> R=r  T=t  ").unwrap();
+        let Kind::Delivered(d) = &l.event.kind else {
+            panic!("{l:?}")
+        };
+        assert!(d.extra.is_empty(), "{d:?}");
+        assert_eq!(d.transport.as_deref(), Some("t"));
+        let l =
+            line("2026-11-25 13:42:27 1tixMn-00000000C5j-1wRa <= a@x  U=u P=local  S=1 ").unwrap();
+        let Kind::Arrival(a) = &l.event.kind else {
+            panic!("{l:?}")
+        };
+        assert!(a.extra.is_empty(), "{a:?}");
+        assert_eq!(a.size, 1);
     }
 
     #[test]

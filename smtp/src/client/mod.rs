@@ -108,6 +108,8 @@ use std::time::Duration;
 pub use capabilities::Capabilities;
 pub use encoder::BodyEncoder;
 pub use envelope::{Envelope, EnvelopeRecipient, Notify, Ret};
+// The server's parameter fuzz target encodes with the client's xtext.
+pub(crate) use envelope::xtext;
 pub use outcome::{
     Cause, Command, CommandKind, HostError, HostErrorKind, LOG_TEXT_MAX, Outcome, RecipientResult,
     Response, TransactionResult, log_text,
