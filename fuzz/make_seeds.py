@@ -217,6 +217,27 @@ def configs():
     write("config", "overrides.toml", '[smtp]\nmax_recipients = 5\nmessage_size_limit = "10M"\n')
 
 
+def submission_requests():
+    """submission_request: request lines as sendmail writes them (see
+    src/submission/wire.rs), and some a caller might try instead."""
+    full = (
+        '{"extract_recipients":true,"ignore_dots":true,"sender":null,"full_name":null,'
+        '"delivery":"background","host_address":null,"protocol":null,"host_name":null,'
+        '"ident":null,"notify_success":false,"notify_failure":false,"notify_delay":false,'
+        '"notify_never":false,"ret":null,"envid":null,"recipients":[]}'
+    )
+    write("submission_request", "t-i", b"SUBMIT " + full.encode() + b"\nFrom: a@b\n\nx\n")
+    write("submission_request", "dsn", b'SUBMIT {"sender":"<>","delivery":"queue",'
+          b'"recipients":["bob@host.test, carol@host.test"],"notify_success":true,'
+          b'"notify_delay":true,"ret":"hdrs","envid":"x1"}\n')
+    write("submission_request", "origin", b'SUBMIT {"sender":"boss@corp.example",'
+          b'"full_name":"The \\"Boss\\"","host_address":"192.0.2.1","protocol":"esmtp",'
+          b'"ident":"joe","recipients":["a"]}\n')
+    write("submission_request", "bad-notify", b'SUBMIT {"notify_never":true,"notify_success":true}\n')
+    write("submission_request", "unknown-field", b'SUBMIT {"config":"/etc/passwd"}\n')
+    write("submission_request", "not-submit", b"HELO x\r\n")
+
+
 def main():
     shutil.rmtree(CORPUS, ignore_errors=True)
     transcripts()
@@ -227,6 +248,7 @@ def main():
     spool_headers()
     logs()
     configs()
+    submission_requests()
     for target in sorted(os.listdir(CORPUS)):
         print(target, len(os.listdir(os.path.join(CORPUS, target))))
 

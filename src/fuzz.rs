@@ -1,6 +1,7 @@
 //! Entry points that feed arbitrary bytes to the binary's own parsers: the
 //! log-line parser (`sluice log check`, `sluice stats` and the tests read
-//! logs with it, Exim's included) and the configuration loader.
+//! logs with it, Exim's included), the configuration loader and the
+//! submission socket's request line (any local user can send one).
 //!
 //! The crate has no library target, so `fuzz/sluice-main/` compiles this
 //! source as a library with `--cfg fuzzing`, under which this module is
@@ -100,6 +101,24 @@ pub fn config_never_panics(data: &[u8]) {
     }
 }
 
+/// The submission socket's fuzz target: reads `data` as the request line
+/// a local user sends the daemon (the first line; the rest would be the
+/// message). Panics if the parser panics, or if a request it accepts,
+/// written again as `sendmail` writes it, does not read back the same.
+pub fn submission_request_never_panics(data: &[u8]) {
+    use crate::submission::wire;
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
+    let Ok(args) = wire::parse_request(line) else {
+        return;
+    };
+    let again = wire::Request::of(&args).to_line();
+    assert_eq!(
+        wire::parse_request(&again[..again.len() - 1]),
+        Ok(args),
+        "the request does not read back"
+    );
+}
+
 #[cfg(test)]
 #[path = "../fuzz/replay.rs"]
 mod replay;
@@ -116,6 +135,11 @@ mod tests {
     #[test]
     fn config_corpus() {
         super::replay::replay("config", config_never_panics);
+    }
+
+    #[test]
+    fn submission_request_corpus() {
+        super::replay::replay("submission_request", submission_request_never_panics);
     }
 
     /// fuzz/sluice-main compiles this crate's source with its own list of
@@ -152,5 +176,7 @@ mod tests {
         config_never_panics(b"");
         config_never_panics(b"[smtp]\nmax_recipients = 5\n");
         config_never_panics(b"[smtp\n");
+        submission_request_never_panics(b"SUBMIT {}\nbody");
+        submission_request_never_panics(b"SUBMIT {\"recipients\":[1]}");
     }
 }
