@@ -76,26 +76,8 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         out[f"{s.name}{{{labels}}}"] = s.value
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused the exposition: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = common::python_with_input(script, text.as_bytes());
+    serde_json::from_str(&out).unwrap()
 }
 
 #[test]
@@ -218,41 +200,21 @@ with smtplib.SMTP("127.0.0.1", port) as s:
 /// Every SVG of `page` parses as XML, and the per-hour chart's received
 /// bars add up to `received`.
 fn check_charts(page: &str, received: u64) {
-    let svgs: Vec<&str> = page
-        .match_indices("<svg")
-        .map(|(i, _)| &page[i..page[i..].find("</svg>").unwrap() + i + 6])
-        .collect();
-    assert_eq!(svgs.len(), 4, "{page}");
-    let script = r#"
-import sys
-import xml.etree.ElementTree as ET
-total = 0
-for doc in sys.stdin.read().split("\0"):
-    root = ET.fromstring(doc)
-    if root.get("data-chart") == "per-hour":
-        for e in root.iter("{http://www.w3.org/2000/svg}rect"):
-            if e.get("data-series") == "received":
-                total += int(e.get("data-value"))
-print(total)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+    let charts = common::svg_charts(page);
+    let charts = charts.as_array().expect("a list of charts");
+    assert_eq!(charts.len(), 4, "{page}");
+    let per_hour = charts
+        .iter()
+        .find(|c| c["chart"] == "per-hour")
+        .expect("the per-hour chart");
+    let total: u64 = per_hour["bars"]
+        .as_array()
         .unwrap()
-        .write_all(svgs.join("\0").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        received.to_string()
-    );
+        .iter()
+        .filter(|b| b[0] == "received")
+        .map(|b| b[2].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, received);
 }
 
 #[test]

@@ -7,89 +7,27 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use common::others::{self, Host};
+use common::{assert_exit, run_with_input};
 
-use common::{assert_exit, maildir_messages, run_with_input};
-
-/// A data directory and configuration `nobody` can use, and the binary
-/// copied where `nobody` can run it.
-struct Open {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    config: PathBuf,
-    bin: PathBuf,
-}
-
-fn open(config: &str) -> Open {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-open")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, PermissionsExt::from_mode(0o777)).unwrap();
-    let conf = dir.path().join("sluice.toml");
-    std::fs::write(
-        &conf,
-        format!("primary_hostname = \"host.test\"\nlocal_domains = [\"host.test\"]\n{config}"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&conf, PermissionsExt::from_mode(0o644)).unwrap();
-    Open {
-        _dir: dir,
-        home,
-        config: conf,
-        bin: common::binary_for_others(),
-    }
+/// A host whose spool `nobody` may write.
+fn open(config: &str) -> Host {
+    others::host(0o777, config)
 }
 
 /// Runs the binary as `nobody` (or as root with `as_root`).
-fn submit(o: &Open, as_root: bool, args: &[&str], message: &[u8]) -> std::process::Output {
-    let mut cmd = if as_root {
-        Command::new(&o.bin)
-    } else {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(&o.bin);
-        c
-    };
-    cmd.args(args)
-        .env("SLUICE_HOME", &o.home)
-        .env("SLUICE_CONFIG", &o.config)
-        .env_remove("SLUICE_SET");
-    run_with_input(&mut cmd, message)
+fn submit(o: &Host, as_root: bool, args: &[&str], message: &[u8]) -> std::process::Output {
+    run_with_input(o.command(!as_root).args(args), message)
 }
 
-fn bp(o: &Open) -> String {
+fn bp(o: &Host) -> String {
     let out = submit(o, true, &["-bp"], b"");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn usable() -> bool {
-    let ok = common::is_root() && common::have("setpriv");
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root and setpriv under CI=true"
-        );
-        eprintln!("skipped: needs root and setpriv (util-linux)");
-    }
-    ok
-}
-
-fn delivered(home: &Path, local: &str) -> Vec<String> {
-    maildir_messages(&home.join("mail/host.test").join(local))
-        .into_iter()
-        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
-        .collect()
-}
-
 #[test]
 fn an_untrusted_user_cannot_set_the_sender() {
-    if !usable() {
+    if !others::usable() {
         return;
     }
     let o = open("");
@@ -101,7 +39,7 @@ fn an_untrusted_user_cannot_set_the_sender() {
         forged,
     );
     assert_exit(&out, 0);
-    let got = delivered(&o.home, "bob");
+    let got = o.delivered("bob");
     assert_eq!(got.len(), 1, "{got:?}");
     let m = &got[0];
     // The envelope sender is the login's address: -f was ignored.
@@ -111,7 +49,7 @@ fn an_untrusted_user_cannot_set_the_sender() {
         "the forged Sender: is removed: {m}"
     );
     assert!(m.contains("\nSender: nobody@host.test\n"), "{m}");
-    let log = std::fs::read_to_string(o.home.join("log/mainlog")).unwrap();
+    let log = o.mainlog();
     assert!(
         log.contains("<= nobody@host.test U=nobody P=local"),
         "{log}"
@@ -130,7 +68,7 @@ fn an_untrusted_user_cannot_set_the_sender() {
 
 #[test]
 fn untrusted_set_sender_and_trusted_users() {
-    if !usable() {
+    if !others::usable() {
         return;
     }
     let o = open("untrusted_set_sender = [\"*@lists.host.test\"]\n");
@@ -173,7 +111,7 @@ fn untrusted_set_sender_and_trusted_users() {
         ),
         0,
     );
-    let got = delivered(&t.home, "bob");
+    let got = t.delivered("bob");
     assert_eq!(got.len(), 1);
     assert!(
         got[0].starts_with("Return-path: <boss@corp.example>\n"),
@@ -201,7 +139,7 @@ fn untrusted_set_sender_and_trusted_users() {
 
 #[test]
 fn mail_from_under_bs_follows_the_same_rules() {
-    if !usable() {
+    if !others::usable() {
         return;
     }
     let o = open("");
@@ -209,7 +147,7 @@ fn mail_from_under_bs_follows_the_same_rules() {
     let out = submit(&o, false, &["-bs"], session.as_bytes());
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("250 2.0.0 OK id="), "{said}");
-    let got = delivered(&o.home, "bob");
+    let got = o.delivered("bob");
     assert_eq!(got.len(), 1, "{got:?}");
     let m = &got[0];
     assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");

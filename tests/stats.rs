@@ -361,43 +361,8 @@ fn html_charts_carry_the_json_numbers() {
             .replace("http://www.w3.org/2000/svg", "")
             .contains("http")
     );
-    let svgs: Vec<&str> = html
-        .match_indices("<svg")
-        .map(|(i, _)| {
-            let end = html[i..].find("</svg>").unwrap() + i + 6;
-            &html[i..end]
-        })
-        .collect();
-    assert_eq!(svgs.len(), 4);
-    let script = r#"
-import json, sys
-import xml.etree.ElementTree as ET
-out = []
-for doc in sys.stdin.read().split("\0"):
-    root = ET.fromstring(doc)
-    bars = [
-        [e.get("data-series"), e.get("data-category"), int(e.get("data-value"))]
-        for e in root.iter("{http://www.w3.org/2000/svg}rect")
-        if e.get("data-value") is not None
-    ]
-    out.append({"chart": root.get("data-chart"), "bars": bars})
-print(json.dumps(out))
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(svgs.join("\0").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let charts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let charts = common::svg_charts(&html);
+    assert_eq!(charts.as_array().map(Vec::len), Some(4));
     let values = |chart: &str, series: &str| -> Vec<u64> {
         charts
             .as_array()

@@ -8,65 +8,37 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{assert_exit, maildir_messages, run_with_input};
+use common::others::{self, Host};
+use common::{assert_exit, run_with_input};
 
-/// A data directory only root can write, a configuration and the binary
-/// that `nobody` can read and run.
-struct Host {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    config: PathBuf,
-    bin: PathBuf,
+/// A host whose spool only root may write, and its submission socket (in
+/// a directory of its own that `nobody` can reach).
+struct Socketed {
+    host: Host,
+    _run: tempfile::TempDir,
     socket: PathBuf,
 }
 
-fn host(extra: &str) -> Host {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-submit")
+fn host(extra: &str) -> Socketed {
+    let run = tempfile::Builder::new()
+        .prefix("sluice-run")
         .tempdir()
         .unwrap();
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, PermissionsExt::from_mode(0o755)).unwrap();
-    let socket = dir.path().join("run").join("submit.sock");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "primary_hostname = \"host.test\"\nlocal_domains = [\"host.test\"]\n\
-             submission_socket = \"{}\"\n{extra}",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, PermissionsExt::from_mode(0o644)).unwrap();
-    Host {
-        _dir: dir,
-        home,
-        config,
-        bin: common::binary_for_others(),
+    std::fs::set_permissions(run.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let socket = run.path().join("sock").join("submit.sock");
+    let host = others::host(
+        0o755,
+        &format!("submission_socket = \"{}\"\n{extra}", socket.display()),
+    );
+    Socketed {
+        host,
+        _run: run,
         socket,
     }
-}
-
-fn command(h: &Host, as_nobody: bool) -> Command {
-    let mut cmd = if as_nobody {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(&h.bin);
-        c
-    } else {
-        Command::new(&h.bin)
-    };
-    cmd.env("SLUICE_HOME", &h.home)
-        .env("SLUICE_CONFIG", &h.config)
-        .env_remove("SLUICE_SET");
-    cmd
 }
 
 /// The daemon, as root; killed when dropped.
@@ -79,8 +51,10 @@ impl Drop for Daemon {
     }
 }
 
-fn start(h: &Host) -> Daemon {
-    let mut child = command(h, false)
+fn start(h: &Socketed) -> Daemon {
+    let mut child = h
+        .host
+        .command(false)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -99,36 +73,13 @@ fn start(h: &Host) -> Daemon {
     Daemon(child)
 }
 
-fn sendmail(h: &Host, args: &[&str], message: &[u8]) -> std::process::Output {
-    run_with_input(command(h, true).args(args), message)
-}
-
-fn delivered(home: &Path, local: &str) -> Vec<String> {
-    maildir_messages(&home.join("mail/host.test").join(local))
-        .into_iter()
-        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
-        .collect()
-}
-
-fn usable() -> bool {
-    let ok = common::is_root() && common::have("setpriv");
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "needs root and setpriv under CI=true"
-        );
-        eprintln!("skipped: needs root and setpriv (util-linux)");
-    }
-    ok
-}
-
-fn mainlog(h: &Host) -> String {
-    std::fs::read_to_string(h.home.join("log/mainlog")).unwrap_or_default()
+fn sendmail(h: &Socketed, args: &[&str], message: &[u8]) -> std::process::Output {
+    run_with_input(h.host.command(true).args(args), message)
 }
 
 #[test]
 fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
-    if !usable() {
+    if !others::usable() {
         return;
     }
     let h = host("local_rate_limit = 3\n");
@@ -141,19 +92,19 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
     assert_exit(&out, 0);
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(id.len(), 23, "-v prints the ID: {id:?}");
-    assert!(common::wait_until(Duration::from_secs(20), || delivered(
-        &h.home, "bob"
-    )
-    .len()
+    assert!(common::wait_until(Duration::from_secs(20), || h
+        .host
+        .delivered("bob")
+        .len()
         == 1));
-    let m = &delivered(&h.home, "bob")[0];
+    let m = &h.host.delivered("bob")[0];
     assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");
     assert!(
         !m.contains("forged@corp.example"),
         "forged Sender: removed: {m}"
     );
     assert!(m.contains("\nSender: nobody@host.test\n"), "{m}");
-    let log = mainlog(&h);
+    let log = h.host.mainlog();
     assert!(
         log.contains(&format!("{id} <= nobody@host.test U=nobody P=local")),
         "{log}"
@@ -166,12 +117,12 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
         b"Subject: null\n\nx\n",
     );
     assert_exit(&out, 0);
-    assert!(common::wait_until(Duration::from_secs(20), || delivered(
-        &h.home, "carol"
-    )
-    .len()
+    assert!(common::wait_until(Duration::from_secs(20), || h
+        .host
+        .delivered("carol")
+        .len()
         == 1));
-    assert!(delivered(&h.home, "carol")[0].starts_with("Return-path: <>\n"));
+    assert!(h.host.delivered("carol")[0].starts_with("Return-path: <>\n"));
 
     // Only root says where a message came from.
     let out = sendmail(
@@ -194,16 +145,17 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
         assert!(err.contains("local_rate_limit"), "{err}");
     }
     assert_eq!(
-        mainlog(&h)
+        h.host
+            .mainlog()
             .matches("U=nobody local_rate_limit reached")
             .count(),
         1,
         "{}",
-        mainlog(&h)
+        h.host.mainlog()
     );
     // Root is not limited, and writes the spool itself.
     let out = run_with_input(
-        command(&h, false).args(["-i", "bob@host.test"]),
+        h.host.command(false).args(["-i", "bob@host.test"]),
         b"Subject: root\n\nx\n",
     );
     assert_exit(&out, 0);
@@ -218,7 +170,7 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
 
 #[test]
 fn the_request_line_is_checked_by_the_daemon() {
-    if !usable() {
+    if !others::usable() {
         return;
     }
     let h = host("");
@@ -239,5 +191,5 @@ fn the_request_line_is_checked_by_the_daemon() {
         reply["message"].as_str().unwrap().contains("config"),
         "{reply}"
     );
-    assert!(delivered(&h.home, "bob").is_empty());
+    assert!(h.host.delivered("bob").is_empty());
 }

@@ -725,19 +725,25 @@ mod tests {
         (dir, Arc::new(Recorder::new()))
     }
 
-    #[test]
-    fn batch_publishes_every_job_and_shares_the_directory_sync() {
-        let (dir, rec) = setup();
-        let c = Committer::new(rec.clone(), Durability::Batch);
-        let tickets: Vec<Ticket> = (0..50)
+    /// Submits `n` one-file jobs at once (into `new/m0`...) and waits for
+    /// them all.
+    fn submit_many(c: &Committer, dir: &Path, n: usize) {
+        let tickets: Vec<Ticket> = (0..n)
             .map(|i| {
-                let s = stage(c.io(), dir.path(), &format!("t{i}"), b"body\n");
-                c.submit(Job::single(s, dir.path().join("new").join(format!("m{i}"))))
+                let s = stage(c.io(), dir, &format!("t{i}"), b"body\n");
+                c.submit(Job::single(s, dir.join("new").join(format!("m{i}"))))
             })
             .collect();
         for t in tickets {
             t.wait().unwrap();
         }
+    }
+
+    #[test]
+    fn batch_publishes_every_job_and_shares_the_directory_sync() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Batch);
+        submit_many(&c, dir.path(), 50);
         let st = c.stats();
         assert_eq!(st.jobs, 50);
         assert_eq!(st.data_syncs, 50);
@@ -762,15 +768,7 @@ mod tests {
             s2.lock().unwrap().push((n, took));
         })));
         assert!(!c.observe_batches(Box::new(|_, _| {})), "only one observer");
-        let tickets: Vec<Ticket> = (0..20)
-            .map(|i| {
-                let s = stage(c.io(), dir.path(), &format!("o{i}"), b"x");
-                c.submit(Job::single(s, dir.path().join("new").join(format!("o{i}"))))
-            })
-            .collect();
-        for t in tickets {
-            t.wait().unwrap();
-        }
+        submit_many(&c, dir.path(), 20);
         let seen = seen.lock().unwrap();
         assert_eq!(seen.iter().map(|(n, _)| n).sum::<usize>(), 20);
         assert_eq!(seen.len() as u64, c.stats().batches);

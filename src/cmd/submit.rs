@@ -150,16 +150,23 @@ fn submitter(args: &SubmitArgs) -> Result<Caller, Failure> {
             ));
         }
     };
-    if !args.origin.is_empty() && uid != 0 {
-        return Err(Failure::new(
-            sysexits::NOPERM,
-            format!(
-                "-oMa, -oMr, -oMs and -oMt are for root only ({} is not root): nothing queued",
-                caller.login
-            ),
-        ));
-    }
+    origin_allowed(args, &caller)?;
     Ok(caller)
+}
+
+/// Only root may say where a message came from (`-oMa`, `-oMr`, `-oMs`,
+/// `-oMt`), as only Exim's trusted callers may.
+pub fn origin_allowed(args: &SubmitArgs, caller: &Caller) -> Result<(), Failure> {
+    if args.origin.is_empty() || caller.uid == 0 {
+        return Ok(());
+    }
+    Err(Failure::new(
+        sysexits::NOPERM,
+        format!(
+            "-oMa, -oMr, -oMs and -oMt are for root only ({} is not root): nothing queued",
+            caller.login
+        ),
+    ))
 }
 
 /// Reads standard input, stopping a little past `message_size_limit` (the

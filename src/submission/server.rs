@@ -262,15 +262,7 @@ async fn handle(
     let line = read_line(stream, cfg.smtp.command_timeout).await?;
     let args =
         wire::parse_request(&line).map_err(|e| Failure::new(sysexits::USAGE, e.to_string()))?;
-    if !args.origin.is_empty() && uid != 0 {
-        return Err(Failure::new(
-            sysexits::NOPERM,
-            format!(
-                "-oMa, -oMr, -oMs and -oMt are for root only ({} is not root): nothing queued",
-                caller.login
-            ),
-        ));
-    }
+    crate::cmd::submit::origin_allowed(&args, &caller)?;
     let input = read_message(stream, &cfg).await?;
 
     let now = crate::clock::now();

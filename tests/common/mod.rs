@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod exim;
+pub mod others;
 pub mod receiver;
 pub mod sink;
 
@@ -535,6 +536,64 @@ pub fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("python output is UTF-8")
+}
+
+/// Runs `python3 -c SCRIPT` with `input` on its standard input; panics
+/// with its stderr when it fails; returns what it printed.
+pub fn python_with_input(script: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("python's stdin")
+        .write_all(input)
+        .expect("write to python");
+    let out = child.wait_with_output().expect("python3 ran");
+    assert!(
+        out.status.success(),
+        "python failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("python output is UTF-8")
+}
+
+/// Every inline SVG chart of an HTML page as Python's XML parser reads
+/// it: `[{"chart": ID, "bars": [[series, category, value], ...]}, ...]`,
+/// the bars being the `<rect>`s with a `data-value`.
+pub fn svg_charts(html: &str) -> serde_json::Value {
+    let svgs: Vec<&str> = html
+        .match_indices("<svg")
+        .map(|(i, _)| {
+            let end = html[i..].find("</svg>").expect("a closed <svg>") + i + 6;
+            &html[i..end]
+        })
+        .collect();
+    let script = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+out = []
+for doc in sys.stdin.read().split("\0"):
+    if not doc:
+        continue
+    root = ET.fromstring(doc)
+    bars = [
+        [e.get("data-series"), e.get("data-category"), int(e.get("data-value"))]
+        for e in root.iter("{http://www.w3.org/2000/svg}rect")
+        if e.get("data-value") is not None
+    ]
+    out.append({"chart": root.get("data-chart"), "bars": bars})
+print(json.dumps(out))
+"#;
+    let out = python_with_input(script, svgs.join("\0").as_bytes());
+    serde_json::from_str(&out).expect("the charts as JSON")
 }
 
 /// The messages of a Maildir (`new/` and `cur/`): (subdirectory/name, bytes),
