@@ -108,3 +108,54 @@ fn sighup_reloads_the_configuration_and_reopens_the_logs() {
     let status = daemon.stop(Duration::from_secs(20)).expect("exits");
     assert!(status.success());
 }
+
+/// Whether a STARTTLS handshake with the daemon verifies against `ca`
+/// (Python's smtplib and ssl, as a client with that CA only).
+fn tls_verifies(addr: std::net::SocketAddr, ca: &Path) -> bool {
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
+    try:
+        s.starttls(context=ctx)
+        print("verified")
+    except ssl.SSLError as e:
+        print("refused", e)
+"#;
+    let out = common::python(script, &[&addr.port().to_string(), ca.to_str().unwrap()]);
+    out.starts_with("verified")
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate() {
+    let d = Dir::new();
+    let live = d.path().join("live");
+    let old = common::TestCerts::new(&live);
+    let new = common::TestCerts::new(&d.path().join("renewed"));
+    let sets = old.sets();
+    let daemon = d.serve(&[&sets[0], &sets[1]]);
+    assert!(tls_verifies(daemon.smtp, &old.ca_path));
+    assert!(!tls_verifies(daemon.smtp, &new.ca_path));
+
+    // The renewal writes new files under the same names, then reloads.
+    std::fs::copy(&new.cert_path, &old.cert_path).unwrap();
+    std::fs::copy(&new.key_path, &old.key_path).unwrap();
+    let reloads = d.log("mainlog").matches("configuration reloaded").count();
+    sighup(daemon.pid());
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.log("mainlog").matches("configuration reloaded").count() > reloads
+    }));
+    assert!(
+        tls_verifies(daemon.smtp, &new.ca_path),
+        "the renewed certificate"
+    );
+    assert!(!tls_verifies(daemon.smtp, &old.ca_path));
+
+    // A broken renewal leaves the one in service.
+    std::fs::write(&old.cert_path, "not a certificate").unwrap();
+    sighup(daemon.pid());
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.log("mainlog").contains("TLS certificate not reloaded")
+    }));
+    assert!(tls_verifies(daemon.smtp, &new.ca_path));
+}

@@ -72,7 +72,9 @@ pub struct Shared {
     pub maildir: MaildirTransport,
     smtp: std::sync::RwLock<Arc<SessionConfig>>,
     lmtp: std::sync::RwLock<Arc<SessionConfig>>,
-    pub tls: Option<TlsAcceptor>,
+    /// The TLS acceptor (none when TLS could not be set up); made again on
+    /// SIGHUP, so a renewed certificate is served without a restart.
+    tls: std::sync::RwLock<Option<TlsAcceptor>>,
     /// Sender callouts under way, and their answers.
     pub callouts: callout::Callouts,
     /// Free space on the spool's and the log's filesystems, checked at MAIL.
@@ -177,7 +179,7 @@ impl Shared {
             cfg: std::sync::RwLock::new(app.cfg.clone()),
             logs: app.logs.clone(),
             queue: app.queue.clone(),
-            tls,
+            tls: std::sync::RwLock::new(tls),
             callouts: callout::Callouts::default(),
             space: std::sync::RwLock::new(Arc::new(crate::space::SpaceCheck::new(&app.cfg))),
             connections: Mutex::new(Connections::default()),
@@ -192,6 +194,11 @@ impl Shared {
     /// The configuration now.
     pub fn cfg(&self) -> Arc<Config> {
         self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The TLS acceptor now.
+    pub fn tls(&self) -> Option<TlsAcceptor> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The free space checks of the configuration now.
@@ -287,7 +294,21 @@ impl Shared {
             ));
         }
         let cfg = Arc::new(merged);
-        let tls = self.tls.is_some();
+        // The certificate and key are read again (a renewal keeps their
+        // names); ones that do not load leave the old in service.
+        if self.tls().is_some() {
+            match tls::server_config(&cfg) {
+                Ok(c) => {
+                    *self.tls.write().unwrap_or_else(|p| p.into_inner()) =
+                        Some(TlsAcceptor::from(c));
+                }
+                Err(e) => self.logs.main(&log::Event::other(
+                    None,
+                    format!("TLS certificate not reloaded, the old one stays: {e}"),
+                )),
+            }
+        }
+        let tls = self.tls().is_some();
         *self.smtp.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(session_config(&cfg, Mode::Smtp, tls));
         *self.lmtp.write().unwrap_or_else(|p| p.into_inner()) =
@@ -767,7 +788,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                     let kind = *kind;
                     tokio::spawn(async move {
                         let stream: Box<dyn Stream> = match kind {
-                            Kind::SmtpTls => match &shared.tls {
+                            Kind::SmtpTls => match &shared.tls() {
                                 Some(acc) => match handshake(acc, sock, &shared).await {
                                     Some(t) => {
                                         let info = tls_info(t.get_ref().1);
@@ -975,7 +996,7 @@ pub async fn serve_connection(
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }
-                let Some(acc) = shared.tls.clone() else {
+                let Some(acc) = shared.tls() else {
                     return;
                 };
                 match handshake(&acc, stream, &shared).await {
