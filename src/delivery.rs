@@ -48,8 +48,10 @@ pub struct Deliverer {
     cfg: std::sync::RwLock<Arc<Config>>,
     queue: Queue,
     logs: Arc<Logs>,
-    maildir: MaildirTransport,
-    mbox: MboxTransport,
+    /// The local transports, made again from the configuration on reload
+    /// (the Maildir transport keeping what it knows of Maildirs).
+    maildir: std::sync::RwLock<Arc<MaildirTransport>>,
+    mbox: std::sync::RwLock<Arc<MboxTransport>>,
     /// The smtp transport's engine (its threads start with its first job).
     remote: Remote,
     /// Messages whose remote deliveries are under way, for [`Deliverer::drain`].
@@ -60,6 +62,26 @@ pub struct Deliverer {
     /// ([`Workers::start`]), else a list for [`Deliverer::deliver_made`].
     dispatcher: std::sync::Mutex<Option<Sender<Dispatch>>>,
     made: std::sync::Mutex<Vec<MessageId>>,
+}
+
+/// The Maildir transport of `cfg`, with what is known of Maildirs.
+fn maildir_transport(
+    cfg: &Config,
+    known: crate::transport::maildir::KnownMaildirs,
+) -> MaildirTransport {
+    MaildirTransport {
+        host: cfg.primary_hostname.clone(),
+        over_quota: cfg.over_quota,
+        max_size: None,
+        known,
+    }
+}
+
+fn mbox_transport(cfg: &Config) -> MboxTransport {
+    MboxTransport {
+        variant: cfg.mbox.format,
+        locks: cfg.mbox.lock_options(true),
+    }
 }
 
 /// One due recipient of a message being delivered, and how far it got.
@@ -170,16 +192,8 @@ impl Deliverer {
         // The retry rules were parsed and checked when the configuration
         // was loaded.
         let schedule = cfg.queue.retry.clone();
-        let maildir = MaildirTransport {
-            host: cfg.primary_hostname.clone(),
-            over_quota: cfg.over_quota,
-            max_size: None,
-            known: Default::default(),
-        };
-        let mbox = MboxTransport {
-            variant: cfg.mbox.format,
-            locks: cfg.mbox.lock_options(true),
-        };
+        let maildir = maildir_transport(&cfg, Default::default());
+        let mbox = mbox_transport(&cfg);
         let remote = Remote::new(
             cfg.remote_max_connections,
             Some(&queue.root().join(crate::cmd::queue::HINTS_FILE)),
@@ -193,8 +207,8 @@ impl Deliverer {
             cfg: std::sync::RwLock::new(cfg),
             queue,
             logs,
-            maildir,
-            mbox,
+            maildir: std::sync::RwLock::new(Arc::new(maildir)),
+            mbox: std::sync::RwLock::new(Arc::new(mbox)),
             remote,
             in_flight: std::sync::Mutex::new(0),
             drained: std::sync::Condvar::new(),
@@ -209,10 +223,14 @@ impl Deliverer {
     }
 
     /// Takes a reloaded configuration for the attempts that start from now
-    /// on: routing, retry rules, report settings. (The transports' own
-    /// settings and the remote engine's limits keep their values until a
+    /// on: routing, retry rules, report settings, the local transports'
+    /// settings. (The remote engine's limits keep their values until a
     /// restart.)
     pub fn reconfigure(&self, cfg: Arc<Config>) {
+        let known = self.maildir().known.clone();
+        *self.maildir.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(maildir_transport(&cfg, known));
+        *self.mbox.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(mbox_transport(&cfg));
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
@@ -282,9 +300,17 @@ impl Deliverer {
         &self.queue
     }
 
-    /// The Maildir transport (LMTP delivers through the same one).
-    pub fn maildir(&self) -> &MaildirTransport {
-        &self.maildir
+    /// The Maildir transport now (LMTP and direct delivery write through
+    /// the same one).
+    pub fn maildir(&self) -> Arc<MaildirTransport> {
+        self.maildir
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn mbox(&self) -> Arc<MboxTransport> {
+        self.mbox.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The remote engine's settings and the addresses to try, when the
@@ -301,15 +327,15 @@ impl Deliverer {
     }
 
     /// The transport a destination names.
-    fn transport(&self, driver: TransportDriver) -> &dyn Transport {
+    fn transport(&self, driver: TransportDriver) -> Arc<dyn Transport> {
         match driver {
-            TransportDriver::Maildir => &self.maildir,
+            TransportDriver::Maildir => self.maildir(),
             // Remote destinations go to the engine before this is asked
             // (`remote_target`); an smtp destination reaching here has no
             // settings, which `Routing::build` rules out.
-            TransportDriver::Mbox | TransportDriver::Smtp => &self.mbox,
-            TransportDriver::Blackhole => &crate::transport::Blackhole,
-            TransportDriver::Pipe => &crate::transport::PipeMarker,
+            TransportDriver::Mbox | TransportDriver::Smtp => self.mbox(),
+            TransportDriver::Blackhole => Arc::new(crate::transport::Blackhole),
+            TransportDriver::Pipe => Arc::new(crate::transport::PipeMarker),
         }
     }
 

@@ -159,3 +159,54 @@ fn sighup_serves_a_renewed_certificate() {
     }));
     assert!(tls_verifies(daemon.smtp, &new.ca_path));
 }
+
+/// The first refusal a message to `rcpt` gets (at RCPT or after the
+/// data), or 250 when it is taken.
+fn refusal(addr: std::net::SocketAddr, rcpt: &str) -> u16 {
+    let (mut c, _) = SmtpClient::open(addr).expect("connect");
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").unwrap().code(), 250);
+    let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).unwrap();
+    if r.code() != 250 {
+        return r.code();
+    }
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+    let code = c
+        .cmd("Subject: big\r\n\r\nmore than thirty bytes of body, surely\r\n.")
+        .unwrap()
+        .code();
+    let _ = c.cmd("QUIT");
+    code
+}
+
+#[test]
+fn sighup_changes_the_local_transports_settings() {
+    let d = Dir::new();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(&conf, "over_quota = \"defer\"\n").unwrap();
+    let c = conf.to_str().unwrap();
+    let daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    // A Maildir with a 30-byte quota.
+    let md = d.maildir("localhost", "bob");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("maildirsize"), b"30S\n0 0\n").unwrap();
+    assert_eq!(
+        refusal(daemon.smtp, "bob@localhost") / 100,
+        4,
+        "deferred over quota"
+    );
+
+    std::fs::write(&conf, "over_quota = \"reject\"\n").unwrap();
+    let reloads = d.log("mainlog").matches("configuration reloaded").count();
+    sighup(daemon.pid());
+    assert!(wait_until(Duration::from_secs(10), || {
+        d.log("mainlog").matches("configuration reloaded").count() > reloads
+    }));
+    assert_eq!(
+        refusal(daemon.smtp, "bob@localhost") / 100,
+        5,
+        "rejected over quota"
+    );
+}

@@ -157,6 +157,7 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
     let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
 
     let io = shared.queue.committer().io();
+    let maildir = shared.maildir();
     let mut job = durable::Job::new();
     let mut files = Vec::new();
     let mut lines = vec![Event::new(
@@ -188,7 +189,7 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
                 // A fresh ID: no earlier attempt can have left it.
                 look_first: false,
             };
-            match shared.maildir.stage(io, &target, &prefix, &mut &body[..]) {
+            match maildir.stage(io, &target, &prefix, &mut &body[..]) {
                 Ok(Staged::File(mut file)) => {
                     if let Some(j) = file.take_job() {
                         job.append(j);

@@ -160,7 +160,7 @@ fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<
             look_first: false,
         };
         let staged = shared
-            .maildir
+            .maildir()
             .stage(committer.io(), &target, &received, &mut &data[..]);
         match staged {
             Ok(Staged::File(mut file)) => {

@@ -68,8 +68,6 @@ pub struct Shared {
     pub queue: spool::Queue,
     /// Delivers what is accepted, and runs the queue.
     pub runner: QueueRunner,
-    /// The Maildir transport LMTP delivers through (the delivery agent's).
-    pub maildir: MaildirTransport,
     smtp: std::sync::RwLock<Arc<SessionConfig>>,
     lmtp: std::sync::RwLock<Arc<SessionConfig>>,
     /// The TLS acceptor (none when TLS could not be set up); made again on
@@ -175,7 +173,6 @@ impl Shared {
                 tls.is_some(),
             ))),
             runner: QueueRunner::start(&app),
-            maildir: app.deliverer.maildir().clone(),
             cfg: std::sync::RwLock::new(app.cfg.clone()),
             logs: app.logs.clone(),
             queue: app.queue.clone(),
@@ -194,6 +191,12 @@ impl Shared {
     /// The configuration now.
     pub fn cfg(&self) -> Arc<Config> {
         self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The Maildir transport now, the delivery agent's (LMTP and direct
+    /// delivery write through it; made again on reload).
+    pub fn maildir(&self) -> Arc<MaildirTransport> {
+        self.runner.deliverer().maildir()
     }
 
     /// The TLS acceptor now.

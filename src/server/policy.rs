@@ -218,7 +218,7 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
         return smtp::relay_not_permitted().into();
     }
     let cfg = shared.cfg();
-    let maildir = shared.maildir.clone();
+    let maildir = shared.maildir();
     let checked = tokio::task::spawn_blocking(move || {
         let routed = cfg.routing.route(&cfg, &address);
         let quota = match &routed {
