@@ -224,13 +224,13 @@ impl Deliverer {
 
     /// Takes a reloaded configuration for the attempts that start from now
     /// on: routing, retry rules, report settings, the local transports'
-    /// settings. (The remote engine's limits keep their values until a
-    /// restart.)
+    /// settings, the limit on remote connections.
     pub fn reconfigure(&self, cfg: Arc<Config>) {
         let known = self.maildir().known.clone();
         *self.maildir.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(maildir_transport(&cfg, known));
         *self.mbox.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(mbox_transport(&cfg));
+        self.remote.set_max_connections(cfg.remote_max_connections);
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
@@ -1387,11 +1387,38 @@ const WORKER_BATCH: usize = 64;
 pub struct Workers {
     deliverer: Arc<Deliverer>,
     tx: std::sync::Mutex<Option<Sender<Dispatch>>>,
+    /// What every thread takes its batches from, for threads started later.
+    rx: Receiver<Dispatch>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Set when the daemon stops: no thread takes another batch.
     stopped: Arc<std::sync::atomic::AtomicBool>,
-    /// Dropped to wake the idle threads when `stopped` is set.
+    /// Dropped to wake the idle threads when `stopped` is set; a value
+    /// sent wakes one idle thread to see whether it is one too many.
     wake: std::sync::Mutex<Option<Sender<()>>>,
+    woken: Receiver<()>,
+    /// How many threads there should be (`queue.delivery_workers`, which a
+    /// reload changes), and how many there are.
+    count: Arc<WorkerCount>,
+}
+
+#[derive(Default)]
+struct WorkerCount {
+    wanted: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl WorkerCount {
+    /// Whether the calling thread is one too many; if so it is counted
+    /// out and must end.
+    fn retire(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let running = self.running.load(SeqCst);
+        running > self.wanted.load(SeqCst).max(1)
+            && self
+                .running
+                .compare_exchange(running, running - 1, SeqCst, SeqCst)
+                .is_ok()
+    }
 }
 
 impl Workers {
@@ -1400,17 +1427,40 @@ impl Workers {
         let (tx, rx): (Sender<Dispatch>, Receiver<Dispatch>) = channel::unbounded();
         // Failure reports made by these threads' attempts come back to them.
         deliverer.set_dispatcher(Some(tx.clone()));
-        let mut threads = Vec::new();
-        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (wake, woken) = channel::bounded::<()>(0);
-        for k in 0..n.max(1) {
-            let (rx, d) = (rx.clone(), deliverer.clone());
-            let (stopped, woken) = (stopped.clone(), woken.clone());
+        let w = Workers {
+            deliverer,
+            tx: std::sync::Mutex::new(Some(tx)),
+            rx,
+            threads: std::sync::Mutex::new(Vec::new()),
+            stopped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            wake: std::sync::Mutex::new(Some(wake)),
+            woken,
+            count: Arc::new(WorkerCount::default()),
+        };
+        w.resize(n);
+        w
+    }
+
+    /// Makes the number of threads `n` (at least one): more are started at
+    /// once; extra ones end after the batch they are delivering, or at
+    /// once when idle.
+    pub fn resize(&self, n: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = n.max(1);
+        self.count.wanted.store(n, SeqCst);
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        while self.count.running.load(SeqCst) < n {
+            let k = threads.len();
+            let (rx, d) = (self.rx.clone(), self.deliverer.clone());
+            let (stopped, woken, count) =
+                (self.stopped.clone(), self.woken.clone(), self.count.clone());
+            count.running.fetch_add(1, SeqCst);
             let spawned = std::thread::Builder::new()
                 .name(format!("delivery-{k}"))
                 .spawn(move || {
                     loop {
-                        if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        if stopped.load(SeqCst) || count.retire() {
                             break;
                         }
                         let first = channel::select! {
@@ -1433,18 +1483,24 @@ impl Workers {
                         d.attempt_many(&batch);
                     }
                 });
-            // A thread that cannot start leaves its messages to the others
-            // (there is always at least the queue runner to retry them).
-            if let Ok(t) = spawned {
-                threads.push(t);
+            match spawned {
+                Ok(t) => threads.push(t),
+                // A thread that cannot start leaves its messages to the
+                // others (there is always at least the queue runner to
+                // retry them).
+                Err(_) => {
+                    self.count.running.fetch_sub(1, SeqCst);
+                    break;
+                }
             }
         }
-        Workers {
-            deliverer,
-            tx: std::sync::Mutex::new(Some(tx)),
-            threads: std::sync::Mutex::new(threads),
-            stopped,
-            wake: std::sync::Mutex::new(Some(wake)),
+        drop(threads);
+        // Idle threads beyond `n` are waiting for work: wake them to leave.
+        let extra = self.count.running.load(SeqCst).saturating_sub(n);
+        if let Some(wake) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            for _ in 0..extra {
+                let _ = wake.send_timeout((), std::time::Duration::from_millis(100));
+            }
         }
     }
 

@@ -61,6 +61,13 @@ impl QueueRunner {
         }
     }
 
+    /// Takes a reloaded configuration: the delivery agent's, and the
+    /// number of delivery threads (`queue.delivery_workers`).
+    pub fn reconfigure(&self, cfg: Arc<crate::config::Config>) {
+        self.workers.resize(cfg.queue.delivery_workers);
+        self.deliverer.reconfigure(cfg);
+    }
+
     /// The delivery agent the workers deliver with.
     pub fn deliverer(&self) -> &Arc<Deliverer> {
         &self.deliverer

@@ -210,3 +210,51 @@ fn sighup_changes_the_local_transports_settings() {
         "rejected over quota"
     );
 }
+
+/// The daemon's delivery threads (named `delivery-N`), from /proc.
+fn delivery_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("delivery-"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn sighup_changes_the_number_of_delivery_threads() {
+    let d = Dir::new();
+    let conf = d.path().join("sluice.toml");
+    std::fs::write(&conf, "[queue]\ndelivery_workers = 4\n").unwrap();
+    let c = conf.to_str().unwrap();
+    let daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    let pid = daemon.pid();
+    assert!(wait_until(Duration::from_secs(10), || delivery_threads(
+        pid
+    ) == 4));
+    for n in [2, 6] {
+        std::fs::write(&conf, format!("[queue]\ndelivery_workers = {n}\n")).unwrap();
+        sighup(pid);
+        assert!(
+            wait_until(Duration::from_secs(10), || delivery_threads(pid) == n),
+            "{} delivery threads, not {n}",
+            delivery_threads(pid)
+        );
+    }
+    // And they deliver.
+    assert_eq!(accepted_recipients(daemon.smtp, 1), 1);
+    let (mut s, _) = SmtpClient::open(daemon.smtp).expect("connect");
+    assert_eq!(s.cmd("EHLO client.test").unwrap().code(), 250);
+    assert_eq!(s.cmd("MAIL FROM:<a@example.org>").unwrap().code(), 250);
+    assert_eq!(s.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
+    assert_eq!(s.cmd("DATA").unwrap().code(), 354);
+    let r = s.cmd("Subject: after\r\n\r\nresized\r\n.").unwrap();
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    common::wait_completed(&d, std::slice::from_ref(&id));
+}

@@ -167,6 +167,13 @@ impl Remote {
         }
     }
 
+    /// Makes the limit on connections open at once `n`
+    /// (`remote_max_connections` reloaded); connections over a lowered
+    /// limit finish their work first.
+    pub fn set_max_connections(&self, n: usize) {
+        self.inner.pool.set_max(n);
+    }
+
     fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
         if self.runtime.get().is_none() {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -299,7 +306,8 @@ async fn run_connection(inner: Arc<Inner>, key: DestKey, settings: Arc<Settings>
             l.quit(&settings).await;
             inner.pool.dropped();
         }
-        drop(permit);
+        // Given back, unless a lowered limit is owed it.
+        inner.pool.owed(permit);
         // Jobs that arrived as this connection closed are taken by a new
         // one (this task, again).
         if !inner.pool.closed(&key) {

@@ -45,6 +45,10 @@ pub struct Pool {
     /// Set by [`Pool::take_waiting`]: idle connections close at once.
     closing: std::sync::atomic::AtomicBool,
     global: Arc<Semaphore>,
+    /// What `global` was made for (`remote_max_connections`), and the
+    /// permits still owed to a lowered limit (taken back as connections
+    /// close).
+    max_total: Mutex<(usize, usize)>,
     /// Connections open now, and the most ever open at once (the crash
     /// test bounds duplicates with it).
     counters: Mutex<(usize, usize)>,
@@ -63,8 +67,49 @@ impl Pool {
             dests: Mutex::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
             global: Arc::new(Semaphore::new(max_total.max(1))),
+            max_total: Mutex::new((max_total.max(1), 0)),
             counters: Mutex::new((0, 0)),
         }
+    }
+
+    /// Makes the limit on connections open at once `n` (a reload of
+    /// `remote_max_connections`). A higher one applies at once; a lower
+    /// one takes back the permits free now and returns how many are still
+    /// in use over the new limit: the caller takes those as their
+    /// connections close ([`Pool::owed`]).
+    pub fn set_max(&self, n: usize) -> usize {
+        let n = n.max(1);
+        let mut m = self.max_total.lock().unwrap_or_else(|p| p.into_inner());
+        let (current, owed) = *m;
+        // The limit in force now, debts paid.
+        let effective = current - owed;
+        if n >= effective {
+            let mut more = n - effective;
+            // Forgive debts first, then add.
+            let forgiven = more.min(owed);
+            more -= forgiven;
+            self.global.add_permits(more);
+            *m = (current + more, owed - forgiven);
+            return m.1;
+        }
+        let cut = effective - n;
+        let taken = self.global.forget_permits(cut);
+        *m = (current - taken, owed + (cut - taken));
+        m.1
+    }
+
+    /// Takes back one permit owed to a lowered limit, if any is owed;
+    /// true when one was taken.
+    pub fn owed(&self, permit: tokio::sync::OwnedSemaphorePermit) -> bool {
+        let mut m = self.max_total.lock().unwrap_or_else(|p| p.into_inner());
+        if m.1 == 0 {
+            drop(permit);
+            return false;
+        }
+        permit.forget();
+        m.0 -= 1;
+        m.1 -= 1;
+        true
     }
 
     pub fn global(&self) -> Arc<Semaphore> {
@@ -210,5 +255,39 @@ impl Pool {
     #[cfg(test)]
     pub fn connections(&self) -> (usize, usize) {
         *self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_moves_up_and_down() {
+        let pool = Pool::new(4);
+        let g = pool.global();
+        let held: Vec<_> = (0..3)
+            .map(|_| g.clone().try_acquire_owned().unwrap())
+            .collect();
+        // Down to 2: the one free permit goes now, one is owed.
+        assert_eq!(pool.set_max(2), 1);
+        assert_eq!(g.available_permits(), 0);
+        let mut held = held.into_iter();
+        assert!(pool.owed(held.next().unwrap()), "the first to close pays");
+        assert!(!pool.owed(held.next().unwrap()), "the next is given back");
+        assert_eq!(g.available_permits(), 1);
+        // Up to 5 with one in use: four free.
+        assert_eq!(pool.set_max(5), 0);
+        assert_eq!(g.available_permits(), 4);
+        // Down to 1 with two in use, then up to 3 before either closes:
+        // the debt is forgiven, not added on top.
+        let another = g.clone().try_acquire_owned().unwrap();
+        assert_eq!(pool.set_max(1), 1);
+        assert_eq!(g.available_permits(), 0);
+        assert_eq!(pool.set_max(3), 0);
+        assert_eq!(g.available_permits(), 1);
+        drop(held);
+        drop(another);
+        assert_eq!(g.available_permits(), 3);
     }
 }

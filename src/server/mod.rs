@@ -318,7 +318,7 @@ impl Shared {
             Arc::new(session_config(&cfg, Mode::Lmtp, tls));
         *self.space.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(crate::space::SpaceCheck::new(&cfg));
-        self.runner.deliverer().reconfigure(cfg.clone());
+        self.runner.reconfigure(cfg.clone());
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg.clone();
         self.logs.main(&log::Event::other(
             None,
