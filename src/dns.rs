@@ -10,7 +10,6 @@
 //! call from any thread, a tokio worker included.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
@@ -211,12 +210,22 @@ impl Resolver for HickoryResolver {
     }
 }
 
-/// The resolver routing uses, made on first use from `[dns]`.
+/// The resolver routing uses for `cfg`'s `[dns]`, made on first use of
+/// those settings. A reload that changes `[dns]` gets a resolver of its
+/// own (and an empty cache); each distinct setting is made once and kept
+/// for the life of the process (a handful over a daemon's reloads).
 pub fn shared(cfg: &crate::config::Config) -> Result<&'static dyn Resolver, String> {
-    static RESOLVER: OnceLock<Result<HickoryResolver, String>> = OnceLock::new();
-    RESOLVER
-        .get_or_init(|| HickoryResolver::new(&cfg.dns.servers, cfg.dns.timeout, cfg.dns.attempts))
-        .as_ref()
-        .map(|r| r as &dyn Resolver)
-        .map_err(Clone::clone)
+    type Settings = (Vec<std::net::SocketAddr>, std::time::Duration, usize);
+    static RESOLVERS: std::sync::Mutex<Vec<(Settings, &'static HickoryResolver)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key: Settings = (cfg.dns.servers.clone(), cfg.dns.timeout, cfg.dns.attempts);
+    let mut made = RESOLVERS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, r)) = made.iter().find(|(k, _)| *k == key) {
+        return Ok(*r as &dyn Resolver);
+    }
+    let r = HickoryResolver::new(&cfg.dns.servers, cfg.dns.timeout, cfg.dns.attempts)?;
+    // Kept for the process's life: routing holds `&'static` resolvers.
+    let r: &'static HickoryResolver = Box::leak(Box::new(r));
+    made.push((key, r));
+    Ok(r as &dyn Resolver)
 }

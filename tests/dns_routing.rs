@@ -383,3 +383,82 @@ fn sender_callouts_and_their_cache() {
     assert!(!cmds.iter().any(|c| c == "DATA"), "{cmds:?}");
     assert!(rx.received().is_empty());
 }
+
+/// SIGHUP with other `dns.servers`: routing asks the new servers.
+#[test]
+fn a_reload_changes_the_dns_servers() {
+    let d = Dir::new();
+    let port = std::net::TcpListener::bind("127.0.0.63:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let before = Receiver::start_on("127.0.0.63", port, Script::default());
+    let after = Receiver::start_on("127.0.0.64", port, Script::default());
+    let old = DnsServer::start(Zone::default().a("reload.test", "127.0.0.63"));
+    let new = DnsServer::start(Zone::default().a("reload.test", "127.0.0.64"));
+    let relay = "relay_from_hosts = [\"127.0.0.1/32\"]";
+    let conf = config(&d, &old, port, Some("[]"), relay);
+    // Started without the harness's --set of dns.servers, which would pin
+    // them across the reload.
+    let mut child = d
+        .sluice_bare()
+        .args([
+            "--config",
+            conf.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let smtp: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("smtp="))
+        .expect("the smtp listener")
+        .parse()
+        .unwrap();
+    let send = |rcpt: &str| {
+        let (mut c, _) = common::SmtpClient::open(smtp).expect("connect");
+        assert_eq!(c.cmd("EHLO client.test").unwrap().code(), 250);
+        assert_eq!(c.cmd("MAIL FROM:<a@example.org>").unwrap().code(), 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")).unwrap().code(), 250);
+        assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+        assert_eq!(c.cmd("Subject: x\r\n\r\nx\r\n.").unwrap().code(), 250);
+        let _ = c.cmd("QUIT");
+    };
+    send("a@reload.test");
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(20),
+        || { before.received().len() == 1 }
+    ));
+    let conf_new = config(&d, &new, port, Some("[]"), relay);
+    assert_eq!(conf_new, conf);
+    let reloads = d.log("mainlog").matches("configuration reloaded").count();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(10),
+        || { d.log("mainlog").matches("configuration reloaded").count() > reloads }
+    ));
+    send("b@reload.test");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || after
+            .received()
+            .len()
+            == 1),
+        "{}",
+        d.log("mainlog")
+    );
+    assert_eq!(before.received().len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}
