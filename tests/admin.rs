@@ -40,6 +40,23 @@ fn token_file(d: &Dir) -> String {
     p.display().to_string()
 }
 
+/// `sluice FLAG ID` (-Mf, -Mt) as an operator runs it: again while the
+/// daemon's startup queue run has the message locked for a moment.
+fn operator(d: &Dir, flag: &str, id: &str) {
+    let mut last = None;
+    let done = common::wait_until(Duration::from_secs(10), || {
+        let out = d.run(&[flag, id], b"");
+        let ok = out.status.success();
+        last = Some(out);
+        ok
+    });
+    assert!(
+        done,
+        "{flag} {id}: {:?}",
+        last.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+    );
+}
+
 /// One HTTP request over any stream: (status, body).
 fn request(mut s: impl Read + Write, path: &str, token: Option<&str>) -> (u16, String) {
     let auth = token
@@ -87,14 +104,9 @@ fn metrics_count_what_the_daemon_did_and_pages_need_the_token() {
     }
     let d = Dir::new();
     let tf = token_file(&d);
-    let daemon = d.serve(&[
-        "admin.listen=\"127.0.0.1:0\"",
-        &format!("admin.token_file=\"{tf}\""),
-    ]);
-    let admin = daemon.admin.expect("the admin listener is announced");
-
-    // A message queued by sendmail before (and frozen by an operator):
-    // the daemon did not receive it, but it is on its queue.
+    // A message queued by sendmail and frozen by an operator before the
+    // daemon starts: not received by it, but on its queue (the frozen
+    // count starts from a scan of the spool).
     let q = d.run(
         &["-odq", "-f", "alice@localhost", "carol@localhost"],
         b"Subject: queued\n\nwaits\n",
@@ -107,7 +119,12 @@ fn metrics_count_what_the_daemon_did_and_pages_need_the_token() {
         .and_then(|l| l.split_whitespace().nth(2))
         .expect("the arrival of the queued message")
         .to_string();
-    common::assert_exit(&d.run(&["-Mf", &queued], b""), 0);
+    operator(&d, "-Mf", &queued);
+    let daemon = d.serve(&[
+        "admin.listen=\"127.0.0.1:0\"",
+        &format!("admin.token_file=\"{tf}\""),
+    ]);
+    let admin = daemon.admin.expect("the admin listener is announced");
 
     let script = r#"
 import smtplib, sys
@@ -169,10 +186,14 @@ with smtplib.SMTP("127.0.0.1", port) as s:
     // This scrape's session is not SMTP: none open.
     assert_eq!(value("sluice_smtp_sessions{state=\"command\"}"), 0.0);
 
-    // Thawed by an operator: the gauge follows at the next scrape.
-    common::assert_exit(&d.run(&["-Mt", &queued], b""), 0);
+    // Thawed and frozen again by an operator (another process): the
+    // gauge follows the main log at the next scrape.
+    operator(&d, "-Mt", &queued);
     let m = parse_metrics(&get(admin, "/metrics", None).1);
     assert_eq!(m["sluice_queue_frozen_messages{}"], 0.0);
+    operator(&d, "-Mf", &queued);
+    let m = parse_metrics(&get(admin, "/metrics", None).1);
+    assert_eq!(m["sluice_queue_frozen_messages{}"], 1.0);
 
     // Addresses need the token.
     for path in ["/", "/queue"] {
