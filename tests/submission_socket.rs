@@ -193,3 +193,40 @@ fn the_request_line_is_checked_by_the_daemon() {
     );
     assert!(h.host.delivered("bob").is_empty());
 }
+
+#[test]
+fn nobody_runs_an_smtp_session_through_the_daemon() {
+    if !others::usable() {
+        return;
+    }
+    let h = host("local_rate_limit = 1\n");
+    let daemon = start(&h);
+    let session = "EHLO me\r\nMAIL FROM:<boss@corp.example>\r\nRCPT TO:<bob@host.test>\r\nDATA\r\n\
+                   From: boss@corp.example\r\nSender: forged@corp.example\r\nSubject: bs\r\n\r\nover -bs\r\n.\r\n\
+                   MAIL FROM:<boss@corp.example>\r\nRCPT TO:<bob@host.test>\r\nDATA\r\n\
+                   Subject: second\r\n\r\nover the rate\r\n.\r\nQUIT\r\n";
+    let out = run_with_input(h.host.command(true).arg("-bs"), session.as_bytes());
+    assert_exit(&out, 0);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("250 2.0.0 OK id="), "{said}");
+    assert!(
+        said.contains("452 4.7.0") && said.contains("local_rate_limit"),
+        "{said}"
+    );
+    assert!(common::wait_until(Duration::from_secs(20), || h
+        .host
+        .delivered("bob")
+        .len()
+        == 1));
+    let m = &h.host.delivered("bob")[0];
+    // MAIL FROM was ignored, as -f is; the Sender: rules applied.
+    assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");
+    assert!(!m.contains("forged@corp.example"), "{m}");
+    assert!(m.contains("\nSender: nobody@host.test\n"), "{m}");
+
+    // Without the daemon: 421, and 75.
+    drop(daemon);
+    let out = run_with_input(h.host.command(true).arg("-bs"), b"QUIT\r\n");
+    assert_exit(&out, 75);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("421 4.3.2 "));
+}

@@ -124,6 +124,29 @@ impl Submitter {
     }
 }
 
+/// A local user's SMTP session (`-bs`): who they are for the sender
+/// rules, for the `-H` file, and, through the daemon's socket, for their
+/// hourly rate.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub submitter: Submitter,
+    pub caller: spool::Caller,
+    /// The submission socket's per-uid limits (none for a `-bs` that
+    /// writes the spool itself).
+    pub limits: Option<std::sync::Arc<crate::submission::server::Limits>>,
+}
+
+impl Local {
+    /// This process's real user.
+    pub fn of_process(cfg: &Config) -> Local {
+        Local {
+            submitter: Submitter::of_process(cfg),
+            caller: crate::sys::process_caller().clone(),
+            limits: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

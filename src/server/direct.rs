@@ -46,13 +46,17 @@ pub enum Direct {
 
 /// Delivers `msg` straight into its recipients' Maildirs when it may
 /// (see [`eligible`]), else hands it back for the spool.
-pub async fn deliver(shared: &Arc<Shared>, msg: Box<Message>) -> Direct {
+pub async fn deliver(
+    shared: &Arc<Shared>,
+    msg: Box<Message>,
+    local: Option<Arc<crate::cmd::local_sender::Local>>,
+) -> Direct {
     if !eligible(shared, &msg) {
         return Direct::Spool(msg);
     }
     let s = shared.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        let plan = stage(&s, &msg);
+        let plan = stage(&s, &msg, local.as_deref().map(|l| &l.submitter));
         (plan, msg)
     })
     .await;
@@ -122,7 +126,11 @@ struct Ready {
 
 /// Routes every recipient and stages a copy for each Maildir destination;
 /// on the first that cannot take the message, takes back what was staged.
-fn stage(shared: &Shared, msg: &Message) -> Plan {
+fn stage(
+    shared: &Shared,
+    msg: &Message,
+    submitter: Option<&crate::cmd::local_sender::Submitter>,
+) -> Plan {
     let env = &msg.envelope;
     let cfg = shared.cfg();
     // Routing again at the final dot: an alias file or a user may have
@@ -145,7 +153,7 @@ fn stage(shared: &Shared, msg: &Message) -> Plan {
 
     let id = shared.queue.id_generator().next();
     let data = to_lf(&msg.data);
-    let (all, body_at) = policy::spool_headers(shared, env, id.as_str(), &data);
+    let (all, body_at) = policy::spool_headers(shared, env, id.as_str(), &data, submitter);
     // The bytes a queue delivery reads back from the spool: the headers as
     // the -H file holds them, the blank line, the body.
     let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);

@@ -78,9 +78,6 @@ pub struct Shared {
     /// Free space on the spool's and the log's filesystems, checked at MAIL.
     space: std::sync::RwLock<Arc<crate::space::SpaceCheck>>,
     connections: Mutex<Connections>,
-    /// The local user of a `-bs` session (none for the daemon): their
-    /// sender and `Sender:` rules apply to what they submit.
-    pub local_submitter: std::sync::OnceLock<crate::cmd::local_sender::Submitter>,
     /// Set when the daemon is stopping: sessions between transactions get
     /// 421 at once, a message being received is finished first.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -180,7 +177,6 @@ impl Shared {
             callouts: callout::Callouts::default(),
             space: std::sync::RwLock::new(Arc::new(crate::space::SpaceCheck::new(&app.cfg))),
             connections: Mutex::new(Connections::default()),
-            local_submitter: std::sync::OnceLock::new(),
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             session_ended: tokio::sync::Notify::new(),
@@ -400,13 +396,15 @@ fn open_app(cfg: &Arc<Config>) -> Result<App, i32> {
 /// output, as MUAs and inetd run it. Accepted messages are queued durably
 /// and delivered before the command exits.
 pub fn run_stdio(cfg: Arc<Config>) -> i32 {
+    // A user who may not write the spool has the daemon run the session.
+    if crate::submission::client::wanted(&cfg) {
+        return crate::submission::client::smtp_session(&cfg);
+    }
     let shared = match open_app(&cfg) {
         Ok(app) => Shared::new(app, false),
         Err(code) => return code,
     };
-    let _ = shared
-        .local_submitter
-        .set(crate::cmd::local_sender::Submitter::of_process(&cfg));
+    let local = Arc::new(crate::cmd::local_sender::Local::of_process(&cfg));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -420,7 +418,7 @@ pub fn run_stdio(cfg: Arc<Config>) -> i32 {
     let s = shared.clone();
     runtime.block_on(async move {
         let stream = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
-        serve_connection(Box::new(stream), None, Mode::Smtp, None, s).await;
+        serve_connection(Box::new(stream), None, Mode::Smtp, None, s, Some(local)).await;
     });
     shared.runner.finish();
     shared.queue.wait_before_exit();
@@ -801,6 +799,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                                             Mode::Smtp,
                                             Some(info),
                                             shared,
+                                            None,
                                         )
                                         .await;
                                     }
@@ -815,7 +814,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                         } else {
                             Mode::Smtp
                         };
-                        serve_connection(stream, Some(peer), mode, None, shared).await;
+                        serve_connection(stream, Some(peer), mode, None, shared, None).await;
                     });
                 }
                 Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
@@ -824,7 +823,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 Ok((sock, _)) => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
-                        serve_connection(Box::new(sock), None, Mode::Lmtp, None, shared).await
+                        serve_connection(Box::new(sock), None, Mode::Lmtp, None, shared, None).await
                     });
                 }
                 Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
@@ -869,6 +868,7 @@ pub async fn serve_connection(
     mode: Mode,
     implicit_tls: Option<TlsInfo>,
     shared: Arc<Shared>,
+    local: Option<Arc<crate::cmd::local_sender::Local>>,
 ) {
     let config = shared.session_config(mode);
     let _running = Running::new(&shared);
@@ -981,7 +981,7 @@ pub async fn serve_connection(
                 session.verdicts(verdicts);
             }
             Poll::Decide(Event::Message(msg)) => {
-                let v = policy::accept_message(&shared, *msg).await;
+                let v = policy::accept_message(&shared, *msg, local.as_ref()).await;
                 session.verdict(v);
             }
             Poll::Decide(event) => {

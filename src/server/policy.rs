@@ -369,10 +369,37 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
 
 /// Puts an accepted message in the spool and answers `250 OK id=...` once
 /// it is durable (`451` when the spool cannot take it).
-pub async fn accept_message(shared: &Arc<Shared>, mut msg: Message) -> Verdict {
+pub async fn accept_message(
+    shared: &Arc<Shared>,
+    msg: Message,
+    local: Option<&Arc<crate::cmd::local_sender::Local>>,
+) -> Verdict {
+    // A local user over their hourly rate on the submission socket.
+    let now = crate::clock::now();
+    if let Some(l) = local
+        && let Some(limits) = &l.limits
+        && let Some(why) = limits.over_rate(&shared.logs, &shared.cfg(), &l.caller, now)
+    {
+        return Reply::new(452, Status::new(4, 7, 0), why).into();
+    }
+    let v = accept(shared, msg, local).await;
+    if let Some(l) = local
+        && let Some(limits) = &l.limits
+        && matches!(&v, Verdict::Reply(r) if r.is_positive())
+    {
+        limits.queued(l.caller.uid, now);
+    }
+    v
+}
+
+async fn accept(
+    shared: &Arc<Shared>,
+    mut msg: Message,
+    local: Option<&Arc<crate::cmd::local_sender::Local>>,
+) -> Verdict {
     // A local (-bs) submitter who may not set this sender: MAIL FROM is
     // ignored, as -f is.
-    if let Some(local) = shared.local_submitter.get().filter(|l| !l.trusted) {
+    if let Some(local) = local.map(|l| &l.submitter).filter(|l| !l.trusted) {
         let asked = msg
             .envelope
             .from
@@ -391,13 +418,14 @@ pub async fn accept_message(shared: &Arc<Shared>, mut msg: Message) -> Verdict {
             sender.parse().ok()
         };
     }
-    let msg = match super::direct::deliver(shared, Box::new(msg)).await {
+    let msg = match super::direct::deliver(shared, Box::new(msg), local.cloned()).await {
         super::direct::Direct::Answered(v) => return v,
         super::direct::Direct::Spool(msg) => *msg,
     };
     let s = shared.clone();
+    let local = local.cloned();
     let staged = tokio::task::spawn_blocking(move || {
-        let (staged, arrival) = stage(&s, &msg)?;
+        let (staged, arrival) = stage(&s, &msg, local.as_deref())?;
         // With Batch this only queues the job for the committer thread;
         // with Strict it flushes here, which is why it runs off the runtime.
         Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
@@ -437,13 +465,18 @@ fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
 
 /// Writes the message into the spool under temporary names; returns it
 /// and its `<=` log event.
-fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arrival), spool::Error> {
+fn stage(
+    shared: &Shared,
+    msg: &Message,
+    local: Option<&crate::cmd::local_sender::Local>,
+) -> Result<(spool::StagedMessage, Arrival), spool::Error> {
     let env = &msg.envelope;
     let data = to_lf(&msg.data);
     let queue = &shared.queue;
     let mut draft = queue.draft()?;
     let id = draft.id();
-    let (all, body_at) = spool_headers(shared, env, id.as_str(), &data);
+    let (all, body_at) =
+        spool_headers(shared, env, id.as_str(), &data, local.map(|l| &l.submitter));
     let from = env
         .from
         .as_ref()
@@ -468,7 +501,10 @@ fn stage(shared: &Shared, msg: &Message) -> Result<(spool::StagedMessage, Arriva
             r.notify = spool::DsnNotify::from_flags(n.success, n.failure, n.delay);
         }
     }
-    senv.caller = crate::sys::process_caller().clone();
+    senv.caller = local.map_or_else(
+        || crate::sys::process_caller().clone(),
+        |l| l.caller.clone(),
+    );
     senv.protocol = Some(env.protocol.clone());
     senv.helo_name = Some(env.helo.clone());
     if let Some(p) = msg.envelope.peer {
@@ -492,12 +528,13 @@ pub fn spool_headers(
     env: &smtp::session::SmtpEnvelope,
     id: &str,
     data: &[u8],
+    submitter: Option<&crate::cmd::local_sender::Submitter>,
 ) -> (Vec<Header>, usize) {
     let (headers, body_at) = split_message(data);
     let mut all = Vec::with_capacity(headers.len() + 1);
     all.push(Header::new(received(shared, env, id)));
     all.extend(headers);
-    if let Some(local) = shared.local_submitter.get() {
+    if let Some(local) = submitter {
         local.fix(&shared.cfg(), &mut all);
     }
     (all, body_at)

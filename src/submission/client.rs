@@ -68,6 +68,49 @@ pub fn submit(cfg: &Config, args: &SubmitArgs, input: &[u8]) -> i32 {
     reply.exit
 }
 
+/// `-bs` for a user who cannot write the spool: the SMTP session on
+/// standard input and output is carried to the daemon, which runs it as
+/// this user. Without a daemon, the session is refused with `421` and
+/// the exit code is 75.
+pub fn smtp_session(cfg: &Config) -> i32 {
+    let connected = cfg.submission_socket.as_deref().map(UnixStream::connect);
+    let Some(Ok(mut s)) = connected else {
+        let _ = write!(
+            std::io::stdout(),
+            "421 4.3.2 {} mail daemon not available, try again later\r\n",
+            cfg.primary_hostname
+        );
+        let _ = std::io::stdout().flush();
+        return sysexits::TEMPFAIL;
+    };
+    if s.write_all(&[super::server::SMTP_REQUEST, b"\n"].concat())
+        .is_err()
+    {
+        return sysexits::TEMPFAIL;
+    }
+    // What the user types goes to the daemon on a thread of its own; what
+    // the daemon says comes back here, until it closes the session.
+    if let Ok(mut to_daemon) = s.try_clone() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_daemon);
+            let _ = to_daemon.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    sysexits::OK
+}
+
 fn exchange(path: &Path, args: &SubmitArgs, input: &[u8]) -> std::io::Result<Reply> {
     let mut s = UnixStream::connect(path)?;
     s.set_read_timeout(Some(REPLY_TIMEOUT))?;

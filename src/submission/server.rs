@@ -17,7 +17,7 @@ use crate::cmd::Failure;
 use crate::cmd::local_sender;
 use crate::cmd::sendmail_args::DeliveryMode;
 use crate::config::Config;
-use crate::log::Event;
+use crate::log::{Event, Logs};
 use crate::server::Shared;
 
 /// Submissions one uid may have under way at once.
@@ -87,12 +87,12 @@ fn group(cfg: &Config) -> Result<Option<u32>, String> {
 }
 
 /// What each uid is doing.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Limits {
     uids: Mutex<HashMap<u32, Uid>>,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Uid {
     running: usize,
     /// When its messages of the last hour were queued (Unix seconds).
@@ -102,12 +102,12 @@ struct Uid {
 }
 
 /// A submission slot of one uid, given back when dropped.
-struct Slot<'a> {
-    limits: &'a Limits,
+pub struct Slot {
+    limits: Arc<Limits>,
     uid: u32,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut u = self.limits.uids.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(x) = u.get_mut(&self.uid) {
@@ -128,14 +128,46 @@ pub enum Verdict {
 }
 
 impl Limits {
-    fn enter(&self, uid: u32) -> Result<Slot<'_>, ()> {
+    fn enter(self: &Arc<Self>, uid: u32) -> Result<Slot, ()> {
         let mut u = self.uids.lock().unwrap_or_else(|p| p.into_inner());
         let x = u.entry(uid).or_default();
         if x.running >= PER_UID {
             return Err(());
         }
         x.running += 1;
-        Ok(Slot { limits: self, uid })
+        Ok(Slot {
+            limits: self.clone(),
+            uid,
+        })
+    }
+
+    /// Why `caller` may not queue another message now (over
+    /// `local_rate_limit`), logged once an hour; `None` when they may.
+    pub fn over_rate(
+        &self,
+        logs: &Logs,
+        cfg: &Config,
+        caller: &spool::Caller,
+        now: i64,
+    ) -> Option<String> {
+        match self.rate(caller.uid, cfg.local_rate_limit, now) {
+            Verdict::Go => None,
+            Verdict::OverRate(first) => {
+                if first {
+                    logs.main(&Event::other(
+                        None,
+                        format!(
+                            "U={} local_rate_limit reached: {} messages in the last hour; further submissions deferred this hour",
+                            caller.login, cfg.local_rate_limit
+                        ),
+                    ));
+                }
+                Some(format!(
+                    "{} has sent {} messages in the last hour (local_rate_limit): nothing queued, try again later",
+                    caller.login, cfg.local_rate_limit
+                ))
+            }
+        }
     }
 
     /// Checks the hourly rate of `uid` at `now`; root has none.
@@ -192,7 +224,22 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
 
 async fn connection(mut stream: UnixStream, shared: Arc<Shared>, limits: Arc<Limits>) {
     let reply = match handle(&mut stream, &shared, &limits).await {
-        Ok(id) => Reply {
+        Ok(Handled::Session(local, slot)) => {
+            // `-bs`: an SMTP session as this user, their slot held to its
+            // end, their rate counted per message (server::policy).
+            crate::server::serve_connection(
+                Box::new(stream),
+                None,
+                smtp::Mode::Smtp,
+                None,
+                shared,
+                Some(local),
+            )
+            .await;
+            drop(slot);
+            return;
+        }
+        Ok(Handled::Queued(id)) => Reply {
             exit: sysexits::OK,
             id: Some(id),
             message: String::new(),
@@ -219,11 +266,22 @@ async fn connection(mut stream: UnixStream, shared: Arc<Shared>, limits: Arc<Lim
     let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
+/// What a connection asked for and got.
+enum Handled {
+    /// A message queued, with its ID.
+    Queued(String),
+    /// An SMTP session (`-bs`) for this user.
+    Session(Arc<local_sender::Local>, Slot),
+}
+
+/// The request line of an SMTP session (`-bs`).
+pub const SMTP_REQUEST: &[u8] = b"SMTP";
+
 async fn handle(
     stream: &mut UnixStream,
     shared: &Arc<Shared>,
-    limits: &Limits,
-) -> Result<String, Failure> {
+    limits: &Arc<Limits>,
+) -> Result<Handled, Failure> {
     let cfg = shared.cfg();
     // The caller is who the kernel says connected: nothing they send
     // changes it.
@@ -249,7 +307,7 @@ async fn handle(
         uid,
         gid,
     };
-    let _slot = limits.enter(uid).map_err(|()| {
+    let slot = limits.enter(uid).map_err(|()| {
         Failure::new(
             sysexits::TEMPFAIL,
             format!(
@@ -260,32 +318,32 @@ async fn handle(
     })?;
 
     let line = read_line(stream, cfg.smtp.command_timeout).await?;
+    if line == SMTP_REQUEST {
+        let (c, name, gid) = (cfg.clone(), user.name.clone(), user.gid);
+        let caller2 = caller.clone();
+        let trusted = tokio::task::spawn_blocking(move || {
+            local_sender::is_trusted(&c, &caller2, &crate::sys::user_groups(&name, gid))
+        })
+        .await
+        .unwrap_or(false);
+        let local = local_sender::Local {
+            submitter: local_sender::Submitter {
+                login_address: format!("{}@{}", caller.login, cfg.qualify_domain),
+                trusted,
+            },
+            caller,
+            limits: Some(limits.clone()),
+        };
+        return Ok(Handled::Session(Arc::new(local), slot));
+    }
     let args =
         wire::parse_request(&line).map_err(|e| Failure::new(sysexits::USAGE, e.to_string()))?;
     crate::cmd::submit::origin_allowed(&args, &caller)?;
     let input = read_message(stream, &cfg).await?;
 
     let now = crate::clock::now();
-    match limits.rate(uid, cfg.local_rate_limit, now) {
-        Verdict::Go => {}
-        Verdict::OverRate(first) => {
-            if first {
-                shared.logs.main(&Event::other(
-                    None,
-                    format!(
-                        "U={} local_rate_limit reached: {} messages in the last hour; further submissions deferred this hour",
-                        caller.login, cfg.local_rate_limit
-                    ),
-                ));
-            }
-            return Err(Failure::new(
-                sysexits::TEMPFAIL,
-                format!(
-                    "{} has sent {} messages in the last hour (local_rate_limit): nothing queued, try again later",
-                    caller.login, cfg.local_rate_limit
-                ),
-            ));
-        }
+    if let Some(why) = limits.over_rate(&shared.logs, &cfg, &caller, now) {
+        return Err(Failure::new(sysexits::TEMPFAIL, why));
     }
 
     let s = shared.clone();
@@ -311,7 +369,8 @@ async fn handle(
         // wait for it (its outcome is in the log and the queue).
         shared.runner.arrived(id);
     }
-    Ok(id.to_string())
+    drop(slot);
+    Ok(Handled::Queued(id.to_string()))
 }
 
 /// The request line, within `timeout`.
@@ -382,7 +441,7 @@ mod tests {
 
     #[test]
     fn a_uid_has_four_slots_and_an_hourly_rate() {
-        let l = Limits::default();
+        let l = Arc::new(Limits::default());
         let slots: Vec<_> = (0..PER_UID).map(|_| l.enter(1000).unwrap()).collect();
         assert!(l.enter(1000).is_err());
         assert!(l.enter(1001).is_ok(), "another uid is not held up");
