@@ -233,3 +233,63 @@ fn nobody_runs_an_smtp_session_through_the_daemon() {
     assert_exit(&out, 75);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("421 4.3.2 "));
 }
+
+/// Socket activation as systemd does it (`systemd-socket-activate`, from
+/// systemd): the socket is held before the daemon runs; the first
+/// submission starts it, and the daemon takes the socket it is given
+/// (`FileDescriptorName=submit`) instead of making its own.
+#[test]
+fn the_daemon_takes_the_socket_systemd_holds() {
+    if !common::have("systemd-socket-activate") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "systemd-socket-activate (systemd) is needed under CI=true"
+        );
+        return;
+    }
+    let h = host("");
+    let held = h.socket.with_file_name("held.sock");
+    std::fs::create_dir_all(held.parent().unwrap()).unwrap();
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&held)
+        .arg("--fdname=submit")
+        .arg(format!("--setenv=SLUICE_HOME={}", h.host.home.display()))
+        .arg(format!(
+            "--setenv=SLUICE_CONFIG={}",
+            h.host.config.display()
+        ))
+        .arg(&h.host.bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || held.exists()));
+    // Root, told to go through the daemon: the connection waits in the
+    // held socket while the daemon starts.
+    let out = run_with_input(
+        h.host
+            .command(false)
+            .args(["--set", "submission=daemon"])
+            .arg("--set")
+            .arg(format!(
+                "submission_socket={:?}",
+                held.display().to_string()
+            ))
+            .args(["-v", "-i", "bob@host.test"]),
+        b"Subject: activated\n\nhello\n",
+    );
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert_exit(&out, 0);
+    assert!(
+        h.host.mainlog().contains("U=root P=local"),
+        "{}",
+        h.host.mainlog()
+    );
+    assert!(
+        !h.socket.exists(),
+        "the daemon used the socket it was given, not its own"
+    );
+}
