@@ -153,7 +153,7 @@ pub fn run(cfg: &Config, args: &StatsArgs) -> i32 {
         }
         let _ = stdout.write_all(b"\n");
     } else if args.html.is_none() {
-        let _ = stdout.write_all(text::render(&report).as_bytes());
+        let _ = text::write(&report, &mut stdout);
     }
     let _ = stdout.flush();
     sysexits::OK

@@ -92,8 +92,8 @@ fn title(out: &mut String, t: &str) {
     let _ = writeln!(out, "{t}\n{}", "-".repeat(t.len()));
 }
 
-/// The whole report.
-pub fn render(r: &Report) -> String {
+/// The sections before the relays.
+fn head(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -124,7 +124,12 @@ pub fn render(r: &Report) -> String {
         &r.queue_time.limits,
         &r.queue_time.remote,
     );
-    relayed(&mut out, r);
+    out
+}
+
+/// The sections after the relays.
+fn tail(r: &Report) -> String {
+    let mut out = String::new();
     counts(&mut out, "mail rejection reason", &r.rejection_reasons);
     counts(
         &mut out,
@@ -278,19 +283,41 @@ fn queue_times(out: &mut String, which: &str, limits: &[u64], bins: &[u64]) {
     out.push('\n');
 }
 
-fn relayed(out: &mut String, r: &Report) {
+/// The whole report.
+pub fn render(r: &Report) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = write(r, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes the whole report to `w` as it is made: a relay's report lists
+/// about as many relays as the log has messages, and need not be held in
+/// memory as text.
+pub fn write(r: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    w.write_all(head(r).as_bytes())?;
+    relayed(r, w)?;
+    w.write_all(tail(r).as_bytes())
+}
+
+fn relayed(r: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     if r.relayed.is_empty() {
-        out.push_str("No relayed messages\n-------------------\n\n");
-        return;
+        return w.write_all(b"No relayed messages\n-------------------\n\n");
     }
-    title(out, "Relayed messages");
+    let mut out = String::new();
+    title(&mut out, "Relayed messages");
     out.push('\n');
     let mut total = 0;
     for (from, to, messages) in r.relayed.iter() {
         total += messages;
         let _ = writeln!(out, "{messages:7} {from} \n      => {to}");
+        if out.len() >= 64 * 1024 {
+            w.write_all(out.as_bytes())?;
+            out.clear();
+        }
     }
     let _ = writeln!(out, "\nTotal: {total} (plus 0 unshown)\n");
+    w.write_all(out.as_bytes())
 }
 
 /// `Top 50 <text>s by message count` over plain counts.
