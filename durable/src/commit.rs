@@ -489,6 +489,21 @@ fn coordinate(
     }
 }
 
+/// One flush, reported to the batch observer when dropped.
+struct Timing<'a> {
+    ctr: &'a Counters,
+    jobs: usize,
+    started: Instant,
+}
+
+impl Drop for Timing<'_> {
+    fn drop(&mut self) {
+        if let Some(observe) = self.ctr.observer.get() {
+            observe(self.jobs, self.started.elapsed());
+        }
+    }
+}
+
 /// Runs the four steps for `jobs` and returns one result per job, in order.
 /// `sync == false` is `Durability::None`: renames only.
 fn flush(
@@ -499,23 +514,12 @@ fn flush(
     jobs: Vec<Job>,
     sync: bool,
 ) -> Vec<Result<(), CommitError>> {
-    let started = Instant::now();
-    let n = jobs.len();
-    let results = flush_steps(io, barrier, ctr, pool, jobs, sync);
-    if let Some(observe) = ctr.observer.get() {
-        observe(n, started.elapsed());
-    }
-    results
-}
-
-fn flush_steps(
-    io: &Arc<dyn Io>,
-    barrier: &DataBarrier,
-    ctr: &Arc<Counters>,
-    pool: &Pool,
-    jobs: Vec<Job>,
-    sync: bool,
-) -> Vec<Result<(), CommitError>> {
+    // Tells the observer when the flush ends, whichever way it ends.
+    let _timing = Timing {
+        ctr,
+        jobs: jobs.len(),
+        started: Instant::now(),
+    };
     ctr.batches.fetch_add(1, Ordering::Relaxed);
     ctr.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
 

@@ -180,6 +180,17 @@ impl Logs {
     }
 }
 
+/// A file of tests/fixtures/exim-4.96/ (logs a real Exim wrote), for the
+/// tests of the parser and of `sluice stats`.
+#[cfg(test)]
+pub fn exim_fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/exim-4.96/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// The host of a connection for a log line: `H=(helo) [ip]`, or `U=local`
 /// without a peer (a local LMTP or `-bs` client). Sluice does not look up
 /// names, so there is no name.

@@ -874,13 +874,7 @@ mod tests {
         );
     }
 
-    fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/exim-4.96/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::log::exim_fixture as fixture;
 
     /// Every line a real Exim 4.96 wrote (tests/fixtures/exim-4.96/README.md)
     /// parses, formats back to the same bytes, and a line about a message

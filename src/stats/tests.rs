@@ -12,13 +12,7 @@ fn opts() -> Options {
     }
 }
 
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/exim-4.96/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::log::exim_fixture as fixture;
 
 /// eximstats 1.61 on tests/fixtures/exim-4.96/mainlog:
 /// `Received 5528 8 2 1 12.5% 2 25.0%`, `Delivered 4960 7 7 1`,

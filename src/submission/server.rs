@@ -222,7 +222,12 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     }
 }
 
-async fn connection(mut stream: UnixStream, shared: Arc<Shared>, limits: Arc<Limits>) {
+/// A caller's connection, read through a buffer: the request line, then
+/// the message or the SMTP session from what follows it.
+type Conn = tokio::io::BufReader<UnixStream>;
+
+async fn connection(stream: UnixStream, shared: Arc<Shared>, limits: Arc<Limits>) {
+    let mut stream = Conn::new(stream);
     let reply = match handle(&mut stream, &shared, &limits).await {
         Ok(Handled::Session(local, slot)) => {
             // `-bs`: an SMTP session as this user, their slot held to its
@@ -278,14 +283,14 @@ enum Handled {
 pub const SMTP_REQUEST: &[u8] = b"SMTP";
 
 async fn handle(
-    stream: &mut UnixStream,
+    stream: &mut Conn,
     shared: &Arc<Shared>,
     limits: &Arc<Limits>,
 ) -> Result<Handled, Failure> {
     let cfg = shared.cfg();
     // The caller is who the kernel says connected: nothing they send
     // changes it.
-    let cred = stream.peer_cred().map_err(|e| {
+    let cred = stream.get_ref().peer_cred().map_err(|e| {
         Failure::new(
             sysexits::SOFTWARE,
             format!("cannot tell who is calling: {e}"),
@@ -374,25 +379,32 @@ async fn handle(
 }
 
 /// The request line, within `timeout`.
-async fn read_line(stream: &mut UnixStream, timeout: Duration) -> Result<Vec<u8>, Failure> {
+async fn read_line(stream: &mut Conn, timeout: Duration) -> Result<Vec<u8>, Failure> {
+    use tokio::io::AsyncBufReadExt;
     let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    let read = async {
-        loop {
-            match stream.read(&mut byte).await {
-                Ok(0) => return Err("the request ended early"),
-                Ok(_) if byte[0] == b'\n' => return Ok(()),
-                Ok(_) if line.len() > wire::MAX_REQUEST_LINE => {
-                    return Err("request line too long");
-                }
-                Ok(_) => line.push(byte[0]),
-                Err(_) => return Err("cannot read the request"),
-            }
+    let limit = wire::MAX_REQUEST_LINE as u64 + 1;
+    match tokio::time::timeout(
+        timeout,
+        (&mut *stream).take(limit).read_until(b'\n', &mut line),
+    )
+    .await
+    {
+        Ok(Ok(_)) if line.last() == Some(&b'\n') => {
+            line.pop();
+            Ok(line)
         }
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(())) => Ok(line),
-        Ok(Err(why)) => Err(Failure::new(sysexits::USAGE, why.to_string())),
+        Ok(Ok(_)) if line.len() as u64 >= limit => Err(Failure::new(
+            sysexits::USAGE,
+            "request line too long".to_string(),
+        )),
+        Ok(Ok(_)) => Err(Failure::new(
+            sysexits::USAGE,
+            "the request ended early".to_string(),
+        )),
+        Ok(Err(_)) => Err(Failure::new(
+            sysexits::USAGE,
+            "cannot read the request".to_string(),
+        )),
         Err(_) => Err(Failure::new(
             sysexits::TEMPFAIL,
             "timed out reading the request".to_string(),
@@ -403,7 +415,7 @@ async fn read_line(stream: &mut UnixStream, timeout: Duration) -> Result<Vec<u8>
 /// The message, up to the end of the stream, each read within
 /// `data_timeout`, and no more than a little past `message_size_limit`
 /// (what is over is refused by the composition, as for sendmail).
-async fn read_message(stream: &mut UnixStream, cfg: &Config) -> Result<Vec<u8>, Failure> {
+async fn read_message(stream: &mut Conn, cfg: &Config) -> Result<Vec<u8>, Failure> {
     let cap = match cfg.message_size_limit {
         0 => usize::MAX,
         n => usize::try_from(n.saturating_add(64 * 1024)).unwrap_or(usize::MAX),
