@@ -251,41 +251,45 @@ impl Metrics {
 
     /// Counts one log event (the observer of [`crate::log::Logs`]).
     pub fn observe(&self, event: &Event, which: Which) {
-        let minute = crate::clock::now().div_euclid(60);
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = recent.slot(minute);
-        if which == Which::Reject {
+        // Which of the last hour's rates it adds to, if any; the ring is
+        // locked for that alone, and not at all for the other lines.
+        let rate: Option<fn(&mut Rates)> = if which == Which::Reject {
             let reason = match &event.kind {
                 Kind::Rejected(r) => rejection_reason(r),
                 Kind::Other(text) => other_reason(text),
                 _ => "other",
             };
             self.rejections.get_or_create(&ReasonLabel { reason }).inc();
-            slot.rejected += 1;
-            return;
-        }
-        match &event.kind {
-            Kind::Arrival(a) if !a.fake_reject => {
-                let protocol = a.protocol.clone().unwrap_or_else(|| "local".to_string());
-                self.received
-                    .get_or_create(&ProtocolLabel { protocol })
-                    .inc();
-                self.bytes_received.inc_by(a.size);
-                slot.received += 1;
+            Some(|r| r.rejected += 1)
+        } else {
+            match &event.kind {
+                Kind::Arrival(a) if !a.fake_reject => {
+                    let protocol = a.protocol.clone().unwrap_or_else(|| "local".to_string());
+                    self.received
+                        .get_or_create(&ProtocolLabel { protocol })
+                        .inc();
+                    self.bytes_received.inc_by(a.size);
+                    Some(|r| r.received += 1)
+                }
+                Kind::Delivered(d) if d.flag != DeliveryFlag::Suppressed => {
+                    self.delivery(d.transport.as_deref(), "delivered");
+                    Some(|r| r.delivered += 1)
+                }
+                Kind::Deferred(d) => {
+                    self.delivery(d.transport.as_deref(), "deferred");
+                    Some(|r| r.deferred += 1)
+                }
+                Kind::Failed(f) => {
+                    self.delivery(f.transport.as_deref(), "failed");
+                    Some(|r| r.failed += 1)
+                }
+                _ => None,
             }
-            Kind::Delivered(d) if d.flag != DeliveryFlag::Suppressed => {
-                self.delivery(d.transport.as_deref(), "delivered");
-                slot.delivered += 1;
-            }
-            Kind::Deferred(d) => {
-                self.delivery(d.transport.as_deref(), "deferred");
-                slot.deferred += 1;
-            }
-            Kind::Failed(f) => {
-                self.delivery(f.transport.as_deref(), "failed");
-                slot.failed += 1;
-            }
-            _ => {}
+        };
+        if let Some(add) = rate {
+            let minute = crate::clock::now().div_euclid(60);
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            add(recent.slot(minute));
         }
     }
 
