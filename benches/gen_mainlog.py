@@ -68,7 +68,8 @@ def main():
     ap.add_argument("--senders", type=int, default=20000, help="distinct sending addresses")
     ap.add_argument("--hosts", type=int, default=5000, help="distinct sending hosts")
     ap.add_argument("--recipients", type=int, default=None,
-                    help="distinct remote recipients, used in turn (default: near the sender's number)")
+                    help="distinct remote recipients, used in turn, each always at the same domain "
+                         "(default: near the sender's number, at a domain drawn per message)")
     ap.add_argument("--open", type=float, default=0.02,
                     help="fraction of messages never completed")
     ap.add_argument("--hosting", action="store_true",
@@ -97,14 +98,19 @@ def main():
     scale = 0.98 / settled if settled > 0 else 0.0
     next_rcpt = 0
 
-    def remote_rcpt(s, k):
+    rcpt_domains = 300
+
+    def remote_rcpt(s, k, d):
+        """A remote recipient and its domain: from the pool when there is
+        one (a recipient is then always at the same domain, so the pool's
+        size is the number of distinct recipients), else near the sender's
+        number at the message's domain `d`."""
         nonlocal next_rcpt
         if args.recipients is None:
-            return s + k
+            return s + k, d
         r = next_rcpt
         next_rcpt = (next_rcpt + 1) % args.recipients
-        return r
-    rcpt_domains = 300
+        return r, r % rcpt_domains
     locals_ = 2000
 
     # Lines waiting for their time: (secs, seq, text).
@@ -180,21 +186,21 @@ def main():
             for k in range(nrcpt):
                 flag = "=>" if k == 0 else "->"
                 later(t, "%s %s r%d@dest%d.example R=dnslookup T=remote_smtp %s C=\"250 2.0.0 OK\"" % (
-                    mid, flag, remote_rcpt(s, k), d, host))
+                    (mid, flag) + remote_rcpt(s, k, d) + (host,)))
             later(t, "%s Completed" % mid)
         elif fate < 0.95:
             # Deferred, then delivered minutes to hours later.
-            d = rnd.randrange(rcpt_domains)
-            later(t, "%s == r%d@dest%d.example R=dnslookup T=remote_smtp defer (111): Connection refused" % (mid, s, d))
+            r, d = remote_rcpt(s, 0, rnd.randrange(rcpt_domains))
+            later(t, "%s == r%d@dest%d.example R=dnslookup T=remote_smtp defer (111): Connection refused" % (mid, r, d))
             t2 = t + rnd.choice([200, 700, 1500, 4000, 15000, 30000])
             later(t2, "%s => r%d@dest%d.example R=dnslookup T=remote_smtp H=mx.dest%d.example [203.0.113.%d] C=\"250 OK\"" % (
-                mid, s, d, d, d % 250 + 1))
+                mid, r, d, d, d % 250 + 1))
             later(t2, "%s Completed" % mid)
         elif fate < 0.98:
             # Failed, with a bounce delivered to the sender's host.
-            d = rnd.randrange(rcpt_domains)
+            r, d = remote_rcpt(s, 0, rnd.randrange(rcpt_domains))
             later(t, "%s ** r%d@dest%d.example R=dnslookup T=remote_smtp H=mx.dest%d.example [203.0.113.%d]: SMTP error from remote mail server after RCPT TO:<r%d@dest%d.example>: 550 5.1.1 user unknown" % (
-                mid, s, d, d, d % 250 + 1, s, d))
+                mid, r, d, d, d % 250 + 1, r, d))
             # The bounce is made by another process (pid): its ID can be no
             # other message's, as in a real log.
             bid = message_id(t, pid + 1000000, i % 3844 if args.classic else i % 14776336, args.classic)

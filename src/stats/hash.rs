@@ -65,76 +65,6 @@ impl Hasher for KeyHasher {
 /// A `HashMap` with [`KeyHasher`].
 pub type Map<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
-/// How long a key can be and still be kept in the table's own entry.
-const INLINE: usize = 30;
-
-/// A table key. Most keys (host names, addresses, domains) are short:
-/// those are kept in the entry itself, so that a lookup reads one place in
-/// memory, not the entry and then the key's own allocation. Tables are
-/// looked up by the key's bytes (`map.get(key.as_bytes())`).
-#[derive(Clone)]
-pub enum Key {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
-}
-
-impl Key {
-    pub fn new(s: &str) -> Key {
-        if s.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Key::Inline {
-                len: s.len() as u8,
-                bytes,
-            }
-        } else {
-            Key::Heap(s.into())
-        }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::Heap(s) => s.as_bytes(),
-        }
-    }
-
-    /// The key as text (it was made from text).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Key::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or(""),
-            Key::Heap(s) => s,
-        }
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Key {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for Key {}
-
-// The same hash as the bytes it is looked up by (Borrow's contract).
-impl std::hash::Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,19 +78,5 @@ mod tests {
         assert_eq!(m.len(), 10_000);
         assert_eq!(m.get("key777@example.org"), Some(&777));
         assert_eq!(m.get("key777@example.or"), None);
-    }
-
-    #[test]
-    fn short_and_long_keys_are_found_by_their_bytes() {
-        let mut m: Map<Key, u32> = Map::default();
-        let long = "a-rather-long-address-of-more-than-thirty@example.org";
-        for k in ["", "a", "b@example.org", long] {
-            m.insert(Key::new(k), k.len() as u32);
-        }
-        for k in ["", "a", "b@example.org", long] {
-            assert_eq!(m.get(k.as_bytes()), Some(&(k.len() as u32)), "{k}");
-            assert_eq!(Key::new(k).as_str(), k);
-        }
-        assert_eq!(m.get(&b"b@example.or"[..]), None);
     }
 }

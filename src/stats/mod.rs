@@ -22,14 +22,22 @@
 //! messages it left open ([`Tally::end_piece`]), and those are joined in
 //! input order ([`Tally::merge_open`]); the counters of the workers'
 //! tallies are added at the end ([`Tally::merge`]).
+//!
+//! The tables that grow with the log's keys (hosts, addresses, local
+//! users, relays: [`Keyed`]) are not kept by every worker: each owns the
+//! keys whose hash falls to it and sends the others' on (`shard.rs`), so
+//! a key is held once however many threads count.
 
 mod hash;
 pub mod html;
 mod names;
 pub mod read;
 pub mod reject;
+mod relays;
 pub mod report;
+mod shard;
 pub mod svg;
+mod table;
 pub mod text;
 pub mod zone;
 
@@ -40,11 +48,13 @@ use spool::MessageId;
 
 use crate::log::parse;
 use crate::log::{Address, Host, Kind};
-use hash::{Key, Map};
-use names::Names;
+use hash::Map;
+use relays::Relayed;
 use report::{
     Day, League, QUEUE_LIMITS, Relays, Report, Tallied, Top, Transport, all_counts, top_counts,
 };
+use shard::{Router, Update, Which};
+use table::Table;
 use zone::{Clock, Zone};
 
 /// What to count.
@@ -58,10 +68,8 @@ pub struct Options {
     pub to: Option<i64>,
 }
 
-/// A table by key.
-type Table = Map<Key, Tallied>;
-
-/// The four league tables of one direction.
+/// The four league tables of one direction (the domains' is made from
+/// the addresses' at the end).
 #[derive(Debug, Default, Clone)]
 struct Leagues {
     hosts: Table,
@@ -70,42 +78,105 @@ struct Leagues {
 }
 
 impl Leagues {
-    fn add(&mut self, other: Leagues) {
-        add_table(&mut self.hosts, other.hosts);
-        add_table(&mut self.addresses, other.addresses);
-        add_table(&mut self.local, other.local);
+    fn add(&mut self, other: &Leagues) {
+        self.hosts.add_table(&other.hosts);
+        self.addresses.add_table(&other.addresses);
+        self.local.add_table(&other.local);
     }
 
-    /// The domains' table, from the addresses' (each address has one
-    /// domain: counting them apart would cost a lookup per line).
-    fn domains(&self) -> Table {
-        let mut t = Table::default();
-        for (address, v) in &self.addresses {
-            let address = address.as_str();
+    fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.addresses.is_empty() && self.local.is_empty()
+    }
+
+    /// The league tables of the shards `parts`, and how many hosts sent
+    /// or took a message.
+    fn report(parts: &[&Leagues], with_addresses: bool) -> ([League; 4], u64) {
+        let league = |pick: fn(&Leagues) -> &Table| {
+            League::of(parts.iter().flat_map(|l| pick(l).iter()), with_addresses)
+        };
+        // Each address has one domain: counting domains apart would cost
+        // a lookup per line.
+        let mut domains = Table::default();
+        for (address, v) in parts.iter().flat_map(|l| l.addresses.iter()) {
             let domain = if address == "<>" {
                 "<>".to_string()
             } else {
                 domain_of(address)
             };
-            bump(&mut t, &domain, v.messages, v.addresses, v.bytes);
+            domains.add(&domain, v);
         }
-        t
-    }
-
-    /// The league tables, and how many hosts sent or took a message.
-    fn report(&self, with_addresses: bool) -> ([League; 4], u64) {
-        let league =
-            |t: &Table| League::of(t.iter().map(|(k, v)| (k.as_str(), *v)), with_addresses);
-        let hosts = self.hosts.values().filter(|v| v.messages > 0).count() as u64;
+        let hosts = parts
+            .iter()
+            .flat_map(|l| l.hosts.iter())
+            .filter(|(_, v)| v.messages > 0)
+            .count() as u64;
         (
             [
-                league(&self.hosts),
-                league(&self.domains()),
-                league(&self.addresses),
-                league(&self.local),
+                league(|l| &l.hosts),
+                League::of(domains.iter(), with_addresses),
+                league(|l| &l.addresses),
+                league(|l| &l.local),
             ],
             hosts,
         )
+    }
+}
+
+/// The tables that grow with the log's keys: one shard of them (see
+/// `shard.rs`), or all of them in an unshared tally.
+#[derive(Debug, Default, Clone)]
+struct Keyed {
+    sending: Leagues,
+    destinations: Leagues,
+    relayed: Relayed,
+}
+
+impl Keyed {
+    fn table(&mut self, which: Which) -> &mut Table {
+        match which {
+            Which::SendingHosts => &mut self.sending.hosts,
+            Which::SendingAddresses => &mut self.sending.addresses,
+            Which::SendingLocal => &mut self.sending.local,
+            Which::DestinationHosts => &mut self.destinations.hosts,
+            Which::DestinationAddresses => &mut self.destinations.addresses,
+            Which::DestinationLocal => &mut self.destinations.local,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sending.is_empty() && self.destinations.is_empty() && self.relayed.is_empty()
+    }
+
+    /// Adds the same shard of another tally (moved when this one is
+    /// empty, as a worker's shard is in the final tally).
+    fn add(&mut self, other: Keyed) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.sending.add(&other.sending);
+        self.destinations.add(&other.destinations);
+        self.relayed.absorb(other.relayed);
+    }
+}
+
+const SENDING: [Which; 3] = [
+    Which::SendingHosts,
+    Which::SendingAddresses,
+    Which::SendingLocal,
+];
+const DESTINATIONS: [Which; 3] = [
+    Which::DestinationHosts,
+    Which::DestinationAddresses,
+    Which::DestinationLocal,
+];
+
+/// Figures for `messages`, `addresses` and `bytes`.
+fn figures(messages: u64, addresses: u64, bytes: u64) -> Tallied {
+    Tallied {
+        messages,
+        addresses,
+        bytes,
     }
 }
 
@@ -169,11 +240,11 @@ pub struct Tally {
     per_day: BTreeMap<i64, [u64; 4]>,
     queue_all: [u64; QUEUE_LIMITS.len() + 1],
     queue_remote: [u64; QUEUE_LIMITS.len() + 1],
-    sending: Leagues,
-    destinations: Leagues,
-    /// (from, to) as numbers into `ends`, and how often.
-    relayed: Map<(u32, u32), u64>,
-    ends: Names,
+    /// Shard `i` at index `i` (one, in a worker's tally and an unshared
+    /// one).
+    keyed: Vec<Keyed>,
+    /// A worker's links to the others while it counts.
+    router: Option<Router>,
     rejection_reasons: Map<Box<str>, u64>,
     rejected_hosts: Map<Box<str>, u64>,
     temporary_reasons: Map<Box<str>, u64>,
@@ -187,32 +258,12 @@ const DELIVERED: usize = 1;
 const DEFERRED: usize = 2;
 const FAILED: usize = 3;
 
-/// Adds to the entry for `key`, allocating the key only when it is new.
-fn bump(table: &mut Table, key: &str, messages: u64, addresses: u64, bytes: u64) {
-    let e = match table.get_mut(key.as_bytes()) {
-        Some(e) => e,
-        None => table.entry(Key::new(key)).or_default(),
-    };
-    e.messages += messages;
-    e.addresses += addresses;
-    e.bytes += bytes;
-}
-
 fn count(map: &mut Map<Box<str>, u64>, key: &str) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
             map.insert(key.into(), 1);
         }
-    }
-}
-
-fn add_table(into: &mut Table, from: Table) {
-    for (k, v) in from {
-        let e = into.entry(k).or_default();
-        e.messages += v.messages;
-        e.addresses += v.addresses;
-        e.bytes += v.bytes;
     }
 }
 
@@ -293,15 +344,13 @@ impl Tally {
             deferred_addresses: 0,
             failed_messages: 0,
             failed_addresses: 0,
-            transports: Map::default(),
+            transports: Table::default(),
             per_hour: [[0; 24]; 4],
             per_day: BTreeMap::new(),
             queue_all: [0; QUEUE_LIMITS.len() + 1],
             queue_remote: [0; QUEUE_LIMITS.len() + 1],
-            sending: Leagues::default(),
-            destinations: Leagues::default(),
-            relayed: Map::default(),
-            ends: Names::default(),
+            keyed: vec![Keyed::default()],
+            router: None,
             rejection_reasons: Map::default(),
             rejected_hosts: Map::default(),
             temporary_reasons: Map::default(),
@@ -311,11 +360,126 @@ impl Tally {
         }
     }
 
-    /// A tally for a later piece, to be merged after the earlier ones.
-    pub fn later(opts: Options) -> Tally {
+    /// A worker's tally, for later pieces, keeping the keys `router`
+    /// gives it and sending the others on.
+    fn routed(opts: Options, router: Router) -> Tally {
         Tally {
             first: false,
+            router: Some(router),
             ..Tally::new(opts)
+        }
+    }
+
+    /// Adds `f` to `key` of a keyed table, here or at its owner.
+    fn tally(&mut self, which: Which, key: &str, f: Tallied) {
+        let h = names::hash(key);
+        if let Some(r) = &mut self.router
+            && let Some(owner) = r.elsewhere(h)
+        {
+            r.tally(owner, which, h, key, f);
+            return;
+        }
+        self.keyed_for(h).table(which).add_hashed(h, key, f);
+    }
+
+    /// Counts `n` messages relayed from `from` to `to`, here or at the
+    /// owner of `to`.
+    fn relay(&mut self, from: &str, to: &str, n: u64) {
+        let h = names::hash(to);
+        if let Some(r) = &mut self.router
+            && let Some(owner) = r.elsewhere(h)
+        {
+            r.relay(owner, from, to, n);
+            return;
+        }
+        self.keyed_for(h).relayed.add(from, to, n);
+    }
+
+    /// Where a key of hash `h` is counted here: this worker's shard while
+    /// it counts, else the shard that owns it (once the workers' shards
+    /// are put together, what is settled after must go to them).
+    fn keyed_for(&mut self, h: u64) -> &mut Keyed {
+        let i = match &self.router {
+            Some(_) => 0,
+            None => shard::owner(h, self.keyed.len()),
+        };
+        &mut self.keyed[i]
+    }
+
+    /// Adds records other workers sent.
+    fn apply(&mut self, records: &[u8]) {
+        let mine = &mut self.keyed[0];
+        for u in shard::updates(records) {
+            match u {
+                Update::Tally {
+                    which,
+                    hash,
+                    key,
+                    figures,
+                } => mine.table(which).add_hashed(hash, key, figures),
+                Update::Relay { from, to, messages } => mine.relayed.add(from, to, messages),
+            }
+        }
+    }
+
+    /// Adds what other workers have sent so far (between pieces).
+    fn read_mail(&mut self) {
+        while let Some(records) = self.router.as_ref().and_then(Router::mail) {
+            self.apply(&records);
+        }
+    }
+
+    /// After the last piece: sends what is left for the others, adds
+    /// what they send until all have done the same, and puts this
+    /// worker's shard at its place among all of them.
+    fn close_routes(&mut self) {
+        let Some(mut router) = self.router.take() else {
+            return;
+        };
+        router.close();
+        while let Some(records) = router.wait() {
+            self.apply(&records);
+        }
+        let mine = std::mem::take(&mut self.keyed[0]);
+        self.keyed = vec![Keyed::default(); router.shards()];
+        self.keyed[router.me()] = mine;
+    }
+
+    /// Adds another tally's keyed tables: shard to shard when both are
+    /// cut the same way, else key by key to the shard that owns it.
+    fn add_keyed(&mut self, mut other: Vec<Keyed>) {
+        if self.keyed.len() < other.len() {
+            std::mem::swap(&mut self.keyed, &mut other);
+        }
+        if self.keyed.len() == other.len() {
+            for (mine, theirs) in self.keyed.iter_mut().zip(other) {
+                mine.add(theirs);
+            }
+            return;
+        }
+        let shards = self.keyed.len();
+        for theirs in other {
+            for (which, direction) in [
+                (SENDING, &theirs.sending),
+                (DESTINATIONS, &theirs.destinations),
+            ] {
+                let tables = [&direction.hosts, &direction.addresses, &direction.local];
+                for (which, table) in which.into_iter().zip(tables) {
+                    for (key, f) in table.iter() {
+                        let h = names::hash(key);
+                        self.keyed[shard::owner(h, shards)]
+                            .table(which)
+                            .add_hashed(h, key, f);
+                    }
+                }
+            }
+            for (from, to, n) in theirs.relayed.iter() {
+                let to = to.to_string();
+                let h = names::hash(&to);
+                self.keyed[shard::owner(h, shards)]
+                    .relayed
+                    .add(&from.to_string(), &to, n);
+            }
         }
     }
 
@@ -449,14 +613,14 @@ impl Tally {
         self.per_hour[RECEIVED][hour] += 1;
         self.per_day.entry(day).or_default()[RECEIVED] += 1;
         let host = a.host.as_ref().map(host_key);
-        let s = &mut self.sending;
-        bump(&mut s.hosts, host.as_deref().unwrap_or("local"), 1, 1, size);
+        let f = figures(1, 1, size);
+        self.tally(Which::SendingHosts, host.as_deref().unwrap_or("local"), f);
         let sender = if a.sender.is_empty() { "<>" } else { &a.sender };
-        bump(&mut s.addresses, sender, 1, 1, size);
+        self.tally(Which::SendingAddresses, sender, f);
         if a.host.is_none()
             && let Some(user) = &a.ident
         {
-            bump(&mut s.local, user, 1, 1, size);
+            self.tally(Which::SendingLocal, user, f);
         }
         let relay_from = match (&host, &a.host) {
             (Some(k), Some(h)) => Some(relay_end(k, h, sender)),
@@ -503,43 +667,38 @@ impl Tally {
         let host_name = host.as_deref().unwrap_or("local");
         let open = self.open.entry(id).or_default();
         open.remote |= d.host.is_some();
-        match &open.arrival {
-            Some(a) => {
-                let size = a.size;
-                let relay = match &a.relay_from {
-                    Some(from) => relay_to().map(|to| (from.clone(), to)),
-                    None => None,
-                };
-                self.delivered_bytes += size;
-                bump(&mut self.transports, transport, 1, 1, size);
-                let t = &mut self.destinations;
-                bump(&mut t.hosts, host_name, 1, 1, size);
-                bump(&mut t.addresses, recipient, 1, 1, size);
-                if let Some(l) = &local {
-                    bump(&mut t.local, l, 1, 1, size);
-                }
-                if let Some((from, to)) = relay {
-                    self.relay(&from, &to, 1);
-                }
-            }
+        // The size when the arrival is known, and then the relay's ends.
+        let known = open.arrival.as_ref().map(|a| {
+            let relay = match &a.relay_from {
+                Some(from) => relay_to().map(|to| (from.clone(), to)),
+                None => None,
+            };
+            (a.size, relay)
+        });
+        let size = match &known {
+            Some((size, _)) => *size,
             None => {
                 // The counts now, the volume when the size is known.
-                let pending = Pending {
+                open.pending.push(Pending {
                     transport: transport.into(),
                     host: host_name.into(),
                     address: recipient.as_str().into(),
                     local: local.clone().map(String::into_boxed_str),
                     relay_to: relay_to(),
-                };
-                open.pending.push(pending);
-                bump(&mut self.transports, transport, 1, 1, 0);
-                let t = &mut self.destinations;
-                bump(&mut t.hosts, host_name, 1, 1, 0);
-                bump(&mut t.addresses, recipient, 1, 1, 0);
-                if let Some(l) = &local {
-                    bump(&mut t.local, l, 1, 1, 0);
-                }
+                });
+                0
             }
+        };
+        self.delivered_bytes += size;
+        let f = figures(1, 1, size);
+        self.transports.add(transport, f);
+        self.tally(Which::DestinationHosts, host_name, f);
+        self.tally(Which::DestinationAddresses, recipient, f);
+        if let Some(l) = &local {
+            self.tally(Which::DestinationLocal, l, f);
+        }
+        if let Some((_, Some((from, to)))) = known {
+            self.relay(&from, &to, 1);
         }
     }
 
@@ -548,11 +707,15 @@ impl Tally {
         self.delivered_addresses += 1;
         let host = d.host.as_ref().map(host_key);
         let recipient = d.address.original.as_ref().unwrap_or(&d.address.address);
-        let t = &mut self.destinations;
-        bump(&mut t.hosts, host.as_deref().unwrap_or("local"), 0, 1, 0);
-        bump(&mut t.addresses, recipient, 0, 1, 0);
+        let f = figures(0, 1, 0);
+        self.tally(
+            Which::DestinationHosts,
+            host.as_deref().unwrap_or("local"),
+            f,
+        );
+        self.tally(Which::DestinationAddresses, recipient, f);
         if d.host.is_none() {
-            bump(&mut t.local, &local_key(&d.address), 0, 1, 0);
+            self.tally(Which::DestinationLocal, &local_key(&d.address), f);
         }
     }
 
@@ -568,26 +731,20 @@ impl Tally {
         }
     }
 
-    /// Counts `n` messages relayed from `from` to `to`.
-    fn relay(&mut self, from: &str, to: &str, n: u64) {
-        let key = (self.ends.id(from), self.ends.id(to));
-        *self.relayed.entry(key).or_default() += n;
-    }
-
     /// Adds the volume of deliveries that waited for the arrival.
     fn resolve(&mut self, o: &mut Open) {
         let (size, from) = match &o.arrival {
             Some(a) => (a.size, a.relay_from.clone()),
             None => (0, None),
         };
+        let f = figures(0, 0, size);
         for p in o.pending.drain(..) {
             self.delivered_bytes += size;
-            bump(&mut self.transports, &p.transport, 0, 0, size);
-            let t = &mut self.destinations;
-            bump(&mut t.hosts, &p.host, 0, 0, size);
-            bump(&mut t.addresses, &p.address, 0, 0, size);
+            self.transports.add(&p.transport, f);
+            self.tally(Which::DestinationHosts, &p.host, f);
+            self.tally(Which::DestinationAddresses, &p.address, f);
             if let Some(l) = &p.local {
-                bump(&mut t.local, l, 0, 0, size);
+                self.tally(Which::DestinationLocal, l, f);
             }
             if let (Some(from), Some(to)) = (&from, p.relay_to) {
                 self.relay(from, &to, 1);
@@ -639,10 +796,7 @@ impl Tally {
             per_day,
             queue_all,
             queue_remote,
-            sending,
-            destinations,
-            relayed,
-            ends,
+            keyed,
             rejection_reasons,
             rejected_hosts,
             temporary_reasons,
@@ -665,7 +819,7 @@ impl Tally {
         self.deferred_addresses += deferred_addresses;
         self.failed_messages += failed_messages;
         self.failed_addresses += failed_addresses;
-        add_table(&mut self.transports, transports);
+        self.transports.add_table(&transports);
         for (mine, theirs) in self.per_hour.iter_mut().zip(per_hour) {
             for (a, b) in mine.iter_mut().zip(theirs) {
                 *a += b;
@@ -683,21 +837,7 @@ impl Tally {
         for (a, b) in self.queue_remote.iter_mut().zip(queue_remote) {
             *a += b;
         }
-        // The large tables (a key per address) are added on two threads:
-        // this runs once per worker at the end, while the others wait.
-        let (mine_sending, mine_relayed, mine_ends) =
-            (&mut self.sending, &mut self.relayed, &mut self.ends);
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                mine_sending.add(sending);
-                // Their numbers are of their names: found or given here.
-                for ((f, t), n) in relayed {
-                    let key = (mine_ends.id(ends.get(f)), mine_ends.id(ends.get(t)));
-                    *mine_relayed.entry(key).or_default() += n;
-                }
-            });
-            self.destinations.add(destinations);
-        });
+        self.add_keyed(keyed);
         add_counts(&mut self.rejection_reasons, rejection_reasons);
         add_counts(&mut self.rejected_hosts, rejected_hosts);
         add_counts(&mut self.temporary_reasons, temporary_reasons);
@@ -759,7 +899,7 @@ impl Tally {
             .transports
             .iter()
             .map(|(k, t)| Transport {
-                name: k.as_str().to_string(),
+                name: k.to_string(),
                 messages: t.messages,
                 bytes: t.bytes,
             })
@@ -767,14 +907,17 @@ impl Tally {
         transports.sort_by(|a, b| a.name.cmp(&b.name));
         // The two directions' tables on two threads, the relays (a key
         // per relayed address) with the first.
-        let (table, ends) = (
-            std::mem::take(&mut self.relayed),
-            std::mem::take(&mut self.ends),
-        );
-        let sending = &self.sending;
+        let relayed = self
+            .keyed
+            .iter_mut()
+            .map(|k| std::mem::take(&mut k.relayed))
+            .collect();
+        let sending: Vec<&Leagues> = self.keyed.iter().map(|k| &k.sending).collect();
+        let destinations: Vec<&Leagues> = self.keyed.iter().map(|k| &k.destinations).collect();
         let (sent, taken) = std::thread::scope(|scope| {
-            let sent = scope.spawn(move || (sending.report(false), relays(table, ends)));
-            let taken = self.destinations.report(true);
+            let sent =
+                scope.spawn(move || (Leagues::report(&sending, false), Relays::new(relayed)));
+            let taken = Leagues::report(&destinations, true);
             (sent.join(), taken)
         });
         let (sent, relayed) = match sent {
@@ -872,15 +1015,9 @@ impl Tally {
             temporary_rejection_reasons: counts(&self.temporary_reasons),
             rejected_hosts: counts(&self.rejected_hosts),
             temporarily_rejected_hosts: counts(&self.temporarily_rejected_hosts),
-            errors: all_counts(self.errors.iter().map(|(k, v)| (&**k, *v))),
+            errors: all_counts(std::mem::take(&mut self.errors).into_iter()),
         }
     }
-}
-
-/// The relays in key order, their names handed over, not copied.
-fn relays(table: Map<(u32, u32), u64>, ends: Names) -> Relays {
-    let rows = table.into_iter().map(|((f, t), n)| (f, t, n)).collect();
-    Relays::new(ends, rows)
 }
 
 /// The messages one piece of the input left open.

@@ -1,10 +1,12 @@
-//! Strings kept once, each with a number: the ends of relays.
+//! Strings kept once, each with a number: the keys of the report's tables
+//! and the ends of relays.
 //!
-//! A relay is a pair of ends (`host[ip] sender`, `host[ip] recipient`),
-//! and a busy relay has as many distinct pairs as messages. Keeping each
-//! end once in one buffer and the pairs as two numbers costs a few bytes
-//! per pair beyond the ends themselves, where a pair of strings cost two
-//! allocations per pair, and twice again when the report copied them.
+//! A busy log has a million recipient addresses, and a relay as many
+//! distinct pairs of ends (`host[ip] sender`, `host[ip] recipient`) as
+//! messages. Each name is kept once in one buffer and found through a
+//! table of 4-byte numbers: about the name's length plus 16 bytes each,
+//! where a hash map of strings cost an allocation per key and a table
+//! entry several times the key's size.
 
 use std::hash::{BuildHasher, BuildHasherDefault};
 
@@ -17,61 +19,74 @@ pub struct Names {
     /// Every name, one after the other.
     text: String,
     /// Where name `i` starts in `text`; it ends where `i + 1` starts.
-    starts: Vec<usize>,
+    /// Four bytes, as `text` is kept under 4 GiB.
+    starts: Vec<u32>,
     /// The numbers, found by the hash of their name.
     index: HashTable<u32>,
 }
 
 impl std::fmt::Debug for Names {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries((0..self.len() as u32).map(|i| self.get(i)))
-            .finish()
+        f.debug_list().entries(self.iter().map(|(_, n)| n)).finish()
     }
 }
 
-fn hash(s: &str) -> u64 {
+/// The hash names are found by; [`Names::id_hashed`] takes it made.
+pub fn hash(s: &str) -> u64 {
     BuildHasherDefault::<KeyHasher>::default().hash_one(s.as_bytes())
 }
 
+/// Name `id` of `text` cut at `starts`; empty for a number never given.
+fn name<'a>(text: &'a str, starts: &[u32], id: u32) -> &'a str {
+    let i = id as usize;
+    let Some(&start) = starts.get(i) else {
+        return "";
+    };
+    let end = starts.get(i + 1).map_or(text.len(), |&e| e as usize);
+    text.get(start as usize..end).unwrap_or("")
+}
+
 impl Names {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.starts.len()
     }
 
     /// The name numbered `id`; empty for a number never given.
     pub fn get(&self, id: u32) -> &str {
-        let i = id as usize;
-        let Some(&start) = self.starts.get(i) else {
-            return "";
-        };
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
-        &self.text[start..end]
+        name(&self.text, &self.starts, id)
     }
 
     /// The number of `name`, given it now if it has none.
     pub fn id(&mut self, name: &str) -> u32 {
-        let h = hash(name);
+        self.id_hashed(hash(name), name)
+    }
+
+    /// [`Names::id`] with the name's [`hash`] already made. Past 4 GiB of
+    /// names (tens of millions of keys in one table, more memory than a
+    /// report can use) a new name gets a number never given: what is
+    /// counted under it is not shown.
+    pub fn id_hashed(&mut self, h: u64, key: &str) -> u32 {
         let (text, starts) = (&self.text, &self.starts);
-        let get = |id: u32| {
-            let i = id as usize;
-            let end = starts.get(i + 1).copied().unwrap_or(text.len());
-            &text[starts[i]..end]
-        };
-        if let Some(&id) = self.index.find(h, |&id| get(id) == name) {
+        if let Some(&id) = self.index.find(h, |&id| name(text, starts, id) == key) {
             return id;
         }
-        // More than 4 billion distinct ends would not fit in memory first.
-        let id = u32::try_from(self.starts.len()).unwrap_or(u32::MAX);
-        self.starts.push(self.text.len());
-        self.text.push_str(name);
+        let (Ok(start), Ok(id)) = (
+            u32::try_from(self.text.len() + key.len()).map(|_| self.text.len() as u32),
+            u32::try_from(self.starts.len()),
+        ) else {
+            return u32::MAX;
+        };
+        self.starts.push(start);
+        self.text.push_str(key);
         let (text, starts) = (&self.text, &self.starts);
-        self.index.insert_unique(h, id, |&id| {
-            let i = id as usize;
-            let end = starts.get(i + 1).copied().unwrap_or(text.len());
-            hash(&text[starts[i]..end])
-        });
+        self.index
+            .insert_unique(h, id, |&id| hash(name(text, starts, id)));
         id
+    }
+
+    /// Every name with its number, in the order they were given.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        (0..self.len() as u32).map(|id| (id, self.get(id)))
     }
 }
 

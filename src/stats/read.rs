@@ -18,10 +18,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use super::shard::Router;
 use super::{Options, Piece, Tally};
 
 /// Bytes per piece handed to a worker.
-pub const CHUNK: usize = 4 << 20;
+pub const CHUNK: usize = 1 << 20;
 
 /// The two bytes a gzip stream starts with (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -226,22 +227,27 @@ pub fn tally(inputs: &[Input], opts: Options, threads: usize) -> Result<Tally, R
     std::thread::scope(|scope| {
         // Each worker counts its pieces into a tally of its own and hands
         // back only the messages each piece left open: those are joined
-        // here in input order; the counts are added once at the end.
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
+        // here in input order; the counts are added once at the end. The
+        // keyed tables are shared out by key: between pieces a worker adds
+        // what the others sent it.
+        let workers: Vec<_> = Router::ring(threads)
+            .into_iter()
+            .map(|router| {
                 let work_rx = work_rx.clone();
                 let done_tx = done_tx.clone();
                 let free_tx = free_tx.clone();
                 scope.spawn(move || {
-                    let mut t = Tally::later(opts);
+                    let mut t = Tally::routed(opts, router);
                     for (seq, piece) in work_rx {
                         t.begin_piece(seq == 0);
                         tally_piece(&mut t, &piece);
                         let _ = free_tx.send(piece);
+                        t.read_mail();
                         if done_tx.send((seq, t.end_piece())).is_err() {
                             break;
                         }
                     }
+                    t.close_routes();
                     t
                 })
             })
@@ -285,8 +291,9 @@ pub fn tally(inputs: &[Input], opts: Options, threads: usize) -> Result<Tally, R
             input: "input".to_string(),
             error: io::Error::other("a counting thread failed"),
         };
-        // The workers' counts into the first worker's tally (the largest
-        // tables stay where they are), then what was settled here.
+        // The workers' counts into the first worker's tally (their keyed
+        // tables are moved, not added: no two hold a key), then what was
+        // settled here.
         let mut all: Option<Tally> = None;
         for w in workers {
             let t = w.join().map_err(|_| failed())?;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::names::Names;
+pub use super::relays::Relays;
 
 /// How many rows a league table keeps (eximstats's default `-t50`).
 pub const TOP: usize = 50;
@@ -153,95 +153,6 @@ impl Default for QueueTimes {
     }
 }
 
-/// A message that came from a remote host and went on to another, under
-/// the address it came for (eximstats's "relayed").
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Relay {
-    /// `host[ip] sender`, lowercased.
-    pub from: String,
-    /// `host[ip] recipient`.
-    pub to: String,
-    pub messages: u64,
-}
-
-/// Every relay of a report, in key order: a list of [`Relay`] in JSON,
-/// kept as numbers into one buffer of names (a relay-heavy log has about
-/// as many relays as messages).
-#[derive(Debug, Clone, Default)]
-pub struct Relays {
-    names: Names,
-    /// (from, to, messages), sorted by the names.
-    rows: Vec<(u32, u32, u64)>,
-}
-
-impl Relays {
-    /// The relays of `rows`, numbers into `names`, sorted here.
-    pub fn new(names: Names, mut rows: Vec<(u32, u32, u64)>) -> Relays {
-        rows.sort_unstable_by(|a, b| {
-            (names.get(a.0), names.get(a.1)).cmp(&(names.get(b.0), names.get(b.1)))
-        });
-        Relays { names, rows }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// (from, to, messages) in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, u64)> {
-        self.rows
-            .iter()
-            .map(|&(f, t, n)| (self.names.get(f), self.names.get(t), n))
-    }
-
-    /// From (from, to, messages) triples: equal keys are added.
-    pub fn of<'a>(relays: impl Iterator<Item = (&'a str, &'a str, u64)>) -> Relays {
-        let mut names = Names::default();
-        let mut added: BTreeMap<(u32, u32), u64> = BTreeMap::new();
-        for (from, to, n) in relays {
-            let key = (names.id(from), names.id(to));
-            *added.entry(key).or_default() += n;
-        }
-        let rows = added.into_iter().map(|((f, t), n)| (f, t, n)).collect();
-        Relays::new(names, rows)
-    }
-}
-
-impl PartialEq for Relays {
-    fn eq(&self, other: &Relays) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl Serialize for Relays {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Row<'a> {
-            from: &'a str,
-            to: &'a str,
-            messages: u64,
-        }
-        s.collect_seq(
-            self.iter()
-                .map(|(from, to, messages)| Row { from, to, messages }),
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for Relays {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Relays, D::Error> {
-        let rows = Vec::<Relay>::deserialize(d)?;
-        Ok(Relays::of(
-            rows.iter()
-                .map(|r| (r.from.as_str(), r.to.as_str(), r.messages)),
-        ))
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Count {
     pub key: String,
@@ -291,6 +202,14 @@ pub struct Tallied {
     pub messages: u64,
     pub addresses: u64,
     pub bytes: u64,
+}
+
+impl Tallied {
+    pub fn add(&mut self, other: Tallied) {
+        self.messages += other.messages;
+        self.addresses += other.addresses;
+        self.bytes += other.bytes;
+    }
 }
 
 impl League {
@@ -416,10 +335,11 @@ pub fn top_counts<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<Count
 }
 
 /// Counts by key, sorted by key (for tables listed whole).
-pub fn all_counts<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<Count> {
+/// Owned keys are moved in, not copied (every error text of a log).
+pub fn all_counts<K: Into<String>>(counts: impl Iterator<Item = (K, u64)>) -> Vec<Count> {
     let mut v: Vec<Count> = counts
         .map(|(k, n)| Count {
-            key: k.to_string(),
+            key: k.into(),
             messages: n,
         })
         .collect();
@@ -516,7 +436,7 @@ impl Report {
             add_vec(&mut r.queue_time.remote, &other.queue_time.remote);
         }
 
-        r.relayed = Relays::of(self.relayed.iter().chain(other.relayed.iter()));
+        r.relayed = self.relayed.and(&other.relayed);
 
         let t = &mut r.top;
         let o = &other.top;

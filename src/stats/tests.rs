@@ -64,7 +64,8 @@ fn the_exim_fixture_counts_as_eximstats_counts_it() {
 }
 
 /// However a log is cut into pieces, the merged tallies are the tally of
-/// the whole: messages whose lines fall into two pieces included.
+/// the whole: messages whose lines fall into two pieces included, and the
+/// keys of the later pieces counted by the two workers that own them.
 #[test]
 fn pieces_merge_to_the_whole() {
     let log = fixture("mainlog") + &fixture("outbound/mainlog");
@@ -75,10 +76,17 @@ fn pieces_merge_to_the_whole() {
             let cut2 = cut2.min(lines.len());
             let mut a = Tally::new(opts());
             lines[..cut].iter().for_each(|l| a.line(l));
-            let mut b = Tally::later(opts());
+            let mut ring = Router::ring(2).into_iter();
+            let mut b = Tally::routed(opts(), ring.next().unwrap());
+            let mut c = Tally::routed(opts(), ring.next().unwrap());
             lines[cut..cut2].iter().for_each(|l| b.line(l));
-            let mut c = Tally::later(opts());
             lines[cut2..].iter().for_each(|l| c.line(l));
+            b.read_mail();
+            // Each waits for the other's last records.
+            std::thread::scope(|s| {
+                s.spawn(|| b.close_routes());
+                c.close_routes();
+            });
             a.merge(b);
             a.merge(c);
             assert_eq!(a.finish(), whole, "cut at {cut}, {cut2}");
