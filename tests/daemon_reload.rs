@@ -15,12 +15,8 @@ fn sighup(pid: u32) {
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
 }
 
-fn write_config(path: &Path, max_recipients: usize, extra: &str) {
-    std::fs::write(
-        path,
-        format!("[smtp]\nmax_recipients = {max_recipients}\n{extra}"),
-    )
-    .unwrap();
+fn config(max_recipients: usize) -> String {
+    format!("[smtp]\nmax_recipients = {max_recipients}\n")
 }
 
 /// How many of `n` recipients a new session gets accepted in one
@@ -39,10 +35,7 @@ fn accepted_recipients(addr: std::net::SocketAddr, n: usize) -> usize {
 #[test]
 fn sighup_reloads_the_configuration_and_reopens_the_logs() {
     let d = Dir::new();
-    let conf = d.path().join("sluice.toml");
-    write_config(&conf, 100, "");
-    let c = conf.to_str().unwrap();
-    let mut daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    let (conf, mut daemon) = d.serve_with_config(&config(100));
     assert_eq!(accepted_recipients(daemon.smtp, 103), 100);
 
     // A session open across the reload.
@@ -53,15 +46,7 @@ fn sighup_reloads_the_configuration_and_reopens_the_logs() {
     // for a durability the running daemon cannot switch to).
     let log_dir = d.home().join("log");
     std::fs::rename(log_dir.join("mainlog"), log_dir.join("mainlog.1")).unwrap();
-    write_config(&conf, 102, "");
-    std::fs::write(
-        &conf,
-        format!(
-            "durability = \"strict\"\n{}",
-            std::fs::read_to_string(&conf).unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&conf, format!("durability = \"strict\"\n{}", config(102))).unwrap();
     sighup(daemon.pid());
     assert!(
         wait_until(Duration::from_secs(10), || d
@@ -103,7 +88,10 @@ fn sighup_reloads_the_configuration_and_reopens_the_logs() {
         "{}",
         d.log("mainlog")
     );
-    assert!(d.log("mainlog").contains(c), "the error names the file");
+    assert!(
+        d.log("mainlog").contains(conf.to_str().unwrap()),
+        "the error names the file"
+    );
     assert_eq!(accepted_recipients(daemon.smtp, 103), 102);
     let status = daemon.stop(Duration::from_secs(20)).expect("exits");
     assert!(status.success());
@@ -182,10 +170,7 @@ fn refusal(addr: std::net::SocketAddr, rcpt: &str) -> u16 {
 #[test]
 fn sighup_changes_the_local_transports_settings() {
     let d = Dir::new();
-    let conf = d.path().join("sluice.toml");
-    std::fs::write(&conf, "over_quota = \"defer\"\n").unwrap();
-    let c = conf.to_str().unwrap();
-    let daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    let (conf, daemon) = d.serve_with_config("over_quota = \"defer\"\n");
     // A Maildir with a 30-byte quota.
     let md = d.maildir("localhost", "bob");
     for sub in ["tmp", "new", "cur"] {
@@ -229,10 +214,7 @@ fn delivery_threads(pid: u32) -> usize {
 #[test]
 fn sighup_changes_the_number_of_delivery_threads() {
     let d = Dir::new();
-    let conf = d.path().join("sluice.toml");
-    std::fs::write(&conf, "[queue]\ndelivery_workers = 4\n").unwrap();
-    let c = conf.to_str().unwrap();
-    let daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    let (conf, daemon) = d.serve_with_config("[queue]\ndelivery_workers = 4\n");
     let pid = daemon.pid();
     assert!(wait_until(Duration::from_secs(10), || delivery_threads(
         pid

@@ -128,9 +128,8 @@ fn a_local_message_is_in_its_maildirs_at_the_250_and_as_the_spool_would_write_it
 #[test]
 fn what_the_direct_path_does_not_take_goes_through_the_spool() {
     let d = Dir::new();
-    let conf = d.path().join("mixed.toml");
-    std::fs::write(
-        &conf,
+    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
+    let (conf, mut daemon) = d.serve_with_config(
         r#"local_domains = ["localhost"]
 
 [[router]]
@@ -156,11 +155,7 @@ name = "mbox_delivery"
 driver = "mbox"
 path = "mbox/{local}"
 "#,
-    )
-    .unwrap();
-    let c = conf.to_str().unwrap();
-    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
-    let mut daemon = d.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+    );
     // One Maildir and one mbox recipient: spooled, each copy once.
     let r = send(
         daemon.smtp,
@@ -177,6 +172,7 @@ path = "mbox/{local}"
         1,
         "{mbox}"
     );
+    let c = conf.to_str().unwrap();
     let q = d.run(&["--config", c, "-bpc"], b"");
     assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), "0");
 

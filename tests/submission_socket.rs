@@ -73,6 +73,17 @@ fn start(h: &Socketed) -> Daemon {
     Daemon(child)
 }
 
+/// A host with the socket and its daemon running; none where tests cannot
+/// run as another user.
+fn started(extra: &str) -> Option<(Socketed, Daemon)> {
+    if !others::usable() {
+        return None;
+    }
+    let h = host(extra);
+    let daemon = start(&h);
+    Some((h, daemon))
+}
+
 fn sendmail(h: &Socketed, args: &[&str], message: &[u8]) -> std::process::Output {
     run_with_input(h.host.command(true).args(args), message)
 }
@@ -91,11 +102,9 @@ fn assert_sent_as_nobody(m: &str) {
 
 #[test]
 fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
-    if !others::usable() {
+    let Some((h, daemon)) = started("local_rate_limit = 3\n") else {
         return;
-    }
-    let h = host("local_rate_limit = 3\n");
-    let daemon = start(&h);
+    };
 
     // -t, a forged Sender:, a From: that is not theirs, -f ignored.
     let forged = b"From: The Boss <boss@corp.example>\nSender: forged@corp.example\n\
@@ -176,11 +185,9 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
 
 #[test]
 fn the_request_line_is_checked_by_the_daemon() {
-    if !others::usable() {
+    let Some((h, _daemon)) = started("") else {
         return;
-    }
-    let h = host("");
-    let _daemon = start(&h);
+    };
     // Something that is not sendmail: refused with a reason.
     let mut s = std::os::unix::net::UnixStream::connect(&h.socket).unwrap();
     s.write_all(
@@ -202,11 +209,9 @@ fn the_request_line_is_checked_by_the_daemon() {
 
 #[test]
 fn nobody_runs_an_smtp_session_through_the_daemon() {
-    if !others::usable() {
+    let Some((h, daemon)) = started("local_rate_limit = 1\n") else {
         return;
-    }
-    let h = host("local_rate_limit = 1\n");
-    let daemon = start(&h);
+    };
     let session = "EHLO me\r\nMAIL FROM:<boss@corp.example>\r\nRCPT TO:<bob@host.test>\r\nDATA\r\n\
                    From: boss@corp.example\r\nSender: forged@corp.example\r\nSubject: bs\r\n\r\nover -bs\r\n.\r\n\
                    MAIL FROM:<boss@corp.example>\r\nRCPT TO:<bob@host.test>\r\nDATA\r\n\

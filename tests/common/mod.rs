@@ -188,6 +188,17 @@ impl Dir {
         Daemon::start(self, &["serve", "--listen", "127.0.0.1:0"], sets)
     }
 
+    /// Writes `text` to `sluice.toml` in the test's directory and starts
+    /// the daemon with `--config` on it (a file the test can change and
+    /// SIGHUP); its path and the daemon.
+    pub fn serve_with_config(&self, text: &str) -> (PathBuf, Daemon) {
+        let conf = self.path().join("sluice.toml");
+        std::fs::write(&conf, text).unwrap();
+        let c = conf.to_str().unwrap();
+        let daemon = self.serve_args(&["--config", c, "serve", "--listen", "127.0.0.1:0"], &[]);
+        (conf, daemon)
+    }
+
     /// Starts the daemon with other arguments (e.g. Exim's `-bd -oX 0`).
     pub fn serve_args(&self, args: &[&str], sets: &[&str]) -> Daemon {
         Daemon::start(self, args, sets)
