@@ -84,10 +84,6 @@ impl Leagues {
         self.local.add_table(&other.local);
     }
 
-    fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.addresses.is_empty() && self.local.is_empty()
-    }
-
     /// The league tables of the shards `parts`, and how many hosts sent
     /// or took a message.
     fn report(parts: &[&Leagues], with_addresses: bool) -> ([League; 4], u64) {
@@ -143,8 +139,21 @@ impl Keyed {
         }
     }
 
+    /// Every keyed table but the relays, with its name.
+    fn tables(&self) -> [(Which, &Table); 6] {
+        let (s, d) = (&self.sending, &self.destinations);
+        [
+            (Which::SendingHosts, &s.hosts),
+            (Which::SendingAddresses, &s.addresses),
+            (Which::SendingLocal, &s.local),
+            (Which::DestinationHosts, &d.hosts),
+            (Which::DestinationAddresses, &d.addresses),
+            (Which::DestinationLocal, &d.local),
+        ]
+    }
+
     fn is_empty(&self) -> bool {
-        self.sending.is_empty() && self.destinations.is_empty() && self.relayed.is_empty()
+        self.tables().iter().all(|(_, t)| t.is_empty()) && self.relayed.is_empty()
     }
 
     /// Adds the same shard of another tally (moved when this one is
@@ -159,17 +168,6 @@ impl Keyed {
         self.relayed.absorb(other.relayed);
     }
 }
-
-const SENDING: [Which; 3] = [
-    Which::SendingHosts,
-    Which::SendingAddresses,
-    Which::SendingLocal,
-];
-const DESTINATIONS: [Which; 3] = [
-    Which::DestinationHosts,
-    Which::DestinationAddresses,
-    Which::DestinationLocal,
-];
 
 /// Figures for `messages`, `addresses` and `bytes`.
 fn figures(messages: u64, addresses: u64, bytes: u64) -> Tallied {
@@ -457,28 +455,17 @@ impl Tally {
             }
             return;
         }
-        let shards = self.keyed.len();
+        // Once the workers have closed there is no router: `tally` and
+        // `relay` add each key to the shard that owns it.
+        debug_assert!(self.router.is_none(), "merged while counting");
         for theirs in other {
-            for (which, direction) in [
-                (SENDING, &theirs.sending),
-                (DESTINATIONS, &theirs.destinations),
-            ] {
-                let tables = [&direction.hosts, &direction.addresses, &direction.local];
-                for (which, table) in which.into_iter().zip(tables) {
-                    for (key, f) in table.iter() {
-                        let h = names::hash(key);
-                        self.keyed[shard::owner(h, shards)]
-                            .table(which)
-                            .add_hashed(h, key, f);
-                    }
+            for (which, table) in theirs.tables() {
+                for (key, f) in table.iter() {
+                    self.tally(which, key, f);
                 }
             }
             for (from, to, n) in theirs.relayed.iter() {
-                let to = to.to_string();
-                let h = names::hash(&to);
-                self.keyed[shard::owner(h, shards)]
-                    .relayed
-                    .add(&from.to_string(), &to, n);
+                self.relay(&from.to_string(), &to.to_string(), n);
             }
         }
     }

@@ -70,13 +70,12 @@ impl Names {
         if let Some(&id) = self.index.find(h, |&id| name(text, starts, id) == key) {
             return id;
         }
-        let (Ok(start), Ok(id)) = (
-            u32::try_from(self.text.len() + key.len()).map(|_| self.text.len() as u32),
-            u32::try_from(self.starts.len()),
-        ) else {
+        let room = self.text.len() + key.len() <= u32::MAX as usize;
+        let (true, Ok(id)) = (room, u32::try_from(self.starts.len())) else {
             return u32::MAX;
         };
-        self.starts.push(start);
+        // Under 2^32: there was room.
+        self.starts.push(self.text.len() as u32);
         self.text.push_str(key);
         let (text, starts) = (&self.text, &self.starts);
         self.index
