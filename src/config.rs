@@ -777,6 +777,23 @@ fn retry<'de, D: Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
     Schedule::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+/// The first line of a secret file named by setting `key` (the admin
+/// token, SMTP credentials): refused unless only its owner can read it.
+pub fn read_private_first_line(key: &str, path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let err = |e: std::io::Error| format!("{key} {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{key} {}: mode {:o} lets others read it; chmod 600",
+            path.display(),
+            meta.mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(err)?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,33 +21,35 @@ pub struct Follower {
     file: Option<(File, u64)>,
     /// The start of a line whose end has not been written yet.
     partial: Vec<u8>,
+    /// What each read fills, kept: a scrape that finds nothing new
+    /// allocates nothing.
+    buf: Vec<u8>,
 }
 
 impl Follower {
     /// Follows `path` from its current end: only lines written from now on.
     pub fn at_end(path: &Path) -> Follower {
+        Follower::open(path, true)
+    }
+
+    /// Follows `path` from its first line.
+    pub fn from_start(path: &Path) -> Follower {
+        Follower::open(path, false)
+    }
+
+    fn open(path: &Path, at_end: bool) -> Follower {
         let file = File::open(path).ok().and_then(|mut f| {
             let ino = f.metadata().ok()?.ino();
-            f.seek(SeekFrom::End(0)).ok()?;
+            if at_end {
+                f.seek(SeekFrom::End(0)).ok()?;
+            }
             Some((f, ino))
         });
         Follower {
             path: path.to_path_buf(),
             file,
             partial: Vec::new(),
-        }
-    }
-
-    /// Follows `path` from its first line.
-    pub fn from_start(path: &Path) -> Follower {
-        let file = File::open(path)
-            .ok()
-            .and_then(|f| Some((f.metadata().ok()?.ino(), f)))
-            .map(|(ino, f)| (f, ino));
-        Follower {
-            path: path.to_path_buf(),
-            file,
-            partial: Vec::new(),
+            buf: vec![0; 64 * 1024],
         }
     }
 
@@ -57,7 +59,7 @@ impl Follower {
     /// yet has no lines.
     pub fn read_new(&mut self, mut each: impl FnMut(&str)) -> io::Result<()> {
         if let Some((f, _)) = &mut self.file {
-            drain(f, &mut self.partial, &mut each)?;
+            drain(f, &mut self.buf, &mut self.partial, &mut each)?;
         }
         let now = match std::fs::metadata(&self.path) {
             Ok(m) => Some(m.ino()),
@@ -71,17 +73,21 @@ impl Follower {
             self.partial.clear();
             let mut f = File::open(&self.path)?;
             let ino = f.metadata()?.ino();
-            drain(&mut f, &mut self.partial, &mut each)?;
+            drain(&mut f, &mut self.buf, &mut self.partial, &mut each)?;
             self.file = Some((f, ino));
         }
         Ok(())
     }
 }
 
-fn drain(f: &mut File, partial: &mut Vec<u8>, each: &mut impl FnMut(&str)) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
+fn drain(
+    f: &mut File,
+    buf: &mut [u8],
+    partial: &mut Vec<u8>,
+    each: &mut impl FnMut(&str),
+) -> io::Result<()> {
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match f.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

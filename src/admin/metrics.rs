@@ -373,7 +373,12 @@ pub fn rejection_reason(r: &Rejected) -> &'static str {
     }
     let text = r.reason.as_deref().unwrap_or("").to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    let code = status_of(&text);
+    // `5.7.1` in `550 5.7.1 relay not permitted` (or at the start).
+    let code = text
+        .split_ascii_whitespace()
+        .take(2)
+        .find_map(smtp::Status::parse)
+        .map(|s| (s.subject(), s.detail()));
     if has(&["relay"]) {
         "relay"
     } else if has(&[
@@ -382,16 +387,15 @@ pub fn rejection_reason(r: &Rejected) -> &'static str {
         "no such user",
         "unrouteable",
         "not a maildir recipient",
-    ]) || matches!(code, Some((_, 1, 1)))
+    ]) || matches!(code, Some((1, 1)))
     {
         "unknown_user"
-    } else if has(&["mailbox full", "quota"]) || matches!(code, Some((_, 2, 2))) {
+    } else if has(&["mailbox full", "quota"]) || matches!(code, Some((2, 2))) {
         "quota"
-    } else if has(&["too big", "too large", "size limit"])
-        || matches!(code, Some((_, 3, 4) | (_, 2, 3)))
+    } else if has(&["too big", "too large", "size limit"]) || matches!(code, Some((3, 4) | (2, 3)))
     {
         "size"
-    } else if has(&["tls", "encryption"]) || matches!(code, Some((_, 7, 10 | 11))) {
+    } else if has(&["tls", "encryption"]) || matches!(code, Some((7, 10 | 11))) {
         "tls"
     } else if has(&["too many", "rate"]) {
         "rate"
@@ -401,7 +405,7 @@ pub fn rejection_reason(r: &Rejected) -> &'static str {
         "invalid",
         "unrecognized",
         "parameter",
-    ]) || matches!(code, Some((_, 5, _)))
+    ]) || matches!(code, Some((5, _)))
     {
         "syntax"
     } else if has(&[
@@ -411,7 +415,7 @@ pub fn rejection_reason(r: &Rejected) -> &'static str {
         "not allowed",
         "blocked",
         "refused",
-    ]) || matches!(code, Some((_, 7, _) | (_, 1, _)))
+    ]) || matches!(code, Some((7, _) | (1, _)))
     {
         "policy"
     } else {
@@ -429,17 +433,6 @@ fn other_reason(text: &str) -> &'static str {
     } else {
         "other"
     }
-}
-
-/// `5.7.1` in `550 5.7.1 relay not permitted` (or at the start).
-fn status_of(text: &str) -> Option<(u8, u16, u16)> {
-    text.split_ascii_whitespace().take(2).find_map(|w| {
-        let mut parts = w.split('.');
-        let class: u8 = parts.next()?.parse().ok()?;
-        let subject: u16 = parts.next()?.parse().ok()?;
-        let detail: u16 = parts.next()?.parse().ok()?;
-        (parts.next().is_none() && matches!(class, 2 | 4 | 5)).then_some((class, subject, detail))
-    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub mod queue_view;
 pub mod status;
 pub mod today;
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,25 +62,15 @@ impl Listener {
 /// Reads the bearer token from `path`: refused unless only its owner can
 /// read it, and unless it holds a token (the first line, trimmed).
 pub fn read_token(path: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("admin.token_file {}: {e}", path.display()))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "admin.token_file {}: mode {:o} lets others read it; chmod 600",
-            path.display(),
-            meta.mode() & 0o777
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("admin.token_file {}: {e}", path.display()))?;
-    let token = text.lines().next().unwrap_or("").trim().to_string();
+    let token = crate::config::read_private_first_line("admin.token_file", path)?;
+    let token = token.trim();
     if token.len() < 16 {
         return Err(format!(
             "admin.token_file {}: the token must be at least 16 characters",
             path.display()
         ));
     }
-    Ok(token)
+    Ok(token.to_string())
 }
 
 /// Binds `cfg.listen`: `unix:PATH` (replacing a socket an earlier run
@@ -90,15 +80,7 @@ pub async fn bind(cfg: &AdminConfig) -> Result<Listener, String> {
     let addr = cfg.listen.as_str();
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = PathBuf::from(path);
-        if let Ok(m) = std::fs::symlink_metadata(&path)
-            && m.file_type().is_socket()
-        {
-            let _ = std::fs::remove_file(&path);
-        }
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let l = UnixListener::bind(&path)
+        let l = crate::server::bind_unix(&path)
             .map_err(|e| format!("cannot listen on admin socket {}: {e}", path.display()))?;
         let gid = crate::sys::group_id(&cfg.socket_group).ok().flatten();
         if let Some(gid) = gid {
@@ -260,11 +242,7 @@ pub async fn serve(listener: Listener, admin: Arc<Admin>, logs: Arc<Logs>) {
         let (mut stream, via_socket) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    last_error = Some(Instant::now());
-                    logs.panic(&format!("admin listener: accept failed: {e}"));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::server::accept_failed(&logs, "admin listener", &mut last_error, &e).await;
                 continue;
             }
         };

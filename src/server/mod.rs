@@ -26,7 +26,7 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -142,6 +142,20 @@ impl Drop for Slot {
     }
 }
 
+/// A setting a running daemon cannot change: `new` gets `old` back, and
+/// `key` is listed to be logged.
+fn keep<T: PartialEq + Clone>(
+    kept: &mut Vec<&'static str>,
+    key: &'static str,
+    new: &mut T,
+    old: &T,
+) {
+    if new != old {
+        kept.push(key);
+        *new = old.clone();
+    }
+}
+
 impl Shared {
     /// What every session of `app` shares; starts the delivery workers,
     /// and TLS when `with_tls` (without it the daemon still serves, only
@@ -180,7 +194,14 @@ impl Shared {
             stopping: tokio::sync::watch::Sender::new(false),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             session_ended: tokio::sync::Notify::new(),
-            metrics: crate::admin::attach(&app.logs, app.queue.committer()),
+            // Counted only where they can be read: a daemon with the admin
+            // listener (`sendmail -bs` and a daemon without one would feed
+            // the observers on every event for nobody).
+            metrics: if with_tls && !app.cfg.admin.listen.is_empty() {
+                crate::admin::attach(&app.logs, app.queue.committer())
+            } else {
+                Arc::default()
+            },
         })
     }
 
@@ -235,57 +256,62 @@ impl Shared {
         let old = self.cfg();
         let mut merged = (*new).clone();
         let mut kept = Vec::new();
-        if merged.data_dir != old.data_dir {
-            kept.push("data_dir");
-            merged.data_dir = old.data_dir.clone();
-        }
-        if merged.durability != old.durability {
-            kept.push("durability");
-            merged.durability = old.durability;
-        }
-        if merged.message_id_format != old.message_id_format {
-            kept.push("message_id_format");
-            merged.message_id_format = old.message_id_format;
-        }
-        if merged.split_spool_directory != old.split_spool_directory {
-            kept.push("split_spool_directory");
-            merged.split_spool_directory = old.split_spool_directory;
-        }
-        for (key, new, old) in [
-            ("smtp.listen", &mut merged.smtp.listen, &old.smtp.listen),
-            (
-                "smtp.tls_listen",
-                &mut merged.smtp.tls_listen,
-                &old.smtp.tls_listen,
-            ),
-            (
-                "smtp.lmtp_listen",
-                &mut merged.smtp.lmtp_listen,
-                &old.smtp.lmtp_listen,
-            ),
-        ] {
-            if new != old {
-                kept.push(key);
-                *new = old.clone();
-            }
-        }
-        // The admin listener is bound, and its token read, at start.
-        if merged.admin.listen != old.admin.listen {
-            kept.push("admin.listen");
-            merged.admin.listen = old.admin.listen.clone();
-        }
-        if merged.admin.token_file != old.admin.token_file {
-            kept.push("admin.token_file");
-            merged.admin.token_file = old.admin.token_file.clone();
-        }
-        if merged.submission_socket != old.submission_socket {
-            kept.push("submission_socket");
-            merged.submission_socket = old.submission_socket.clone();
-        }
-        if merged.submission_group != old.submission_group {
-            kept.push("submission_group");
-            merged.submission_group = old.submission_group.clone();
-        }
+        let k = &mut kept;
+        let m = &mut merged;
+        keep(k, "data_dir", &mut m.data_dir, &old.data_dir);
+        keep(k, "durability", &mut m.durability, &old.durability);
+        keep(
+            k,
+            "message_id_format",
+            &mut m.message_id_format,
+            &old.message_id_format,
+        );
+        keep(
+            k,
+            "split_spool_directory",
+            &mut m.split_spool_directory,
+            &old.split_spool_directory,
+        );
+        // Listeners and sockets are bound, and the admin token read, at
+        // start.
+        keep(k, "smtp.listen", &mut m.smtp.listen, &old.smtp.listen);
+        keep(
+            k,
+            "smtp.tls_listen",
+            &mut m.smtp.tls_listen,
+            &old.smtp.tls_listen,
+        );
+        keep(
+            k,
+            "smtp.lmtp_listen",
+            &mut m.smtp.lmtp_listen,
+            &old.smtp.lmtp_listen,
+        );
+        keep(k, "admin.listen", &mut m.admin.listen, &old.admin.listen);
+        keep(
+            k,
+            "admin.token_file",
+            &mut m.admin.token_file,
+            &old.admin.token_file,
+        );
+        keep(
+            k,
+            "admin.socket_group",
+            &mut m.admin.socket_group,
+            &old.admin.socket_group,
+        );
+        keep(
+            k,
+            "submission_socket",
+            &mut m.submission_socket,
+            &old.submission_socket,
+        );
+        keep(
+            k,
+            "submission_group",
+            &mut m.submission_group,
+            &old.submission_group,
+        );
         for key in kept {
             self.logs.main(&log::Event::other(
                 None,
@@ -739,17 +765,39 @@ impl Listener {
     }
 }
 
+/// Binds a Unix socket at `path` (LMTP, the admin listener, the
+/// submission socket): its directory is made (mode 0755) when missing; a
+/// socket left by a daemon that is gone is replaced, one that still
+/// answers is not taken over, and anything else at `path` is an error.
+/// Its mode and group are the caller's.
+pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && m.file_type().is_socket()
+    {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "in use by another running daemon",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path)
+}
+
 /// Binds `addr` (`host:port`, or `unix:PATH` for LMTP) for `kind`.
 pub async fn bind(addr: &str, kind: Kind) -> std::io::Result<Listener> {
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = PathBuf::from(path);
-        // A socket left by an earlier run is replaced; anything else is not.
-        if let Ok(m) = std::fs::symlink_metadata(&path)
-            && std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())
-        {
-            std::fs::remove_file(&path)?;
-        }
-        return Ok(Listener::Unix(UnixListener::bind(&path)?, path));
+        return Ok(Listener::Unix(bind_unix(&path)?, path));
     }
     // A deep accept queue: under a burst of connections the kernel keeps
     // them for the accept loop instead of dropping their handshakes (the
@@ -817,7 +865,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                         serve_connection(stream, Some(peer), mode, None, shared, None).await;
                     });
                 }
-                Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
+                Err(e) => accept_failed(&shared.logs, "listener", &mut last_accept_error, &e).await,
             },
             Listener::Unix(unix, _) => match unix.accept().await {
                 Ok((sock, _)) => {
@@ -826,19 +874,25 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                         serve_connection(Box::new(sock), None, Mode::Lmtp, None, shared, None).await
                     });
                 }
-                Err(e) => accept_failed(&shared, &mut last_accept_error, &e).await,
+                Err(e) => accept_failed(&shared.logs, "listener", &mut last_accept_error, &e).await,
             },
         }
     }
 }
 
-/// An accept that failed (EMFILE, ENFILE, ENOMEM: out of descriptors or
-/// memory under a flood): logged at most once a second, then a short
-/// pause so that the loop does not spin while nothing can be accepted.
-async fn accept_failed(shared: &Shared, last: &mut Option<std::time::Instant>, e: &std::io::Error) {
+/// An accept that failed on `listener` (EMFILE, ENFILE, ENOMEM: out of
+/// descriptors or memory under a flood): logged at most once a second,
+/// then a short pause so that the loop does not spin while nothing can be
+/// accepted. Every listener's accept loop ends here.
+pub async fn accept_failed(
+    logs: &Logs,
+    listener: &str,
+    last: &mut Option<std::time::Instant>,
+    e: &std::io::Error,
+) {
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
         *last = Some(std::time::Instant::now());
-        shared.logs.panic(&format!("accept failed: {e}"));
+        logs.panic(&format!("{listener}: accept failed: {e}"));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
 }

@@ -40,27 +40,7 @@ pub fn bind(cfg: &Config) -> Result<Option<UnixListener>, String> {
         return Ok(None);
     };
     let fail = |e: std::io::Error| format!("cannot listen on {}: {e}", path.display());
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
-    }
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if m.file_type().is_socket() {
-            // Another daemon's socket is not taken over; one left by a
-            // daemon that is gone is replaced.
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use by another running daemon",
-                    path.display()
-                ));
-            }
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    let l = UnixListener::bind(path).map_err(fail)?;
+    let l = crate::server::bind_unix(path).map_err(fail)?;
     let mode = match group(cfg)? {
         Some(gid) => {
             std::os::unix::fs::chown(path, None, Some(gid)).map_err(fail)?;
@@ -210,13 +190,13 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
                 tokio::spawn(async move { connection(stream, shared, limits).await });
             }
             Err(e) => {
-                if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    last_error = Some(std::time::Instant::now());
-                    shared
-                        .logs
-                        .panic(&format!("submission socket: accept failed: {e}"));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::server::accept_failed(
+                    &shared.logs,
+                    "submission socket",
+                    &mut last_error,
+                    &e,
+                )
+                .await;
             }
         }
     }

@@ -244,19 +244,8 @@ fn is_fqdn(name: &str) -> bool {
 /// `user:password` on the first line of a file nobody but its owner can
 /// read.
 fn read_credentials(path: &std::path::Path) -> Result<Credentials, String> {
-    use std::os::unix::fs::MetadataExt;
     let key = "key `auth_credentials_file`";
-    let meta = std::fs::metadata(path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{key}: {} is readable by others (mode {:o}): chmod 600 it",
-            path.display(),
-            meta.mode() & 0o777
-        ));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
-    let line = text.lines().next().unwrap_or_default();
+    let line = crate::config::read_private_first_line(key, path)?;
     match line.split_once(':') {
         Some((user, password)) if !user.is_empty() => Ok(Credentials {
             username: user.to_string(),
