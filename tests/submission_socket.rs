@@ -88,10 +88,16 @@ fn sendmail(h: &Socketed, args: &[&str], message: &[u8]) -> std::process::Output
     run_with_input(h.host.command(true).args(args), message)
 }
 
-/// A message `nobody` sent with `-f boss@corp.example` (or `MAIL FROM`),
-/// a forged `Sender:` and someone else's `From:`: the envelope sender is
-/// theirs, the forged header gone, `Sender:` theirs.
-fn assert_sent_as_nobody(m: &str) {
+/// Bob's one message, which `nobody` sent with `-f boss@corp.example` (or
+/// `MAIL FROM`), a forged `Sender:` and someone else's `From:`: the
+/// envelope sender is theirs, the forged header gone, `Sender:` theirs.
+fn assert_bob_got_one_sent_as_nobody(h: &Socketed) {
+    assert!(common::wait_until(Duration::from_secs(20), || h
+        .host
+        .delivered("bob")
+        .len()
+        == 1));
+    let m = &h.host.delivered("bob")[0];
     assert!(m.starts_with("Return-path: <nobody@host.test>\n"), "{m}");
     assert!(
         !m.contains("forged@corp.example"),
@@ -113,12 +119,7 @@ fn nobody_submits_through_the_daemon_under_the_local_sender_rules() {
     assert_exit(&out, 0);
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(id.len(), 23, "-v prints the ID: {id:?}");
-    assert!(common::wait_until(Duration::from_secs(20), || h
-        .host
-        .delivered("bob")
-        .len()
-        == 1));
-    assert_sent_as_nobody(&h.host.delivered("bob")[0]);
+    assert_bob_got_one_sent_as_nobody(&h);
     let log = h.host.mainlog();
     assert!(
         log.contains(&format!("{id} <= nobody@host.test U=nobody P=local")),
@@ -224,13 +225,8 @@ fn nobody_runs_an_smtp_session_through_the_daemon() {
         said.contains("452 4.7.0") && said.contains("local_rate_limit"),
         "{said}"
     );
-    assert!(common::wait_until(Duration::from_secs(20), || h
-        .host
-        .delivered("bob")
-        .len()
-        == 1));
     // MAIL FROM was ignored, as -f is; the Sender: rules applied.
-    assert_sent_as_nobody(&h.host.delivered("bob")[0]);
+    assert_bob_got_one_sent_as_nobody(&h);
 
     // Without the daemon: 421, and 75.
     drop(daemon);
