@@ -294,3 +294,31 @@ fn the_daemon_takes_the_socket_systemd_holds() {
         "the daemon used the socket it was given, not its own"
     );
 }
+
+/// Four submissions at once under `local_rate_limit = 2`: two are queued,
+/// two deferred, however their checks interleave (a message is counted
+/// when its check lets it go, not after it is queued).
+#[test]
+fn parallel_submissions_do_not_pass_the_rate_together() {
+    let Some((h, _daemon)) = started("local_rate_limit = 2\n") else {
+        return;
+    };
+    let codes: Vec<i32> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4)
+            .map(|i| {
+                let h = &h;
+                s.spawn(move || {
+                    let body = format!("Subject: parallel {i}\n\nx\n");
+                    sendmail(h, &["-i", "bob@host.test"], body.as_bytes())
+                        .status
+                        .code()
+                        .unwrap_or(-1)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let queued = codes.iter().filter(|&&c| c == 0).count();
+    let deferred = codes.iter().filter(|&&c| c == 75).count();
+    assert_eq!((queued, deferred), (2, 2), "{codes:?}");
+}

@@ -383,11 +383,13 @@ pub async fn accept_message(
         return Reply::new(452, Status::new(4, 7, 0), why).into();
     }
     let v = accept(shared, msg, local).await;
+    // The rate check counted the message; one not accepted gives its
+    // place back.
     if let Some(l) = local
         && let Some(limits) = &l.limits
-        && matches!(&v, Verdict::Reply(r) if r.is_positive())
+        && !matches!(&v, Verdict::Reply(r) if r.is_positive())
     {
-        limits.queued(l.caller.uid, now);
+        limits.release(l.caller.uid, now);
     }
     v
 }

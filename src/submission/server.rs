@@ -122,7 +122,8 @@ impl Limits {
     }
 
     /// Why `caller` may not queue another message now (over
-    /// `local_rate_limit`), logged once an hour; `None` when they may.
+    /// `local_rate_limit`), logged once an hour; `None` when they may, the
+    /// message then counted (see [`Limits::rate`]).
     pub fn over_rate(
         &self,
         logs: &Logs,
@@ -150,7 +151,11 @@ impl Limits {
         }
     }
 
-    /// Checks the hourly rate of `uid` at `now`; root has none.
+    /// Checks the hourly rate of `uid` at `now` (root has none) and, when
+    /// it lets the message go, counts it at once: checking and counting
+    /// under one lock, so that parallel submissions cannot all pass the
+    /// check before any is counted. A message that is then not queued
+    /// gives its place back ([`Limits::release`]).
     pub fn rate(&self, uid: u32, limit: u64, now: i64) -> Verdict {
         if uid == 0 || limit == 0 {
             return Verdict::Go;
@@ -161,6 +166,7 @@ impl Limits {
             x.queued.pop_front();
         }
         if (x.queued.len() as u64) < limit {
+            x.queued.push_back(now);
             return Verdict::Go;
         }
         let hour = now.div_euclid(3600);
@@ -169,13 +175,15 @@ impl Limits {
         Verdict::OverRate(first)
     }
 
-    /// Counts a message `uid` queued at `now`.
-    pub fn queued(&self, uid: u32, now: i64) {
-        if uid == 0 {
-            return;
-        }
+    /// Takes back the place [`Limits::rate`] gave a message of `uid` at
+    /// `now` that was not queued after all.
+    pub fn release(&self, uid: u32, now: i64) {
         let mut u = self.uids.lock().unwrap_or_else(|p| p.into_inner());
-        u.entry(uid).or_default().queued.push_back(now);
+        if let Some(x) = u.get_mut(&uid)
+            && let Some(i) = x.queued.iter().rposition(|t| *t == now)
+        {
+            x.queued.remove(i);
+        }
     }
 }
 
@@ -332,7 +340,7 @@ async fn handle(
     }
 
     let s = shared.clone();
-    let (id, queue_only) = tokio::task::spawn_blocking(move || {
+    let done = tokio::task::spawn_blocking(move || {
         let cfg = s.cfg();
         let groups = crate::sys::user_groups(&user.name, user.gid);
         let trusted = local_sender::is_trusted(&cfg, &caller, &groups);
@@ -347,8 +355,12 @@ async fn handle(
         Ok((id, cfg.queue_only || args.delivery == DeliveryMode::Queue))
     })
     .await
-    .map_err(|e| Failure::new(sysexits::SOFTWARE, e.to_string()))??;
-    limits.queued(uid, now);
+    .map_err(|e| Failure::new(sysexits::SOFTWARE, e.to_string()))
+    .and_then(|r| r);
+    if done.is_err() {
+        limits.release(uid, now);
+    }
+    let (id, queue_only) = done?;
     if !queue_only {
         // -odb and -odi alike: a delivery starts now; the caller does not
         // wait for it (its outcome is in the log and the queue).
@@ -442,7 +454,6 @@ mod tests {
 
         for t in 0..3 {
             assert_eq!(l.rate(1000, 3, 100 + t), Verdict::Go);
-            l.queued(1000, 100 + t);
         }
         assert_eq!(l.rate(1000, 3, 200), Verdict::OverRate(true));
         assert_eq!(
@@ -454,6 +465,14 @@ mod tests {
             l.rate(1000, 3, 100 + 3600),
             Verdict::Go,
             "the first went out of the hour"
+        );
+        // A message not queued after all gives its place back.
+        l.release(1000, 100 + 3600);
+        assert_eq!(l.rate(1000, 3, 100 + 3600), Verdict::Go, "given back");
+        assert_eq!(
+            l.rate(1000, 3, 100 + 3600),
+            Verdict::OverRate(true),
+            "full again, logged in this new hour"
         );
         assert_eq!(l.rate(0, 3, 200), Verdict::Go, "root has no rate");
         assert_eq!(l.rate(1000, 0, 200), Verdict::Go, "0: no limit");
