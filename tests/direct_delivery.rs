@@ -156,7 +156,7 @@ driver = "mbox"
 path = "mbox/{local}"
 "#,
     );
-    // One Maildir and one mbox recipient: spooled, each copy once.
+    // One Maildir and one mbox recipient: split, each copy once.
     let r = send(
         daemon.smtp,
         "alice@example.org",
@@ -214,6 +214,121 @@ path = "mbox/{local}"
     assert!(maildir_messages(&q.maildir("localhost", "bob")).is_empty());
     let n = q.run(&["-bpc"], b"");
     assert_eq!(String::from_utf8_lossy(&n.stdout).trim(), "1");
+    daemon.kill9();
+}
+
+/// A message for a Maildir, an mbox and a remote host is split: the
+/// Maildir copy is in place at the `250` (written by the session, once),
+/// the rest is spooled and delivered as before, and the queue shows the
+/// Maildir recipient as delivered while the remote one waits.
+#[test]
+fn a_message_for_a_maildir_and_others_is_split() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
+    // Nothing listens there: the remote recipient is deferred.
+    let port = std::net::TcpListener::bind("127.0.0.61:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (conf, mut daemon) = d.serve_with_config(&format!(
+        r#"local_domains = ["localhost"]
+relay_from_hosts = ["127.0.0.1"]
+
+[[router]]
+name = "mboxes"
+driver = "accept"
+domains = ["+local_domains"]
+local_parts = ["mary"]
+transport = "mbox_delivery"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[router]]
+name = "smarthost"
+driver = "manualroute"
+domains = ["remote.test"]
+route_list = ["* 127.0.0.61::{port}"]
+ignore_target_hosts = []
+transport = "remote_smtp"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{{domain}}/{{local}}"
+
+[[transport]]
+name = "mbox_delivery"
+driver = "mbox"
+path = "mbox/{{local}}"
+
+[[transport]]
+name = "remote_smtp"
+driver = "smtp"
+"#
+    ));
+    let r = send(
+        daemon.smtp,
+        "alice@example.org",
+        &["mary@localhost", "bob@localhost", "carol@remote.test"],
+        "Subject: split\r\n\r\nto a Maildir, an mbox and a remote host\r\n",
+    );
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    // Bob is recipient 1: his copy is there at the reply, by its name.
+    let bob = maildir_messages(&d.maildir("localhost", "bob"));
+    assert_eq!(bob.len(), 1, "bob's copy at the 250");
+    assert!(
+        bob[0].0.starts_with(&format!("new/{id}.1,S=")),
+        "{}",
+        bob[0].0
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let log = d.log("mainlog");
+            let lines = common::log_lines_of(&log, &id);
+            lines.iter().any(|l| l.contains(" => mary"))
+                && lines.iter().any(|l| l.contains(" == carol@remote.test"))
+        }),
+        "mary delivered and carol deferred; mainlog:\n{}",
+        d.log("mainlog")
+    );
+    let c = conf.to_str().unwrap();
+    let listed = |d: &Dir| {
+        let q = d.run(&["--config", c, "-bp"], b"");
+        String::from_utf8_lossy(&q.stdout).into_owned()
+    };
+    let q = listed(&d);
+    assert!(q.contains(&id), "{q}");
+    assert!(q.contains("        D bob@localhost\n"), "{q}");
+    assert!(q.contains("        D mary@localhost\n"), "{q}");
+    assert!(q.contains("          carol@remote.test\n"), "{q}");
+
+    // A queue run delivers nobody again.
+    assert!(d.run(&["--config", c, "-qff"], b"").status.success());
+    assert_eq!(maildir_messages(&d.maildir("localhost", "bob")).len(), 1);
+    let mbox = std::fs::read_to_string(d.home().join("mbox/mary")).expect("mary's mbox");
+    assert_eq!(mbox.matches("to a Maildir, an mbox").count(), 1, "{mbox}");
+    let log = d.log("mainlog");
+    let lines = common::log_lines_of(&log, &id);
+    assert!(lines[0].contains(" <= alice@example.org "), "{log}");
+    assert!(
+        lines[1].contains(" => bob <bob@localhost> R=local"),
+        "{log}"
+    );
+    for who in [" => bob", " => mary"] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(who)).count(),
+            1,
+            "{who}: {log}"
+        );
+    }
+    assert!(!lines.iter().any(|l| l.ends_with(" Completed")), "{log}");
+    assert!(listed(&d).contains("        D bob@localhost\n"));
     daemon.kill9();
 }
 

@@ -31,7 +31,7 @@ use durable::{BatchOptions, CommitError, Committer, Durability, Io, Job, RealIo,
 
 use crate::count;
 use crate::error::{Error, Result};
-use crate::header_file::{self, Envelope, Header, HeaderFile, Timestamp};
+use crate::header_file::{self, Envelope, Header, HeaderFile, RcptState, Timestamp};
 use crate::id::{IdFormat, IdGenerator, MessageId};
 use crate::journal;
 use crate::layout::{self, Layout, SpoolFile};
@@ -800,7 +800,23 @@ impl Draft {
     /// Writes the `-H` file under its temporary name and returns the pair,
     /// ready to commit. The envelope's arrival time, body size and line
     /// count are set here (the arrival time from the ID).
-    pub fn finish(mut self, env: &Envelope, headers: &[Header]) -> Result<StagedMessage> {
+    pub fn finish(self, env: &Envelope, headers: &[Header]) -> Result<StagedMessage> {
+        self.finish_with_intents(env, headers, &[])
+    }
+
+    /// [`finish`](Self::finish), with the recipients `in_flight` recorded
+    /// as started in a `-J` file published with the message (`-D`, `-J`,
+    /// `-H`): for copies the caller makes itself and publishes in the same
+    /// commit, after these files. Until the caller records their outcome,
+    /// a delivery of the message looks for those copies by name
+    /// ([`MessageId::delivery_name`]) before making them again, as after a
+    /// crash.
+    pub fn finish_with_intents(
+        mut self,
+        env: &Envelope,
+        headers: &[Header],
+        in_flight: &[usize],
+    ) -> Result<StagedMessage> {
         let io = self.queue.io();
         let id = self.id;
         let Some(data) = self.staged.take() else {
@@ -816,6 +832,14 @@ impl Draft {
                 why: "no recipients".into(),
             });
         }
+        if let Some(&i) = in_flight.iter().find(|&&i| i >= env.recipients.len()) {
+            data.discard(io);
+            return Err(Error::NoRecipient {
+                id,
+                index: i,
+                count: env.recipients.len(),
+            });
+        }
         let mut env = env.clone();
         env.arrival = Timestamp::of_id(&id);
         env.body_size = Some(self.body_size);
@@ -828,33 +852,54 @@ impl Draft {
             }
         };
         let layout = self.queue.layout();
-        let tmp = layout.temp(&id, 'H');
-        let created = match Staged::create(io, tmp.clone(), FILE_MODE) {
-            // A leftover of a crashed entry with the same ID: its -D.tmp
-            // was free, so this one is garbage as well.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = io.remove_file(&tmp);
-                Staged::create(io, tmp.clone(), FILE_MODE)
-            }
-            r => r,
-        };
-        let mut header = match created {
-            Ok(s) => s,
+        let header = match stage_file(io, &layout.temp(&id, 'H'), &bytes) {
+            Ok(h) => h,
             Err(e) => {
                 data.discard(io);
-                return Err(Error::io("create", tmp, e));
+                return Err(e);
             }
         };
-        if let Err(e) = header.write(io, &bytes) {
-            header.discard(io);
-            data.discard(io);
-            return Err(Error::io("write", tmp, e));
-        }
         let mut job = Job::new();
-        job.add(data, layout.data(&id))
-            .add(header, layout.header(&id));
+        job.add(data, layout.data(&id));
+        if !in_flight.is_empty() {
+            let since = Timestamp::now().secs;
+            let mut records = Vec::new();
+            for &i in in_flight {
+                records.extend(journal::Record::state(i, RcptState::InFlight { since }).encode());
+            }
+            let tmp = layout.temp(&id, 'J');
+            match stage_file(io, &tmp, &records) {
+                Ok(j) => job.add(j, layout.journal(&id)),
+                Err(e) => {
+                    header.discard(io);
+                    job.discard(io);
+                    return Err(e);
+                }
+            };
+        }
+        // The -H last: its appearance is the commit point.
+        job.add(header, layout.header(&id));
         Ok(StagedMessage { id, job })
     }
+}
+
+/// A new file at `tmp` holding `bytes`, not yet synced.
+fn stage_file(io: &dyn Io, tmp: &Path, bytes: &[u8]) -> Result<Staged> {
+    let mut staged = match Staged::create(io, tmp.to_path_buf(), FILE_MODE) {
+        // A leftover of a crashed entry with the same ID: its -D.tmp was
+        // free, so this one is garbage as well.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = io.remove_file(tmp);
+            Staged::create(io, tmp.to_path_buf(), FILE_MODE)
+        }
+        r => r,
+    }
+    .map_err(|e| Error::io("create", tmp, e))?;
+    if let Err(e) = staged.write(io, bytes) {
+        staged.discard(io);
+        return Err(Error::io("write", tmp, e));
+    }
+    Ok(staged)
 }
 
 impl Drop for Draft {
@@ -1216,6 +1261,50 @@ mod tests {
                 .count();
             assert_eq!(left, 2);
         }
+    }
+
+    /// Intents published with the message: the recipients show as in
+    /// flight until their outcome is recorded; an index past the
+    /// recipients is refused and leaves nothing behind.
+    #[test]
+    fn intents_are_published_with_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path(), Durability::Strict, true);
+        let mut draft = q.draft().unwrap();
+        draft.write(b"body\n").unwrap();
+        let staged = draft.finish_with_intents(&env(), &[], &[1]).unwrap();
+        let id = q.commit(staged).unwrap();
+        assert!(q.layout().journal(&id).exists());
+        let mut d = q.begin_delivery(&id).unwrap();
+        assert_eq!(d.in_flight(), vec![1]);
+        assert_eq!(d.envelope().recipients[0].state, RcptState::Pending);
+        d.record_unsynced(&[(1, crate::locked::RcptOutcome::Delivered)])
+            .unwrap();
+        drop(d);
+        let d = q.begin_delivery(&id).unwrap();
+        assert!(d.in_flight().is_empty());
+        assert!(matches!(
+            d.envelope().recipients[1].state,
+            RcptState::Delivered { .. }
+        ));
+        drop(d);
+
+        let mut draft = q.draft().unwrap();
+        let bad = draft.id();
+        draft.write(b"body\n").unwrap();
+        assert!(matches!(
+            draft.finish_with_intents(&env(), &[], &[2]),
+            Err(Error::NoRecipient { index: 2, .. })
+        ));
+        let dirs = q.layout().input_dirs();
+        let left: Vec<_> = dirs
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flatten()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(bad.as_str()))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

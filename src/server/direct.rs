@@ -1,21 +1,30 @@
-//! Direct delivery: a message whose recipients all go to local Maildirs is
-//! written into them before its `250`, without the spool.
+//! Direct delivery: a message's copies for local Maildirs are written into
+//! them before its `250`, without the spool.
 //!
 //! The spool exists so that an accepted message survives until it is
-//! delivered. When every recipient is a local Maildir, the delivery itself
-//! can be made durable before the reply, as an LMTP server does: the spool
-//! files would be written, synced, read back and removed for nothing. SMTP
-//! has one reply for all recipients, so the message is delivered to all of
-//! them or to none: any recipient that cannot be staged sends the whole
-//! message down the spool path, as if this module did not exist.
+//! delivered. For a recipient whose every destination is a local Maildir,
+//! the delivery itself can be made durable before the reply, as an LMTP
+//! server does: the spool files would be written, synced, read back and
+//! removed for nothing. SMTP has one reply for all recipients, so the
+//! copies made here are made for all such recipients or for none: any copy
+//! that cannot be staged sends the whole message down the spool path, as
+//! if this module did not exist.
+//!
+//! A message with other recipients too (an mbox, a pipe, a remote address,
+//! one asking for a success report) is split: the spool files are written
+//! for the whole message with the copies made here recorded as intents in
+//! its `-J` file, staged with the copies and published before them in the
+//! same job. After the commit the copies are recorded as delivered and the
+//! rest is delivered from the spool as usual.
 //!
 //! | step | a crash or a lost connection here leaves |
 //! |---|---|
-//! | stage every copy in its Maildir's `tmp/` | only `tmp/` files, no delivery; the client sends again (Maildir removes its old `tmp/` files) |
-//! | one data barrier for every copy (the group committer's) | the same |
-//! | publish every copy into `new/` (`RENAME_NOREPLACE`), one job | some copies visible, perhaps not durable: the client, without a `250`, sends again; the RFC 1047 window every MTA has |
-//! | directory barrier | the copies durable; still no `250` |
-//! | `<=`, `=>`, `Completed` in one write to mainlog | the delivery logged |
+//! | stage every copy in its Maildir's `tmp/` (and the spool files, split) | only `tmp/` files, no delivery; the client sends again (Maildir removes its old `tmp/` files) |
+//! | one data barrier for every file (the group committer's) | the same |
+//! | publish the spool files (split), then every copy into `new/` (`RENAME_NOREPLACE`), one job | some files visible, perhaps not durable: the client, without a `250`, sends again; the RFC 1047 window every MTA has. A split message in the spool has intents for its copies: its delivery looks for them by name and makes only the missing ones |
+//! | directory barrier | the copies (and the spool files) durable; still no `250` |
+//! | `<=`, `=>` (and `Completed` unless split) in one write to mainlog | the delivery logged |
+//! | split: the copies recorded as delivered (unsynced), the rest handed to a delivery | if lost, the intents have the delivery look for the copies first |
 //! | `250 OK id=ID` | done |
 //!
 //! A rename failing after others succeeded takes those back (the job is
@@ -56,7 +65,7 @@ pub async fn deliver(
     }
     let s = shared.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        let plan = stage(&s, &msg, local.as_deref().map(|l| &l.submitter));
+        let plan = stage(&s, &msg, local.as_deref());
         (plan, msg)
     })
     .await;
@@ -81,6 +90,20 @@ pub async fn deliver(
             // Written before the reply: a kill after the 250 never leaves
             // a delivered message without its lines.
             shared.logs.main_all(&ready.lines);
+            if let Some(delivered) = ready.spooled {
+                let s = shared.clone();
+                let id = ready.id;
+                // The direct copies recorded as delivered, then the rest
+                // delivered from the spool. Should the record be lost (a
+                // kill, or a queue runner holding the message), the
+                // delivery finds the copies by name: their intents say to
+                // look.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = record_delivered(&s.queue, &id, &delivered);
+                    s.runner.arrived(id);
+                })
+                .await;
+            }
             Direct::Answered(Reply::queued(ready.id.as_str()).into())
         }
         Err(e) => {
@@ -96,17 +119,11 @@ pub async fn deliver(
 }
 
 /// What can be told from the envelope alone: no `queue_only`, few enough
-/// recipients, none asking for a success report (a `NOTIFY=SUCCESS`
-/// report is made from the spool).
+/// recipients.
 fn eligible(shared: &Shared, msg: &Message) -> bool {
     let cfg = &shared.cfg();
     let rcpts = &msg.envelope.recipients;
-    !cfg.queue_only
-        && !rcpts.is_empty()
-        && rcpts.len() <= cfg.direct_max_recipients
-        && rcpts
-            .iter()
-            .all(|r| !r.params.notify.is_some_and(|n| n.success))
+    !cfg.queue_only && !rcpts.is_empty() && rcpts.len() <= cfg.direct_max_recipients
 }
 
 enum Plan {
@@ -120,40 +137,69 @@ struct Ready {
     id: MessageId,
     ticket: durable::Ticket,
     files: Vec<StagedFile>,
-    /// `<=`, one `=>` per copy, `Completed`.
+    /// `<=`, one `=>` per copy, and `Completed` unless some recipients
+    /// were spooled.
     lines: Vec<Event>,
+    /// With some recipients spooled: the indexes of those delivered here.
+    spooled: Option<Vec<usize>>,
 }
 
-/// Routes every recipient and stages a copy for each Maildir destination;
-/// on the first that cannot take the message, takes back what was staged.
-fn stage(
-    shared: &Shared,
-    msg: &Message,
-    submitter: Option<&crate::cmd::local_sender::Submitter>,
-) -> Plan {
+/// A recipient this path delivers: every destination a local Maildir, and
+/// no success report asked for (such a report is made from the spool).
+fn direct_destinations(
+    cfg: &crate::config::Config,
+    r: &smtp::session::Recipient,
+) -> Option<Vec<Destination>> {
+    if r.params.notify.is_some_and(|n| n.success) {
+        return None;
+    }
+    match cfg.routing.route(cfg, r.address.as_str()) {
+        Routed::Deliver(dests)
+            if !dests.is_empty()
+                && dests
+                    .iter()
+                    .all(|d| d.driver == TransportDriver::Maildir && d.refused.is_none()) =>
+        {
+            Some(dests)
+        }
+        _ => None,
+    }
+}
+
+/// Routes every recipient and stages a copy for each Maildir destination,
+/// and, when some recipients are not for this path, the spool files for
+/// them (with the copies made here as intents) in the same job; on the
+/// first copy that cannot be staged, takes back what was staged.
+fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender::Local>) -> Plan {
     let env = &msg.envelope;
     let cfg = shared.cfg();
     // Routing again at the final dot: an alias file or a user may have
-    // changed since RCPT. Every destination must be a local Maildir.
-    let mut routed: Vec<(&str, Vec<Destination>)> = Vec::with_capacity(env.recipients.len());
-    for r in &env.recipients {
-        let addr = r.address.as_str();
-        match cfg.routing.route(&cfg, addr) {
-            Routed::Deliver(dests)
-                if !dests.is_empty()
-                    && dests
-                        .iter()
-                        .all(|d| d.driver == TransportDriver::Maildir && d.refused.is_none()) =>
-            {
-                routed.push((addr, dests));
-            }
-            _ => return Plan::Spool,
-        }
+    // changed since RCPT.
+    let routed: Vec<(usize, &str, Vec<Destination>)> = env
+        .recipients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| direct_destinations(&cfg, r).map(|d| (i, r.address.as_str(), d)))
+        .collect();
+    if routed.is_empty() {
+        return Plan::Spool;
     }
-
-    let id = shared.queue.id_generator().next();
+    let mixed = routed.len() < env.recipients.len();
+    // The spool names the message when it keeps some of its recipients.
+    let mut draft = if mixed {
+        match shared.queue.draft() {
+            Ok(d) => Some(d),
+            Err(_) => return Plan::Spool,
+        }
+    } else {
+        None
+    };
+    let id = draft
+        .as_ref()
+        .map_or_else(|| shared.queue.id_generator().next(), |d| d.id());
     let data = to_lf(&msg.data);
-    let (all, body_at) = policy::spool_headers(shared, env, id.as_str(), &data, submitter);
+    let (all, body_at) =
+        policy::spool_headers(shared, env, id.as_str(), &data, local.map(|l| &l.submitter));
     // The bytes a queue delivery reads back from the spool: the headers as
     // the -H file holds them, the blank line, the body.
     let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);
@@ -172,13 +218,15 @@ fn stage(
         Some(id),
         crate::log::Kind::Arrival(policy::arrival(env, &all, body.len())),
     )];
-    let single = routed.len() == 1 && routed[0].1.len() == 1;
-    // Takes back every staged copy (the files are in `job`).
+    let single = !mixed && routed.len() == 1 && routed[0].2.len() == 1;
+    // Takes back every staged copy (the files are in `job`; the draft
+    // removes its own when dropped).
     let give_up = |job: durable::Job, why: Option<Reply>| {
         job.discard(io);
         why.map_or(Plan::Spool, Plan::Refuse)
     };
-    for (i, (addr, dests)) in routed.iter().enumerate() {
+    for (i, addr, dests) in &routed {
+        let i = *i;
         let several = dests.len() > 1;
         for (k, dest) in dests.iter().enumerate() {
             // The names a queue delivery would give them.
@@ -219,12 +267,50 @@ fn stage(
             }
         }
     }
-    lines.push(Event::completed(id));
+    let spooled = match draft.take() {
+        None => {
+            lines.push(Event::completed(id));
+            None
+        }
+        Some(mut draft) => {
+            // The spool's files first in the job, the -H last among them:
+            // the copies are published only once the message with their
+            // intents is, so a crash between leaves nothing undone that
+            // the spool does not know of.
+            let delivered: Vec<usize> = routed.iter().map(|(i, _, _)| *i).collect();
+            let senv = policy::spool_envelope(msg, local);
+            let staged = draft
+                .write(body)
+                .and_then(|()| draft.finish_with_intents(&senv, &all, &delivered));
+            match staged {
+                Ok(staged) => {
+                    let mut spool_job = staged.into_job();
+                    spool_job.append(job);
+                    job = spool_job;
+                }
+                Err(_) => return give_up(job, None),
+            }
+            Some(delivered)
+        }
+    };
     let ticket = shared.queue.committer().submit(job);
     Plan::Ready(Ready {
         id,
         ticket,
         files,
         lines,
+        spooled,
     })
+}
+
+/// Records the copies made here as delivered in the spooled message's
+/// journal, unsynced: were it lost, their intents have the delivery look
+/// for them by name.
+fn record_delivered(queue: &spool::Queue, id: &MessageId, indexes: &[usize]) -> spool::Result<()> {
+    let mut d = queue.begin_delivery(id)?;
+    let outcomes: Vec<(usize, spool::RcptOutcome)> = indexes
+        .iter()
+        .map(|&i| (i, spool::RcptOutcome::Delivered))
+        .collect();
+    d.record_unsynced(&outcomes)
 }

@@ -479,6 +479,17 @@ fn stage(
     let id = draft.id();
     let (all, body_at) =
         spool_headers(shared, env, id.as_str(), &data, local.map(|l| &l.submitter));
+    let senv = spool_envelope(msg, local);
+    draft.write(&data[body_at..])?;
+    let staged = draft.finish(&senv, &all)?;
+
+    Ok((staged, arrival(env, &all, data.len() - body_at)))
+}
+
+/// The envelope the spool keeps for `msg`: sender, recipients with their
+/// DSN parameters, who submitted it and from where.
+pub fn spool_envelope(msg: &Message, local: Option<&crate::cmd::local_sender::Local>) -> Envelope {
+    let env = &msg.envelope;
     let from = env
         .from
         .as_ref()
@@ -509,16 +520,13 @@ fn stage(
     );
     senv.protocol = Some(env.protocol.clone());
     senv.helo_name = Some(env.helo.clone());
-    if let Some(p) = msg.envelope.peer {
+    if let Some(p) = env.peer {
         senv.host_address = Some(HostAddress {
             ip: p.to_string(),
             port: 0,
         });
     }
-    draft.write(&data[body_at..])?;
-    let staged = draft.finish(&senv, &all)?;
-
-    Ok((staged, arrival(env, &all, data.len() - body_at)))
+    senv
 }
 
 /// The headers of a message as the spool holds them, and where its body
