@@ -10,6 +10,8 @@
 //!    in the job's order (the spool renames `-D` before `-H`, so the `-H`
 //!    file's appearance is the commit point). A name that exists fails that
 //!    job alone with [`CommitError::Exists`]; nothing is ever overwritten.
+//!    A failed job takes back its own renames, unless it keeps what it
+//!    published ([`Job::keep_published`]).
 //!    Data must be durable before any rename: with delayed allocation, a
 //!    rename made durable before its data can leave an empty file behind.
 //! 3. **directory barrier**: one `fsync` per directory that received a file.
@@ -95,6 +97,9 @@ impl Staged {
 #[derive(Debug, Default)]
 pub struct Job {
     files: Vec<(Staged, PathBuf)>,
+    /// A failed rename keeps what the job published before it (see
+    /// [`Job::keep_published`]).
+    keep_published: bool,
 }
 
 impl Job {
@@ -113,6 +118,18 @@ impl Job {
     /// together, all or none (a message's copies for several mailboxes).
     pub fn append(&mut self, other: Job) -> &mut Job {
         self.files.extend(other.files);
+        self
+    }
+
+    /// Makes a failed rename keep the files this job published before it,
+    /// instead of taking them back: they go through the directory barrier
+    /// with the rest of the batch, and the job fails with
+    /// [`CommitError::Partly`] saying how many were published. For copies
+    /// that are each a delivery of their own (a message's Maildir copies),
+    /// where taking back a copy a reader may already have opened is worse
+    /// than keeping it.
+    pub fn keep_published(&mut self) -> &mut Job {
+        self.keep_published = true;
         self
     }
 
@@ -157,6 +174,16 @@ pub enum CommitError {
     /// The committer has shut down.
     #[error("the commit coordinator has stopped")]
     Stopped,
+    /// A job that keeps what it published ([`Job::keep_published`]): its
+    /// first `published` files are published and durable, the rename of
+    /// `path` failed with `source`, and the files after it were removed.
+    #[error("rename {path} (after {published} published): {source}")]
+    Partly {
+        published: usize,
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
 }
 
 impl CommitError {
@@ -164,14 +191,14 @@ impl CommitError {
     pub fn is_temporary(&self) -> bool {
         match self {
             CommitError::Exists { .. } => true,
-            CommitError::Io { .. } | CommitError::Stopped => true,
+            CommitError::Io { .. } | CommitError::Stopped | CommitError::Partly { .. } => true,
         }
     }
 
     /// The operating system's error behind the failure, if there is one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            CommitError::Io { source, .. } => Some(source),
+            CommitError::Io { source, .. } | CommitError::Partly { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -551,12 +578,19 @@ fn flush(
     for job in jobs {
         let mut done: Vec<PathBuf> = Vec::new();
         let mut failure = None;
+        let keep = job.keep_published;
         let mut files = job.files.into_iter();
         for (staged, dest) in files.by_ref() {
             match io.rename_noreplace(&staged.tmp, &dest) {
                 Ok(()) => done.push(dest),
                 Err(e) => {
-                    failure = Some(if e.kind() == io::ErrorKind::AlreadyExists {
+                    failure = Some(if keep && !done.is_empty() {
+                        CommitError::Partly {
+                            published: done.len(),
+                            path: dest,
+                            source: Arc::new(e),
+                        }
+                    } else if e.kind() == io::ErrorKind::AlreadyExists {
                         CommitError::Exists { path: dest }
                     } else {
                         CommitError::io("rename", &staged.tmp, e)
@@ -575,11 +609,14 @@ fn flush(
                 for (staged, _) in files {
                     staged.discard(io);
                 }
-                for d in &done {
-                    let _ = io.remove_file(d);
+                if !matches!(err, CommitError::Partly { .. }) {
+                    for d in &done {
+                        let _ = io.remove_file(d);
+                    }
+                    done.clear();
                 }
                 results.push(Err(err));
-                published.push(Vec::new());
+                published.push(done);
             }
         }
     }
@@ -634,6 +671,15 @@ fn fail_all(n: usize, e: &CommitError) -> Vec<Result<(), CommitError>> {
                 },
                 CommitError::Exists { path } => CommitError::Exists { path: path.clone() },
                 CommitError::Stopped => CommitError::Stopped,
+                CommitError::Partly {
+                    published,
+                    path,
+                    source,
+                } => CommitError::Partly {
+                    published: *published,
+                    path: path.clone(),
+                    source: source.clone(),
+                },
             })
         })
         .collect()
@@ -847,6 +893,43 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
+        );
+    }
+
+    /// A job that keeps what it published: the first copy stays, durable
+    /// (its directory synced), the one whose rename failed and the one
+    /// after it are gone, and the error says how many were published.
+    #[test]
+    fn a_job_that_keeps_what_it_published_fails_partly() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Batch);
+        rec.fail(Op::Rename, 1);
+        let mut job = Job::new();
+        for name in ["a", "b", "c"] {
+            let s = stage(c.io(), dir.path(), name, b"copy");
+            job.add(s, dir.path().join("new").join(name));
+        }
+        job.keep_published();
+        match c.submit(job).wait() {
+            Err(CommitError::Partly {
+                published: 1, path, ..
+            }) => assert_eq!(path, dir.path().join("new/b")),
+            other => panic!("{other:?}"),
+        }
+        let new: Vec<_> = std::fs::read_dir(dir.path().join("new"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(new, ["a"]);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        let pc = rec.power_cut(rec.events().len());
+        assert!(
+            pc.files
+                .get(&dir.path().join("new/a"))
+                .is_some_and(|f| f.is_whole())
         );
     }
 }

@@ -27,10 +27,14 @@
 //! | split: the copies recorded as delivered (unsynced), the rest handed to a delivery | if lost, the intents have the delivery look for the copies first |
 //! | `250 OK id=ID` | done |
 //!
-//! A rename failing after others succeeded takes those back (the job is
-//! all or none), and a failed sync takes back everything the batch
-//! published: the message then goes to the spool, which delivers it to
-//! every recipient again under the same `<ID>.<n>` names.
+//! A rename failing after others succeeded keeps those (a reader may have
+//! opened them): their recipients are delivered, and the message goes to
+//! the spool under the same ID with them recorded so, for the others to
+//! get their copies under the same `<ID>.<n>` names; if the spool cannot
+//! take it, `451`, and the log names who has the message already (the one
+//! case where a 4xx follows a delivery). A split message's job is all or
+//! none. A failed sync takes back everything the batch published: the
+//! message then goes to the spool afresh.
 
 use std::sync::Arc;
 
@@ -64,8 +68,9 @@ pub async fn deliver(
         return Direct::Spool(msg);
     }
     let s = shared.clone();
+    let submitter = local.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        let plan = stage(&s, &msg, local.as_deref());
+        let plan = stage(&s, &msg, submitter.as_deref());
         (plan, msg)
     })
     .await;
@@ -79,9 +84,10 @@ pub async fn deliver(
     let ready = match plan {
         Plan::Spool => return Direct::Spool(msg),
         Plan::Refuse(reply) => return Direct::Answered(reply.into()),
-        Plan::Ready(r) => r,
+        Plan::Ready(ticket, r) => (ticket, r),
     };
-    match ready.ticket.wait_async().await {
+    let (ticket, ready) = ready;
+    match ticket.wait_async().await {
         Ok(()) => {
             for file in ready.files {
                 // Counted in maildirsize; the file is durable already.
@@ -106,6 +112,14 @@ pub async fn deliver(
             }
             Direct::Answered(Reply::queued(ready.id.as_str()).into())
         }
+        Err(durable::CommitError::Partly {
+            published,
+            path,
+            source,
+        }) => {
+            let why = format!("rename {}: {source}", path.display());
+            Direct::Answered(spool_the_rest(shared, msg, local, ready, published, why).await)
+        }
         Err(e) => {
             // The committer removed whatever the batch had written; the
             // spool takes the message and delivers it afresh.
@@ -129,19 +143,118 @@ fn eligible(shared: &Shared, msg: &Message) -> bool {
 enum Plan {
     Spool,
     Refuse(Reply),
-    Ready(Ready),
+    /// The committer's ticket for the job, and what to do after it.
+    Ready(durable::Ticket, Ready),
 }
 
 /// Every copy staged and handed to the committer as one job.
 struct Ready {
     id: MessageId,
-    ticket: durable::Ticket,
     files: Vec<StagedFile>,
     /// `<=`, one `=>` per copy, and `Completed` unless some recipients
     /// were spooled.
     lines: Vec<Event>,
     /// With some recipients spooled: the indexes of those delivered here.
     spooled: Option<Vec<usize>>,
+    /// Per copy, in `files`' order: its recipient's index and how many
+    /// files its job publishes.
+    copies: Vec<(usize, usize)>,
+    /// What the spool would need, should the copies be published only in
+    /// part: the headers as it keeps them, the message, where its body
+    /// starts.
+    headers: Vec<spool::Header>,
+    data: Vec<u8>,
+    body_at: usize,
+}
+
+/// A rename failed after others succeeded (EIO, ENOSPC growing `new/`):
+/// the copies published are delivered and durable, the rest removed. The
+/// message is spooled under the same ID with the recipients whose copies
+/// are all published recorded as delivered, so the others get theirs under
+/// the same names. If the spool cannot take it either, the client gets a
+/// `451` although some recipients have the message (its resend will reach
+/// them again), and the log says who.
+async fn spool_the_rest(
+    shared: &Arc<Shared>,
+    msg: Box<Message>,
+    local: Option<Arc<crate::cmd::local_sender::Local>>,
+    ready: Ready,
+    published: usize,
+    why: String,
+) -> Verdict {
+    let Ready {
+        id,
+        files,
+        mut lines,
+        copies,
+        headers,
+        data,
+        body_at,
+        ..
+    } = ready;
+    // `lines`: `<=`, one `=>` per copy, `Completed`.
+    lines.pop();
+    let mut kept = vec![lines[0].clone()];
+    let mut whole: std::collections::BTreeMap<usize, bool> = Default::default();
+    let mut left = published;
+    for (k, (&(rcpt, n), file)) in copies.iter().zip(files).enumerate() {
+        let this = left >= n;
+        left = left.saturating_sub(n);
+        if this {
+            // Counted in maildirsize; durable already.
+            let _ = file.finish(Ok(()));
+            kept.push(lines[k + 1].clone());
+        }
+        *whole.entry(rcpt).or_insert(true) &= this;
+    }
+    let delivered: Vec<usize> = whole
+        .into_iter()
+        .filter(|&(_, w)| w)
+        .map(|(i, _)| i)
+        .collect();
+    let names: Vec<String> = delivered
+        .iter()
+        .map(|&i| msg.envelope.recipients[i].address.as_str().to_string())
+        .collect();
+    let s = shared.clone();
+    let spooled = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut draft = s
+            .queue
+            .draft_with_id(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{id} is queued already"))?;
+        let mut senv = policy::spool_envelope(&msg, local.as_deref());
+        let at = spool::Timestamp::now().secs;
+        for &i in &delivered {
+            senv.recipients[i].state = spool::RcptState::Delivered { at };
+        }
+        draft.write(&data[body_at..]).map_err(|e| e.to_string())?;
+        let staged = draft.finish(&senv, &headers).map_err(|e| e.to_string())?;
+        s.queue.commit(staged).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|_| Err("the spooling thread panicked".into()));
+    let delivered_to = names.join(", ");
+    match spooled {
+        Ok(()) => {
+            shared.logs.panic(&format!(
+                "{id} direct delivery published in part ({why}); delivered to {delivered_to}, the rest spooled"
+            ));
+            shared.logs.main_all(&kept);
+            shared.runner.arrived(id);
+            Reply::queued(id.as_str()).into()
+        }
+        Err(e) => {
+            let note =
+                format!("{id} not accepted after delivery to {delivered_to}: {why}; spool: {e}");
+            shared.logs.panic(&note);
+            kept.push(Event::other(Some(id), note));
+            shared.logs.main_all(&kept);
+            smtp::local_problem("Local problem: delivered to some recipients only, try again later")
+                .into()
+        }
+    }
 }
 
 /// A recipient this path delivers: every destination a local Maildir, and
@@ -214,6 +327,7 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
     let maildir = shared.maildir();
     let mut job = durable::Job::new();
     let mut files = Vec::new();
+    let mut copies = Vec::new();
     let mut lines = vec![Event::new(
         Some(id),
         crate::log::Kind::Arrival(policy::arrival(env, &all, body.len())),
@@ -247,9 +361,12 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
             };
             match maildir.stage(io, &target, &prefix, &mut &body[..]) {
                 Ok(Staged::File(mut file)) => {
-                    if let Some(j) = file.take_job() {
+                    let n = file.take_job().map_or(0, |j| {
+                        let n = j.dests().count();
                         job.append(j);
-                    }
+                        n
+                    });
+                    copies.push((i, n));
                     files.push(file);
                     lines.push(local_delivered_event(&id, addr, dest));
                 }
@@ -270,6 +387,9 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
     let spooled = match draft.take() {
         None => {
             lines.push(Event::completed(id));
+            // Each copy is a delivery of its own: one whose rename fails
+            // does not take back those already visible (spool_the_rest).
+            job.keep_published();
             None
         }
         Some(mut draft) => {
@@ -294,13 +414,19 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
         }
     };
     let ticket = shared.queue.committer().submit(job);
-    Plan::Ready(Ready {
-        id,
+    Plan::Ready(
         ticket,
-        files,
-        lines,
-        spooled,
-    })
+        Ready {
+            id,
+            files,
+            lines,
+            spooled,
+            copies,
+            headers: all,
+            data,
+            body_at,
+        },
+    )
 }
 
 /// Records the copies made here as delivered in the spooled message's

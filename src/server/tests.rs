@@ -317,3 +317,83 @@ async fn direct_deliveries_survive_every_power_cut_and_the_check_needs_both_barr
         }
     }
 }
+
+/// Case (c) of direct delivery: the second copy's rename fails (EIO)
+/// after the first was published. Alice keeps her copy; the message is
+/// spooled under the same ID with her recorded as delivered, and bob gets
+/// his copy from the spool under the same name (`250`). When the spool's
+/// renames fail too, the client gets `451` and the log names alice as
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_failing_after_another_keeps_the_published_copy() {
+    use durable::sim::{Op, Recorder};
+    for spool_fails in [false, true] {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let cfg = config_in(dir.path());
+        let rec = Arc::new(Recorder::new());
+        // Renames: alice's copy (0), bob's (1), then the spool's -D (2).
+        rec.fail(Op::Rename, 1);
+        if spool_fails {
+            rec.fail(Op::Rename, 2);
+        }
+        let app = App::open_with_io(cfg.clone(), rec.clone()).expect("open");
+        let (addr, stop, server) = start(app).await;
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.reply().await.code(), 220);
+        assert_eq!(c.cmd("EHLO client.test").await.code(), 250);
+        assert_eq!(c.cmd("MAIL FROM:<carol@client.test>").await.code(), 250);
+        assert_eq!(c.cmd("RCPT TO:<alice@mx.test>").await.code(), 250);
+        assert_eq!(c.cmd("RCPT TO:<bob@mx.test>").await.code(), 250);
+        assert_eq!(c.cmd("DATA").await.code(), 354);
+        let r = c.cmd("Subject: case c\r\n\r\nhalf published\r\n.").await;
+        let new = |who: &str| cfg.data_dir.join("mail/mx.test").join(who).join("new");
+        let alice = files_in(&new("alice"));
+        assert_eq!(alice.len(), 1, "alice keeps her copy ({r})");
+        let mainlog = || std::fs::read_to_string(cfg.log_dir().join("mainlog")).unwrap();
+        if spool_fails {
+            assert_eq!(r.code(), 451, "{r}");
+            let log = mainlog();
+            assert!(
+                log.lines()
+                    .any(|l| l.contains(" => alice <alice@mx.test> "))
+                    && log
+                        .lines()
+                        .any(|l| l.contains("not accepted after delivery to alice@mx.test")),
+                "{log}"
+            );
+            assert!(files_in(&new("bob")).is_empty());
+        } else {
+            assert_eq!(r.code(), 250, "{r}");
+            let id = r.queued_id().expect("id").to_string();
+            let name =
+                |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name(&alice[0]).starts_with(&format!("{id}.0,")),
+                "{alice:?}"
+            );
+            assert!(
+                eventually(|| files_in(&new("bob")).len() == 1).await,
+                "bob's copy from the spool; mainlog:\n{}",
+                mainlog()
+            );
+            assert!(name(&files_in(&new("bob"))[0]).starts_with(&format!("{id}.1,")));
+            assert!(
+                eventually(|| mainlog().contains(&format!("{id} Completed"))).await,
+                "{}",
+                mainlog()
+            );
+            let log = mainlog();
+            for who in ["alice", "bob"] {
+                let n = log
+                    .lines()
+                    .filter(|l| l.contains(&format!(" => {who} <{who}@mx.test> ")))
+                    .count();
+                assert_eq!(n, 1, "{who}: {log}");
+            }
+            assert_eq!(files_in(&new("alice")).len(), 1);
+        }
+        let _ = c.cmd("QUIT").await;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(PATIENCE, server).await;
+    }
+}
