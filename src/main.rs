@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 mod admin;
+mod aliases;
 mod app;
 mod bounce;
 mod cli;

@@ -622,7 +622,8 @@ impl Routing {
         let file = r.file.as_deref().unwrap_or_default();
         if !file.contains("{home}") {
             let path = cfg.data_path(file);
-            return lookup_alias(&path, local).map_err(|e| format!("{}: {e}", path.display()));
+            return crate::aliases::lookup(&path, local)
+                .map_err(|e| format!("{}: {e}", path.display()));
         }
         let Some(u) = user else {
             return Err(format!(
@@ -1302,38 +1303,6 @@ fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
             None => p.eq_ignore_ascii_case(domain),
         },
     }
-}
-
-/// Looks `key` up in an aliases file in Exim's lsearch layout:
-/// `key: value, value` with continuation lines that start with white space
-/// and `#` comments. A missing file is an empty one (the router declines).
-pub fn lookup_alias(file: &std::path::Path, key: &str) -> std::io::Result<Option<String>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(parse_aliases(&text, key))
-}
-
-fn parse_aliases(text: &str, key: &str) -> Option<String> {
-    let mut entries: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = entries.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            entries.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    entries.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// `-bt` (and `-bv`, with `verify`): prints how each address routes (or
