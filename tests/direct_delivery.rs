@@ -125,12 +125,12 @@ fn a_local_message_is_in_its_maildirs_at_the_250_and_as_the_spool_would_write_it
     assert!(synced >= 4, "{synced}");
 }
 
-#[test]
-fn what_the_direct_path_does_not_take_goes_through_the_spool() {
-    let d = Dir::new();
-    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
-    let (conf, mut daemon) = d.serve_with_config(
+/// Mary's mail goes to an mbox, remote.test's to 127.0.0.61 on `port`,
+/// the rest of localhost's to Maildirs; the test's client may relay.
+fn mixed_config(port: u16) -> String {
+    format!(
         r#"local_domains = ["localhost"]
+relay_from_hosts = ["127.0.0.1"]
 
 [[router]]
 name = "mboxes"
@@ -145,17 +145,37 @@ driver = "accept"
 domains = ["+local_domains"]
 transport = "maildir_delivery"
 
+[[router]]
+name = "smarthost"
+driver = "manualroute"
+domains = ["remote.test"]
+route_list = ["* 127.0.0.61::{port}"]
+ignore_target_hosts = []
+transport = "remote_smtp"
+
 [[transport]]
 name = "maildir_delivery"
 driver = "maildir"
-path = "mail/{domain}/{local}"
+path = "mail/{{domain}}/{{local}}"
 
 [[transport]]
 name = "mbox_delivery"
 driver = "mbox"
-path = "mbox/{local}"
-"#,
-    );
+path = "mbox/{{local}}"
+
+[[transport]]
+name = "remote_smtp"
+driver = "smtp"
+"#
+    )
+}
+
+#[test]
+fn what_the_direct_path_does_not_take_goes_through_the_spool() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
+    // No remote recipient here: nothing is sent to the port.
+    let (conf, mut daemon) = d.serve_with_config(&mixed_config(25));
     // One Maildir and one mbox recipient: split, each copy once.
     let r = send(
         daemon.smtp,
@@ -231,46 +251,7 @@ fn a_message_for_a_maildir_and_others_is_split() {
         .local_addr()
         .unwrap()
         .port();
-    let (conf, mut daemon) = d.serve_with_config(&format!(
-        r#"local_domains = ["localhost"]
-relay_from_hosts = ["127.0.0.1"]
-
-[[router]]
-name = "mboxes"
-driver = "accept"
-domains = ["+local_domains"]
-local_parts = ["mary"]
-transport = "mbox_delivery"
-
-[[router]]
-name = "local"
-driver = "accept"
-domains = ["+local_domains"]
-transport = "maildir_delivery"
-
-[[router]]
-name = "smarthost"
-driver = "manualroute"
-domains = ["remote.test"]
-route_list = ["* 127.0.0.61::{port}"]
-ignore_target_hosts = []
-transport = "remote_smtp"
-
-[[transport]]
-name = "maildir_delivery"
-driver = "maildir"
-path = "mail/{{domain}}/{{local}}"
-
-[[transport]]
-name = "mbox_delivery"
-driver = "mbox"
-path = "mbox/{{local}}"
-
-[[transport]]
-name = "remote_smtp"
-driver = "smtp"
-"#
-    ));
+    let (conf, mut daemon) = d.serve_with_config(&mixed_config(port));
     let r = send(
         daemon.smtp,
         "alice@example.org",
