@@ -828,8 +828,26 @@ impl Routing {
 
     /// Routes `address` (a full `local@domain`).
     pub fn route(&self, cfg: &Config, address: &str) -> Routed {
+        self.walk(cfg, address, &Walk::default())
+    }
+
+    /// Routes `address` if that needs no more than local files (aliases,
+    /// Maildirs): `None` as soon as it would need the password database or
+    /// the DNS, which may wait on the network (the caller then routes it
+    /// on a thread that may block). A server answers most RCPTs this way
+    /// without a hop to a blocking thread and back.
+    pub fn route_quick(&self, cfg: &Config, address: &str) -> Option<Routed> {
+        let walk = Walk {
+            quick: true,
+            ..Walk::default()
+        };
+        let routed = self.walk(cfg, address, &walk);
+        (!walk.needed_slow.get()).then_some(routed)
+    }
+
+    fn walk(&self, cfg: &Config, address: &str, walk: &Walk) -> Routed {
         let mut out = Vec::new();
-        match self.route_into(cfg, address, None, &mut Vec::new(), &mut out) {
+        match self.route_into(cfg, address, None, &mut Vec::new(), &mut out, walk) {
             Ok(()) => Routed::Deliver(out),
             Err(r) => r,
         }
@@ -845,8 +863,19 @@ impl Routing {
         parent: Option<&str>,
         ancestors: &mut Vec<String>,
         out: &mut Vec<Destination>,
+        walk: &Walk,
     ) -> Result<(), Routed> {
         let depth = ancestors.len();
+        // A lookup that may wait on the network, in a quick walk: it stops
+        // here and the result is thrown away.
+        let slow = || {
+            walk.needed_slow.set(true);
+            Routed::Defer {
+                address: address.to_string(),
+                reason: "needs a lookup".into(),
+                status: None,
+            }
+        };
         let unrouteable = |reason: &str| Routed::Unrouteable {
             address: address.to_string(),
             reason: reason.to_string(),
@@ -880,6 +909,9 @@ impl Routing {
                     .any(|l| l.eq_ignore_ascii_case(&local_lc))
             {
                 continue;
+            }
+            if walk.quick && (r.check_local_user || r.driver.is_remote()) {
+                return Err(slow());
             }
             let user = if r.check_local_user {
                 match crate::sys::user_by_name(&local_lc) {
@@ -1044,6 +1076,7 @@ impl Routing {
                                     Some(parent.unwrap_or(address)),
                                     ancestors,
                                     out,
+                                    walk,
                                 );
                                 // One child that cannot be routed does not
                                 // stop its siblings (Exim's rule): it is a
@@ -1118,6 +1151,11 @@ impl Routing {
                             status: None,
                         });
                     };
+                    if walk.quick
+                        && (t.driver == TransportDriver::Smtp || t.path.contains("{home}"))
+                    {
+                        return Err(slow());
+                    }
                     if t.driver == TransportDriver::Smtp {
                         let Some(settings) = self.remote.get(tname) else {
                             return Err(Routed::Defer {
@@ -1305,6 +1343,15 @@ fn domain_matches(cfg: &Config, pattern: &str, domain: &str) -> bool {
     }
 }
 
+/// How one routing walks the routers.
+#[derive(Default)]
+struct Walk {
+    /// Stop at the first lookup that may wait on the network.
+    quick: bool,
+    /// A quick walk stopped at such a lookup.
+    needed_slow: std::cell::Cell<bool>,
+}
+
 /// `-bt` (and `-bv`, with `verify`): prints how each address routes (or
 /// only whether it can be delivered); exit 0 all deliverable, 1 some
 /// deferred, 2 some undeliverable, as Exim's.
@@ -1447,6 +1494,33 @@ mod tests {
         );
         let c = crate::config::from_str("t", &text).unwrap();
         (dir, c)
+    }
+
+    /// A quick routing gives the full routing's answer where only local
+    /// files are read, and stops where the DNS or the password database
+    /// would be asked.
+    #[test]
+    fn quick_routing_stops_at_lookups_that_may_wait() {
+        let (dir, c) = cfg("");
+        std::fs::write(
+            dir.path().join("aliases"),
+            "team: bob, carol@example.org\nout: someone@elsewhere.net\ngone: :fail: left\n",
+        )
+        .unwrap();
+        let r = &c.routing;
+        for a in ["bob@example.org", "team@example.org", "gone@example.org"] {
+            assert_eq!(
+                format!("{:?}", r.route_quick(&c, a)),
+                format!("{:?}", Some(r.route(&c, a))),
+                "{a}"
+            );
+        }
+        // The DNS, for the address or for an alias's child.
+        assert!(r.route_quick(&c, "x@elsewhere.net").is_none());
+        assert!(r.route_quick(&c, "out@example.org").is_none());
+        // The password database.
+        let (_dir, c) = cfg("[mailbox]\nusers = \"passwd\"\n");
+        assert!(c.routing.route_quick(&c, "bob@example.org").is_none());
     }
 
     #[test]

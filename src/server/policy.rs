@@ -219,19 +219,31 @@ async fn rcpt(shared: &Arc<Shared>, peer: Option<SocketAddr>, to: &Address) -> V
     }
     let cfg = shared.cfg();
     let maildir = shared.maildir();
-    let checked = tokio::task::spawn_blocking(move || {
-        let routed = cfg.routing.route(&cfg, &address);
-        let quota = match &routed {
-            Routed::Deliver(dests) => dests
-                .iter()
-                .filter(|d| d.driver == TransportDriver::Maildir)
-                .find_map(|d| maildir.over_quota_now(&d.path))
-                .and_then(|e| over_quota_reply(&e)),
-            _ => None,
-        };
-        (routed, quota)
-    })
-    .await;
+    let quota_of = move |routed: &Routed| match routed {
+        Routed::Deliver(dests) => dests
+            .iter()
+            .filter(|d| d.driver == TransportDriver::Maildir)
+            .find_map(|d| maildir.over_quota_now(&d.path))
+            .and_then(|e| over_quota_reply(&e)),
+        _ => None,
+    };
+    // Routing that reads only local files (aliases, Maildirs and their
+    // quota files) is answered here; one that needs the password database
+    // or the DNS goes to a thread that may block.
+    let checked = match cfg.routing.route_quick(&cfg, &address) {
+        Some(routed) => {
+            let quota = quota_of(&routed);
+            Ok((routed, quota))
+        }
+        None => {
+            tokio::task::spawn_blocking(move || {
+                let routed = cfg.routing.route(&cfg, &address);
+                let quota = quota_of(&routed);
+                (routed, quota)
+            })
+            .await
+        }
+    };
     match checked {
         Ok((Routed::Deliver(_), None)) => Verdict::Accept,
         Ok((Routed::Deliver(_), Some(reply))) => reply.into(),
