@@ -81,12 +81,11 @@ pub async fn deliver(
             return Direct::Answered(smtp::local_problem("Temporary local problem").into());
         }
     };
-    let ready = match plan {
+    let (ticket, ready) = match plan {
         Plan::Spool => return Direct::Spool(msg),
         Plan::Refuse(reply) => return Direct::Answered(reply.into()),
-        Plan::Ready(ticket, r) => (ticket, r),
+        Plan::Ready(ticket, ready) => (ticket, ready),
     };
-    let (ticket, ready) = ready;
     match ticket.wait_async().await {
         Ok(()) => {
             for file in ready.files {
