@@ -9,6 +9,8 @@
 //! fuzz_target!(|data: &[u8]| mailstore::fuzz::mbox_reader_never_panics(data));
 //! ```
 
+use crate::mbox::detect::detect_in;
+use crate::mbox::window::{Span, SpanError, Spans};
 use crate::mbox::{Detection, Reader, Variant, detect, quote, split_points};
 
 /// Every variant the reader knows.
@@ -23,6 +25,10 @@ const VARIANTS: [Variant; 4] = [
 /// cut between messages is exercised, and few enough to be cheap.
 const CHUNKS: usize = 3;
 
+/// Bytes per window for reading window by window: small, so that windows
+/// are cut between messages and grown for messages that do not fit.
+const WINDOW: usize = 48;
+
 /// Detects the variant of `data`, then reads it as every variant, whole
 /// and in chunks. Panics, which is how a fuzzer learns of a failure, if
 /// the reader panics or if:
@@ -31,8 +37,9 @@ const CHUNKS: usize = 3;
 /// - detection keeps more warnings than it promises;
 /// - the messages' ranges do not tile the data, a message's content lies
 ///   outside its range, or messages are not numbered 1, 2, 3...;
-/// - reading the chunks from [`split_points`] gives other messages than
-///   reading the whole;
+/// - reading the chunks from [`split_points`], or reading window by window
+///   as `Windowed::spans` does, gives other messages than reading the whole;
+/// - detection window by window decides otherwise or warns otherwise;
 /// - mboxrd quoting of a message's bytes does not read back as the same
 ///   bytes (mboxrd is the reversible variant).
 pub fn mbox_reader_never_panics(data: &[u8]) {
@@ -53,7 +60,17 @@ pub fn mbox_reader_never_panics(data: &[u8]) {
             ranges,
             "chunked reading as {variant} differs from reading the whole"
         );
+        assert_eq!(
+            read_in_windows(data, variant),
+            ranges,
+            "reading window by window as {variant} differs from reading the whole"
+        );
     }
+    let windowed = detect_in(&data, WINDOW).map_err(|e| match e {
+        SpanError::NotMbox(n) => n,
+        SpanError::Read(never) => match never {},
+    });
+    assert_eq!(windowed, detection, "detection window by window differs");
     if let Ok(Detection {
         warnings,
         suppressed,
@@ -114,6 +131,21 @@ fn read_in_chunks(data: &[u8], variant: Variant) -> Vec<std::ops::Range<usize>> 
         match Reader::chunk(data, start..end, variant) {
             Ok(reader) => ranges.extend(reader.map(|m| m.range())),
             Err(e) => panic!("split point {start} as {variant} is not a chunk start: {e}"),
+        }
+    }
+    ranges
+}
+
+/// The message ranges from reading windows of whole messages.
+fn read_in_windows(data: &[u8], variant: Variant) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    for span in Spans::new(&data, variant, WINDOW) {
+        match span {
+            Ok(Span { start, window }) => match Reader::new(window, variant) {
+                Ok(r) => ranges.extend(r.map(|m| start + m.range().start..start + m.range().end)),
+                Err(e) => panic!("window at {start} as {variant} is not a message start: {e}"),
+            },
+            Err(e) => panic!("windows as {variant} fail where the whole reads: {e:?}"),
         }
     }
     ranges

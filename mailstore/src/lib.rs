@@ -7,7 +7,7 @@
 //! whatever else the caller commits.
 
 // unsafe only in sys.rs (libc calls rustix does not wrap) and in the one
-// function that maps a locked mbox (`mbox::map`).
+// function that maps a locked mbox (`mbox::window::map`).
 #![deny(unsafe_code)]
 
 pub mod error;

@@ -23,6 +23,7 @@ use memchr::memmem;
 
 use super::Variant;
 use super::reader::{ContentLength, MAX_WARNINGS, NotMbox, Reader, separator_at};
+use super::window::{Bytes, Span, SpanError, Spans};
 
 /// What [`detect`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,40 +147,74 @@ impl Warnings {
 /// Costs one pass of substring search over the data, plus a pass over the
 /// header blocks when the first message has a Content-Length header.
 pub fn detect(data: &[u8]) -> Result<Detection, NotMbox> {
+    detect_in(&data, data.len()).map_err(|e| match e {
+        SpanError::NotMbox(n) => n,
+        SpanError::Read(never) => match never {},
+    })
+}
+
+/// [`detect`] over windows of whole messages of about `size` bytes (see
+/// [`Spans`]), with the same outcome whatever the size: every scan below
+/// looks at most one line back and one `From_` line ahead of a match, and
+/// windows are cut at message starts, which no match spans.
+pub(crate) fn detect_in<B: Bytes + ?Sized>(
+    bytes: &B,
+    size: usize,
+) -> Result<Detection, SpanError<B::Error>> {
     let mut w = Warnings {
         list: Vec::new(),
         suppressed: 0,
     };
-    let mut reader = Reader::new(data, Variant::Mboxcl2)?;
+    if bytes.len() == 0 {
+        return Ok(Detection {
+            variant: Variant::Mboxrd,
+            warnings: Vec::new(),
+            suppressed: 0,
+        });
+    }
 
     // 1. Content-Length: walk the messages as mboxcl2 would.
     let (mut used, mut ignored, mut missing) = (0usize, 0usize, 0usize);
     let mut first_missing = None;
-    let mut starts = Vec::new();
+    let mut walk_warnings = Warnings {
+        list: Vec::new(),
+        suppressed: 0,
+    };
     let mut walked_all = true;
-    for m in reader.by_ref() {
-        match m.content_length() {
-            ContentLength::Used => used += 1,
-            ContentLength::Ignored => ignored += 1,
-            ContentLength::Missing | ContentLength::NotUsed => {
-                missing += 1;
-                first_missing.get_or_insert(m.range().start);
+    let mut messages = 0;
+    'walk: for span in Spans::new(bytes, Variant::Mboxcl2, size) {
+        let Span { start, window } = span?;
+        let mut reader = Reader::new(&window, Variant::Mboxcl2)
+            .map_err(SpanError::NotMbox)?
+            .numbered_after(messages);
+        for m in reader.by_ref() {
+            messages += 1;
+            match m.content_length() {
+                ContentLength::Used => used += 1,
+                ContentLength::Ignored => ignored += 1,
+                ContentLength::Missing | ContentLength::NotUsed => {
+                    missing += 1;
+                    first_missing.get_or_insert(start + m.range().start);
+                }
+            }
+            if used + ignored == 0 {
+                // The first message has none: not a Content-Length mbox, and
+                // there is no need to read every header block to say so.
+                walked_all = false;
+                break 'walk;
             }
         }
-        starts.push(m.range().start);
-        if used + ignored == 0 {
-            // The first message has none: not a Content-Length mbox, and
-            // there is no need to read every header block to say so.
-            walked_all = false;
-            break;
+        for x in reader.warnings() {
+            walk_warnings.push(start + x.offset as usize, x.kind.clone());
         }
+        walk_warnings.suppressed += reader.suppressed_warnings();
     }
     let content_length = walked_all && used > 0 && ignored == 0 && missing == 0;
     if walked_all && !content_length {
-        for x in reader.warnings() {
-            w.push(x.offset as usize, x.kind.clone());
+        for x in walk_warnings.list {
+            w.push(x.offset as usize, x.kind);
         }
-        w.suppressed += reader.suppressed_warnings();
+        w.suppressed += walk_warnings.suppressed;
         if let (Some(at), true) = (first_missing, used + ignored > 0) {
             w.push(
                 at,
@@ -191,48 +226,69 @@ pub fn detect(data: &[u8]) -> Result<Detection, NotMbox> {
         }
     }
 
-    // 2. Quoted From lines.
+    // 2. and 3., window by window: windows cut where the variant decided
+    // so far cuts messages (so a window start is a separator, or with
+    // Content-Length a message start: never a warning of its own).
     let (mut quoted1, mut quoted2) = (0usize, 0usize);
     let (mut first1, mut first2) = (None, None);
-    for i in memmem::find_iter(data, b">From ") {
-        let mut j = i;
-        while j > 0 && data[j - 1] == b'>' {
-            j -= 1;
-        }
-        if j != 0 && data[j - 1] != b'\n' {
-            continue;
-        }
-        if i == j {
-            quoted1 += 1;
-            first1.get_or_insert(j);
-        } else {
-            quoted2 += 1;
-            first2.get_or_insert(j);
-        }
-    }
-
-    // 3. Unquoted From lines that are not separators.
     let mut unquoted = 0usize;
-    for h in memmem::find_iter(data, b"\nFrom ") {
-        let p = h + 1;
-        let why = if content_length {
-            if starts.binary_search(&p).is_ok() {
+    let cut_as = if content_length {
+        Variant::Mboxcl2
+    } else {
+        Variant::Mboxrd
+    };
+    for span in Spans::new(bytes, cut_as, size) {
+        let Span { start, window } = span?;
+        let data: &[u8] = &window;
+
+        // 2. Quoted From lines.
+        for i in memmem::find_iter(data, b">From ") {
+            let mut j = i;
+            while j > 0 && data[j - 1] == b'>' {
+                j -= 1;
+            }
+            if j != 0 && data[j - 1] != b'\n' {
                 continue;
             }
-            "inside a Content-Length span"
-        } else {
-            if separator_at(data, p, data.len()).is_some() {
-                continue;
-            }
-            let after_blank = data[..h].ends_with(b"\n") || data[..h].ends_with(b"\n\r");
-            if after_blank {
-                "no valid date"
+            if i == j {
+                quoted1 += 1;
+                first1.get_or_insert(start + j);
             } else {
-                "no blank line before it"
+                quoted2 += 1;
+                first2.get_or_insert(start + j);
             }
+        }
+
+        // 3. Unquoted From lines that are not separators.
+        let starts: Vec<usize> = if content_length {
+            Reader::new(data, Variant::Mboxcl2)
+                .map_err(SpanError::NotMbox)?
+                .map(|m| m.range().start)
+                .collect()
+        } else {
+            Vec::new()
         };
-        unquoted += 1;
-        w.push(p, WarningKind::UnquotedFrom { why });
+        for h in memmem::find_iter(data, b"\nFrom ") {
+            let p = h + 1;
+            let why = if content_length {
+                if starts.binary_search(&p).is_ok() {
+                    continue;
+                }
+                "inside a Content-Length span"
+            } else {
+                if separator_at(data, p, data.len()).is_some() {
+                    continue;
+                }
+                let after_blank = data[..h].ends_with(b"\n") || data[..h].ends_with(b"\n\r");
+                if after_blank {
+                    "no valid date"
+                } else {
+                    "no blank line before it"
+                }
+            };
+            unquoted += 1;
+            w.push(start + p, WarningKind::UnquotedFrom { why });
+        }
     }
 
     let variant = if content_length {

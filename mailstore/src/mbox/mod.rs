@@ -23,32 +23,31 @@
 //! The parsing ([`Reader`], [`detect`], [`split_points`], [`quote`],
 //! [`meta`]) works on `&[u8]` and does no I/O. [`Mbox`] supplies the bytes:
 //! memory-mapped while the mbox is locked, read into memory otherwise.
-//! [`Appender`] adds messages.
+//! [`Windowed`] supplies them a window at a time, cut between messages,
+//! for files too large to hold at once. [`Appender`] adds messages.
 //!
 //! Linux only (open-file-description locks).
 
 mod append;
-mod detect;
+pub(crate) mod detect;
 pub mod from_line;
 pub mod meta;
 pub mod quote;
 mod reader;
+pub(crate) mod window;
 
 pub use append::{AppendOptions, Appended, Appender};
 pub use detect::{Detection, Warning, WarningKind, detect};
 pub use from_line::{FromDate, FromLine, Zone};
 pub use reader::{Message, NotMbox, Reader, split_points};
+pub use window::{Window, Windowed};
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use memmap2::Mmap;
-
-use crate::error::{Error, Result};
-use crate::lock::{LockMode, LockOptions, MboxLock};
-use crate::sys;
+use crate::error::Result;
+use crate::lock::LockOptions;
 
 /// The mbox variants, which differ in how they keep body lines from
 /// looking like separators.
@@ -105,21 +104,11 @@ impl FromStr for Variant {
 }
 
 /// An mbox opened for reading: its bytes, and the locks that keep writers
-/// out while they are mapped.
+/// out while they are mapped. The whole file is one [`Window`]; to read a
+/// large mbox with memory that does not grow with it, use [`Windowed`].
 pub struct Mbox {
-    // Field order matters: fields drop in declaration order, so the mapping
-    // goes before the locks are released.
-    data: Source,
-    lock: Option<MboxLock>,
+    data: Window,
     path: PathBuf,
-}
-
-enum Source {
-    /// Mapped: only while the locks are held. A writer that ignores them
-    /// and truncates the file would make touching the lost pages kill this
-    /// process with SIGBUS.
-    Mapped(Mmap),
-    Read(Vec<u8>),
 }
 
 impl Mbox {
@@ -129,38 +118,26 @@ impl Mbox {
     /// With no lock methods at all, the file is read into memory instead:
     /// mapping an unlocked mbox would be unsafe.
     pub fn open_locked(path: &Path, locks: &LockOptions) -> Result<Mbox> {
-        if locks.methods.is_empty() {
-            return Self::open_unlocked(path);
-        }
-        let lock = MboxLock::acquire(path, LockMode::Shared, locks, |p| {
-            sys::open_for_read(p).map_err(|e| Error::io("open mbox", p, e))
-        })?;
-        let data = map(lock.file(), path)?;
-        Ok(Mbox {
-            data,
-            lock: Some(lock),
-            path: path.to_path_buf(),
-        })
+        Self::whole(Windowed::open_locked(path, locks)?)
     }
 
     /// Reads the mbox into memory without locking (for an mbox no one
     /// writes to any more, or a copy). Uses as much memory as the file is
     /// big.
     pub fn open_unlocked(path: &Path) -> Result<Mbox> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read mbox", path, e))?;
+        Self::whole(Windowed::open_unlocked(path)?)
+    }
+
+    fn whole(file: Windowed) -> Result<Mbox> {
         Ok(Mbox {
-            data: Source::Read(bytes),
-            lock: None,
-            path: path.to_path_buf(),
+            data: file.window(0..file.len())?,
+            path: file.path().to_path_buf(),
         })
     }
 
     /// The mbox's bytes.
     pub fn data(&self) -> &[u8] {
-        match &self.data {
-            Source::Mapped(m) => m,
-            Source::Read(v) => v,
-        }
+        self.data.bytes()
     }
 
     /// The path it was opened at.
@@ -170,12 +147,12 @@ impl Mbox {
 
     /// Whether the bytes are memory-mapped (rather than read).
     pub fn is_mapped(&self) -> bool {
-        matches!(self.data, Source::Mapped(_))
+        self.data.is_mapped()
     }
 
     /// Notices from locking (a stale dotlock taken over), for the log.
     pub fn lock_notices(&self) -> &[String] {
-        self.lock.as_ref().map_or(&[], |l| l.notices())
+        self.data.lock_notices()
     }
 
     /// Decides the variant (see [`detect`]).
@@ -195,40 +172,17 @@ impl fmt::Debug for Mbox {
             .field("path", &self.path)
             .field("len", &self.data().len())
             .field("mapped", &self.is_mapped())
-            .field("locked", &self.lock.is_some())
+            .field("locked", &self.data.is_locked())
             .finish()
     }
-}
-
-// The one mapping of the crate (see the SAFETY comment inside).
-#[allow(unsafe_code)]
-fn map(file: &File, path: &Path) -> Result<Source> {
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io("stat mbox", path, e))?
-        .len();
-    if len == 0 {
-        return Ok(Source::Read(Vec::new()));
-    }
-    // SAFETY: the mapping is only read, and it lives inside an `Mbox` that
-    // also holds the mbox locks; the field order makes it unmapped before
-    // they are released. Every program that writes mboxes under the same
-    // locks (delivery agents, mail readers) is thereby kept from truncating
-    // or rewriting the file while it is mapped. A program that writes
-    // without taking any lock could still do so, which no reader of a
-    // shared mbox can prevent; that is the documented contract of
-    // `open_locked`.
-    let map = unsafe { Mmap::map(file) }.map_err(|e| Error::io("mmap mbox", path, e))?;
-    // Scanning is sequential; tell the kernel to read ahead. A failure only
-    // costs speed.
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(Source::Mapped(map))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::LockKind;
+    use crate::Error;
+    use crate::lock::{LockKind, LockMode};
+    use crate::sys;
     use std::time::Duration;
 
     #[test]

@@ -145,8 +145,12 @@ pub struct Reader<'a> {
     variant: Variant,
     /// Start of the next message's `From_` line.
     pos: usize,
-    /// Where reading stops: the end of the data or of the chunk.
+    /// Where reading stops: the end of the data or of the chunk (for an
+    /// open-ended reader, the end of its last whole line).
     end: usize,
+    /// More of the mbox follows `data` unseen (see [`Reader::open_ended`]):
+    /// the length of the mbox from `data[0]` on.
+    open: Option<usize>,
     number: usize,
     finder: memmem::Finder<'static>,
     warnings: Vec<Warning>,
@@ -158,12 +162,7 @@ impl<'a> Reader<'a> {
     /// else must start with a `From_` line.
     pub fn new(data: &'a [u8], variant: Variant) -> Result<Reader<'a>, NotMbox> {
         if !data.is_empty() && from_line_at(data, 0, data.len()).is_none() {
-            let why = if data.starts_with(b"From ") {
-                "the first line begins with \"From \" but has no valid date"
-            } else {
-                "does not begin with a From_ line"
-            };
-            return Err(NotMbox { offset: 0, why });
+            return Err(not_a_first_line(data));
         }
         Ok(Self::unchecked(data, variant, 0..data.len()))
     }
@@ -191,17 +190,50 @@ impl<'a> Reader<'a> {
         Ok(Self::unchecked(data, variant, range))
     }
 
+    /// A reader over `data`, which starts at a message and is followed by
+    /// more of the mbox that it does not show (a window of a file): it
+    /// yields only the messages whose end `data` already decides, and stops
+    /// at the first one that may run on; [`Reader::position`] is then where
+    /// that one starts. A message is decided when everything its end
+    /// depends on lies in whole lines of `data`: the next `From_` line, the
+    /// blank line before it, and for the Content-Length variants the header
+    /// block and the place the length leads to (a length that leads past
+    /// the last whole line may still land, so it is not judged yet, unless
+    /// it leads past the end of the mbox: `len` is the mbox's length from
+    /// `data[0]` on).
+    pub(crate) fn open_ended(data: &'a [u8], variant: Variant, len: usize) -> Reader<'a> {
+        let whole_lines = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
+        Reader {
+            open: Some(len),
+            ..Self::unchecked(data, variant, 0..whole_lines)
+        }
+    }
+
     fn unchecked(data: &'a [u8], variant: Variant, range: Range<usize>) -> Reader<'a> {
         Reader {
             data,
             variant,
             pos: range.start,
             end: range.end,
+            open: None,
             number: 0,
             finder: memmem::Finder::new(b"\nFrom "),
             warnings: Vec::new(),
             suppressed: 0,
         }
+    }
+
+    /// Numbers the messages after `earlier` ones (a reader of one piece of
+    /// a file that knows how many messages came before it).
+    pub(crate) fn numbered_after(mut self, earlier: usize) -> Reader<'a> {
+        self.number = earlier;
+        self
+    }
+
+    /// Where the next message starts (the end, once all are read; for an
+    /// open-ended reader, the start of the first message not decided).
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     /// The variant messages are read as.
@@ -237,21 +269,27 @@ impl<'a> Reader<'a> {
 
     /// Where the Content-Length of the message whose headers start at
     /// `start` makes it end, if it lands: (content end, next message).
+    /// `None` when an open-ended reader cannot tell yet.
     fn content_length_end(
         &mut self,
         start: usize,
         number: usize,
-    ) -> (ContentLength, Option<(usize, usize)>) {
+    ) -> Option<(ContentLength, Option<(usize, usize)>)> {
         let h = scan_headers(self.data, start, self.end);
+        if self.open.is_some() && !h.complete {
+            return None;
+        }
         let Some((at, value)) = h.content_length else {
-            return (ContentLength::Missing, None);
+            return Some((ContentLength::Missing, None));
         };
-        let landed = value
-            .and_then(|len| h.end.checked_add(usize::try_from(len).ok()?))
-            .and_then(|body_end| self.lands(body_end).map(|next| (body_end, next)));
-        match landed {
-            Some(l) => (ContentLength::Used, Some(l)),
-            None => {
+        let body_end = value.and_then(|len| h.end.checked_add(usize::try_from(len).ok()?));
+        let landing = body_end.map_or(Landing::No, |e| self.lands(e));
+        match (landing, body_end) {
+            (Landing::At(next), Some(body_end)) => {
+                Some((ContentLength::Used, Some((body_end, next))))
+            }
+            (Landing::NotYet, _) => None,
+            _ => {
                 self.warn(
                     at,
                     WarningKind::ContentLengthIgnored {
@@ -259,18 +297,21 @@ impl<'a> Reader<'a> {
                         value,
                     },
                 );
-                (ContentLength::Ignored, None)
+                Some((ContentLength::Ignored, None))
             }
         }
     }
 
-    /// If a body ending at `body_end` is followed by the end of the data or
-    /// a `From_` line (after at most one blank line), where that next
-    /// message starts.
-    fn lands(&self, body_end: usize) -> Option<usize> {
+    /// Whether a body ending at `body_end` is followed by the end of the
+    /// data or a `From_` line (after at most one blank line), and where
+    /// that next message starts.
+    fn lands(&self, body_end: usize) -> Landing {
         let data = self.data;
         if body_end > self.end {
-            return None;
+            return match self.open {
+                Some(len) if body_end <= len => Landing::NotYet,
+                _ => Landing::No,
+            };
         }
         let rest = &data[body_end..self.end];
         let skip = if rest.starts_with(b"\r\n") {
@@ -282,11 +323,30 @@ impl<'a> Reader<'a> {
         };
         let p = body_end + skip;
         if p == self.end {
-            return Some(p);
+            // The end of the mbox, or of what an open-ended reader sees.
+            return if self.open.is_some() {
+                Landing::NotYet
+            } else {
+                Landing::At(p)
+            };
         }
         let at_line_start = p == 0 || data[p - 1] == b'\n';
-        (at_line_start && from_line_at(data, p, self.end).is_some()).then_some(p)
+        if at_line_start && from_line_at(data, p, self.end).is_some() {
+            Landing::At(p)
+        } else {
+            Landing::No
+        }
     }
+}
+
+/// Where a Content-Length leads.
+enum Landing {
+    /// To the end of the data or a `From_` line: the next message starts here.
+    At(usize),
+    /// Elsewhere.
+    No,
+    /// Past what an open-ended reader sees.
+    NotYet,
 }
 
 impl<'a> Iterator for Reader<'a> {
@@ -304,11 +364,20 @@ impl<'a> Iterator for Reader<'a> {
         // that ever failed, stop rather than misreport.
         let from = FromLine::parse(&data[start..line_end])?;
         let content_start = (line_end + 1).min(self.end);
-        self.number += 1;
-        let number = self.number;
+        let number = self.number + 1;
+        // A message an open-ended reader cannot decide takes back its warnings.
+        let kept = (self.warnings.len(), self.suppressed);
+        let undecided = |r: &mut Self| {
+            r.warnings.truncate(kept.0);
+            r.suppressed = kept.1;
+            None
+        };
 
         let (content_length, landed) = if self.variant.uses_content_length() {
-            self.content_length_end(content_start, number)
+            match self.content_length_end(content_start, number) {
+                Some(c) => c,
+                None => return undecided(self),
+            }
         } else {
             (ContentLength::NotUsed, None)
         };
@@ -316,12 +385,14 @@ impl<'a> Iterator for Reader<'a> {
             Some(l) => l,
             None => match self.find_separator(content_start) {
                 Some(sep) => (sep.at - sep.blank, sep.at),
+                None if self.open.is_some() => return undecided(self),
                 None => {
                     let blank = blank_line_before(data, self.end, content_start);
                     (self.end - blank, self.end)
                 }
             },
         };
+        self.number = number;
         self.pos = next;
         Some(Message {
             number,
@@ -378,6 +449,73 @@ pub(crate) fn separator_at(data: &[u8], p: usize, end: usize) -> Option<Separato
     Some(Separator { at: p, blank, from })
 }
 
+/// Why data whose first line is not a `From_` line is not an mbox.
+fn not_a_first_line(data: &[u8]) -> NotMbox {
+    let why = if data.starts_with(b"From ") {
+        "the first line begins with \"From \" but has no valid date"
+    } else {
+        "does not begin with a From_ line"
+    };
+    NotMbox { offset: 0, why }
+}
+
+/// Where a window of an mbox that more of the file follows ends, so that
+/// it holds whole messages only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Just after the last message the window decides (the start of the
+    /// next one).
+    At(usize),
+    /// The window does not decide even its first message: map a larger one.
+    Grow,
+}
+
+/// Where to cut `data`, which starts at a message (or at the start of the
+/// file) and is followed by more of the file (`len` bytes from `data[0]` to
+/// the end): after the last message whose end it decides, as an open-ended
+/// [`Reader`] would read it.
+///
+/// For mboxo and mboxrd that is the last separator whose `From_` line is
+/// whole, found searching backwards from the end (every separator ends a
+/// message), so only the tail is read. For mboxcl and mboxcl2 a `From_`
+/// line may lie inside a Content-Length span, and only walking the
+/// messages from the start tells.
+pub(crate) fn cut(data: &[u8], variant: Variant, len: usize) -> Result<Cut, NotMbox> {
+    match memchr::memchr(b'\n', data) {
+        Some(nl) if from_line_at(data, 0, nl + 1).is_none() => {
+            return Err(not_a_first_line(data));
+        }
+        None if !data.starts_with(&b"From "[..data.len().min(5)]) => {
+            return Err(not_a_first_line(data));
+        }
+        _ => {}
+    }
+    let end = if variant.uses_content_length() {
+        let mut reader = Reader::open_ended(data, variant, len);
+        reader.by_ref().for_each(drop);
+        reader.position()
+    } else {
+        last_separator(data)
+    };
+    Ok(if end > 0 { Cut::At(end) } else { Cut::Grow })
+}
+
+/// The last separator in `data` whose `From_` line ends in `data` (0 if
+/// there is none).
+fn last_separator(data: &[u8]) -> usize {
+    let whole_lines = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
+    let finder = memmem::FinderRev::new(b"\nFrom ");
+    let mut to = whole_lines;
+    // "\nFrom " cannot overlap itself: the next hit ends before this one.
+    while let Some(h) = finder.rfind(&data[..to]) {
+        if let Some(sep) = separator_at(data, h + 1, whole_lines) {
+            return sep.at;
+        }
+        to = h;
+    }
+    0
+}
+
 /// The `From_` line starting at `p`, if the line there is one.
 pub(crate) fn from_line_at(data: &[u8], p: usize, end: usize) -> Option<FromLine<'_>> {
     let rest = &data[p..end];
@@ -411,6 +549,8 @@ pub(crate) struct Headers {
     /// Offset of the Content-Length header and its value (`None` if it
     /// cannot be read, or if there are several).
     pub content_length: Option<(usize, Option<u64>)>,
+    /// Whether the blank line was found (else the data ended first).
+    pub complete: bool,
 }
 
 /// Reads the header block starting at `start`.
@@ -424,6 +564,7 @@ pub(crate) fn scan_headers(data: &[u8], start: usize, end: usize) -> Headers {
             return Headers {
                 end: (nl + 1).min(end),
                 content_length,
+                complete: true,
             };
         }
         const NAME: &[u8] = b"content-length:";
@@ -440,6 +581,7 @@ pub(crate) fn scan_headers(data: &[u8], start: usize, end: usize) -> Headers {
     Headers {
         end,
         content_length,
+        complete: false,
     }
 }
 
@@ -830,6 +972,8 @@ mod tests {
 
     mod fuzz {
         use super::*;
+        use crate::mbox::detect::detect_in;
+        use crate::mbox::window::{Span, SpanError, Spans};
         use proptest::prelude::*;
 
         /// mbox-ish bytes: pieces that matter to the splitter, plus noise.
@@ -861,9 +1005,10 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(512))]
             /// Whatever the bytes: no panic, message ranges tile the data,
-            /// contents lie inside their ranges, and chunked reading agrees.
+            /// contents lie inside their ranges, and chunked reading and
+            /// reading window by window agree.
             #[test]
-            fn reader_never_panics_and_ranges_tile(data in mboxish()) {
+            fn reader_never_panics_and_ranges_tile(data in mboxish(), size in 1usize..80) {
                 for v in [Variant::Mboxo, Variant::Mboxrd, Variant::Mboxcl, Variant::Mboxcl2] {
                     let Ok(reader) = Reader::new(&data, v) else {
                         prop_assert!(!data.is_empty());
@@ -886,9 +1031,23 @@ mod tests {
                         let e = pts.get(i + 1).copied().unwrap_or(data.len());
                         chunked.extend(Reader::chunk(&data, s..e, v).unwrap().map(|m| m.range()));
                     }
-                    prop_assert_eq!(chunked, ranges);
+                    prop_assert_eq!(&chunked, &ranges);
+                    let mut windowed = Vec::new();
+                    for span in Spans::new(&&data[..], v, size) {
+                        let Ok(Span { start, window }) = span else {
+                            panic!("windows of {size} fail where the whole reads")
+                        };
+                        let r = Reader::new(window, v).unwrap();
+                        windowed.extend(r.map(|m| start + m.range().start..start + m.range().end));
+                    }
+                    prop_assert_eq!(&windowed, &ranges);
                 }
-                let _ = crate::mbox::detect(&data);
+                let whole = crate::mbox::detect(&data);
+                let windowed = detect_in(&&data[..], size).map_err(|e| match e {
+                    SpanError::NotMbox(n) => n,
+                    SpanError::Read(never) => match never {},
+                });
+                prop_assert_eq!(windowed, whole);
             }
         }
     }
