@@ -209,48 +209,66 @@ fn cases() -> Vec<Case> {
 #[test]
 fn golden_cases() {
     for case in cases() {
-        eprintln!("== {}", case.name);
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("mbox");
-        fs::write(&src, &case.mbox).unwrap();
-        let dest = dir.path().join("Maildir");
-        let out = convert(&[&["--json"][..], case.args, &[s(&src), s(&dest)]].concat());
-        assert_eq!(out.status.code(), Some(0), "{}", case.name);
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let got = read_maildir(&dest);
-        assert_eq!(got.len(), case.want.len(), "{}: message count", case.name);
-        for (i, (e, (bytes, flags, mtime))) in got.iter().zip(&case.want).enumerate() {
-            assert_eq!(
-                String::from_utf8_lossy(&e.bytes),
-                String::from_utf8_lossy(bytes),
-                "{}: message {}",
-                case.name,
-                i + 1
-            );
-            assert_eq!(&e.bytes, bytes, "{}: message {} bytes", case.name, i + 1);
-            assert_eq!(
-                e.flags.as_deref(),
-                *flags,
-                "{}: message {} flags",
-                case.name,
-                i + 1
-            );
-            assert_eq!(e.mtime, *mtime, "{}: message {} mtime", case.name, i + 1);
+        // Also in windows of 64 bytes: every window is cut after a message
+        // or grown to hold one, and the outcome must not change.
+        let mut offsets = Vec::new();
+        for window in [&[][..], &["--window", "64"][..]] {
+            eprintln!("== {} {window:?}", case.name);
+            offsets.push(check_case(&case, window));
         }
-        assert_eq!(report["messages"], case.want.len(), "{}", case.name);
-        assert_eq!(report["mismatches"], 0, "{}", case.name);
-        if let Some(note) = case.note {
-            let notes = report["sources"][0]["notes"].to_string();
-            assert!(
-                notes.contains(note),
-                "{}: notes {notes} lack {note:?}",
-                case.name
-            );
-        }
-        // The source is never modified.
-        assert_eq!(fs::read(&src).unwrap(), case.mbox, "{}", case.name);
-        assert!(!dir.path().join("mbox.lock").exists());
+        assert_eq!(offsets[0], offsets[1], "{}: file names", case.name);
     }
+}
+
+/// Converts `case` and checks the Maildir; returns the offsets in the
+/// file names (`Q<offset>`), in name order.
+fn check_case(case: &Case, window: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("mbox");
+    fs::write(&src, &case.mbox).unwrap();
+    let dest = dir.path().join("Maildir");
+    let out = convert(&[&["--json"][..], window, case.args, &[s(&src), s(&dest)]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", case.name);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = read_maildir(&dest);
+    assert_eq!(got.len(), case.want.len(), "{}: message count", case.name);
+    for (i, (e, (bytes, flags, mtime))) in got.iter().zip(&case.want).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&e.bytes),
+            String::from_utf8_lossy(bytes),
+            "{}: message {}",
+            case.name,
+            i + 1
+        );
+        assert_eq!(&e.bytes, bytes, "{}: message {} bytes", case.name, i + 1);
+        assert_eq!(
+            e.flags.as_deref(),
+            *flags,
+            "{}: message {} flags",
+            case.name,
+            i + 1
+        );
+        assert_eq!(e.mtime, *mtime, "{}: message {} mtime", case.name, i + 1);
+    }
+    assert_eq!(report["messages"], case.want.len(), "{}", case.name);
+    assert_eq!(report["mismatches"], 0, "{}", case.name);
+    if let Some(note) = case.note {
+        let notes = report["sources"][0]["notes"].to_string();
+        assert!(
+            notes.contains(note),
+            "{}: notes {notes} lack {note:?}",
+            case.name
+        );
+    }
+    // The source is never modified.
+    assert_eq!(fs::read(&src).unwrap(), case.mbox, "{}", case.name);
+    assert!(!dir.path().join("mbox.lock").exists());
+    got.iter()
+        .map(|e| {
+            let q = e.name.split_once('Q').expect("Q<offset>").1;
+            q.split('.').next().unwrap().to_string()
+        })
+        .collect()
 }
 
 #[test]

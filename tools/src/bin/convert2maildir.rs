@@ -106,6 +106,27 @@ struct Args {
     /// Host name used in Maildir file names (default: this host's).
     #[arg(long)]
     host: Option<String>,
+
+    /// Bytes of mbox mapped per chunk (K and M suffixes; default: 8M, less
+    /// with many jobs). Memory use is about 3 × jobs + 1 windows; smaller
+    /// windows only for tests and tight memory (docs/CONVERT.md).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
+    window: Option<usize>,
+}
+
+/// `8388608`, `512K`, `8M`: a window size, at least 1 byte.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?}: expected a size in bytes, with K or M if wished"))
 }
 
 fn main() {
@@ -187,6 +208,7 @@ fn options(a: Args) -> Result<(Options, bool, bool), String> {
             dry_run: a.dry_run,
             host,
             progress,
+            window: a.window,
         },
         a.json,
         a.quiet,

@@ -372,6 +372,7 @@ mod tests {
             dry_run: false,
             host: "h".into(),
             progress: false,
+            window: None,
         };
         let cases: Vec<(Vec<SourceReport>, bool, i32)> = vec![
             (vec![src(2, vec![], None)], false, 0),

@@ -4,18 +4,23 @@
 //!  main thread                       workers (--jobs)                 manifest
 //!  ───────────                       ────────────────                 ────────
 //!  discover sources
-//!  per source: lock, map, detect,
-//!  open its Maildir (index, tmp/),
-//!  cut at verified separators ──chunk──▶ read messages, strip, key,
+//!  per source: lock, detect (window
+//!  by window), open its Maildir
+//!  (index, tmp/), map a window, cut
+//!  it after its last whole message ──chunk──▶ read messages, strip, key,
 //!  (bounded channel: memory stays        skip known ones, stage into
 //!   flat whatever the corpus size)       tmp/, submit to the committer
 //!                                        (one flush per batch), wait,
-//!                                        verify, ──lines──────────────▶ append
+//!                                        verify, unmap ──lines────────▶ append
 //!  finish Maildirs (keywords, uidlist), sync manifest, report
 //! ```
 //!
-//! A source stays locked (and mapped) until the last worker is done with
-//! it: its [`Loaded`] is shared by the chunks and dropped with the last.
+//! A chunk is one mapped window of whole messages (`mbox::Windowed::spans`),
+//! unmapped when its worker has written, flushed and verified every message
+//! in it: what the process maps is the windows still held by a worker or
+//! waiting in the channel, never the file behind them (see [`window_size`]).
+//! A source stays locked until the last of its windows is unmapped: every
+//! window holds the locks.
 //!
 //! File names are `<run secs>.M<run usecs>P<pid>Q<offset>.<host>`, the
 //! offset being the byte offset of the message's `From_` line in its mbox,
@@ -30,7 +35,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
-use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +45,7 @@ use crossbeam::channel;
 use durable::{BatchOptions, Committer, DataBarrier, Durability, Job, RealIo, Ticket};
 use mailstore::lock::LockOptions;
 use mailstore::maildir::{self, DeliverOptions, Maildir};
-use mailstore::mbox::{self, Mbox, Reader, Variant, Zone};
+use mailstore::mbox::{self, Reader, Variant, Warning, WarningKind, Window, Windowed, Zone};
 
 use super::date;
 use super::discover::{self, Input, Source};
@@ -94,6 +98,8 @@ pub struct Options {
     pub host: String,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Bytes of mbox mapped per chunk; `None`: [`window_size`] of `jobs`.
+    pub window: Option<usize>,
 }
 
 /// Messages per commit batch of one worker: enough to share a flush,
@@ -101,8 +107,23 @@ pub struct Options {
 const BATCH_MESSAGES: usize = 256;
 /// Bytes per commit batch of one worker.
 const BATCH_BYTES: usize = 16 << 20;
-/// Target size of the chunks a mapped mbox is cut into.
-const CHUNK_BYTES: usize = 8 << 20;
+/// The mapped windows in flight add up to about this much at most (more
+/// with over 40 jobs, at [`MIN_WINDOW`] each).
+const MAPPED_BYTES: usize = 128 << 20;
+/// Largest default window: enough to amortise a map and an unmap, small
+/// enough for every worker to have a chunk of a mid-sized mbox.
+const MAX_WINDOW: usize = 8 << 20;
+/// Smallest default window.
+const MIN_WINDOW: usize = 1 << 20;
+
+/// The default window (chunk) size for `jobs` workers. At most
+/// `3 * jobs + 1` windows are mapped at once (one being cut, `2 * jobs` in
+/// the channel, one per worker), so that many share `MAPPED_BYTES`. A
+/// message larger than the window gets a larger one (the window doubled
+/// until the message fits).
+pub fn window_size(jobs: usize) -> usize {
+    (MAPPED_BYTES / (3 * jobs.max(1) + 1)).clamp(MIN_WINDOW, MAX_WINDOW)
+}
 
 /// A destination Maildir and what is known about it.
 struct Target {
@@ -145,21 +166,24 @@ struct Counters {
     /// Messages per chunk, to number messages across chunks.
     chunk_counts: Mutex<Vec<u64>>,
     notes: Mutex<Vec<String>>,
+    /// Warnings of readers told the variant (`--format`), by chunk.
+    warnings: Mutex<Vec<(usize, Warning)>>,
 }
 
-/// A source opened for conversion: its bytes under its locks.
+/// A source opened for conversion: the mbox under its locks.
 struct Loaded {
     src: Source,
-    mbox: Mbox,
+    mbox: Windowed,
     variant: Variant,
     target: Arc<Target>,
     counters: Arc<Counters>,
 }
 
+/// Whole messages of one source, mapped: unmapped when dropped.
 struct Chunk {
     loaded: Arc<Loaded>,
     index: usize,
-    range: Range<usize>,
+    window: Window,
 }
 
 /// Progress shared with the bar.
@@ -291,6 +315,7 @@ pub fn run(mut opts: Options) -> Report {
 
     let progress = Arc::new(ProgressCounters::default());
     let jobs = opts.jobs.max(1);
+    let window = opts.window.unwrap_or_else(|| window_size(jobs));
     let ctx = Arc::new(Ctx {
         opts: opts.clone(),
         committer: committer.clone(),
@@ -323,24 +348,50 @@ pub fn run(mut opts: Options) -> Report {
     let mut loaded_list: Vec<Outcome> = Vec::new();
     for src in sources {
         let counters = Arc::new(Counters::default());
-        match load(&ctx, &src, &mut targets, &mut index, counters.clone()) {
+        match load(
+            &ctx,
+            &src,
+            window,
+            &mut targets,
+            &mut index,
+            counters.clone(),
+        ) {
             Ok(loaded) => {
                 let variant = loaded.variant;
                 let loaded = Arc::new(loaded);
-                let len = loaded.mbox.data().len();
-                let n = (len / CHUNK_BYTES).clamp(1, jobs * 64);
-                let points = if len == 0 {
-                    Vec::new()
-                } else {
-                    mbox::split_points(loaded.mbox.data(), variant, n)
-                };
-                lock(&counters.chunk_counts).resize(points.len(), 0);
-                for (i, &start) in points.iter().enumerate() {
-                    let end = points.get(i + 1).copied().unwrap_or(len);
+                let mut read = 0;
+                for w in loaded.mbox.spans(variant, window) {
+                    let index = {
+                        let mut counts = lock(&counters.chunk_counts);
+                        counts.push(0);
+                        counts.len() - 1
+                    };
+                    let w = match w {
+                        Ok(w) => w,
+                        Err(e) => {
+                            // The rest is not read: its first message is
+                            // the one after the chunks before.
+                            lock(&counters.failures).push((
+                                index,
+                                Failure {
+                                    message: 1,
+                                    offset: read as u64,
+                                    why: format!(
+                                        "this message and the rest not read: {e} (temporary)"
+                                    ),
+                                    mismatch: false,
+                                },
+                            ));
+                            let rest = loaded.mbox.len() - read;
+                            progress.bytes.fetch_add(rest as u64, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                    read = w.range().end;
                     let chunk = Chunk {
                         loaded: loaded.clone(),
-                        index: i,
-                        range: start..end,
+                        index,
+                        window: w,
                     };
                     if ctx_tx.send(chunk).is_err() {
                         break;
@@ -442,32 +493,34 @@ fn create_dest(opts: &Options, sources: &[Source]) -> std::io::Result<()> {
 fn load(
     ctx: &Ctx,
     src: &Source,
+    window: usize,
     targets: &mut HashMap<PathBuf, Arc<Target>>,
     index: &mut Index,
     counters: Arc<Counters>,
 ) -> Result<Loaded, String> {
     let opts = &ctx.opts;
+    let why = |e: mailstore::Error| {
+        let temp = if e.is_temporary() { " (temporary)" } else { "" };
+        format!("{e}{temp}")
+    };
     // A dotlock left by a killed earlier run (of this program or any other)
     // holds a dead pid: the lock layer takes it over at once, with a note.
     let mbox = if opts.locks.methods.is_empty() {
-        Mbox::open_unlocked(&src.path)
+        Windowed::open_unlocked(&src.path)
     } else {
-        Mbox::open_locked(&src.path, &opts.locks)
+        Windowed::open_locked(&src.path, &opts.locks)
     }
-    .map_err(|e| {
-        let temp = if e.is_temporary() { " (temporary)" } else { "" };
-        format!("{e}{temp}")
-    })?;
+    .map_err(why)?;
     lock(&counters.notes).extend(mbox.lock_notices().iter().cloned());
     let variant = match opts.format {
         Some(v) => {
             // A named format still must start like an mbox.
-            Reader::new(mbox.data(), v).map_err(|e| e.at(&src.path).to_string())?;
+            mbox.check_start(v, window).map_err(why)?;
             lock(&counters.notes).push(format!("read as {v} (as told)"));
             v
         }
         None => {
-            let d = mbox.detect().map_err(|e| e.to_string())?;
+            let d = mbox.detect(window).map_err(why)?;
             let mut notes = lock(&counters.notes);
             notes.push(format!("detected {}", d.variant));
             notes.extend(d.warnings.iter().map(ToString::to_string));
@@ -575,10 +628,11 @@ fn open_target(ctx: &Ctx, src: &Source, index: &mut Index) -> Result<Target, Str
     Ok(target)
 }
 
-/// Converts the messages of one chunk.
+/// Converts the messages of one chunk, then unmaps it.
 fn convert_chunk(ctx: &Ctx, chunk: Chunk) {
     let l = &*chunk.loaded;
-    let data = l.mbox.data();
+    // Offsets in the chunk are relative to its window.
+    let base = chunk.window.start();
     let fail = |number: usize, offset: usize, why: String, mismatch: bool| {
         lock(&l.counters.failures).push((
             chunk.index,
@@ -590,10 +644,10 @@ fn convert_chunk(ctx: &Ctx, chunk: Chunk) {
             },
         ));
     };
-    let mut reader = match Reader::chunk(data, chunk.range.clone(), l.variant) {
+    let mut reader = match Reader::new(&chunk.window, l.variant) {
         Ok(r) => r,
         Err(e) => {
-            fail(0, chunk.range.start, e.to_string(), false);
+            fail(0, base, e.to_string(), false);
             return;
         }
     };
@@ -604,13 +658,14 @@ fn convert_chunk(ctx: &Ctx, chunk: Chunk) {
     for msg in reader.by_ref() {
         count += 1;
         let raw_len = msg.range().len() as u64;
-        match prepare(ctx, l, &msg) {
+        let offset = base + msg.range().start;
+        match prepare(ctx, l, &msg, offset) {
             Ok(Some((job, p))) => {
                 batch_bytes += p.content.len();
                 batch.push((job, p));
             }
             Ok(None) => {}
-            Err(why) => fail(msg.number(), msg.range().start, why, false),
+            Err(why) => fail(msg.number(), offset, why, false),
         }
         ctx.progress.bytes.fetch_add(raw_len, Ordering::Relaxed);
         ctx.progress.messages.fetch_add(1, Ordering::Relaxed);
@@ -628,17 +683,23 @@ fn convert_chunk(ctx: &Ctx, chunk: Chunk) {
         *c = count;
     }
     if ctx.opts.format.is_some() {
-        let mut notes = lock(&l.counters.notes);
-        notes.extend(reader.warnings().iter().map(ToString::to_string));
+        let mut warnings = lock(&l.counters.warnings);
+        warnings.extend(reader.warnings().iter().map(|w| {
+            let mut w = w.clone();
+            w.offset += base as u64;
+            (chunk.index, w)
+        }));
     }
 }
 
-/// Reads one message: skips UW-IMAP's pseudo message and messages the
-/// Maildir already holds, and stages the rest into `tmp/`.
+/// Reads one message (its `From_` line at byte `offset` of the mbox):
+/// skips UW-IMAP's pseudo message and messages the Maildir already holds,
+/// and stages the rest into `tmp/`.
 fn prepare<'a>(
     ctx: &Ctx,
-    l: &'a Loaded,
+    l: &Loaded,
     msg: &mbox::Message<'a>,
+    offset: usize,
 ) -> Result<Option<(Job, Pending<'a>)>, String> {
     let t = &*l.target;
     let unquoted = msg.bytes();
@@ -672,8 +733,7 @@ fn prepare<'a>(
         flags.push_str(&letters);
         if !dropped.is_empty() {
             lock(&l.counters.notes).push(format!(
-                "byte {}: message {}: keywords {dropped:?} dropped (Maildir holds at most 26)",
-                msg.range().start,
+                "byte {offset}: message {}: keywords {dropped:?} dropped (Maildir holds at most 26)",
                 msg.number()
             ));
         }
@@ -702,12 +762,7 @@ fn prepare<'a>(
     };
     let opts = DeliverOptions {
         host: ctx.opts.host.clone(),
-        base_name: Some(format!(
-            "{}Q{:013}.{}",
-            ctx.prefix,
-            msg.range().start,
-            ctx.host
-        )),
+        base_name: Some(format!("{}Q{offset:013}.{}", ctx.prefix, ctx.host)),
         flags: cur.then_some(flags),
         mtime: Some(mtime),
         allow_empty: true,
@@ -731,7 +786,7 @@ fn prepare<'a>(
             content,
             key,
             uid: meta.uid,
-            offset: msg.range().start,
+            offset,
             number: msg.number(),
             mtime,
         },
@@ -892,6 +947,15 @@ fn source_report(
         })
         .collect();
     failures.sort_by_key(|f| f.offset);
+    let mut warnings = lock(&c.warnings).clone();
+    warnings.sort_by_key(|(_, w)| w.offset);
+    let mut notes = lock(&c.notes).clone();
+    notes.extend(warnings.into_iter().map(|(chunk, mut w)| {
+        if let WarningKind::ContentLengthIgnored { message, .. } = &mut w.kind {
+            *message += before.get(chunk).copied().unwrap_or(0) as usize;
+        }
+        w.to_string()
+    }));
     SourceReport {
         path: src.path.clone(),
         maildir: src.maildir(),
@@ -901,7 +965,7 @@ fn source_report(
         bytes: c.bytes.load(Ordering::Relaxed),
         already_present: c.existing.load(Ordering::Relaxed),
         internal: c.internal.load(Ordering::Relaxed),
-        notes: lock(&c.notes).clone(),
+        notes,
         failures,
         error,
     }
