@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// Messages of about 24 KB, and one of 2 MB in the middle.
@@ -49,16 +49,7 @@ fn corpus() -> Vec<Generated> {
 /// Runs convert2maildir with `args` and samples its peak RSS (`VmHWM`)
 /// until it exits: (exit code, peak KiB).
 fn convert_sampled(args: &[&str]) -> (i32, u64) {
-    let mut child = Command::new(bin())
-        .args([
-            "--from-tz",
-            "UTC",
-            "--host",
-            "test.example",
-            "-j",
-            "2",
-            "-q",
-        ])
+    let mut child = quiet_convert()
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

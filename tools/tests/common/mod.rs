@@ -267,19 +267,25 @@ pub fn python() -> &'static str {
     "python3"
 }
 
-/// Starts a quiet conversion of `src` into `dest` with two workers, as the
-/// crash and online tests run it (output discarded).
+/// convert2maildir, quiet, with two workers, UTC dates and a fixed host
+/// name, as the crash, online and memory tests run it.
+pub fn quiet_convert() -> Command {
+    let mut c = Command::new(bin());
+    c.args([
+        "--from-tz",
+        "UTC",
+        "--host",
+        "test.example",
+        "-j",
+        "2",
+        "-q",
+    ]);
+    c
+}
+
+/// Starts a quiet conversion of `src` into `dest` (output discarded).
 pub fn spawn_convert(src: &Path, dest: &Path) -> std::process::Child {
-    Command::new(bin())
-        .args([
-            "--from-tz",
-            "UTC",
-            "--host",
-            "test.example",
-            "-j",
-            "2",
-            "-q",
-        ])
+    quiet_convert()
         .arg(src)
         .arg(dest)
         .stdout(std::process::Stdio::null())
