@@ -286,16 +286,31 @@ struct Inner {
     counters: Arc<Counters>,
     /// The threads barriers run on besides the flushing one.
     pool: Arc<Pool>,
-    tx: Mutex<Option<Sender<Vec<Pending>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// `Batch`: the coordinator, started by the first job handed over.
+    coordinator: Mutex<Coordinator>,
+}
+
+/// The group-commit thread of a `Batch` committer. A process that only
+/// ever commits one job at a time with [`Committer::commit`] (a command
+/// delivering or queueing one message) never starts it: such a job is a
+/// group of one, flushed on the caller's thread with the same barriers.
+enum Coordinator {
+    NotStarted,
+    Running(Sender<Vec<Pending>>, JoinHandle<()>),
+    /// It could not be started.
+    Failed,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the coordinator after its last batch.
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
+        let state = std::mem::replace(
+            &mut *self.coordinator.lock().unwrap_or_else(|p| p.into_inner()),
+            Coordinator::Failed,
+        );
+        if let Coordinator::Running(tx, thread) = state {
+            // Closing the channel ends the coordinator after its last batch.
+            drop(tx);
+            let _ = thread.join();
         }
     }
 }
@@ -323,18 +338,6 @@ impl Committer {
             _ => 0,
         };
         let pool = Arc::new(Pool::new("sync", helpers));
-        let (tx, thread) = if durability == Durability::Batch {
-            let (tx, rx) = channel::unbounded::<Vec<Pending>>();
-            let (io2, opts, ctr, pool2) =
-                (io.clone(), options.clone(), counters.clone(), pool.clone());
-            let thread = std::thread::Builder::new()
-                .name("group-commit".into())
-                .spawn(move || coordinate(&io2, &opts, &ctr, &pool2, rx))
-                .expect("spawning the group-commit thread");
-            (Some(tx), Some(thread))
-        } else {
-            (None, None)
-        };
         Committer {
             inner: Arc::new(Inner {
                 io,
@@ -342,10 +345,51 @@ impl Committer {
                 options,
                 counters,
                 pool,
-                tx: Mutex::new(tx),
-                thread: Mutex::new(thread),
+                coordinator: Mutex::new(Coordinator::NotStarted),
             }),
         }
+    }
+
+    /// The coordinator's channel, started on first use; `None` if it
+    /// cannot be started.
+    fn coordinator(&self) -> Option<Sender<Vec<Pending>>> {
+        let inner = &*self.inner;
+        let mut state = inner.coordinator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Coordinator::NotStarted = *state {
+            let (tx, rx) = channel::unbounded::<Vec<Pending>>();
+            let (io, opts, ctr, pool) = (
+                inner.io.clone(),
+                inner.options.clone(),
+                inner.counters.clone(),
+                inner.pool.clone(),
+            );
+            *state = match std::thread::Builder::new()
+                .name("group-commit".into())
+                .spawn(move || coordinate(&io, &opts, &ctr, &pool, rx))
+            {
+                Ok(thread) => Coordinator::Running(tx, thread),
+                Err(_) => Coordinator::Failed,
+            };
+        }
+        match &*state {
+            Coordinator::Running(tx, _) => Some(tx.clone()),
+            _ => None,
+        }
+    }
+
+    /// Flushes `job` on the calling thread (`sync == false`: renames only).
+    fn flush_here(&self, job: Job, sync: bool) -> Result<(), CommitError> {
+        let inner = &*self.inner;
+        flush(
+            &inner.io,
+            &inner.options.data_barrier,
+            &inner.counters,
+            &inner.pool,
+            vec![job],
+            sync,
+        )
+        .pop()
+        .unwrap_or(Err(CommitError::Stopped))
     }
 
     /// The I/O seam staged files are written through.
@@ -403,8 +447,7 @@ impl Committer {
                         Pending { job, reply }
                     })
                     .collect();
-                let tx = inner.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let undelivered = match tx {
+                let undelivered = match self.coordinator() {
                     Some(tx) => match tx.send(pending) {
                         Ok(()) => return tickets,
                         Err(e) => e.into_inner(),
@@ -421,24 +464,28 @@ impl Committer {
             }
             d => jobs
                 .into_iter()
-                .map(|job| {
-                    let mut results = flush(
-                        &inner.io,
-                        &inner.options.data_barrier,
-                        &inner.counters,
-                        &inner.pool,
-                        vec![job],
-                        d == Durability::Strict,
-                    );
-                    Ticket::Ready(results.pop().unwrap_or(Err(CommitError::Stopped)))
-                })
+                .map(|job| Ticket::Ready(self.flush_here(job, d == Durability::Strict)))
                 .collect(),
         }
     }
 
     /// Submits and waits (blocking). Not for async tasks: use
-    /// [`Committer::submit`] and [`Ticket::wait_async`] there.
+    /// [`Committer::submit`] and [`Ticket::wait_async`] there. With
+    /// `Batch`, before any job was submitted, the job is flushed on this
+    /// thread (a group of one: the same barriers, no coordinator started).
     pub fn commit(&self, job: Job) -> Result<(), CommitError> {
+        let alone = self.inner.durability == Durability::Batch
+            && matches!(
+                *self
+                    .inner
+                    .coordinator
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+                Coordinator::NotStarted
+            );
+        if alone {
+            return self.flush_here(job, true);
+        }
         self.submit(job).wait()
     }
 }
@@ -931,5 +978,35 @@ mod tests {
                 .get(&dir.path().join("new/a"))
                 .is_some_and(|f| f.is_whole())
         );
+    }
+
+    /// A `Batch` committer that only ever commits one job at a time never
+    /// starts its group-commit thread; the first submit starts it.
+    #[test]
+    fn the_group_commit_thread_starts_with_the_first_submit() {
+        let (dir, rec) = setup();
+        let c = Committer::new(rec.clone(), Durability::Batch);
+        let started = |c: &Committer| {
+            !matches!(
+                *c.inner.coordinator.lock().unwrap(),
+                Coordinator::NotStarted
+            )
+        };
+        let s = stage(c.io(), dir.path(), "one", b"body\n");
+        c.commit(Job::single(s, dir.path().join("new/one")))
+            .unwrap();
+        assert!(!started(&c));
+        assert!(dir.path().join("new/one").exists());
+        // The same barriers as a batch: the data, then new/.
+        let pc = rec.power_cut(rec.events().len());
+        assert!(
+            pc.files
+                .get(&dir.path().join("new/one"))
+                .is_some_and(|f| f.is_whole())
+        );
+        assert_eq!((c.stats().data_syncs, c.stats().dir_syncs), (1, 1));
+        submit_many(&c, dir.path(), 3);
+        assert!(started(&c));
+        assert_eq!(c.stats().jobs, 4);
     }
 }

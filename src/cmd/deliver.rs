@@ -90,14 +90,9 @@ pub fn deliver(cfg: &Config, args: &DeliverArgs, input: &mut dyn Read) -> Result
         prefix.extend_from_slice(format!("Delivered-To: {a}").as_bytes());
         prefix.extend_from_slice(eol);
     }
-    // One message per process: a batch could only ever hold this one, so
-    // it is flushed on this thread with the same barriers (`Strict`),
-    // without starting the group-commit thread and waking it.
-    let durability = match cfg.durability {
-        durable::Durability::Batch => durable::Durability::Strict,
-        d => d,
-    };
-    let committer = Committer::new(Arc::new(RealIo), durability);
+    // One message: `commit` flushes it on this thread, with no group-commit
+    // thread started.
+    let committer = Committer::new(Arc::new(RealIo), cfg.durability);
     match target {
         Target::Maildir {
             path,
