@@ -499,3 +499,34 @@ fn as_root_d_user_delivers_files_the_user_owns() {
     );
     common::assert_exit(&out, 67);
 }
+
+/// One process per message: the binary must not load `libgcc_s.so.1`,
+/// whose constructor probes the CPU with `cpuid` (trapped by hypervisors)
+/// on every start; build.rs links the unwinder statically instead. Checked
+/// where the toolchain has the static unwinder to give.
+#[test]
+fn the_binary_does_not_load_the_shared_unwinder() {
+    let static_unwinder = Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| Path::new(p).is_absolute());
+    if static_unwinder.is_none() {
+        eprintln!("no libgcc_eh.a here: the shared unwinder is the only one");
+        return;
+    }
+    let out = Command::new("readelf")
+        .args(["-d", env!("CARGO_BIN_EXE_sluice")])
+        .output()
+        .expect("readelf (binutils) runs");
+    assert!(out.status.success());
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(dynamic.contains("(NEEDED)"), "{dynamic}");
+    assert!(!dynamic.contains("libgcc_s"), "{dynamic}");
+    let v = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+}
