@@ -66,6 +66,23 @@ impl Body {
         self.size_limit != 0 && self.size.saturating_add(more) > self.size_limit
     }
 
+    /// Octets kept and not yet handed over.
+    pub(crate) fn kept(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Hands over the octets kept so far (a driver writing the message out
+    /// while the rest arrives); [`Body::finish`] then gives only what came
+    /// after. The checks still cover the whole message.
+    pub(crate) fn take_kept(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.data)
+    }
+
+    /// The message is bound to be refused (too big, malformed).
+    pub(crate) fn refused(&self) -> bool {
+        self.doomed()
+    }
+
     fn doomed(&self) -> bool {
         self.too_big || self.bare_lf || self.bare_cr || self.long_line
     }
@@ -200,6 +217,25 @@ mod tests {
             let expected = expected.map(|eight| (all.clone(), eight));
             assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(&all));
         }
+    }
+
+    #[test]
+    fn content_handed_over_early_is_not_given_again() {
+        let mut body = Body::new(20, 0);
+        body.push(b"Subject: a\r\n\r\n");
+        assert_eq!(body.kept(), 14);
+        assert_eq!(body.take_kept(), b"Subject: a\r\n\r\n");
+        body.push(b"b\r\n");
+        assert!(!body.refused());
+        assert_eq!(body.finish().unwrap().data, b"b\r\n");
+        // The size limit counts what was handed over.
+        let mut body = Body::new(20, 0);
+        body.push(b"Subject: a\r\n\r\n");
+        body.take_kept();
+        body.push(b"bbbbbbbbbb\r\n");
+        assert!(body.refused());
+        assert_eq!(body.kept(), 0);
+        assert_eq!(body.finish().unwrap_err(), Fault::TooBig);
     }
 
     #[test]

@@ -336,6 +336,44 @@ mod tests {
     }
 
     #[test]
+    fn content_taken_while_it_arrives_is_left_out_of_the_message() {
+        let mut s = ready(Mode::Smtp);
+        transaction(&mut s, &["a@example.com"]);
+        assert_eq!(s.take_content(1), None, "no content before DATA");
+        s.receive(b"DATA\r\nSubject: hi\r\n\r\n..x\r\n");
+        assert_eq!(s.poll(), Poll::Read);
+        assert_eq!(s.take_content(100), None, "less than asked for");
+        assert_eq!(s.take_content(10).unwrap(), b"Subject: hi\r\n\r\n.x\r\n");
+        assert_eq!(s.take_content(1), None, "taken already");
+        s.receive(b"y\r\n.\r\n");
+        let Poll::Decide(Event::Message(m)) = s.poll() else {
+            panic!()
+        };
+        assert_eq!(m.data, b"y\r\n");
+        assert_eq!(s.take_content(1), None, "the message is complete");
+
+        // A message bound to be refused gives nothing more, and says so.
+        let mut config = config(Mode::Smtp);
+        config.message_size_limit = 40;
+        let mut s = ready_with(config);
+        transaction(&mut s, &["a@example.com"]);
+        s.receive(b"DATA\r\nSubject: hi\r\n\r\n");
+        assert_eq!(s.poll(), Poll::Read);
+        assert!(!s.content_refused());
+        assert!(s.take_content(1).is_some());
+        s.receive(&[b'x'; 64]);
+        assert_eq!(s.poll(), Poll::Read);
+        assert!(s.content_refused());
+        assert_eq!(s.take_content(1), None);
+        s.receive(b"\r\n.\r\n");
+        assert!(matches!(
+            s.poll(),
+            Poll::Notice(Notice::MessageRefused { .. })
+        ));
+        assert!(!s.content_refused());
+    }
+
+    #[test]
     fn data_sequence_rules() {
         let cases: Vec<(Mode, &[u8], &str)> = vec![
             (

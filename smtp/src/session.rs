@@ -559,6 +559,25 @@ impl Session {
         }
     }
 
+    /// The content of the message on its way in that the session has kept
+    /// so far, once it is at least `at_least` octets (dot-unstuffed, line
+    /// ends as sent), for a driver that writes a large message out while
+    /// the rest arrives. The message's [`Event::Message`] then carries only
+    /// the content after the last octet taken; its checks (size, line
+    /// ends, line length) still cover all of it. `None` with no message on
+    /// its way in, or one already bound to be refused.
+    pub fn take_content(&mut self, at_least: usize) -> Option<Vec<u8>> {
+        let tx = self.tx.as_mut()?;
+        (!tx.body.refused() && tx.body.kept() >= at_least.max(1)).then(|| tx.body.take_kept())
+    }
+
+    /// The message on its way in is bound to be refused (too big for
+    /// `message_size_limit`, a bare CR or LF, a line too long): content
+    /// taken from it will not be delivered.
+    pub fn content_refused(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.body.refused())
+    }
+
     /// The transaction in progress, if any: sender, recipients so far.
     pub fn envelope(&self) -> Option<&SmtpEnvelope> {
         self.tx.as_ref().map(|tx| &tx.envelope)
