@@ -4,9 +4,9 @@
 # a local Maildir over SMTP.
 #
 #   benches/syscalls.sh [-n MESSAGES] [-c SESSIONS] [-s SIZE] [-r ROUNDS]
-#                       [--base BIN] [--strace] [--work DIR] [--keep]
+#                       [-w WARM] [--base BIN] [--strace] [--work DIR] [--keep]
 #
-# Defaults: -n 2000 -c 16 -s 4096 -r 1. Each run starts a fresh daemon on a
+# Defaults: -n 2000 -c 16 -s 4096 -r 1 -w 200 (messages sent before counting). Each run starts a fresh daemon on a
 # fresh data directory (durability=batch), sends the load with sluice-load,
 # waits until every message is a file in the Maildir, stops the daemon and
 # reads:
@@ -16,7 +16,8 @@
 #     every 10 ms over the load; each ID not there before is one creation
 #     (a thread living less than 10 ms may be missed: strace's clone3
 #     count with --strace is the check);
-#   - user and system CPU of the daemon from /proc/PID/stat.
+#   - user and system CPU of the daemon from /proc/PID/stat;
+#   - its peak resident memory (VmHWM in /proc/PID/status) when it stops.
 # --base BIN runs a second sluice binary (e.g. the last release) in the same
 # rounds, alternating (A B A B), for a ratio that the machine's drift does
 # not skew. --strace also runs each binary once more under `strace -c -f`
@@ -31,13 +32,14 @@ messages=2000
 sessions=16
 size=4096
 rounds=1
+warm=200
 base=""
 with_strace=0
 work=""
 keep=0
 
 usage() {
-    sed -n '2,24s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,25s/^# \{0,1\}//p' "$0" >&2
     exit 64
 }
 
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
         -c) sessions=$2; shift 2 ;;
         -s) size=$2; shift 2 ;;
         -r) rounds=$2; shift 2 ;;
+        -w) warm=$2; shift 2 ;;
         --base) base=$2; shift 2 ;;
         --strace) with_strace=1; shift ;;
         --work) work=$2; shift 2 ;;
@@ -86,8 +89,6 @@ cleanup() {
 trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
-# Messages sent before counting starts.
-warm=200
 # utime and stime of PID, in clock ticks (fields 14 and 15).
 cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
 delivered() { { find "$1/new" "$1/cur" -type f 2>/dev/null || true; } | wc -l; }
@@ -158,14 +159,16 @@ measure() {
     p0=0
     p1=$(sort -u "$dir/tids.during" | comm -13 <(sort -u "$dir/tids.before") - | wc -l)
     read -r -a cpu1 <<<"$(cpu "$daemon")"
+    peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$daemon/status")
     stop
     line=$(grep -a "commit counters" "$dir/log/mainlog" | tail -1 || true)
     python3 - "$name" "$messages" "$warm" "$ticks" "${cpu0[0]}" "${cpu0[1]}" "${cpu1[0]}" "${cpu1[1]}" \
-        "$p0" "$p1" "$line" "$dir/load.json" >>"$results" <<'EOF'
+        "$p0" "$p1" "$line" "$dir/load.json" "$peak" >>"$results" <<'EOF'
 import json, re, sys
 name, n, warm, ticks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 u0, s0, u1, s1, p0, p1 = map(int, sys.argv[5:11])
 line, report = sys.argv[11], json.load(open(sys.argv[12]))
+peak_kib = int(sys.argv[13])
 c = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
 # The warm-up messages are in the committer's counters too.
 total = n + warm
@@ -178,6 +181,7 @@ print("\t".join([
     "%.3f" % (max(threads, 0) / n),
     "%.3f" % ((u1 - u0) * 1000 / ticks / n), "%.3f" % ((s1 - s0) * 1000 / ticks / n),
     "%.1f" % report["messages_per_second"], "%.2f" % report["latency_ms"]["p99"],
+    "%.1f" % (peak_kib / 1024),
 ]))
 EOF
     say "$name: $(tail -1 "$results")"
@@ -222,8 +226,8 @@ echo
 python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-head = ("binary", "barriers", "files synced", "dirs synced", "threads", "user ms", "sys ms", "msg/s", "p99 ms")
-fmt = "%-8s %9s %13s %12s %8s %8s %8s %8s %8s"
+head = ("binary", "barriers", "files synced", "dirs synced", "threads", "user ms", "sys ms", "msg/s", "p99 ms", "peak MiB")
+fmt = "%-8s %9s %13s %12s %8s %8s %8s %8s %8s %9s"
 print(fmt % head)
 for r in rows:
     print(fmt % tuple(r))
@@ -231,10 +235,10 @@ names = sorted({r[0] for r in rows})
 if len(names) > 1:
     print()
     med = {n: [statistics.median(float(r[i]) for r in rows if r[0] == n and r[i] != "-")
-               for i in (5, 6, 7)] for n in names}
+               for i in (5, 6, 7, 8, 9)] for n in names}
     c, b = med["current"], med["base"]
-    print("median current/base: user CPU %.2f, system CPU %.2f, msg/s %.2f" %
-          (c[0] / b[0], c[1] / b[1], c[2] / b[2]))
+    print("median current/base: user CPU %.2f, system CPU %.2f, msg/s %.2f, p99 %.2f, peak memory %.2f" %
+          tuple(c[i] / b[i] for i in range(5)))
 EOF
 
 if [ "$with_strace" = 1 ]; then

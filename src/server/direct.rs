@@ -42,6 +42,7 @@ use spool::MessageId;
 
 use super::Shared;
 use super::policy::{self, to_lf};
+use super::streaming::{Active, Finished};
 use crate::delivery::{local_delivered_event, local_prefix};
 use crate::log::Event;
 use crate::router::{Destination, Routed, TransportDriver};
@@ -81,11 +82,21 @@ pub async fn deliver(
             return Direct::Answered(smtp::local_problem("Temporary local problem").into());
         }
     };
-    let (ticket, ready) = match plan {
-        Plan::Spool => return Direct::Spool(msg),
-        Plan::Refuse(reply) => return Direct::Answered(reply.into()),
-        Plan::Ready(ticket, ready) => (ticket, ready),
-    };
+    match plan {
+        Plan::Spool => Direct::Spool(msg),
+        Plan::Refuse(reply) => Direct::Answered(reply.into()),
+        Plan::Ready(ticket, ready) => settle(shared, msg, local, ticket, ready).await,
+    }
+}
+
+/// Waits for the copies' commit and answers: the log lines, then `250`.
+async fn settle(
+    shared: &Arc<Shared>,
+    msg: Box<Message>,
+    local: Option<Arc<crate::cmd::local_sender::Local>>,
+    ticket: durable::Ticket,
+    ready: Ready,
+) -> Direct {
     match ticket.wait_async().await {
         Ok(()) => {
             for file in ready.files {
@@ -109,6 +120,10 @@ pub async fn deliver(
                 })
                 .await;
             }
+            if let Source::Draft(draft) = ready.source {
+                // Not needed: dropping it removes its files.
+                tokio::task::spawn_blocking(move || drop(draft));
+            }
             Direct::Answered(Reply::queued(ready.id.as_str()).into())
         }
         Err(durable::CommitError::Partly {
@@ -126,8 +141,169 @@ pub async fn deliver(
                 "{} direct delivery failed, spooled: {e}",
                 ready.id
             ));
-            Direct::Spool(msg)
+            match ready.source {
+                Source::Memory { .. } => Direct::Spool(msg),
+                Source::Draft(draft) => Direct::Answered(
+                    spool_draft(shared, msg, *draft, ready.headers, ready.body_len).await,
+                ),
+                Source::Lost => {
+                    Direct::Answered(smtp::local_problem("Temporary local problem").into())
+                }
+            }
         }
+    }
+}
+
+/// Completes a message whose copies were written while it arrived
+/// ([`super::streaming`]): the copies take this path if every one was
+/// written and the routing has not changed since; else they are removed
+/// and the spool draft written beside them becomes the spooled message.
+pub async fn deliver_streamed(
+    shared: &Arc<Shared>,
+    msg: Box<Message>,
+    active: Box<Active>,
+) -> Verdict {
+    let fin = active.finish(&msg.data).await;
+    let s = shared.clone();
+    let planned = tokio::task::spawn_blocking(move || {
+        let plan = plan_streamed(&s, &msg, fin);
+        (plan, msg)
+    })
+    .await;
+    let (plan, msg) = match planned {
+        Ok(x) => x,
+        Err(_) => return smtp::local_problem("Temporary local problem").into(),
+    };
+    match plan {
+        Streamed::Ready(ticket, ready) => match settle(shared, msg, None, ticket, ready).await {
+            Direct::Answered(v) => v,
+            // Only a message held in memory is handed back.
+            Direct::Spool(_) => smtp::local_problem("Temporary local problem").into(),
+        },
+        Streamed::Refuse(reply) => reply.into(),
+        Streamed::Spool(draft, headers, body_len) => {
+            spool_draft(shared, msg, draft, headers, body_len).await
+        }
+        Streamed::Fail => smtp::local_problem("Temporary local problem").into(),
+    }
+}
+
+enum Streamed {
+    Ready(durable::Ticket, Ready),
+    Refuse(Reply),
+    /// The draft, the headers, the body's size.
+    Spool(spool::Draft, Vec<spool::Header>, usize),
+    /// Nothing to deliver from (the draft failed and so did a copy).
+    Fail,
+}
+
+/// Hands every written copy to the committer as one job, or takes them
+/// back and says what else to do. Blocking.
+fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
+    let Finished {
+        id,
+        headers,
+        routed,
+        copies,
+        draft,
+        body_len,
+    } = fin;
+    let io = shared.queue.committer().io();
+    let cfg = shared.cfg();
+    let body_len = usize::try_from(body_len).unwrap_or(usize::MAX);
+    // Routing again at the final dot, as for a message held in memory.
+    let now: Option<Vec<(usize, Vec<Destination>)>> = msg
+        .envelope
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| direct_destinations(&cfg, r).map(|d| (i, d)))
+        .collect();
+    // A reload may have set queue_only meanwhile.
+    let unchanged = now.as_ref() == Some(&routed) && !cfg.queue_only;
+    let written = copies
+        .iter()
+        .all(|(_, _, _, r)| matches!(r, Ok(Staged::File(_))));
+    let Some(id) = id.filter(|_| unchanged && written) else {
+        let single = copies.len() == 1;
+        let mut refusal = None;
+        for (_, _, _, staged) in copies {
+            match staged {
+                Ok(Staged::File(mut file)) => {
+                    if let Some(job) = file.take_job() {
+                        job.discard(io);
+                    }
+                }
+                // One recipient over its quota at the real size: told now.
+                Err(e) if single && unchanged => refusal = policy::over_quota_reply(&e),
+                _ => {}
+            }
+        }
+        return match (refusal, draft) {
+            (Some(reply), _) => Streamed::Refuse(reply),
+            (None, Some(draft)) => Streamed::Spool(draft, headers, body_len),
+            (None, None) => Streamed::Fail,
+        };
+    };
+    let mut job = durable::Job::new();
+    let mut files = Vec::new();
+    let mut placed = Vec::new();
+    let mut lines = vec![Event::new(
+        Some(id),
+        crate::log::Kind::Arrival(policy::arrival(&msg.envelope, &headers, body_len)),
+    )];
+    for (i, address, dest, staged) in copies {
+        let Ok(Staged::File(mut file)) = staged else {
+            continue;
+        };
+        let n = file.take_job().map_or(0, |j| {
+            let n = j.dests().count();
+            job.append(j);
+            n
+        });
+        placed.push((i, n));
+        files.push(file);
+        lines.push(local_delivered_event(&id, &address, &dest));
+    }
+    lines.push(Event::completed(id));
+    job.keep_published();
+    let ticket = shared.queue.committer().submit(job);
+    Streamed::Ready(
+        ticket,
+        Ready {
+            id,
+            files,
+            lines,
+            spooled: None,
+            copies: placed,
+            headers,
+            source: draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d))),
+            body_len,
+        },
+    )
+}
+
+/// Spools a streamed message from its draft (the body in it already) and
+/// answers as the spool path does.
+async fn spool_draft(
+    shared: &Arc<Shared>,
+    msg: Box<Message>,
+    draft: spool::Draft,
+    headers: Vec<spool::Header>,
+    body_len: usize,
+) -> Verdict {
+    let s = shared.clone();
+    let staged = tokio::task::spawn_blocking(move || {
+        let senv = policy::spool_envelope(&msg, None);
+        let arrival = policy::arrival(&msg.envelope, &headers, body_len);
+        let staged = draft.finish(&senv, &headers)?;
+        Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
+    })
+    .await;
+    match staged {
+        Ok(Ok((entry, arrival))) => policy::spooled(shared, entry, arrival).await,
+        Ok(Err(e)) => policy::spool_failure(shared, &e),
+        Err(_) => smtp::local_problem("Temporary local problem").into(),
     }
 }
 
@@ -159,11 +335,21 @@ struct Ready {
     /// files its job publishes.
     copies: Vec<(usize, usize)>,
     /// What the spool would need, should the copies be published only in
-    /// part: the headers as it keeps them, the message, where its body
-    /// starts.
+    /// part: the headers as it keeps them, and the body.
     headers: Vec<spool::Header>,
-    data: Vec<u8>,
-    body_at: usize,
+    source: Source,
+    /// The body's size (LF line ends), for a `<=` line written later.
+    body_len: usize,
+}
+
+/// Where the body is, should the spool need it after all.
+enum Source {
+    /// In memory: the message (LF line ends) and where its body starts.
+    Memory { data: Vec<u8>, body_at: usize },
+    /// Written into a spool draft while it arrived (a streamed message).
+    Draft(Box<spool::Draft>),
+    /// Nowhere: writing the draft failed.
+    Lost,
 }
 
 /// A rename failed after others succeeded (EIO, ENOSPC growing `new/`):
@@ -187,8 +373,7 @@ async fn spool_the_rest(
         mut lines,
         copies,
         headers,
-        data,
-        body_at,
+        source,
         ..
     } = ready;
     // `lines`: `<=`, one `=>` per copy, `Completed`.
@@ -217,17 +402,25 @@ async fn spool_the_rest(
         .collect();
     let s = shared.clone();
     let spooled = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut draft = s
-            .queue
-            .draft_with_id(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{id} is queued already"))?;
+        let draft = match source {
+            Source::Memory { data, body_at } => {
+                let mut draft = s
+                    .queue
+                    .draft_with_id(id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{id} is queued already"))?;
+                draft.write(&data[body_at..]).map_err(|e| e.to_string())?;
+                draft
+            }
+            // Drafted under this ID, the body in it already.
+            Source::Draft(draft) => *draft,
+            Source::Lost => return Err("the streamed body was not kept".into()),
+        };
         let mut senv = policy::spool_envelope(&msg, local.as_deref());
         let at = spool::Timestamp::now().secs;
         for &i in &delivered {
             senv.recipients[i].state = spool::RcptState::Delivered { at };
         }
-        draft.write(&data[body_at..]).map_err(|e| e.to_string())?;
         let staged = draft.finish(&senv, &headers).map_err(|e| e.to_string())?;
         s.queue.commit(staged).map_err(|e| e.to_string())?;
         Ok(())
@@ -258,7 +451,7 @@ async fn spool_the_rest(
 
 /// A recipient this path delivers: every destination a local Maildir, and
 /// no success report asked for (such a report is made from the spool).
-fn direct_destinations(
+pub(super) fn direct_destinations(
     cfg: &crate::config::Config,
     r: &smtp::session::Recipient,
 ) -> Option<Vec<Destination>> {
@@ -422,8 +615,8 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
             spooled,
             copies,
             headers: all,
-            data,
-            body_at,
+            body_len: data.len() - body_at,
+            source: Source::Memory { data, body_at },
         },
     )
 }

@@ -9,8 +9,10 @@
 //! only on the committer's thread or those blocking threads, never on a
 //! tokio worker.
 //!
-//! The accept path: the whole message is in memory (bounded by
-//! `message_size_limit`) → it is written to the spool under temporary names
+//! The accept path: the message is in memory (bounded by
+//! `message_size_limit`; past 1 MiB, a message for local Maildirs only is
+//! written out while it arrives instead, see [`streaming`]) → it is written
+//! to the spool under temporary names
 //! and committed with the group committer; once the `-H` and `-D` files and
 //! their directory entries are durable, the `<=` line is logged, a delivery
 //! worker is handed the message (unless `queue_only` is set), and `250
@@ -20,6 +22,7 @@ pub mod callout;
 pub mod direct;
 pub mod lmtp;
 pub mod policy;
+pub mod streaming;
 #[cfg(test)]
 mod tests;
 pub mod tls;
@@ -940,9 +943,30 @@ pub async fn serve_connection(
     let mut last_refused: Option<String> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pace = Pace::new(&shared.cfg().smtp);
+    // Content taken from the session while a large message arrives.
+    let mut inbound: Option<streaming::Inbound> = None;
     loop {
         match session.poll() {
             Poll::Read => {
+                // A large message is written out while it arrives; one
+                // bound to be refused, or abandoned, is dropped with its
+                // files before the reply goes out.
+                if mode == Mode::Smtp && local.is_none() {
+                    if inbound.is_some()
+                        && (session.envelope().is_none() || session.content_refused())
+                    {
+                        streaming::Inbound::abandon(inbound.take()).await;
+                    }
+                    if let Some(want) = streaming::Inbound::wants(&inbound)
+                        && let Some(bytes) = session.take_content(want)
+                        && let Some(env) = session.envelope()
+                    {
+                        let env = env.clone();
+                        inbound = Some(
+                            streaming::Inbound::step(&shared, &env, inbound.take(), bytes).await,
+                        );
+                    }
+                }
                 let out = session.take_output();
                 if !out.is_empty() {
                     if stream.write_all(&out).await.is_err() {
@@ -1035,7 +1059,7 @@ pub async fn serve_connection(
                 session.verdicts(verdicts);
             }
             Poll::Decide(Event::Message(msg)) => {
-                let v = policy::accept_message(&shared, *msg, local.as_ref()).await;
+                let v = policy::accept_message(&shared, *msg, local.as_ref(), inbound.take()).await;
                 session.verdict(v);
             }
             Poll::Decide(event) => {

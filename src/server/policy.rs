@@ -383,9 +383,22 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
 /// it is durable (`451` when the spool cannot take it).
 pub async fn accept_message(
     shared: &Arc<Shared>,
-    msg: Message,
+    mut msg: Message,
     local: Option<&Arc<crate::cmd::local_sender::Local>>,
+    inbound: Option<super::streaming::Inbound>,
 ) -> Verdict {
+    // Content the connection took from the session while it arrived:
+    // written out already, or given back.
+    let streamed = match inbound {
+        None => None,
+        Some(super::streaming::Inbound::Active(a)) => Some(a),
+        Some(super::streaming::Inbound::Gathering(mut taken))
+        | Some(super::streaming::Inbound::Held(mut taken)) => {
+            taken.extend_from_slice(&msg.data);
+            msg.data = taken;
+            None
+        }
+    };
     // A local user over their hourly rate on the submission socket.
     let now = crate::clock::now();
     if let Some(l) = local
@@ -394,7 +407,12 @@ pub async fn accept_message(
     {
         return Reply::new(452, Status::new(4, 7, 0), why).into();
     }
-    let v = accept(shared, msg, local).await;
+    let v = match streamed {
+        // Only messages from the network are streamed (not a local
+        // submitter's, whose sender and headers are fixed at the end).
+        Some(active) => super::direct::deliver_streamed(shared, Box::new(msg), active).await,
+        None => accept(shared, msg, local).await,
+    };
     // The rate check counted the message; one not accepted gives its
     // place back.
     if let Some(l) = local
@@ -445,11 +463,20 @@ async fn accept(
         Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
     })
     .await;
-    let (entry, arrival) = match staged {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => return spool_failure(shared, &e),
-        Err(_) => return smtp::local_problem("Temporary local problem").into(),
-    };
+    match staged {
+        Ok(Ok((entry, arrival))) => spooled(shared, entry, arrival).await,
+        Ok(Err(e)) => spool_failure(shared, &e),
+        Err(_) => smtp::local_problem("Temporary local problem").into(),
+    }
+}
+
+/// Waits for a message handed to the committer; once it is durable, logs
+/// its arrival, hands it to a delivery, and answers `250`.
+pub(super) async fn spooled(
+    shared: &Arc<Shared>,
+    entry: spool::Entry,
+    arrival: Arrival,
+) -> Verdict {
     match entry.wait_async().await {
         Ok(id) => {
             shared
@@ -464,7 +491,7 @@ async fn accept(
     }
 }
 
-fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
+pub(super) fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
     shared.logs.panic(&format!("spool write failed: {e}"));
     if e.is_no_space() {
         return Reply::new(

@@ -1,0 +1,474 @@
+//! A large message written out while it arrives.
+//!
+//! The session keeps a message's content in memory until its end. For a
+//! message past [`STREAM_FROM`] whose recipients all route to local
+//! Maildirs (the direct path's rule, [`super::direct`]), the content is
+//! taken from the session as it comes and written at once, through the
+//! Maildir transport, into one `tmp/` file per copy, and into a spool draft
+//! (`-D` under a temporary name) beside them. At the final dot the copies
+//! take the direct path (one data barrier, the renames, one directory
+//! barrier, the log lines, `250`) and the draft is dropped; should any copy
+//! fail, or the routing have changed meanwhile, the draft becomes the
+//! spooled message and the copies are removed. So a message costs the
+//! session a few chunks of memory whatever its size, and a client's final
+//! dot waits for the last chunk's write and the barriers, not for the
+//! whole message's.
+//!
+//! The size limit, the line checks and an abandoned transaction (`RSET`,
+//! a dropped connection, a refused `BDAT` chunk) end the stream as soon as
+//! the session knows: every `tmp/` file and the draft are removed before
+//! the client gets its reply.
+//!
+//! | a crash or kill while streaming leaves | |
+//! |---|---|
+//! | `tmp/` files in the Maildirs | removed by age, as any cut-off delivery's |
+//! | the draft's temporary spool files | never published: the spool ignores and clears them |
+//!
+//! One writer per file (a blocking thread each, at most
+//! `direct_max_recipients` + 1 per message), fed in order through a bounded
+//! queue: a disk slower than the client slows the client's reads, never
+//! the memory.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use spool::{Draft, Header, MessageId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::policy;
+use crate::delivery::local_prefix;
+use crate::router::Destination;
+use crate::transport::maildir::{Staged, Target};
+use smtp::session::SmtpEnvelope;
+
+/// Content kept by a session that starts a stream (below it, a message is
+/// handled whole, as it always was).
+pub const STREAM_FROM: usize = 1 << 20;
+
+/// Content taken at a time once a stream runs.
+pub const CHUNK: usize = 256 << 10;
+
+/// Chunks queued for one writer before the session waits for it.
+const IN_FLIGHT: usize = 4;
+
+/// A header section not ended within this many octets is not streamed.
+const MOST_HEADER: usize = 4 << 20;
+
+/// What the connection does with content it took from its session.
+pub enum Inbound {
+    /// Waiting for the end of the header section (the headers the spool
+    /// and the copies start with depend on all of them).
+    Gathering(Vec<u8>),
+    /// Not streamed: the content taken, given back at the end.
+    Held(Vec<u8>),
+    /// Written out as it comes.
+    Active(Box<Active>),
+}
+
+impl Inbound {
+    /// How much content to take from the session next (`None`: leave it
+    /// there).
+    pub fn wants(this: &Option<Inbound>) -> Option<usize> {
+        match this {
+            None => Some(STREAM_FROM),
+            Some(Inbound::Gathering(_)) => Some(1),
+            Some(Inbound::Active(_)) => Some(CHUNK),
+            Some(Inbound::Held(_)) => None,
+        }
+    }
+
+    /// Drops what was taken and written: returns once every file written
+    /// for it is removed.
+    pub async fn abandon(this: Option<Inbound>) {
+        if let Some(Inbound::Active(mut a)) = this {
+            a.draft_tx = None;
+            for c in &mut a.copies {
+                c.tx = None;
+            }
+            if let Some(d) = a.draft.take() {
+                let _ = d.await;
+            }
+            for c in std::mem::take(&mut a.copies) {
+                // The writer saw the message abandoned and removed its file.
+                let _ = c.writer.await;
+            }
+        }
+    }
+
+    /// Takes in `bytes`, the next content taken from the session.
+    pub async fn step(
+        shared: &Arc<Shared>,
+        env: &SmtpEnvelope,
+        this: Option<Inbound>,
+        bytes: Vec<u8>,
+    ) -> Inbound {
+        let buf = match this {
+            Some(Inbound::Active(mut a)) => {
+                a.feed(&bytes).await;
+                return Inbound::Active(a);
+            }
+            Some(Inbound::Held(mut held)) => {
+                held.extend_from_slice(&bytes);
+                return Inbound::Held(held);
+            }
+            Some(Inbound::Gathering(mut buf)) => {
+                buf.extend_from_slice(&bytes);
+                buf
+            }
+            None => bytes,
+        };
+        if header_end(&buf).is_none() {
+            return if buf.len() > MOST_HEADER {
+                Inbound::Held(buf)
+            } else {
+                Inbound::Gathering(buf)
+            };
+        }
+        let s = shared.clone();
+        let env = env.clone();
+        let started = tokio::task::spawn_blocking(move || match Active::start(&s, &env, &buf) {
+            Some(a) => Inbound::Active(Box::new(a)),
+            None => Inbound::Held(buf),
+        })
+        .await;
+        // A panicked start took the content with it: the message cannot be
+        // accepted whole; an empty stream that no copy will finish makes
+        // the final dot answer 451.
+        started.unwrap_or_else(|_| Inbound::Active(Box::new(Active::broken())))
+    }
+}
+
+/// Where the header section of CRLF content ends (after its blank line).
+fn header_end(crlf: &[u8]) -> Option<usize> {
+    if crlf.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    memchr::memmem::find(crlf, b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// A piece of the message for a writer.
+enum Piece {
+    Data(Arc<Vec<u8>>),
+    /// The message is complete: the writer finishes its file.
+    End,
+}
+
+/// One copy being written: its recipient, destination and writer.
+struct Copy {
+    rcpt: usize,
+    address: String,
+    dest: Destination,
+    tx: Option<mpsc::Sender<Piece>>,
+    writer: JoinHandle<Result<Staged, mailstore::Error>>,
+}
+
+/// A stream in progress.
+pub struct Active {
+    id: Option<MessageId>,
+    /// The headers as the spool keeps them (a `Received:` first).
+    headers: Vec<Header>,
+    /// Per recipient that has copies: its index and destinations.
+    routed: Vec<(usize, Vec<Destination>)>,
+    copies: Vec<Copy>,
+    draft_tx: Option<mpsc::Sender<Piece>>,
+    draft: Option<JoinHandle<Option<Draft>>>,
+    /// Body octets sent to the writers (line ends as stored: LF).
+    body_len: u64,
+    /// The last chunk ended in CR: whether it ends a line depends on the
+    /// next one.
+    pending_cr: bool,
+}
+
+/// What the writers made of a complete message.
+pub struct Finished {
+    pub id: Option<MessageId>,
+    pub headers: Vec<Header>,
+    pub routed: Vec<(usize, Vec<Destination>)>,
+    /// Per copy: recipient index, address, destination, staging result.
+    pub copies: Vec<(usize, String, Destination, Result<Staged, mailstore::Error>)>,
+    /// The spool's draft with the whole body, unless writing it failed.
+    pub draft: Option<Draft>,
+    pub body_len: u64,
+}
+
+impl Active {
+    /// A stream that can come to nothing (no draft, no copies).
+    fn broken() -> Active {
+        Active {
+            id: None,
+            headers: Vec::new(),
+            routed: Vec::new(),
+            copies: Vec::new(),
+            draft_tx: None,
+            draft: None,
+            body_len: 0,
+            pending_cr: false,
+        }
+    }
+
+    /// Starts the writers when every recipient takes the direct path;
+    /// `None` otherwise (the message is then handled whole). Blocking.
+    fn start(shared: &Arc<Shared>, env: &SmtpEnvelope, crlf: &[u8]) -> Option<Active> {
+        let cfg = shared.cfg();
+        let n = env.recipients.len();
+        if cfg.queue_only || n == 0 || n > cfg.direct_max_recipients {
+            return None;
+        }
+        let mut routed = Vec::with_capacity(n);
+        for (i, r) in env.recipients.iter().enumerate() {
+            routed.push((i, super::direct::direct_destinations(&cfg, r)?));
+        }
+        let draft = shared.queue.draft().ok()?;
+        let id = draft.id();
+        let mut pending_cr = false;
+        let mut lf = Vec::with_capacity(crlf.len());
+        to_lf_into(&mut lf, crlf, &mut pending_cr);
+        let (headers, body_at) = policy::spool_headers(shared, env, id.as_str(), &lf, None);
+        let mut head = Vec::new();
+        for h in headers.iter().filter(|h| !h.is_deleted()) {
+            head.extend_from_slice(&h.text);
+        }
+        head.push(b'\n');
+        let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
+        let rt = tokio::runtime::Handle::current();
+
+        let (draft_tx, mut draft_rx) = mpsc::channel::<Piece>(IN_FLIGHT);
+        let draft = rt.spawn_blocking(move || {
+            let mut draft = draft;
+            loop {
+                match draft_rx.blocking_recv() {
+                    Some(Piece::Data(d)) => draft.write(&d).ok()?,
+                    Some(Piece::End) => return Some(draft),
+                    // Abandoned: dropping the draft removes its files.
+                    None => return None,
+                }
+            }
+        });
+        let mut copies = Vec::new();
+        for (i, dests) in &routed {
+            let several = dests.len() > 1;
+            for (k, dest) in dests.iter().enumerate() {
+                let name = if several {
+                    format!("{}_{k}", id.delivery_name(*i))
+                } else {
+                    id.delivery_name(*i)
+                };
+                let mut prefix = local_prefix(dest, sender).into_bytes();
+                prefix.extend_from_slice(&head);
+                let (tx, rx) = mpsc::channel::<Piece>(IN_FLIGHT);
+                let (s, d) = (shared.clone(), dest.clone());
+                let writer = rt.spawn_blocking(move || {
+                    let target = Target {
+                        path: &d.path,
+                        owner: d.owner,
+                        folder: None,
+                        base: Some(name),
+                        look_first: false,
+                    };
+                    let mut reader = Pieces {
+                        rx,
+                        current: None,
+                        at: 0,
+                    };
+                    s.maildir()
+                        .stage(s.queue.committer().io(), &target, &prefix, &mut reader)
+                });
+                copies.push(Copy {
+                    rcpt: *i,
+                    address: env.recipients[*i].address.as_str().to_string(),
+                    dest: dest.clone(),
+                    tx: Some(tx),
+                    writer,
+                });
+            }
+        }
+        let mut active = Active {
+            id: Some(id),
+            headers,
+            routed,
+            copies,
+            draft_tx: Some(draft_tx),
+            draft: Some(draft),
+            body_len: 0,
+            pending_cr,
+        };
+        // The body's first octets came with the headers.
+        let first = Arc::new(lf[body_at..].to_vec());
+        active.body_len = first.len() as u64;
+        for tx in active.senders() {
+            // Room for IN_FLIGHT pieces: the queue is empty yet.
+            let _ = tx.try_send(Piece::Data(first.clone()));
+        }
+        Some(active)
+    }
+
+    fn senders(&self) -> impl Iterator<Item = &mpsc::Sender<Piece>> {
+        self.draft_tx
+            .iter()
+            .chain(self.copies.iter().filter_map(|c| c.tx.as_ref()))
+    }
+
+    /// Sends `crlf`, the next content, to every writer still writing.
+    async fn feed(&mut self, crlf: &[u8]) {
+        let mut lf = Vec::with_capacity(crlf.len());
+        to_lf_into(&mut lf, crlf, &mut self.pending_cr);
+        self.send(Piece::Data(Arc::new(lf))).await;
+    }
+
+    async fn send(&mut self, piece: Piece) {
+        if let Piece::Data(d) = &piece {
+            self.body_len += d.len() as u64;
+        }
+        let clone = |p: &Piece| match p {
+            Piece::Data(d) => Piece::Data(d.clone()),
+            Piece::End => Piece::End,
+        };
+        // A writer that stopped (its file failed) has dropped its end:
+        // it is left out from then on; its result says why.
+        if let Some(tx) = &self.draft_tx
+            && tx.send(clone(&piece)).await.is_err()
+        {
+            self.draft_tx = None;
+        }
+        for c in &mut self.copies {
+            if let Some(tx) = &c.tx
+                && tx.send(clone(&piece)).await.is_err()
+            {
+                c.tx = None;
+            }
+        }
+    }
+
+    /// Sends the last content and waits for every writer.
+    pub async fn finish(mut self, crlf_tail: &[u8]) -> Finished {
+        let mut lf = Vec::with_capacity(crlf_tail.len() + 1);
+        to_lf_into(&mut lf, crlf_tail, &mut self.pending_cr);
+        if std::mem::take(&mut self.pending_cr) {
+            lf.push(b'\r');
+        }
+        if !lf.is_empty() {
+            self.send(Piece::Data(Arc::new(lf))).await;
+        }
+        self.send(Piece::End).await;
+        let draft = match self.draft.take() {
+            Some(d) => d.await.ok().flatten(),
+            None => None,
+        };
+        let mut copies = Vec::with_capacity(self.copies.len());
+        for c in std::mem::take(&mut self.copies) {
+            let staged = c.writer.await.unwrap_or_else(|_| {
+                Err(mailstore::Error::io(
+                    "write",
+                    &c.dest.path,
+                    io::Error::other("the writing thread panicked"),
+                ))
+            });
+            copies.push((c.rcpt, c.address, c.dest, staged));
+        }
+        Finished {
+            id: self.id,
+            headers: std::mem::take(&mut self.headers),
+            routed: std::mem::take(&mut self.routed),
+            copies,
+            draft,
+            body_len: self.body_len,
+        }
+    }
+}
+
+/// Reads the pieces a writer is sent; an abandoned message (the sender
+/// gone without [`Piece::End`]) is an error, so the file is removed.
+struct Pieces {
+    rx: mpsc::Receiver<Piece>,
+    current: Option<Arc<Vec<u8>>>,
+    at: usize,
+}
+
+impl Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(cur) = &self.current
+                && self.at < cur.len()
+            {
+                let n = buf.len().min(cur.len() - self.at);
+                buf[..n].copy_from_slice(&cur[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            match self.rx.blocking_recv() {
+                Some(Piece::Data(d)) => {
+                    self.current = Some(d);
+                    self.at = 0;
+                }
+                Some(Piece::End) => return Ok(0),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the message was abandoned before its end",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Appends `crlf` to `out` with CRLF line ends made LF, as the spool and
+/// the Maildirs store them; a CR at the end of `crlf` waits in `pending_cr`
+/// for the next call.
+pub fn to_lf_into(out: &mut Vec<u8>, crlf: &[u8], pending_cr: &mut bool) {
+    let mut rest = crlf;
+    if *pending_cr {
+        let Some(&first) = rest.first() else { return };
+        *pending_cr = false;
+        if first != b'\n' {
+            out.push(b'\r');
+        }
+    }
+    while let Some(i) = memchr::memchr(b'\r', rest) {
+        out.extend_from_slice(&rest[..i]);
+        match rest.get(i + 1) {
+            // CRLF: the LF is copied with what follows.
+            Some(b'\n') => {}
+            Some(_) => out.push(b'\r'),
+            None => {
+                *pending_cr = true;
+                return;
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_are_converted_across_any_split() {
+        let input: &[u8] = b"a\r\nb\rc\r\n\r\n\r\rd\r";
+        let whole = policy::to_lf(input);
+        for cut1 in 0..=input.len() {
+            for cut2 in cut1..=input.len() {
+                let mut out = Vec::new();
+                let mut cr = false;
+                for part in [&input[..cut1], &input[cut1..cut2], &input[cut2..]] {
+                    to_lf_into(&mut out, part, &mut cr);
+                }
+                if cr {
+                    out.push(b'\r');
+                }
+                assert_eq!(out, whole, "cuts {cut1} {cut2}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_header_section_ends_at_its_blank_line() {
+        assert_eq!(header_end(b"\r\nbody"), Some(2));
+        assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
+        assert_eq!(header_end(b"A: b\r\nC: d\r\n"), None);
+    }
+}
