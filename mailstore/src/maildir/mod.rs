@@ -43,6 +43,9 @@ pub const FOLDER_MARKER: &str = "maildirfolder";
 /// How much of a message is read and written at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// Bytes written between two writeback hints while a message is staged.
+const WRITEBACK_EVERY: usize = 1 << 20;
+
 /// What to do with a message that would exceed the Maildir++ quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverQuota {
@@ -499,6 +502,7 @@ impl Maildir {
         }
         let mut buf = vec![0u8; CHUNK];
         let mut body = 0u64;
+        let mut unhinted = 0usize;
         loop {
             let n = match src.read(&mut buf) {
                 Ok(0) => break,
@@ -516,6 +520,14 @@ impl Maildir {
                 .write(io, &buf[..n])
                 .map_err(|e| Error::io("write", &tmp, e))?;
             counter.update(&buf[..n]);
+            // A large message (one written while it arrives, above all):
+            // its pages start for the disk as they are written, so that
+            // the sync at its end waits for the last of them only.
+            unhinted += n;
+            if unhinted >= WRITEBACK_EVERY {
+                io.start_writeback(staged.file(), &tmp);
+                unhinted = 0;
+            }
         }
         if body == 0 && !opts.allow_empty {
             return Err(Error::BadMessage {
