@@ -34,8 +34,8 @@ fn spool_files(d: &Dir) -> Vec<PathBuf> {
     files_under(&d.home().join("spool").join("input"))
 }
 
-/// A message of about `bytes`, in CRLF lines, with dot-stuffing to undo,
-/// a line starting with a dot and a CR inside no line end.
+/// A message of about `bytes`, in CRLF lines, with dot-stuffing to undo
+/// (a line that starts with a dot).
 fn big_message(bytes: usize) -> Vec<u8> {
     let mut m =
         b"From: alice@example.org\r\nSubject: large\r\nMessage-ID: <large@example.org>\r\n\r\n"
@@ -82,6 +82,17 @@ fn normalised(bytes: &[u8], id: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The body of a stored message (after its first blank line), byte for
+/// byte.
+fn body_of(stored: &[u8]) -> &[u8] {
+    let at = memchr_blank(stored).expect("a blank line after the headers");
+    &stored[at..]
+}
+
+fn memchr_blank(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
 }
 
 /// The largest file in `dir` (0 when empty).
@@ -146,6 +157,11 @@ fn a_large_message_is_in_tmp_before_its_dot_and_as_the_spool_would_write_it() {
         assert_eq!(da[0].0.replace(&ida, "ID"), db[0].0.replace(&idb, "ID"));
         let (na, nb) = (normalised(&da[0].1, &ida), normalised(&db[0].1, &idb));
         assert!(na == nb, "{who}'s copies differ");
+        assert!(
+            body_of(&da[0].1) == body_of(&db[0].1),
+            "{who}'s bodies differ"
+        );
+        assert!(!da[0].1.contains(&b'\r'), "LF line ends only");
         assert!(na.contains("\n.a line that starts with a dot\n"));
     }
     // The same arrival line (but for the ID): the same size.
@@ -188,9 +204,16 @@ fn passing_the_size_limit_removes_every_file_before_the_552() {
     for who in ["bob", "carol"] {
         assert!(files_in(&d.maildir("localhost", who).join("new")).is_empty());
     }
-    // The session goes on: a small message after it is delivered.
-    let r = c.cmd("MAIL FROM:<alice@example.org>").unwrap();
+    // The session goes on: a small message after it is delivered, and
+    // nothing of the refused one with it.
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+    let r = c.cmd("Subject: small\r\n\r\nsmall\r\n.").unwrap();
     assert_eq!(r.code(), 250, "{r}");
+    let got = maildir_messages(&d.maildir("localhost", "bob"));
+    assert_eq!(got.len(), 1);
+    assert!(body_of(&got[0].1) == b"small\n");
     drop(daemon);
 }
 
@@ -225,7 +248,15 @@ fn a_copy_that_cannot_be_finished_sends_the_message_to_the_spool() {
     let d = Dir::new();
     common::maildir_with_quota(&d.maildir("localhost", "full"), quota);
     let _daemon = d.serve(&[]);
-    let r = send(_daemon.smtp, &["bob@localhost", "full@localhost"], &msg);
+    let mut c = begin(_daemon.smtp, &["bob@localhost", "full@localhost"]);
+    c.write_raw(&msg[..msg.len() - 4096]).unwrap();
+    // Both copies are being written (the stream ran) before the dot.
+    for who in ["bob", "full"] {
+        let tmp = d.maildir("localhost", who).join("tmp");
+        assert!(wait_until(Duration::from_secs(20), || largest(&tmp) > 1 << 20));
+    }
+    c.write_raw(&msg[msg.len() - 4096..]).unwrap();
+    let r = c.cmd(".").unwrap();
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
     assert!(
@@ -337,6 +368,7 @@ fn bdat_chunks_are_streamed_as_data_is() {
                     .collect::<Vec<_>>()
                     .join("\n")
             };
+            assert!(body_of(&bob[0].1) == body_of(&carol[0].1));
             let (a, b) = (strip(&bob[0].1, &by_data), strip(&carol[0].1, &by_bdat));
             if a != b {
                 let head = |t: &str| t.lines().take(12).collect::<Vec<_>>().join("\n");
@@ -380,5 +412,50 @@ fn a_kill_while_streaming_delivers_nothing_and_the_resend_once() {
         got[0].0.starts_with(&format!("new/{id}.0,S=")),
         "{}",
         got[0].0
+    );
+}
+
+#[test]
+fn content_taken_in_a_reset_transaction_never_reaches_the_next_one() {
+    let d = Dir::new();
+    let daemon = d.serve(&[]);
+    let (mut c, _) = SmtpClient::open(daemon.smtp).unwrap();
+    assert_eq!(c.cmd("EHLO client.test").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@localhost>").unwrap().code(), 250);
+    // A BDAT chunk that starts a stream, then, in one write, RSET and a
+    // whole small transaction for bob again.
+    let first = big_message(2 << 20);
+    c.write_raw(format!("BDAT {}\r\n", first.len()).as_bytes())
+        .unwrap();
+    c.write_raw(&first).unwrap();
+    assert_eq!(c.reply().unwrap().code(), 250);
+    let tmp = d.maildir("localhost", "bob").join("tmp");
+    assert!(wait_until(Duration::from_secs(20), || largest(&tmp) > 1 << 20));
+    let small = b"Subject: second\r\n\r\nonly this\r\n";
+    let mut pipelined =
+        b"RSET\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@localhost>\r\n".to_vec();
+    pipelined.extend_from_slice(format!("BDAT {} LAST\r\n", small.len()).as_bytes());
+    pipelined.extend_from_slice(small);
+    c.write_raw(&pipelined).unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.reply().unwrap().code(), 250);
+    }
+    let r = c.reply().unwrap();
+    assert_eq!(r.code(), 250, "{r}");
+    let got = maildir_messages(&d.maildir("localhost", "bob"));
+    assert_eq!(got.len(), 1);
+    assert!(body_of(&got[0].1) == b"only this\n");
+    let text = String::from_utf8_lossy(&got[0].1);
+    assert!(
+        text.contains("Subject: second") && !text.contains("Subject: large"),
+        "{text}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || files_in(&tmp).is_empty()
+            && spool_files(&d).is_empty()),
+        "left: {:?} {:?}",
+        files_in(&tmp),
+        spool_files(&d)
     );
 }

@@ -340,6 +340,8 @@ mod tests {
         let mut s = ready(Mode::Smtp);
         transaction(&mut s, &["a@example.com"]);
         assert_eq!(s.take_content(1), None, "no content before DATA");
+        let serial = s.transaction_serial();
+        assert!(serial > 0);
         s.receive(b"DATA\r\nSubject: hi\r\n\r\n..x\r\n");
         assert_eq!(s.poll(), Poll::Read);
         assert_eq!(s.take_content(100), None, "less than asked for");
@@ -351,6 +353,11 @@ mod tests {
         };
         assert_eq!(m.data, b"y\r\n");
         assert_eq!(s.take_content(1), None, "the message is complete");
+        assert_eq!(s.content_kept(), 0);
+        // The next transaction, however pipelined, has its own number.
+        s.verdict(Verdict::Reply(Reply::queued("1sLuIc-000000000Ab-0000")));
+        talk(&mut s, b"RSET\r\nMAIL FROM:<s@example.org>\r\n");
+        assert_eq!(s.transaction_serial(), serial + 1);
 
         // A message bound to be refused gives nothing more, and says so.
         let mut config = config(Mode::Smtp);

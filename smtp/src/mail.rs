@@ -91,6 +91,7 @@ impl Session {
         };
         let body = Body::new(self.config.message_size_limit, self.config.max_data_line);
         self.tx = Some(Transaction { envelope, body });
+        self.transactions += 1;
         self.reply(&reply);
     }
 }

@@ -339,6 +339,8 @@ pub struct Session {
     pub(super) tls: Option<TlsInfo>,
     pub(super) helo: Option<(HelloVerb, String)>,
     pub(super) tx: Option<Transaction>,
+    /// Transactions opened so far (see [`Session::transaction_serial`]).
+    pub(super) transactions: u64,
     pub(super) phase: Phase,
     pub(super) closed: Option<CloseReason>,
     /// After a 554 greeting: every command but QUIT gets 503.
@@ -379,6 +381,7 @@ impl Session {
             tls: None,
             helo: None,
             tx: None,
+            transactions: 0,
             phase: Phase::Verdict(Pending::Connect),
             closed: None,
             no_service: false,
@@ -569,6 +572,20 @@ impl Session {
     pub fn take_content(&mut self, at_least: usize) -> Option<Vec<u8>> {
         let tx = self.tx.as_mut()?;
         (!tx.body.refused() && tx.body.kept() >= at_least.max(1)).then(|| tx.body.take_kept())
+    }
+
+    /// Octets of the message on its way in kept by the session and not
+    /// yet taken (0 with no message on its way in).
+    pub fn content_kept(&self) -> usize {
+        self.tx.as_ref().map_or(0, |tx| tx.body.kept())
+    }
+
+    /// Counts the transactions opened (accepted `MAIL`s): what a driver
+    /// holds for one transaction (content it took) belongs to the
+    /// transaction it was taken in, never to one opened after it, however
+    /// the commands between them were pipelined.
+    pub fn transaction_serial(&self) -> u64 {
+        self.transactions
     }
 
     /// The message on its way in is bound to be refused (too big for

@@ -943,8 +943,9 @@ pub async fn serve_connection(
     let mut last_refused: Option<String> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pace = Pace::new(&shared.cfg().smtp);
-    // Content taken from the session while a large message arrives.
-    let mut inbound: Option<streaming::Inbound> = None;
+    // Content taken from the session while a large message arrives, and
+    // the transaction it was taken in.
+    let mut inbound: Option<(u64, streaming::Inbound)> = None;
     loop {
         match session.poll() {
             Poll::Read => {
@@ -952,20 +953,10 @@ pub async fn serve_connection(
                 // bound to be refused, or abandoned, is dropped with its
                 // files before the reply goes out.
                 if mode == Mode::Smtp && local.is_none() {
-                    if inbound.is_some()
-                        && (session.envelope().is_none() || session.content_refused())
-                    {
-                        streaming::Inbound::abandon(inbound.take()).await;
-                    }
-                    if let Some(want) = streaming::Inbound::wants(&inbound)
-                        && let Some(bytes) = session.take_content(want)
-                        && let Some(env) = session.envelope()
-                    {
-                        let env = env.clone();
-                        inbound = Some(
-                            streaming::Inbound::step(&shared, &env, inbound.take(), bytes).await,
-                        );
-                    }
+                    let began = tokio::time::Instant::now();
+                    stream_step(&shared, &mut session, &mut inbound).await;
+                    // The client is not made to pay for our disk.
+                    pace.pause(began.elapsed());
                 }
                 let out = session.take_output();
                 if !out.is_empty() {
@@ -1059,7 +1050,16 @@ pub async fn serve_connection(
                 session.verdicts(verdicts);
             }
             Poll::Decide(Event::Message(msg)) => {
-                let v = policy::accept_message(&shared, *msg, local.as_ref(), inbound.take()).await;
+                // Content taken in this transaction only (a pipelined
+                // RSET and MAIL may have ended the one it was taken in).
+                let taken = match inbound.take() {
+                    Some((of, taken)) if of == session.transaction_serial() => Some(taken),
+                    stale => {
+                        streaming::Inbound::abandon(stale.map(|(_, i)| i)).await;
+                        None
+                    }
+                };
+                let v = policy::accept_message(&shared, *msg, local.as_ref(), taken).await;
                 session.verdict(v);
             }
             Poll::Decide(event) => {
@@ -1130,6 +1130,42 @@ pub async fn serve_connection(
     }
 }
 
+/// Takes content from `session` for a large message's stream
+/// ([`streaming`]): abandons what belongs to a transaction that ended
+/// (refused, reset, or followed by another), opens a stream once a message
+/// passes [`streaming::STREAM_FROM`], and feeds it.
+async fn stream_step(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    inbound: &mut Option<(u64, streaming::Inbound)>,
+) {
+    let serial = session.transaction_serial();
+    if inbound.as_ref().is_some_and(|(of, _)| {
+        *of != serial || session.envelope().is_none() || session.content_refused()
+    }) {
+        streaming::Inbound::abandon(inbound.take().map(|(_, i)| i)).await;
+    }
+    if inbound.is_none()
+        && session.content_kept() >= streaming::STREAM_FROM
+        && !session.content_refused()
+        && let Some(env) = session.envelope()
+    {
+        let env = env.clone();
+        *inbound = Some((serial, streaming::Inbound::open(shared, &env).await));
+    }
+    let Some((of, st)) = inbound.take() else {
+        return;
+    };
+    let taken = st.wants().and_then(|want| session.take_content(want));
+    *inbound = Some(match (taken, session.envelope()) {
+        (Some(bytes), Some(env)) => {
+            let env = env.clone();
+            (of, streaming::Inbound::step(shared, &env, st, bytes).await)
+        }
+        _ => (of, st),
+    });
+}
+
 /// How fast a client must be, beyond the wait for each read: a whole
 /// command line within `command_timeout` of the last reply, and message
 /// data at `data_min_rate` on average over each `data_rate_window` of a
@@ -1170,6 +1206,14 @@ impl Pace {
         let left = (self.replied + self.command_timeout)
             .saturating_duration_since(tokio::time::Instant::now());
         session.min(left)
+    }
+
+    /// Leaves `d` out of the current window: time the server spent on its
+    /// own work between two reads.
+    fn pause(&mut self, d: Duration) {
+        if let Some((start, _)) = &mut self.window {
+            *start += d;
+        }
     }
 
     /// Counts `n` bytes of message data; true when the window that just

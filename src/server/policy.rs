@@ -394,8 +394,10 @@ pub async fn accept_message(
         Some(super::streaming::Inbound::Active(a)) => Some(a),
         Some(super::streaming::Inbound::Gathering(mut taken))
         | Some(super::streaming::Inbound::Held(mut taken)) => {
-            taken.extend_from_slice(&msg.data);
-            msg.data = taken;
+            if !taken.is_empty() {
+                taken.extend_from_slice(&msg.data);
+                msg.data = taken;
+            }
             None
         }
     };

@@ -31,6 +31,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use spool::{Draft, Header, MessageId};
 use tokio::sync::mpsc;
@@ -68,14 +69,29 @@ pub enum Inbound {
 }
 
 impl Inbound {
+    /// For a message past [`STREAM_FROM`] with `env`: gathering its header
+    /// section if every recipient takes the direct path, else held (no
+    /// content taken: the session keeps it, as for any message).
+    pub async fn open(shared: &Arc<Shared>, env: &SmtpEnvelope) -> Inbound {
+        let s = shared.clone();
+        let env = env.clone();
+        let direct = tokio::task::spawn_blocking(move || direct_routes(&s, &env).is_some())
+            .await
+            .unwrap_or(false);
+        if direct {
+            Inbound::Gathering(Vec::new())
+        } else {
+            Inbound::Held(Vec::new())
+        }
+    }
+
     /// How much content to take from the session next (`None`: leave it
     /// there).
-    pub fn wants(this: &Option<Inbound>) -> Option<usize> {
-        match this {
-            None => Some(STREAM_FROM),
-            Some(Inbound::Gathering(_)) => Some(1),
-            Some(Inbound::Active(_)) => Some(CHUNK),
-            Some(Inbound::Held(_)) => None,
+    pub fn wants(&self) -> Option<usize> {
+        match self {
+            Inbound::Gathering(_) => Some(1),
+            Inbound::Active(_) => Some(CHUNK),
+            Inbound::Held(_) => None,
         }
     }
 
@@ -101,23 +117,24 @@ impl Inbound {
     pub async fn step(
         shared: &Arc<Shared>,
         env: &SmtpEnvelope,
-        this: Option<Inbound>,
+        this: Inbound,
         bytes: Vec<u8>,
     ) -> Inbound {
         let buf = match this {
-            Some(Inbound::Active(mut a)) => {
+            Inbound::Active(mut a) => {
                 a.feed(&bytes).await;
                 return Inbound::Active(a);
             }
-            Some(Inbound::Held(mut held)) => {
+            Inbound::Held(mut held) => {
                 held.extend_from_slice(&bytes);
                 return Inbound::Held(held);
             }
-            Some(Inbound::Gathering(mut buf)) => {
+            // The first content: no copy.
+            Inbound::Gathering(buf) if buf.is_empty() => bytes,
+            Inbound::Gathering(mut buf) => {
                 buf.extend_from_slice(&bytes);
                 buf
             }
-            None => bytes,
         };
         if header_end(&buf).is_none() {
             return if buf.len() > MOST_HEADER {
@@ -137,6 +154,50 @@ impl Inbound {
         // accepted whole; an empty stream that no copy will finish makes
         // the final dot answer 451.
         started.unwrap_or_else(|_| Inbound::Active(Box::new(Active::broken())))
+    }
+}
+
+/// Every recipient's destinations when all take the direct path (the
+/// rules of [`super::direct`]), else `None`. Blocking (routing).
+fn direct_routes(shared: &Shared, env: &SmtpEnvelope) -> Option<Vec<(usize, Vec<Destination>)>> {
+    let cfg = shared.cfg();
+    let n = env.recipients.len();
+    if cfg.queue_only || n == 0 || n > cfg.direct_max_recipients {
+        return None;
+    }
+    env.recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| super::direct::direct_destinations(&cfg, r).map(|d| (i, d)))
+        .collect()
+}
+
+/// Writer threads all streams may hold at once: a stream holds one per
+/// file for as long as its client takes to send, on tokio's blocking pool
+/// (512 threads), which every connection's other blocking work needs too.
+/// A message that would pass this is held in memory instead.
+const MOST_WRITERS: usize = 128;
+
+static WRITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Writer threads reserved for one stream, given back when the last of
+/// its threads (and the stream) lets go.
+struct Reservation(usize);
+
+impl Reservation {
+    fn take(n: usize) -> Option<Reservation> {
+        WRITERS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
+                (busy + n <= MOST_WRITERS).then_some(busy + n)
+            })
+            .ok()
+            .map(|_| Reservation(n))
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        WRITERS.fetch_sub(self.0, Ordering::AcqRel);
     }
 }
 
@@ -211,15 +272,9 @@ impl Active {
     /// Starts the writers when every recipient takes the direct path;
     /// `None` otherwise (the message is then handled whole). Blocking.
     fn start(shared: &Arc<Shared>, env: &SmtpEnvelope, crlf: &[u8]) -> Option<Active> {
-        let cfg = shared.cfg();
-        let n = env.recipients.len();
-        if cfg.queue_only || n == 0 || n > cfg.direct_max_recipients {
-            return None;
-        }
-        let mut routed = Vec::with_capacity(n);
-        for (i, r) in env.recipients.iter().enumerate() {
-            routed.push((i, super::direct::direct_destinations(&cfg, r)?));
-        }
+        let routed = direct_routes(shared, env)?;
+        let files: usize = routed.iter().map(|(_, d)| d.len()).sum();
+        let reserved = Arc::new(Reservation::take(files + 1)?);
         let draft = shared.queue.draft().ok()?;
         let id = draft.id();
         let mut pending_cr = false;
@@ -235,7 +290,9 @@ impl Active {
         let rt = tokio::runtime::Handle::current();
 
         let (draft_tx, mut draft_rx) = mpsc::channel::<Piece>(IN_FLIGHT);
+        let held = reserved.clone();
         let draft = rt.spawn_blocking(move || {
+            let _held = held;
             let mut draft = draft;
             loop {
                 match draft_rx.blocking_recv() {
@@ -258,8 +315,9 @@ impl Active {
                 let mut prefix = local_prefix(dest, sender).into_bytes();
                 prefix.extend_from_slice(&head);
                 let (tx, rx) = mpsc::channel::<Piece>(IN_FLIGHT);
-                let (s, d) = (shared.clone(), dest.clone());
+                let (s, d, held) = (shared.clone(), dest.clone(), reserved.clone());
                 let writer = rt.spawn_blocking(move || {
+                    let _held = held;
                     let target = Target {
                         path: &d.path,
                         owner: d.owner,
@@ -463,6 +521,17 @@ mod tests {
                 assert_eq!(out, whole, "cuts {cut1} {cut2}");
             }
         }
+    }
+
+    #[test]
+    fn writer_threads_are_reserved_within_the_budget() {
+        // No unit test of this binary streams a message.
+        let all = Reservation::take(MOST_WRITERS).expect("the whole budget is free");
+        assert!(Reservation::take(1).is_none(), "over the budget");
+        drop(all);
+        let one = Reservation::take(1).expect("given back when dropped");
+        drop(one);
+        assert_eq!(WRITERS.load(Ordering::Acquire), 0);
     }
 
     #[test]
