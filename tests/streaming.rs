@@ -459,3 +459,112 @@ fn content_taken_in_a_reset_transaction_never_reaches_the_next_one() {
         spool_files(&d)
     );
 }
+
+/// Mary's mail goes to an mbox, the rest of localhost's to Maildirs.
+const MBOX_AND_MAILDIRS: &str = r#"local_domains = ["localhost"]
+
+[[router]]
+name = "mboxes"
+driver = "accept"
+domains = ["+local_domains"]
+local_parts = ["mary"]
+transport = "mbox_delivery"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+
+[[transport]]
+name = "mbox_delivery"
+driver = "mbox"
+path = "mbox/{local}"
+"#;
+
+/// The body as stored: LF line ends, dot-stuffing undone.
+fn stored_body(msg: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(msg).replace("\r\n", "\n");
+    let body = text.split_once("\n\n").expect("headers").1;
+    body.replace("\n..", "\n.").into_bytes()
+}
+
+#[test]
+fn a_large_message_for_an_mbox_is_spooled_as_it_arrives() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
+    let (_, daemon) = d.serve_with_config(MBOX_AND_MAILDIRS);
+    let r = send(
+        daemon.smtp,
+        &["bob@localhost"],
+        b"Subject: s\r\n\r\nsmall\r\n",
+    );
+    assert_eq!(r.code(), 250, "{r}");
+    let before = peak_kib(daemon.pid());
+    let msg = big_message(24 << 20);
+    let r = send(daemon.smtp, &["mary@localhost"], &msg);
+    assert_eq!(r.code(), 250, "{r}");
+    let grown = peak_kib(daemon.pid()).saturating_sub(before);
+    assert!(
+        grown < 16 << 10,
+        "the daemon grew by {grown} KiB for a 24 MiB message"
+    );
+    let id = r.queued_id().expect("id").to_string();
+    common::wait_completed(&d, std::slice::from_ref(&id));
+    let mbox = std::fs::read(d.path().join("home/mbox/mary")).unwrap();
+    let body = stored_body(&msg);
+    assert!(
+        mbox.windows(body.len()).any(|w| w == body.as_slice()),
+        "mary's mbox lacks the body"
+    );
+}
+
+#[test]
+fn a_large_message_for_a_maildir_and_an_mbox_is_split_as_it_arrives() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home().join("mbox")).unwrap();
+    let (_, daemon) = d.serve_with_config(MBOX_AND_MAILDIRS);
+    let msg = big_message(3 << 20);
+    let mut c = begin(daemon.smtp, &["bob@localhost", "mary@localhost"]);
+    c.write_raw(&msg[..2 << 20]).unwrap();
+    let bob = d.maildir("localhost", "bob");
+    assert!(wait_until(Duration::from_secs(20), || largest(
+        &bob.join("tmp")
+    ) > 1 << 20));
+    c.write_raw(&msg[2 << 20..]).unwrap();
+    let r = c.cmd(".").unwrap();
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    // Bob's copy is in at the 250, under the queue's name for it.
+    let got = maildir_messages(&bob);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].0.starts_with(&format!("new/{id}.0,S=")),
+        "{}",
+        got[0].0
+    );
+    assert!(body_of(&got[0].1) == stored_body(&msg).as_slice());
+    // Mary's comes from the spool; nobody gets it twice.
+    common::wait_completed(&d, std::slice::from_ref(&id));
+    let mbox = std::fs::read(d.path().join("home/mbox/mary")).unwrap();
+    let body = stored_body(&msg);
+    assert!(mbox.windows(body.len()).any(|w| w == body.as_slice()));
+    let log = d.log("mainlog");
+    let lines = common::log_lines_of(&log, &id);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" => bob")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" => mary")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(maildir_messages(&bob).len(), 1);
+}

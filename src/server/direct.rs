@@ -154,7 +154,7 @@ async fn settle(
     }
 }
 
-/// Completes a message whose copies were written while it arrived
+/// Completes a message written while it arrived
 /// ([`super::streaming`]): the copies take this path if every one was
 /// written and the routing has not changed since; else they are removed
 /// and the spool draft written beside them becomes the spooled message.
@@ -197,8 +197,9 @@ enum Streamed {
     Fail,
 }
 
-/// Hands every written copy to the committer as one job, or takes them
-/// back and says what else to do. Blocking.
+/// Hands every written copy to the committer as one job (with the spool
+/// files for the other recipients, split, when there are any), or takes
+/// the copies back and says what else to do. Blocking.
 fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
     let Finished {
         id,
@@ -209,42 +210,49 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
         body_len,
     } = fin;
     let io = shared.queue.committer().io();
-    let cfg = shared.cfg();
     let body_len = usize::try_from(body_len).unwrap_or(usize::MAX);
-    // Routing again at the final dot, as for a message held in memory.
-    let now: Option<Vec<(usize, Vec<Destination>)>> = msg
-        .envelope
-        .recipients
-        .iter()
-        .enumerate()
-        .map(|(i, r)| direct_destinations(&cfg, r).map(|d| (i, d)))
-        .collect();
-    // A reload may have set queue_only meanwhile.
-    let unchanged = now.as_ref() == Some(&routed) && !cfg.queue_only;
+    let take_back =
+        |copies: Vec<(usize, String, Destination, Result<Staged, mailstore::Error>)>| {
+            let mut errors = Vec::new();
+            for (_, _, _, staged) in copies {
+                match staged {
+                    Ok(Staged::File(mut file)) => {
+                        if let Some(job) = file.take_job() {
+                            job.discard(io);
+                        }
+                    }
+                    Err(e) => errors.push(e),
+                    Ok(_) => {}
+                }
+            }
+            errors
+        };
+    // A stream that could not start its writers has nothing to give.
+    let Some(id) = id else {
+        take_back(copies);
+        return Streamed::Fail;
+    };
+    // Routing again at the final dot, as for a message held in memory (a
+    // reload may also have set queue_only meanwhile).
+    let unchanged = super::streaming::direct_routes(shared, &msg.envelope) == routed;
     let written = copies
         .iter()
         .all(|(_, _, _, r)| matches!(r, Ok(Staged::File(_))));
-    let Some(id) = id.filter(|_| unchanged && written) else {
-        let single = copies.len() == 1;
-        let mut refusal = None;
-        for (_, _, _, staged) in copies {
-            match staged {
-                Ok(Staged::File(mut file)) => {
-                    if let Some(job) = file.take_job() {
-                        job.discard(io);
-                    }
-                }
-                // One recipient over its quota at the real size: told now.
-                Err(e) if single && unchanged => refusal = policy::over_quota_reply(&e),
-                _ => {}
-            }
-        }
+    let whole = routed.len() == msg.envelope.recipients.len();
+    if copies.is_empty() || !unchanged || !written {
+        let single = whole && copies.len() == 1;
+        let errors = take_back(copies);
+        // One recipient over its quota at the real size: told now.
+        let refusal = match errors.first() {
+            Some(e) if single && unchanged => policy::over_quota_reply(e),
+            _ => None,
+        };
         return match (refusal, draft) {
             (Some(reply), _) => Streamed::Refuse(reply),
             (None, Some(draft)) => Streamed::Spool(draft, headers, body_len),
             (None, None) => Streamed::Fail,
         };
-    };
+    }
     let mut job = durable::Job::new();
     let mut files = Vec::new();
     let mut placed = Vec::new();
@@ -265,8 +273,29 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
         files.push(file);
         lines.push(local_delivered_event(&id, &address, &dest));
     }
-    lines.push(Event::completed(id));
-    job.keep_published();
+    let (spooled, source) = if whole {
+        lines.push(Event::completed(id));
+        // Each copy is a delivery of its own (see spool_the_rest).
+        job.keep_published();
+        (
+            None,
+            draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d))),
+        )
+    } else {
+        // Split: the draft becomes the spooled message with the copies as
+        // intents, first in the job, as for a message held in memory.
+        let delivered: Vec<usize> = routed.iter().map(|(i, _)| *i).collect();
+        let senv = policy::spool_envelope(msg, None);
+        let staged = draft.map(|d| d.finish_with_intents(&senv, &headers, &delivered));
+        let Some(Ok(staged)) = staged else {
+            job.discard(io);
+            return Streamed::Fail;
+        };
+        let mut spool_job = staged.into_job();
+        spool_job.append(job);
+        job = spool_job;
+        (Some(delivered), Source::Lost)
+    };
     let ticket = shared.queue.committer().submit(job);
     Streamed::Ready(
         ticket,
@@ -274,10 +303,10 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
             id,
             files,
             lines,
-            spooled: None,
+            spooled,
             copies: placed,
             headers,
-            source: draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d))),
+            source,
             body_len,
         },
     )

@@ -10,9 +10,9 @@
 //! tokio worker.
 //!
 //! The accept path: the message is in memory (bounded by
-//! `message_size_limit`; past 1 MiB, a message for local Maildirs only is
-//! written out while it arrives instead, see [`streaming`]) → it is written
-//! to the spool under temporary names
+//! `message_size_limit`; past 1 MiB, an SMTP message is written out while
+//! it arrives instead, see [`streaming`]) → it is written to the spool
+//! under temporary names
 //! and committed with the group committer; once the `-H` and `-D` files and
 //! their directory entries are durable, the `<=` line is logged, a delivery
 //! worker is handed the message (unless `queue_only` is set), and `250
@@ -1148,10 +1148,9 @@ async fn stream_step(
     if inbound.is_none()
         && session.content_kept() >= streaming::STREAM_FROM
         && !session.content_refused()
-        && let Some(env) = session.envelope()
+        && session.envelope().is_some()
     {
-        let env = env.clone();
-        *inbound = Some((serial, streaming::Inbound::open(shared, &env).await));
+        *inbound = Some((serial, streaming::Inbound::open()));
     }
     let Some((of, st)) = inbound.take() else {
         return;

@@ -1,18 +1,24 @@
 //! A large message written out while it arrives.
 //!
-//! The session keeps a message's content in memory until its end. For a
-//! message past [`STREAM_FROM`] whose recipients all route to local
-//! Maildirs (the direct path's rule, [`super::direct`]), the content is
-//! taken from the session as it comes and written at once, through the
-//! Maildir transport, into one `tmp/` file per copy, and into a spool draft
-//! (`-D` under a temporary name) beside them. At the final dot the copies
-//! take the direct path (one data barrier, the renames, one directory
-//! barrier, the log lines, `250`) and the draft is dropped; should any copy
-//! fail, or the routing have changed meanwhile, the draft becomes the
-//! spooled message and the copies are removed. So a message costs the
-//! session a few chunks of memory whatever its size, and a client's final
-//! dot waits for the last chunk's write and the barriers, not for the
-//! whole message's.
+//! The session keeps a message's content in memory until its end. Past
+//! [`STREAM_FROM`], a message received over SMTP is instead taken from the
+//! session as it comes and written at once: its body into a spool draft
+//! (`-D` under a temporary name), and, for each recipient that takes the
+//! direct path ([`super::direct`]: local Maildirs only), a copy through the
+//! Maildir transport into `tmp/`. At the final dot:
+//!
+//! - every recipient direct: the copies are committed as one job (one data
+//!   barrier, the renames, one directory barrier, the log lines, `250`) and
+//!   the draft is dropped;
+//! - some direct: the draft is finished with the copies as intents and
+//!   committed with them in one job (the split of a message held in
+//!   memory);
+//! - none direct, or a copy failed, or the routing changed meanwhile: the
+//!   copies are removed and the draft is the spooled message.
+//!
+//! So a message costs the session a few chunks of memory whatever its size,
+//! and a client's final dot waits for the last chunk's write and the
+//! barriers, not for the whole message's.
 //!
 //! The size limit, the line checks and an abandoned transaction (`RSET`,
 //! a dropped connection, a refused `BDAT` chunk) end the stream as soon as
@@ -25,9 +31,9 @@
 //! | the draft's temporary spool files | never published: the spool ignores and clears them |
 //!
 //! One writer per file (a blocking thread each, at most
-//! `direct_max_recipients` + 1 per message), fed in order through a bounded
-//! queue: a disk slower than the client slows the client's reads, never
-//! the memory.
+//! `direct_max_recipients` + 1 per message, [`MOST_WRITERS`] for all
+//! streams), fed in order through a bounded queue: a disk slower than the
+//! client slows the client's reads, never the memory.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -69,20 +75,9 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// For a message past [`STREAM_FROM`] with `env`: gathering its header
-    /// section if every recipient takes the direct path, else held (no
-    /// content taken: the session keeps it, as for any message).
-    pub async fn open(shared: &Arc<Shared>, env: &SmtpEnvelope) -> Inbound {
-        let s = shared.clone();
-        let env = env.clone();
-        let direct = tokio::task::spawn_blocking(move || direct_routes(&s, &env).is_some())
-            .await
-            .unwrap_or(false);
-        if direct {
-            Inbound::Gathering(Vec::new())
-        } else {
-            Inbound::Held(Vec::new())
-        }
+    /// A message past [`STREAM_FROM`]: gathering its header section.
+    pub fn open() -> Inbound {
+        Inbound::Gathering(Vec::new())
     }
 
     /// How much content to take from the session next (`None`: leave it
@@ -157,18 +152,20 @@ impl Inbound {
     }
 }
 
-/// Every recipient's destinations when all take the direct path (the
-/// rules of [`super::direct`]), else `None`. Blocking (routing).
-fn direct_routes(shared: &Shared, env: &SmtpEnvelope) -> Option<Vec<(usize, Vec<Destination>)>> {
+/// The recipients that take the direct path (the rules of
+/// [`super::direct`]) and their destinations; none when the message may
+/// not take it (`queue_only`, more than `direct_max_recipients`).
+/// Blocking (routing).
+pub(super) fn direct_routes(shared: &Shared, env: &SmtpEnvelope) -> Vec<(usize, Vec<Destination>)> {
     let cfg = shared.cfg();
     let n = env.recipients.len();
     if cfg.queue_only || n == 0 || n > cfg.direct_max_recipients {
-        return None;
+        return Vec::new();
     }
     env.recipients
         .iter()
         .enumerate()
-        .map(|(i, r)| super::direct::direct_destinations(&cfg, r).map(|d| (i, d)))
+        .filter_map(|(i, r)| super::direct::direct_destinations(&cfg, r).map(|d| (i, d)))
         .collect()
 }
 
@@ -272,7 +269,7 @@ impl Active {
     /// Starts the writers when every recipient takes the direct path;
     /// `None` otherwise (the message is then handled whole). Blocking.
     fn start(shared: &Arc<Shared>, env: &SmtpEnvelope, crlf: &[u8]) -> Option<Active> {
-        let routed = direct_routes(shared, env)?;
+        let routed = direct_routes(shared, env);
         let files: usize = routed.iter().map(|(_, d)| d.len()).sum();
         let reserved = Arc::new(Reservation::take(files + 1)?);
         let draft = shared.queue.draft().ok()?;
