@@ -47,18 +47,6 @@ fn counters(d: &Dir) -> (u64, u64) {
     (field("jobs"), field("data_syncs"))
 }
 
-/// A delivered copy with its message ID and the Received: time taken out.
-fn normalised(bytes: &[u8], id: &str) -> String {
-    let text = String::from_utf8_lossy(bytes).replace(id, "ID");
-    text.lines()
-        .map(|l| match l.find("id ID; ") {
-            Some(at) => format!("{}id ID; DATE", &l[..at]),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn a_local_message_is_in_its_maildirs_at_the_250_and_as_the_spool_would_write_it() {
     let direct = Dir::new();
@@ -99,22 +87,21 @@ fn a_local_message_is_in_its_maildirs_at_the_250_and_as_the_spool_would_write_it
             "{}",
             da[0].0
         );
-        assert_eq!(normalised(&da[0].1, &ida), normalised(&db[0].1, &idb));
+        assert_eq!(
+            common::normalised_copy(&da[0].1, &ida),
+            common::normalised_copy(&db[0].1, &idb)
+        );
         assert!(
-            normalised(&da[0].1, &ida).contains("\n.dot-stuffed line\n"),
+            common::normalised_copy(&da[0].1, &ida).contains("\n.dot-stuffed line\n"),
             "{}",
-            normalised(&da[0].1, &ida)
+            common::normalised_copy(&da[0].1, &ida)
         );
     }
     // The same arrival line (but for the ID).
-    let arrival = |d: &Dir, id: &str| {
-        let log = d.log("mainlog");
-        common::log_lines_of(&log, id)[0]
-            .split_once(" <= ")
-            .map(|(_, rest)| rest.to_string())
-            .expect("<= line")
-    };
-    assert_eq!(arrival(&direct, &ida), arrival(&spooled, &idb));
+    assert_eq!(
+        common::arrival_fields(&direct, &ida),
+        common::arrival_fields(&spooled, &idb)
+    );
 
     assert!(a.stop(Duration::from_secs(20)).is_some_and(|s| s.success()));
     assert!(b.stop(Duration::from_secs(20)).is_some_and(|s| s.success()));
@@ -132,19 +119,7 @@ fn mixed_config(port: u16) -> String {
         r#"local_domains = ["localhost"]
 relay_from_hosts = ["127.0.0.1"]
 
-[[router]]
-name = "mboxes"
-driver = "accept"
-domains = ["+local_domains"]
-local_parts = ["mary"]
-transport = "mbox_delivery"
-
-[[router]]
-name = "local"
-driver = "accept"
-domains = ["+local_domains"]
-transport = "maildir_delivery"
-
+{routes}
 [[router]]
 name = "smarthost"
 driver = "manualroute"
@@ -154,19 +129,10 @@ ignore_target_hosts = []
 transport = "remote_smtp"
 
 [[transport]]
-name = "maildir_delivery"
-driver = "maildir"
-path = "mail/{{domain}}/{{local}}"
-
-[[transport]]
-name = "mbox_delivery"
-driver = "mbox"
-path = "mbox/{{local}}"
-
-[[transport]]
 name = "remote_smtp"
 driver = "smtp"
-"#
+"#,
+        routes = common::MBOX_FOR_MARY
     )
 }
 
@@ -357,13 +323,7 @@ fn over_quota_at_the_real_size() {
     );
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
-    assert!(
-        wait_until(Duration::from_secs(20), || d
-            .log("mainlog")
-            .contains(&format!("{id} == full@localhost"))),
-        "{}",
-        d.log("mainlog")
-    );
+    common::wait_logged(&d, &format!("{id} == full@localhost"));
     assert_eq!(maildir_messages(&d.maildir("localhost", "bob")).len(), 1);
     assert!(files_in(&d.maildir("localhost", "full").join("new")).is_empty());
     let n = d.run(&["-bpc"], b"");

@@ -72,18 +72,6 @@ fn send(addr: std::net::SocketAddr, rcpts: &[&str], msg: &[u8]) -> smtp::Reply {
     c.cmd(".").unwrap()
 }
 
-/// A delivered copy with its message ID and the Received: time taken out.
-fn normalised(bytes: &[u8], id: &str) -> String {
-    let text = String::from_utf8_lossy(bytes).replace(id, "ID");
-    text.lines()
-        .map(|l| match l.find("id ID; ") {
-            Some(at) => format!("{}id ID; DATE", &l[..at]),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The body of a stored message (after its first blank line), byte for
 /// byte.
 fn body_of(stored: &[u8]) -> &[u8] {
@@ -93,6 +81,16 @@ fn body_of(stored: &[u8]) -> &[u8] {
 
 fn memchr_blank(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+}
+
+/// The only message in the Maildir `md`, which must be in `new/` under the
+/// name the queue gives the first recipient of message `id`.
+fn the_one_copy(md: &Path, id: &str) -> Vec<u8> {
+    let mut got = maildir_messages(md);
+    assert_eq!(got.len(), 1, "{md:?}");
+    let (name, bytes) = got.remove(0);
+    assert!(name.starts_with(&format!("new/{id}.0,S=")), "{name}");
+    bytes
 }
 
 /// The largest file in `dir` (0 when empty).
@@ -155,7 +153,10 @@ fn a_large_message_is_in_tmp_before_its_dot_and_as_the_spool_would_write_it() {
         let db = maildir_messages(&spooled.maildir("localhost", who));
         assert_eq!((da.len(), db.len()), (1, 1));
         assert_eq!(da[0].0.replace(&ida, "ID"), db[0].0.replace(&idb, "ID"));
-        let (na, nb) = (normalised(&da[0].1, &ida), normalised(&db[0].1, &idb));
+        let (na, nb) = (
+            common::normalised_copy(&da[0].1, &ida),
+            common::normalised_copy(&db[0].1, &idb),
+        );
         assert!(na == nb, "{who}'s copies differ");
         assert!(
             body_of(&da[0].1) == body_of(&db[0].1),
@@ -165,14 +166,10 @@ fn a_large_message_is_in_tmp_before_its_dot_and_as_the_spool_would_write_it() {
         assert!(na.contains("\n.a line that starts with a dot\n"));
     }
     // The same arrival line (but for the ID): the same size.
-    let arrival = |d: &Dir, id: &str| {
-        let log = d.log("mainlog");
-        common::log_lines_of(&log, id)[0]
-            .split_once(" <= ")
-            .map(|(_, rest)| rest.to_string())
-            .expect("<= line")
-    };
-    assert_eq!(arrival(&streamed, &ida), arrival(&spooled, &idb));
+    assert_eq!(
+        common::arrival_fields(&streamed, &ida),
+        common::arrival_fields(&spooled, &idb)
+    );
     assert!(a.stop(Duration::from_secs(20)).is_some_and(|s| s.success()));
     assert!(b.stop(Duration::from_secs(20)).is_some_and(|s| s.success()));
 }
@@ -259,16 +256,10 @@ fn a_copy_that_cannot_be_finished_sends_the_message_to_the_spool() {
     let r = c.cmd(".").unwrap();
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
-    assert!(
-        wait_until(Duration::from_secs(20), || d
-            .log("mainlog")
-            .contains(&format!("{id} == full@localhost"))),
-        "{}",
-        d.log("mainlog")
-    );
+    common::wait_logged(&d, &format!("{id} == full@localhost"));
     let bob = maildir_messages(&d.maildir("localhost", "bob"));
     assert_eq!(bob.len(), 1);
-    assert!(normalised(&bob[0].1, &id).contains("\n.a line that starts with a dot\n"));
+    assert!(common::normalised_copy(&bob[0].1, &id).contains("\n.a line that starts with a dot\n"));
     let full = d.maildir("localhost", "full");
     assert!(files_in(&full.join("new")).is_empty());
     assert!(files_in(&full.join("tmp")).is_empty());
@@ -303,18 +294,23 @@ fn peak_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
-#[test]
-fn a_large_message_costs_the_daemon_a_few_chunks_of_memory() {
-    let d = Dir::new();
-    let daemon = d.serve(&[]);
-    // A small message first: the daemon's own peak with a session's work.
+/// The daemon's peak memory after a small message: its own, with a
+/// session's work done once.
+fn warmed_peak_kib(daemon: &common::Daemon) -> u64 {
     let r = send(
         daemon.smtp,
         &["bob@localhost"],
         b"Subject: s\r\n\r\nsmall\r\n",
     );
     assert_eq!(r.code(), 250, "{r}");
-    let before = peak_kib(daemon.pid());
+    peak_kib(daemon.pid())
+}
+
+#[test]
+fn a_large_message_costs_the_daemon_a_few_chunks_of_memory() {
+    let d = Dir::new();
+    let daemon = d.serve(&[]);
+    let before = warmed_peak_kib(&daemon);
     let msg = big_message(40 << 20);
     let mut c = begin(daemon.smtp, &["bob@localhost", "carol@localhost"]);
     for part in msg.chunks(1 << 20) {
@@ -361,7 +357,7 @@ fn bdat_chunks_are_streamed_as_data_is() {
             let bob = maildir_messages(&d.maildir("localhost", "bob"));
             let carol = maildir_messages(&d.maildir("localhost", "carol"));
             let strip = |m: &[u8], id: &str| {
-                normalised(m, id)
+                common::normalised_copy(m, id)
                     .lines()
                     // Each copy's own recipient and time.
                     .filter(|l| !l.starts_with("Delivered-To:") && !l.starts_with("\tfor "))
@@ -406,13 +402,7 @@ fn a_kill_while_streaming_delivers_nothing_and_the_resend_once() {
     let r = send(daemon.smtp, &["bob@localhost"], &msg);
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
-    let got = maildir_messages(&bob);
-    assert_eq!(got.len(), 1);
-    assert!(
-        got[0].0.starts_with(&format!("new/{id}.0,S=")),
-        "{}",
-        got[0].0
-    );
+    the_one_copy(&bob, &id);
 }
 
 #[test]
@@ -461,31 +451,12 @@ fn content_taken_in_a_reset_transaction_never_reaches_the_next_one() {
 }
 
 /// Mary's mail goes to an mbox, the rest of localhost's to Maildirs.
-const MBOX_AND_MAILDIRS: &str = r#"local_domains = ["localhost"]
-
-[[router]]
-name = "mboxes"
-driver = "accept"
-domains = ["+local_domains"]
-local_parts = ["mary"]
-transport = "mbox_delivery"
-
-[[router]]
-name = "local"
-driver = "accept"
-domains = ["+local_domains"]
-transport = "maildir_delivery"
-
-[[transport]]
-name = "maildir_delivery"
-driver = "maildir"
-path = "mail/{domain}/{local}"
-
-[[transport]]
-name = "mbox_delivery"
-driver = "mbox"
-path = "mbox/{local}"
-"#;
+fn mbox_and_maildirs() -> String {
+    format!(
+        "local_domains = [\"localhost\"]\n\n{}",
+        common::MBOX_FOR_MARY
+    )
+}
 
 /// The body as stored: LF line ends, dot-stuffing undone.
 fn stored_body(msg: &[u8]) -> Vec<u8> {
@@ -498,14 +469,8 @@ fn stored_body(msg: &[u8]) -> Vec<u8> {
 fn a_large_message_for_an_mbox_is_spooled_as_it_arrives() {
     let d = Dir::new();
     std::fs::create_dir_all(d.home().join("mbox")).unwrap();
-    let (_, daemon) = d.serve_with_config(MBOX_AND_MAILDIRS);
-    let r = send(
-        daemon.smtp,
-        &["bob@localhost"],
-        b"Subject: s\r\n\r\nsmall\r\n",
-    );
-    assert_eq!(r.code(), 250, "{r}");
-    let before = peak_kib(daemon.pid());
+    let (_, daemon) = d.serve_with_config(&mbox_and_maildirs());
+    let before = warmed_peak_kib(&daemon);
     let msg = big_message(24 << 20);
     let r = send(daemon.smtp, &["mary@localhost"], &msg);
     assert_eq!(r.code(), 250, "{r}");
@@ -528,7 +493,7 @@ fn a_large_message_for_an_mbox_is_spooled_as_it_arrives() {
 fn a_large_message_for_a_maildir_and_an_mbox_is_split_as_it_arrives() {
     let d = Dir::new();
     std::fs::create_dir_all(d.home().join("mbox")).unwrap();
-    let (_, daemon) = d.serve_with_config(MBOX_AND_MAILDIRS);
+    let (_, daemon) = d.serve_with_config(&mbox_and_maildirs());
     let msg = big_message(3 << 20);
     let mut c = begin(daemon.smtp, &["bob@localhost", "mary@localhost"]);
     c.write_raw(&msg[..2 << 20]).unwrap();
@@ -541,14 +506,7 @@ fn a_large_message_for_a_maildir_and_an_mbox_is_split_as_it_arrives() {
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
     // Bob's copy is in at the 250, under the queue's name for it.
-    let got = maildir_messages(&bob);
-    assert_eq!(got.len(), 1);
-    assert!(
-        got[0].0.starts_with(&format!("new/{id}.0,S=")),
-        "{}",
-        got[0].0
-    );
-    assert!(body_of(&got[0].1) == stored_body(&msg).as_slice());
+    assert!(body_of(&the_one_copy(&bob, &id)) == stored_body(&msg).as_slice());
     // Mary's comes from the spool; nobody gets it twice.
     common::wait_completed(&d, std::slice::from_ref(&id));
     let mbox = std::fs::read(d.path().join("home/mbox/mary")).unwrap();

@@ -720,6 +720,68 @@ pub fn after_stamp(line: &str) -> Option<&str> {
     Some(&line[shape.len()..])
 }
 
+/// A delivered copy with its message ID and the `Received:` time taken
+/// out, to compare the copies of two messages.
+pub fn normalised_copy(bytes: &[u8], id: &str) -> String {
+    let text = String::from_utf8_lossy(bytes).replace(id, "ID");
+    text.lines()
+        .map(|l| match l.find("id ID; ") {
+            Some(at) => format!("{}id ID; DATE", &l[..at]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits (up to 20 s) until `d`'s mainlog contains `needle`, and fails
+/// with the log if it never does.
+pub fn wait_logged(d: &Dir, needle: &str) {
+    assert!(
+        wait_until(Duration::from_secs(20), || d
+            .log("mainlog")
+            .contains(needle)),
+        "no {needle:?} in mainlog:\n{}",
+        d.log("mainlog")
+    );
+}
+
+/// What the `<=` line of message `id` in `d`'s mainlog says after `<= `.
+pub fn arrival_fields(d: &Dir, id: &str) -> String {
+    let log = d.log("mainlog");
+    log_lines_of(&log, id)
+        .first()
+        .and_then(|l| l.split_once(" <= "))
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_else(|| panic!("no <= line for {id} in:\n{log}"))
+}
+
+/// Configuration lines: mary of the local domains has an mbox
+/// (`mbox/<local>` in the data directory, which the test makes), everyone
+/// else of them a Maildir.
+pub const MBOX_FOR_MARY: &str = r#"[[router]]
+name = "mboxes"
+driver = "accept"
+domains = ["+local_domains"]
+local_parts = ["mary"]
+transport = "mbox_delivery"
+
+[[router]]
+name = "local"
+driver = "accept"
+domains = ["+local_domains"]
+transport = "maildir_delivery"
+
+[[transport]]
+name = "maildir_delivery"
+driver = "maildir"
+path = "mail/{domain}/{local}"
+
+[[transport]]
+name = "mbox_delivery"
+driver = "mbox"
+path = "mbox/{local}"
+"#;
+
 /// Makes a Maildir (`new/`, `cur/`, `tmp/`) with a Maildir++ `maildirsize`
 /// file, e.g. `"10S\n100 1\n"` for a mailbox over its 10-byte quota.
 pub fn maildir_with_quota(md: &Path, maildirsize: &str) {
