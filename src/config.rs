@@ -255,6 +255,10 @@ pub struct SmtpConfig {
     /// The span `data_min_rate` is averaged over.
     #[serde(deserialize_with = "duration")]
     pub data_rate_window: Duration,
+    /// A message received over SMTP is written out while it arrives once
+    /// this much of it is held (docs/flow.md); 0: held whole, always.
+    #[serde(deserialize_with = "size")]
+    pub stream_from: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

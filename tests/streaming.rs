@@ -108,7 +108,8 @@ fn a_large_message_is_in_tmp_before_its_dot_and_as_the_spool_would_write_it() {
     let streamed = Dir::new();
     let spooled = Dir::new();
     let mut a = streamed.serve(&[]);
-    let mut b = spooled.serve(&["direct_max_recipients=0"]);
+    // Held whole and spooled: the path a small message takes.
+    let mut b = spooled.serve(&["direct_max_recipients=0", "smtp.stream_from=0"]);
     let rcpts = ["bob@localhost", "carol@localhost"];
     let msg = big_message(3 << 20);
 
@@ -472,7 +473,14 @@ fn a_large_message_for_an_mbox_is_spooled_as_it_arrives() {
     let (_, daemon) = d.serve_with_config(&mbox_and_maildirs());
     let before = warmed_peak_kib(&daemon);
     let msg = big_message(24 << 20);
-    let r = send(daemon.smtp, &["mary@localhost"], &msg);
+    let mut c = begin(daemon.smtp, &["mary@localhost"]);
+    c.write_raw(&msg[..16 << 20]).unwrap();
+    // The body is going into the spool before the dot.
+    assert!(wait_until(Duration::from_secs(20), || largest(
+        &d.home().join("spool")
+    ) > 8 << 20));
+    c.write_raw(&msg[16 << 20..]).unwrap();
+    let r = c.cmd(".").unwrap();
     assert_eq!(r.code(), 250, "{r}");
     let grown = peak_kib(daemon.pid()).saturating_sub(before);
     assert!(
@@ -505,8 +513,13 @@ fn a_large_message_for_a_maildir_and_an_mbox_is_split_as_it_arrives() {
     let r = c.cmd(".").unwrap();
     assert_eq!(r.code(), 250, "{r}");
     let id = r.queued_id().expect("id").to_string();
-    // Bob's copy is in at the 250, under the queue's name for it.
+    // Bob's copy is in at the 250, under the queue's name for it, made by
+    // the stream (its line is written before the reply, right after the
+    // `<=`), not by the queue.
     assert!(body_of(&the_one_copy(&bob, &id)) == stored_body(&msg).as_slice());
+    let log = d.log("mainlog");
+    let lines = common::log_lines_of(&log, &id);
+    assert!(lines.len() >= 2 && lines[1].contains(" => bob"), "{log}");
     // Mary's comes from the spool; nobody gets it twice.
     common::wait_completed(&d, std::slice::from_ref(&id));
     let mbox = std::fs::read(d.path().join("home/mbox/mary")).unwrap();
@@ -525,4 +538,102 @@ fn a_large_message_for_a_maildir_and_an_mbox_is_split_as_it_arrives() {
         "{log}"
     );
     assert_eq!(maildir_messages(&bob).len(), 1);
+}
+
+/// A spool file's text with what differs between two runs masked: the
+/// message ID, the arrival time, and the digits of dates.
+fn comparable_spool_file(text: &str, id: &str) -> String {
+    text.replace(id, "ID")
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let timed = i == 3 || l.starts_with("-received_time_usec") || l.contains("+0000");
+            if timed {
+                l.chars()
+                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                    .collect()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_streamed_message_is_spooled_as_one_held_whole() {
+    let msg = big_message(3 << 20);
+    let mut spooled = Vec::new();
+    for stream_from in ["1M", "0"] {
+        let d = Dir::new();
+        let daemon = d.serve(&[
+            "queue_only=true",
+            &format!("smtp.stream_from=\"{stream_from}\""),
+        ]);
+        let mut c = begin(daemon.smtp, &["bob@localhost", "carol@localhost"]);
+        c.write_raw(&msg[..2 << 20]).unwrap();
+        if stream_from != "0" {
+            // The body is going into the spool before the dot.
+            assert!(wait_until(Duration::from_secs(20), || largest(
+                &d.home().join("spool")
+            ) > 1 << 20));
+        }
+        c.write_raw(&msg[2 << 20..]).unwrap();
+        let r = c.cmd(".").unwrap();
+        assert_eq!(r.code(), 250, "{r}");
+        let id = r.queued_id().expect("id").to_string();
+        let file = |suffix: &str| {
+            let path = spool_files(&d)
+                .into_iter()
+                .find(|p| p.to_string_lossy().ends_with(&format!("{id}-{suffix}")))
+                .unwrap_or_else(|| panic!("no -{suffix} for {id}"));
+            String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+        };
+        spooled.push((
+            comparable_spool_file(&file("H"), &id),
+            file("D").replace(&id, "ID"),
+            common::arrival_fields(&d, &id),
+        ));
+        drop(daemon);
+    }
+    let (streamed, held) = (&spooled[0], &spooled[1]);
+    assert!(streamed.1 == held.1, "the -D files differ");
+    assert_eq!(streamed.0, held.0, "the -H files differ");
+    assert_eq!(streamed.2, held.2, "the <= lines differ");
+}
+
+#[test]
+fn routing_changed_during_the_transfer_sends_the_message_to_the_spool() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.home()).unwrap();
+    std::fs::write(d.home().join("aliases"), "sales: bob@localhost\n").unwrap();
+    let daemon = d.serve(&[]);
+    let msg = big_message(3 << 20);
+    let mut c = begin(daemon.smtp, &["sales@localhost"]);
+    c.write_raw(&msg[..2 << 20]).unwrap();
+    let bob = d.maildir("localhost", "bob");
+    assert!(wait_until(Duration::from_secs(20), || largest(
+        &bob.join("tmp")
+    ) > 1 << 20));
+    // Sales moves to carol while the message is on its way.
+    std::fs::write(d.home().join("aliases"), "sales: carol@localhost\n").unwrap();
+    c.write_raw(&msg[2 << 20..]).unwrap();
+    let r = c.cmd(".").unwrap();
+    assert_eq!(r.code(), 250, "{r}");
+    let id = r.queued_id().expect("id").to_string();
+    // Bob's copy was taken back; the spool delivers to carol.
+    assert!(files_in(&bob.join("tmp")).is_empty());
+    assert!(files_in(&bob.join("new")).is_empty());
+    common::wait_completed(&d, std::slice::from_ref(&id));
+    let carol = d.maildir("localhost", "carol");
+    assert!(body_of(&the_one_copy(&carol, &id)) == stored_body(&msg).as_slice());
+    let log = d.log("mainlog");
+    assert_eq!(
+        common::log_lines_of(&log, &id)
+            .iter()
+            .filter(|l| l.contains(" => "))
+            .count(),
+        1,
+        "{log}"
+    );
 }

@@ -137,8 +137,12 @@ async fn settle(
         Err(e) => {
             // The committer removed whatever the batch had written; the
             // spool takes the message and delivers it afresh.
+            let outcome = match ready.source {
+                Source::Lost => "not accepted",
+                _ => "spooled",
+            };
             shared.logs.panic(&format!(
-                "{} direct delivery failed, spooled: {e}",
+                "{} direct delivery failed, {outcome}: {e}",
                 ready.id
             ));
             match ready.source {
@@ -405,8 +409,13 @@ async fn spool_the_rest(
         source,
         ..
     } = ready;
-    // `lines`: `<=`, one `=>` per copy, `Completed`.
-    lines.pop();
+    // `lines`: `<=`, one `=>` per copy, and `Completed` unless split.
+    if lines
+        .last()
+        .is_some_and(|e| matches!(e.kind, crate::log::Kind::Completed(_)))
+    {
+        lines.pop();
+    }
     let mut kept = vec![lines[0].clone()];
     let mut whole: std::collections::BTreeMap<usize, bool> = Default::default();
     let mut left = published;

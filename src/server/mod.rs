@@ -1133,7 +1133,7 @@ pub async fn serve_connection(
 /// Takes content from `session` for a large message's stream
 /// ([`streaming`]): abandons what belongs to a transaction that ended
 /// (refused, reset, or followed by another), opens a stream once a message
-/// passes [`streaming::STREAM_FROM`], and feeds it.
+/// passes `smtp.stream_from`, and feeds it.
 async fn stream_step(
     shared: &Arc<Shared>,
     session: &mut Session,
@@ -1145,9 +1145,13 @@ async fn stream_step(
     }) {
         streaming::Inbound::abandon(inbound.take().map(|(_, i)| i)).await;
     }
+    let kept = session.content_kept();
     if inbound.is_none()
-        && session.content_kept() >= streaming::STREAM_FROM
+        && kept > 0
         && !session.content_refused()
+        && let Ok(from) = usize::try_from(shared.cfg().smtp.stream_from)
+        && from > 0
+        && kept >= from
         && session.envelope().is_some()
     {
         *inbound = Some((serial, streaming::Inbound::open()));

@@ -1,7 +1,7 @@
 //! A large message written out while it arrives.
 //!
 //! The session keeps a message's content in memory until its end. Past
-//! [`STREAM_FROM`], a message received over SMTP is instead taken from the
+//! `smtp.stream_from` (1 MiB by default), a message received over SMTP is instead taken from the
 //! session as it comes and written at once: its body into a spool draft
 //! (`-D` under a temporary name), and, for each recipient that takes the
 //! direct path ([`super::direct`]: local Maildirs only), a copy through the
@@ -50,10 +50,6 @@ use crate::router::Destination;
 use crate::transport::maildir::{Staged, Target};
 use smtp::session::SmtpEnvelope;
 
-/// Content kept by a session that starts a stream (below it, a message is
-/// handled whole, as it always was).
-pub const STREAM_FROM: usize = 1 << 20;
-
 /// Content taken at a time once a stream runs.
 pub const CHUNK: usize = 256 << 10;
 
@@ -75,7 +71,7 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// A message past [`STREAM_FROM`]: gathering its header section.
+    /// A message past `smtp.stream_from`: gathering its header section.
     pub fn open() -> Inbound {
         Inbound::Gathering(Vec::new())
     }
