@@ -745,6 +745,14 @@ pub fn wait_logged(d: &Dir, needle: &str) {
     );
 }
 
+/// How many delivery (`=>`) lines mainlog `log` has for message `id`.
+pub fn deliveries_logged(log: &str, id: &str) -> usize {
+    log_lines_of(log, id)
+        .iter()
+        .filter(|l| l.contains(" => "))
+        .count()
+}
+
 /// What the `<=` line of message `id` in `d`'s mainlog says after `<= `.
 pub fn arrival_fields(d: &Dir, id: &str) -> String {
     let log = d.log("mainlog");
