@@ -726,11 +726,7 @@ impl Deliverer {
                                             progress: Progress::Sent,
                                         };
                                     }
-                                    let name = if several {
-                                        format!("{}_{k}", id.delivery_name(i))
-                                    } else {
-                                        id.delivery_name(i)
-                                    };
+                                    let name = local_copy_name(id, i, k, several);
                                     let prefix = local_prefix(&dest, &env.sender);
                                     let req = Request {
                                         io,
@@ -1301,11 +1297,8 @@ impl Deliverer {
     /// blank line, the body.
     fn message_bytes(&self, d: &LockedMessage) -> Result<Vec<u8>, spool::Error> {
         let hf = d.header_file();
-        let mut out = Vec::with_capacity((hf.size() + 1) as usize);
-        for h in hf.headers.iter().filter(|h| !h.is_deleted()) {
-            out.extend_from_slice(&h.text);
-        }
-        out.push(b'\n');
+        let mut out = stored_head(&hf.headers);
+        out.reserve(hf.size() as usize);
         let mut body = d.body()?;
         body.read_to_end(&mut out).map_err(|e| spool::Error::Io {
             op: "read",
@@ -1347,6 +1340,29 @@ pub(crate) fn local_delivered_event(id: &MessageId, address: &str, dest: &Destin
             driver_name(&dest.transport),
         )),
     )
+}
+
+/// The name of recipient `i`'s copy of message `id` for its `k`-th local
+/// destination (`several`: it has more than one): `<ID>.<i>`, or
+/// `<ID>.<i>_<k>`. Every path that makes a copy names it so, and a retry
+/// finds it by this name.
+pub(crate) fn local_copy_name(id: &MessageId, i: usize, k: usize, several: bool) -> String {
+    if several {
+        format!("{}_{k}", id.delivery_name(i))
+    } else {
+        id.delivery_name(i)
+    }
+}
+
+/// The start of every stored copy: the headers as the `-H` file holds them
+/// (deleted ones left out) and the blank line.
+pub(crate) fn stored_head(headers: &[spool::Header]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(headers.iter().map(|h| h.text.len()).sum::<usize>() + 1);
+    for h in headers.iter().filter(|h| !h.is_deleted()) {
+        head.extend_from_slice(&h.text);
+    }
+    head.push(b'\n');
+    head
 }
 
 /// The lines a local transport writes above the message: `Return-path:`

@@ -43,7 +43,7 @@ use spool::MessageId;
 use super::Shared;
 use super::policy::{self, to_lf};
 use super::streaming::{Active, Finished};
-use crate::delivery::{local_delivered_event, local_prefix};
+use crate::delivery::{local_copy_name, local_delivered_event, local_prefix, stored_head};
 use crate::log::Event;
 use crate::router::{Destination, Routed, TransportDriver};
 use crate::transport::maildir::{Staged, StagedFile, Target};
@@ -257,63 +257,36 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
             (None, None) => Streamed::Fail,
         };
     }
-    let mut job = durable::Job::new();
-    let mut files = Vec::new();
-    let mut placed = Vec::new();
-    let mut lines = vec![Event::new(
-        Some(id),
-        crate::log::Kind::Arrival(policy::arrival(&msg.envelope, &headers, body_len)),
-    )];
-    for (i, address, dest, staged) in copies {
-        let Ok(Staged::File(mut file)) = staged else {
-            continue;
-        };
-        let n = file.take_job().map_or(0, |j| {
-            let n = j.dests().count();
-            job.append(j);
-            n
-        });
-        placed.push((i, n));
-        files.push(file);
-        lines.push(local_delivered_event(&id, &address, &dest));
-    }
-    let (spooled, source) = if whole {
-        lines.push(Event::completed(id));
-        // Each copy is a delivery of its own (see spool_the_rest).
-        job.keep_published();
-        (
-            None,
-            draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d))),
-        )
+    let copies: Vec<Copy> = copies
+        .into_iter()
+        .filter_map(|(rcpt, address, dest, staged)| match staged {
+            Ok(Staged::File(file)) => Some(Copy {
+                rcpt,
+                address,
+                dest,
+                file,
+            }),
+            _ => None,
+        })
+        .collect();
+    let (split, source) = if whole {
+        let source = draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d)));
+        (None, source)
     } else {
         // Split: the draft becomes the spooled message with the copies as
-        // intents, first in the job, as for a message held in memory.
+        // intents.
         let delivered: Vec<usize> = routed.iter().map(|(i, _)| *i).collect();
         let senv = policy::spool_envelope(msg, None);
-        let staged = draft.map(|d| d.finish_with_intents(&senv, &headers, &delivered));
-        let Some(Ok(staged)) = staged else {
-            job.discard(io);
-            return Streamed::Fail;
-        };
-        let mut spool_job = staged.into_job();
-        spool_job.append(job);
-        job = spool_job;
-        (Some(delivered), Source::Lost)
+        match draft.map(|d| d.finish_with_intents(&senv, &headers, &delivered)) {
+            Some(Ok(staged)) => (Some((staged, delivered)), Source::Lost),
+            _ => {
+                discard(io, copies);
+                return Streamed::Fail;
+            }
+        }
     };
-    let ticket = shared.queue.committer().submit(job);
-    Streamed::Ready(
-        ticket,
-        Ready {
-            id,
-            files,
-            lines,
-            spooled,
-            copies: placed,
-            headers,
-            source,
-            body_len,
-        },
-    )
+    let (ticket, ready) = submit_copies(shared, msg, id, headers, body_len, copies, split, source);
+    Streamed::Ready(ticket, ready)
 }
 
 /// Spools a streamed message from its draft (the body in it already) and
@@ -325,19 +298,12 @@ async fn spool_draft(
     headers: Vec<spool::Header>,
     body_len: usize,
 ) -> Verdict {
-    let s = shared.clone();
-    let staged = tokio::task::spawn_blocking(move || {
+    policy::spool(shared, move |_| {
         let senv = policy::spool_envelope(&msg, None);
         let arrival = policy::arrival(&msg.envelope, &headers, body_len);
-        let staged = draft.finish(&senv, &headers)?;
-        Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
+        Ok((draft.finish(&senv, &headers)?, arrival))
     })
-    .await;
-    match staged {
-        Ok(Ok((entry, arrival))) => policy::spooled(shared, entry, arrival).await,
-        Ok(Err(e)) => policy::spool_failure(shared, &e),
-        Err(_) => smtp::local_problem("Temporary local problem").into(),
-    }
+    .await
 }
 
 /// What can be told from the envelope alone: no `queue_only`, few enough
@@ -543,120 +509,163 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
     let data = to_lf(&msg.data);
     let (all, body_at) =
         policy::spool_headers(shared, env, id.as_str(), &data, local.map(|l| &l.submitter));
-    // The bytes a queue delivery reads back from the spool: the headers as
-    // the -H file holds them, the blank line, the body.
-    let mut head = Vec::with_capacity(all.iter().map(|h| h.text.len()).sum::<usize>() + 1);
-    for h in all.iter().filter(|h| !h.is_deleted()) {
-        head.extend_from_slice(&h.text);
-    }
-    head.push(b'\n');
+    // The bytes a queue delivery reads back from the spool.
+    let head = stored_head(&all);
     let body = &data[body_at..];
     let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
 
     let io = shared.queue.committer().io();
     let maildir = shared.maildir();
-    let mut job = durable::Job::new();
-    let mut files = Vec::new();
     let mut copies = Vec::new();
-    let mut lines = vec![Event::new(
-        Some(id),
-        crate::log::Kind::Arrival(policy::arrival(env, &all, body.len())),
-    )];
     let single = !mixed && routed.len() == 1 && routed[0].2.len() == 1;
-    // Takes back every staged copy (the files are in `job`; the draft
-    // removes its own when dropped).
-    let give_up = |job: durable::Job, why: Option<Reply>| {
-        job.discard(io);
+    // Takes back every staged copy (the draft removes its own files when
+    // dropped).
+    let give_up = |copies: Vec<Copy>, why: Option<Reply>| {
+        discard(io, copies);
         why.map_or(Plan::Spool, Plan::Refuse)
     };
     for (i, addr, dests) in &routed {
         let i = *i;
         let several = dests.len() > 1;
         for (k, dest) in dests.iter().enumerate() {
-            // The names a queue delivery would give them.
-            let name = if several {
-                format!("{}_{k}", id.delivery_name(i))
-            } else {
-                id.delivery_name(i)
-            };
             let mut prefix = local_prefix(dest, sender).into_bytes();
             prefix.extend_from_slice(&head);
             let target = Target {
                 path: &dest.path,
                 owner: dest.owner,
                 folder: None,
-                base: Some(name),
+                // The names a queue delivery would give them.
+                base: Some(local_copy_name(&id, i, k, several)),
                 // A fresh ID: no earlier attempt can have left it.
                 look_first: false,
             };
             match maildir.stage(io, &target, &prefix, &mut &body[..]) {
-                Ok(Staged::File(mut file)) => {
-                    let n = file.take_job().map_or(0, |j| {
-                        let n = j.dests().count();
-                        job.append(j);
-                        n
-                    });
-                    copies.push((i, n));
-                    files.push(file);
-                    lines.push(local_delivered_event(&id, addr, dest));
-                }
+                Ok(Staged::File(file)) => copies.push(Copy {
+                    rcpt: i,
+                    address: addr.to_string(),
+                    dest: dest.clone(),
+                    file,
+                }),
                 // Discarded over quota: the spool path says so in its own
                 // way; it is not worth a second way here.
                 Ok(Staged::Discarded) | Ok(Staged::Already) => {
-                    return give_up(job, None);
+                    return give_up(copies, None);
                 }
                 // One recipient over its quota at the real size: the
                 // client is told now, and nobody gets a bounce.
                 Err(e) if single => {
-                    return give_up(job, policy::over_quota_reply(&e));
+                    return give_up(copies, policy::over_quota_reply(&e));
                 }
-                Err(_) => return give_up(job, None),
+                Err(_) => return give_up(copies, None),
             }
         }
     }
-    let spooled = match draft.take() {
-        None => {
-            lines.push(Event::completed(id));
-            // Each copy is a delivery of its own: one whose rename fails
-            // does not take back those already visible (spool_the_rest).
-            job.keep_published();
-            None
-        }
+    let split = match draft.take() {
+        None => None,
         Some(mut draft) => {
-            // The spool's files first in the job, the -H last among them:
-            // the copies are published only once the message with their
-            // intents is, so a crash between leaves nothing undone that
-            // the spool does not know of.
             let delivered: Vec<usize> = routed.iter().map(|(i, _, _)| *i).collect();
             let senv = policy::spool_envelope(msg, local);
             let staged = draft
                 .write(body)
                 .and_then(|()| draft.finish_with_intents(&senv, &all, &delivered));
             match staged {
-                Ok(staged) => {
-                    let mut spool_job = staged.into_job();
-                    spool_job.append(job);
-                    job = spool_job;
-                }
-                Err(_) => return give_up(job, None),
+                Ok(staged) => Some((staged, delivered)),
+                Err(_) => return give_up(copies, None),
             }
+        }
+    };
+    let body_len = body.len();
+    let source = Source::Memory { data, body_at };
+    let (ticket, ready) = submit_copies(shared, msg, id, all, body_len, copies, split, source);
+    Plan::Ready(ticket, ready)
+}
+
+/// A copy staged for recipient `rcpt` (its address as given) in `dest`.
+struct Copy {
+    rcpt: usize,
+    address: String,
+    dest: Destination,
+    file: StagedFile,
+}
+
+/// Takes back staged copies (their files removed).
+fn discard(io: &dyn durable::Io, copies: Vec<Copy>) {
+    for mut c in copies {
+        if let Some(job) = c.file.take_job() {
+            job.discard(io);
+        }
+    }
+}
+
+/// Hands `copies` to the committer as one job, with the `<=` line, their
+/// `=>` lines, and what the commit's outcome needs.
+///
+/// Every recipient direct (`split` is `None`): `Completed` too, and each
+/// copy is a delivery of its own (a rename failing after others keeps
+/// those, see [`spool_the_rest`]). A split message: the spool's files
+/// (the message with the copies as intents, `split`) first in the job, its
+/// `-H` last among them, so the copies are published only once the message
+/// with their intents is, and a crash between leaves nothing undone that
+/// the spool does not know of; the job is all or none.
+#[allow(clippy::too_many_arguments)]
+fn submit_copies(
+    shared: &Shared,
+    msg: &Message,
+    id: MessageId,
+    headers: Vec<spool::Header>,
+    body_len: usize,
+    copies: Vec<Copy>,
+    split: Option<(spool::StagedMessage, Vec<usize>)>,
+    source: Source,
+) -> (durable::Ticket, Ready) {
+    let mut job = durable::Job::new();
+    let mut files = Vec::with_capacity(copies.len());
+    let mut placed = Vec::with_capacity(copies.len());
+    let mut lines = vec![Event::new(
+        Some(id),
+        crate::log::Kind::Arrival(policy::arrival(&msg.envelope, &headers, body_len)),
+    )];
+    for Copy {
+        rcpt,
+        address,
+        dest,
+        mut file,
+    } in copies
+    {
+        let n = file.take_job().map_or(0, |j| {
+            let n = j.dests().count();
+            job.append(j);
+            n
+        });
+        placed.push((rcpt, n));
+        files.push(file);
+        lines.push(local_delivered_event(&id, &address, &dest));
+    }
+    let spooled = match split {
+        None => {
+            lines.push(Event::completed(id));
+            job.keep_published();
+            None
+        }
+        Some((staged, delivered)) => {
+            let mut spool_job = staged.into_job();
+            spool_job.append(job);
+            job = spool_job;
             Some(delivered)
         }
     };
     let ticket = shared.queue.committer().submit(job);
-    Plan::Ready(
-        ticket,
-        Ready {
-            id,
-            files,
-            lines,
-            spooled,
-            copies,
-            headers: all,
-            body_len: data.len() - body_at,
-            source: Source::Memory { data, body_at },
-        },
-    )
+    let ready = Ready {
+        id,
+        files,
+        lines,
+        spooled,
+        copies: placed,
+        headers,
+        source,
+        body_len,
+    };
+    (ticket, ready)
 }
 
 /// Records the copies made here as delivered in the spooled message's

@@ -10,10 +10,10 @@
 //! tokio worker.
 //!
 //! The accept path: the message is in memory (bounded by
-//! `message_size_limit`; past 1 MiB, an SMTP message is written out while
-//! it arrives instead, see [`streaming`]) → it is written to the spool
-//! under temporary names
-//! and committed with the group committer; once the `-H` and `-D` files and
+//! `message_size_limit`; past `smtp.stream_from`, an SMTP message is
+//! written out while it arrives instead, see [`streaming`]) → it is
+//! written to the spool under temporary names and committed with the
+//! group committer; once the `-H` and `-D` files and
 //! their directory entries are durable, the `<=` line is logged, a delivery
 //! worker is handed the message (unless `queue_only` is set), and `250
 //! 2.0.0 OK id=<ID>` is sent.
@@ -952,7 +952,10 @@ pub async fn serve_connection(
                 // A large message is written out while it arrives; one
                 // bound to be refused, or abandoned, is dropped with its
                 // files before the reply goes out.
-                if mode == Mode::Smtp && local.is_none() {
+                if mode == Mode::Smtp
+                    && local.is_none()
+                    && (inbound.is_some() || session.content_kept() > 0)
+                {
                     let began = tokio::time::Instant::now();
                     stream_step(&shared, &mut session, &mut inbound).await;
                     // The client is not made to pay for our disk.
@@ -1147,7 +1150,6 @@ async fn stream_step(
     }
     let kept = session.content_kept();
     if inbound.is_none()
-        && kept > 0
         && !session.content_refused()
         && let Ok(from) = usize::try_from(shared.cfg().smtp.stream_from)
         && from > 0

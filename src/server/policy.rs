@@ -367,16 +367,40 @@ fn short(e: &mailstore::Error) -> String {
 /// CRLF → LF: the spool stores LF line ends, as Exim's does.
 pub fn to_lf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(data[i]);
-        i += 1;
+    let mut pending_cr = false;
+    to_lf_into(&mut out, data, &mut pending_cr);
+    if pending_cr {
+        out.push(b'\r');
     }
     out
+}
+
+/// Appends `crlf` to `out` with CRLF line ends made LF, as the spool and
+/// the Maildirs store them; a CR at the end of `crlf` waits in `pending_cr`
+/// for the next call.
+pub fn to_lf_into(out: &mut Vec<u8>, crlf: &[u8], pending_cr: &mut bool) {
+    let mut rest = crlf;
+    if *pending_cr {
+        let Some(&first) = rest.first() else { return };
+        *pending_cr = false;
+        if first != b'\n' {
+            out.push(b'\r');
+        }
+    }
+    while let Some(i) = memchr::memchr(b'\r', rest) {
+        out.extend_from_slice(&rest[..i]);
+        match rest.get(i + 1) {
+            // CRLF: the LF is copied with what follows.
+            Some(b'\n') => {}
+            Some(_) => out.push(b'\r'),
+            None => {
+                *pending_cr = true;
+                return;
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// Puts an accepted message in the spool and answers `250 OK id=...` once
@@ -456,29 +480,30 @@ async fn accept(
         super::direct::Direct::Answered(v) => return v,
         super::direct::Direct::Spool(msg) => *msg,
     };
-    let s = shared.clone();
     let local = local.cloned();
+    spool(shared, move |s| stage(s, &msg, local.as_deref())).await
+}
+
+/// Puts in the spool the message `make` writes (on a blocking thread);
+/// once it is durable, logs its arrival, hands it to a delivery, and
+/// answers `250` (`451`/`452` when the spool cannot take it).
+pub(super) async fn spool(
+    shared: &Arc<Shared>,
+    make: impl FnOnce(&Shared) -> Result<(spool::StagedMessage, Arrival), spool::Error> + Send + 'static,
+) -> Verdict {
+    let s = shared.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        let (staged, arrival) = stage(&s, &msg, local.as_deref())?;
+        let (staged, arrival) = make(&s)?;
         // With Batch this only queues the job for the committer thread;
         // with Strict it flushes here, which is why it runs off the runtime.
         Ok::<_, spool::Error>((s.queue.submit(staged), arrival))
     })
     .await;
-    match staged {
-        Ok(Ok((entry, arrival))) => spooled(shared, entry, arrival).await,
-        Ok(Err(e)) => spool_failure(shared, &e),
-        Err(_) => smtp::local_problem("Temporary local problem").into(),
-    }
-}
-
-/// Waits for a message handed to the committer; once it is durable, logs
-/// its arrival, hands it to a delivery, and answers `250`.
-pub(super) async fn spooled(
-    shared: &Arc<Shared>,
-    entry: spool::Entry,
-    arrival: Arrival,
-) -> Verdict {
+    let (entry, arrival) = match staged {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return spool_failure(shared, &e),
+        Err(_) => return smtp::local_problem("Temporary local problem").into(),
+    };
     match entry.wait_async().await {
         Ok(id) => {
             shared
@@ -493,7 +518,7 @@ pub(super) async fn spooled(
     }
 }
 
-pub(super) fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
+fn spool_failure(shared: &Shared, e: &spool::Error) -> Verdict {
     shared.logs.panic(&format!("spool write failed: {e}"));
     if e.is_no_space() {
         return Reply::new(

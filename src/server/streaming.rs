@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 
 use super::Shared;
 use super::policy;
-use crate::delivery::local_prefix;
+use crate::delivery::{local_copy_name, local_prefix, stored_head};
 use crate::router::Destination;
 use crate::transport::maildir::{Staged, Target};
 use smtp::session::SmtpEnvelope;
@@ -111,7 +111,7 @@ impl Inbound {
         this: Inbound,
         bytes: Vec<u8>,
     ) -> Inbound {
-        let buf = match this {
+        let (buf, seen) = match this {
             Inbound::Active(mut a) => {
                 a.feed(&bytes).await;
                 return Inbound::Active(a);
@@ -121,13 +121,14 @@ impl Inbound {
                 return Inbound::Held(held);
             }
             // The first content: no copy.
-            Inbound::Gathering(buf) if buf.is_empty() => bytes,
+            Inbound::Gathering(buf) if buf.is_empty() => (bytes, 0),
             Inbound::Gathering(mut buf) => {
+                let seen = buf.len();
                 buf.extend_from_slice(&bytes);
-                buf
+                (buf, seen)
             }
         };
-        if header_end(&buf).is_none() {
+        if !header_ended(&buf, seen) {
             return if buf.len() > MOST_HEADER {
                 Inbound::Held(buf)
             } else {
@@ -194,12 +195,12 @@ impl Drop for Reservation {
     }
 }
 
-/// Where the header section of CRLF content ends (after its blank line).
-fn header_end(crlf: &[u8]) -> Option<usize> {
-    if crlf.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    memchr::memmem::find(crlf, b"\r\n\r\n").map(|i| i + 4)
+/// Whether CRLF content `crlf` holds the end of its header section (a
+/// blank line), looking only at what came after the first `seen` octets
+/// (already looked at) and the three before them.
+fn header_ended(crlf: &[u8], seen: usize) -> bool {
+    crlf.starts_with(b"\r\n")
+        || memchr::memmem::find(&crlf[seen.saturating_sub(3)..], b"\r\n\r\n").is_some()
 }
 
 /// A piece of the message for a writer.
@@ -210,7 +211,7 @@ enum Piece {
 }
 
 /// One copy being written: its recipient, destination and writer.
-struct Copy {
+struct CopyWriter {
     rcpt: usize,
     address: String,
     dest: Destination,
@@ -225,7 +226,7 @@ pub struct Active {
     headers: Vec<Header>,
     /// Per recipient that has copies: its index and destinations.
     routed: Vec<(usize, Vec<Destination>)>,
-    copies: Vec<Copy>,
+    copies: Vec<CopyWriter>,
     draft_tx: Option<mpsc::Sender<Piece>>,
     draft: Option<JoinHandle<Option<Draft>>>,
     /// Body octets sent to the writers (line ends as stored: LF).
@@ -262,8 +263,10 @@ impl Active {
         }
     }
 
-    /// Starts the writers when every recipient takes the direct path;
-    /// `None` otherwise (the message is then handled whole). Blocking.
+    /// Takes a spool draft and starts its writer and one per copy for the
+    /// recipients that take the direct path; `None` when the writer
+    /// threads or the draft cannot be had (the message is then handled
+    /// whole). Blocking.
     fn start(shared: &Arc<Shared>, env: &SmtpEnvelope, crlf: &[u8]) -> Option<Active> {
         let routed = direct_routes(shared, env);
         let files: usize = routed.iter().map(|(_, d)| d.len()).sum();
@@ -272,13 +275,9 @@ impl Active {
         let id = draft.id();
         let mut pending_cr = false;
         let mut lf = Vec::with_capacity(crlf.len());
-        to_lf_into(&mut lf, crlf, &mut pending_cr);
+        policy::to_lf_into(&mut lf, crlf, &mut pending_cr);
         let (headers, body_at) = policy::spool_headers(shared, env, id.as_str(), &lf, None);
-        let mut head = Vec::new();
-        for h in headers.iter().filter(|h| !h.is_deleted()) {
-            head.extend_from_slice(&h.text);
-        }
-        head.push(b'\n');
+        let head = stored_head(&headers);
         let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
         let rt = tokio::runtime::Handle::current();
 
@@ -300,11 +299,7 @@ impl Active {
         for (i, dests) in &routed {
             let several = dests.len() > 1;
             for (k, dest) in dests.iter().enumerate() {
-                let name = if several {
-                    format!("{}_{k}", id.delivery_name(*i))
-                } else {
-                    id.delivery_name(*i)
-                };
+                let name = local_copy_name(&id, *i, k, several);
                 let mut prefix = local_prefix(dest, sender).into_bytes();
                 prefix.extend_from_slice(&head);
                 let (tx, rx) = mpsc::channel::<Piece>(IN_FLIGHT);
@@ -326,7 +321,7 @@ impl Active {
                     s.maildir()
                         .stage(s.queue.committer().io(), &target, &prefix, &mut reader)
                 });
-                copies.push(Copy {
+                copies.push(CopyWriter {
                     rcpt: *i,
                     address: env.recipients[*i].address.as_str().to_string(),
                     dest: dest.clone(),
@@ -364,7 +359,7 @@ impl Active {
     /// Sends `crlf`, the next content, to every writer still writing.
     async fn feed(&mut self, crlf: &[u8]) {
         let mut lf = Vec::with_capacity(crlf.len());
-        to_lf_into(&mut lf, crlf, &mut self.pending_cr);
+        policy::to_lf_into(&mut lf, crlf, &mut self.pending_cr);
         self.send(Piece::Data(Arc::new(lf))).await;
     }
 
@@ -395,7 +390,7 @@ impl Active {
     /// Sends the last content and waits for every writer.
     pub async fn finish(mut self, crlf_tail: &[u8]) -> Finished {
         let mut lf = Vec::with_capacity(crlf_tail.len() + 1);
-        to_lf_into(&mut lf, crlf_tail, &mut self.pending_cr);
+        policy::to_lf_into(&mut lf, crlf_tail, &mut self.pending_cr);
         if std::mem::take(&mut self.pending_cr) {
             lf.push(b'\r');
         }
@@ -465,34 +460,6 @@ impl Read for Pieces {
     }
 }
 
-/// Appends `crlf` to `out` with CRLF line ends made LF, as the spool and
-/// the Maildirs store them; a CR at the end of `crlf` waits in `pending_cr`
-/// for the next call.
-pub fn to_lf_into(out: &mut Vec<u8>, crlf: &[u8], pending_cr: &mut bool) {
-    let mut rest = crlf;
-    if *pending_cr {
-        let Some(&first) = rest.first() else { return };
-        *pending_cr = false;
-        if first != b'\n' {
-            out.push(b'\r');
-        }
-    }
-    while let Some(i) = memchr::memchr(b'\r', rest) {
-        out.extend_from_slice(&rest[..i]);
-        match rest.get(i + 1) {
-            // CRLF: the LF is copied with what follows.
-            Some(b'\n') => {}
-            Some(_) => out.push(b'\r'),
-            None => {
-                *pending_cr = true;
-                return;
-            }
-        }
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,7 +473,7 @@ mod tests {
                 let mut out = Vec::new();
                 let mut cr = false;
                 for part in [&input[..cut1], &input[cut1..cut2], &input[cut2..]] {
-                    to_lf_into(&mut out, part, &mut cr);
+                    policy::to_lf_into(&mut out, part, &mut cr);
                 }
                 if cr {
                     out.push(b'\r');
@@ -529,8 +496,12 @@ mod tests {
 
     #[test]
     fn the_header_section_ends_at_its_blank_line() {
-        assert_eq!(header_end(b"\r\nbody"), Some(2));
-        assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
-        assert_eq!(header_end(b"A: b\r\nC: d\r\n"), None);
+        assert!(header_ended(b"\r\nbody", 0));
+        assert!(header_ended(b"A: b\r\n\r\nbody", 0));
+        assert!(!header_ended(b"A: b\r\nC: d\r\n", 0));
+        // A blank line split across two takes is found.
+        assert!(header_ended(b"A: b\r\n\r\nbody", 5));
+        assert!(header_ended(b"A: b\r\n\r\nbody", 7));
+        assert!(!header_ended(b"A: b\r\nC: d\r\n", 9));
     }
 }
