@@ -115,5 +115,8 @@ pub fn open_queue(cfg: &Config) -> Result<Queue, spool::Error> {
         durability: cfg.durability,
         ..Default::default()
     };
-    Queue::open(&cfg.spool_dir(), opts)
+    // The commit path through kept directory descriptors: every process
+    // that commits through this queue (the daemon most of all) publishes
+    // into the same few directories again and again.
+    Queue::open_with_io(&cfg.spool_dir(), opts, Arc::new(durable::DirIo::default()))
 }

@@ -37,7 +37,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use crate::Durability;
-use crate::io::Io;
+use crate::io::{DirHandle, Io};
 use crate::parallel::Pool;
 
 /// A file written under a temporary name, not yet durable or visible.
@@ -563,6 +563,11 @@ fn coordinate(
     }
 }
 
+/// Numbers the batches of every committer in the process, for
+/// [`Io::publish`]: an `Io` that resolves a directory once per batch must
+/// tell two batches apart even when two committers flush at once.
+static BATCH_NUMBERS: AtomicU64 = AtomicU64::new(1);
+
 /// One flush, reported to the batch observer when dropped.
 struct Timing<'a> {
     ctr: &'a Counters,
@@ -618,18 +623,19 @@ fn flush(
     };
     let io_arc = io;
     let io: &dyn Io = &**io;
+    let batch = BATCH_NUMBERS.fetch_add(1, Ordering::Relaxed);
 
     // 2. Publish, job by job; a failed job undoes its own renames.
     let mut results: Vec<Result<(), CommitError>> = Vec::with_capacity(jobs.len());
-    let mut published: Vec<Vec<PathBuf>> = Vec::with_capacity(jobs.len());
+    let mut published: Vec<Vec<(PathBuf, DirHandle)>> = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let mut done: Vec<PathBuf> = Vec::new();
+        let mut done: Vec<(PathBuf, DirHandle)> = Vec::new();
         let mut failure = None;
         let keep = job.keep_published;
         let mut files = job.files.into_iter();
         for (staged, dest) in files.by_ref() {
-            match io.rename_noreplace(&staged.tmp, &dest) {
-                Ok(()) => done.push(dest),
+            match io.publish(&staged.tmp, &dest, batch) {
+                Ok(at) => done.push((dest, at)),
                 Err(e) => {
                     failure = Some(if keep && !done.is_empty() {
                         CommitError::Partly {
@@ -657,7 +663,7 @@ fn flush(
                     staged.discard(io);
                 }
                 if !matches!(err, CommitError::Partly { .. }) {
-                    for d in &done {
+                    for (d, _) in &done {
                         let _ = io.remove_file(d);
                     }
                     done.clear();
@@ -668,37 +674,37 @@ fn flush(
         }
     }
 
-    // 3. Directory barrier: one fsync per directory that received a file.
+    // 3. Directory barrier: one fsync per directory that received a file
+    // (per directory as step 2 resolved it: see `DirHandle`).
     if sync {
-        let mut dirs: Vec<&Path> = published
-            .iter()
-            .flatten()
-            .filter_map(|p| p.parent())
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        let dirs: Vec<PathBuf> = dirs.into_iter().map(Path::to_path_buf).collect();
+        let mut dirs: Vec<(PathBuf, DirHandle)> = Vec::new();
+        for (dest, at) in published.iter().flatten() {
+            let Some(dir) = dest.parent() else { continue };
+            if !dirs.iter().any(|(d, h)| d == dir && h.same(at)) {
+                dirs.push((dir.to_path_buf(), at.clone()));
+            }
+        }
         let res = if matches!(barrier, DataBarrier::Parallel(_)) {
             let (io, ctr) = (io_arc.clone(), ctr.clone());
             collect(pool.map(
                 Arc::new(dirs),
-                Arc::new(move |d: &PathBuf| {
+                Arc::new(move |(d, at): &(PathBuf, DirHandle)| {
                     ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-                    io.sync_dir(d)
+                    io.sync_published(d, at)
                         .map_err(|e| CommitError::io("fsync directory", d, e))
                 }),
             ))
         } else {
-            dirs.iter().try_for_each(|d| {
+            dirs.iter().try_for_each(|(d, at)| {
                 ctr.dir_syncs.fetch_add(1, Ordering::Relaxed);
-                io.sync_dir(d)
+                io.sync_published(d, at)
                     .map_err(|e| CommitError::io("fsync directory", d, e))
             })
         };
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
             // so that it is written again under new names.
-            for p in published.iter().flatten() {
+            for (p, _) in published.iter().flatten() {
                 let _ = io.remove_file(p);
             }
             return fail_all(results.len(), &e);

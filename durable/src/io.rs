@@ -4,7 +4,9 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::sys;
 
@@ -34,9 +36,40 @@ pub trait Io: Send + Sync + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Cuts `file` back to `len` bytes (used to undo a failed mbox append).
     fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()>;
+    /// Step 2 of a commit batch: [`Io::rename_noreplace`] of a staged file
+    /// to its place, for the batch numbered `batch` (each batch has a
+    /// number of its own in the process). Returns the directory the file
+    /// went into as this `Io` resolved it, for step 3. An implementation may
+    /// resolve the directory of `to` once per batch ([`crate::DirIo`]).
+    fn publish(&self, from: &Path, to: &Path, _batch: u64) -> io::Result<DirHandle> {
+        self.rename_noreplace(from, to)?;
+        Ok(DirHandle::default())
+    }
+    /// Step 3 of a commit batch: [`Io::sync_dir`] of `dir`, which received
+    /// files in step 2; `at` is what [`Io::publish`] returned for them, so
+    /// that the directory synced is the one the entries went into.
+    fn sync_published(&self, dir: &Path, _at: &DirHandle) -> io::Result<()> {
+        self.sync_dir(dir)
+    }
     /// A hint that `file` is complete and will be synced soon: start writing
     /// it back now. Promises nothing; errors are ignored.
     fn start_writeback(&self, _file: &File, _path: &Path) {}
+}
+
+/// The directory a file was published into: an open descriptor when the
+/// [`Io`] keeps one ([`crate::DirIo`]), none when it goes by path.
+#[derive(Debug, Clone, Default)]
+pub struct DirHandle(pub(crate) Option<Arc<OwnedFd>>);
+
+impl DirHandle {
+    /// Whether two handles are the same open directory (or both none).
+    pub fn same(&self, other: &DirHandle) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
 }
 
 /// The real filesystem.

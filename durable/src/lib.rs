@@ -8,6 +8,8 @@
 //! other:
 //!
 //! - [`io`]: the narrow I/O seam every durable operation goes through;
+//! - [`dirs`]: that seam with the directories commit batches publish into
+//!   kept open, checked against their paths once per batch;
 //! - [`sim`]: a recording seam with fault injection and power-cut simulation;
 //! - [`commit`]: staged files, jobs, and the committer that flushes them per
 //!   message ([`Durability::Strict`]) or per batch ([`Durability::Batch`]);
@@ -17,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod commit;
+pub mod dirs;
 pub mod io;
 pub mod parallel;
 pub mod replace;
@@ -28,7 +31,8 @@ pub use commit::{
     BatchObserver, BatchOptions, CommitError, CommitStats, Committer, DataBarrier, Job, Staged,
     Ticket,
 };
-pub use io::{Io, RealIo};
+pub use dirs::DirIo;
+pub use io::{DirHandle, Io, RealIo};
 pub use replace::{Persist, replace_file};
 
 use std::fmt;

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::io::{Io, RealIo};
+use crate::io::{DirHandle, Io, RealIo};
 
 /// One recorded operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +64,30 @@ struct State {
 }
 
 /// An [`Io`] that performs real operations and records them.
-#[derive(Default)]
 pub struct Recorder {
     state: Mutex<State>,
+    /// What performs the operations.
+    inner: Arc<dyn Io>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::over(Arc::new(RealIo))
+    }
 }
 
 impl Recorder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records the operations `inner` performs (e.g. a [`crate::DirIo`],
+    /// the daemon's).
+    pub fn over(inner: Arc<dyn Io>) -> Self {
+        Recorder {
+            state: Mutex::default(),
+            inner,
+        }
     }
 
     /// Makes the `nth` (0-based) call of `op` fail with EIO.
@@ -163,7 +179,7 @@ impl Recorder {
 
 impl Io for Recorder {
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<File> {
-        let file = RealIo.create_new(path, mode)?;
+        let file = self.inner.create_new(path, mode)?;
         if let Err(e) = self.enter(Op::Create, Event::Create(path.to_path_buf())) {
             let _ = std::fs::remove_file(path);
             return Err(e);
@@ -175,18 +191,18 @@ impl Io for Recorder {
             Op::Write,
             Event::Write(path.to_path_buf(), buf.len() as u64),
         )?;
-        RealIo.write_all(file, path, buf)
+        self.inner.write_all(file, path, buf)
     }
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()> {
         if self.lock().skip_sync_data {
             return Ok(());
         }
-        RealIo.sync_data(file, path)?;
+        self.inner.sync_data(file, path)?;
         self.enter(Op::SyncData, Event::SyncData(path.to_path_buf()))
     }
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.count_fault(Op::Rename)?;
-        RealIo.rename_noreplace(from, to)?;
+        self.inner.rename_noreplace(from, to)?;
         self.lock()
             .log
             .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
@@ -194,7 +210,7 @@ impl Io for Recorder {
     }
     fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.count_fault(Op::Rename)?;
-        RealIo.rename_replace(from, to)?;
+        self.inner.rename_replace(from, to)?;
         // Replayed as a rename whose target entry, if any, is replaced.
         self.lock()
             .log
@@ -205,24 +221,39 @@ impl Io for Recorder {
         if self.lock().skip_sync_data {
             return Ok(());
         }
-        RealIo.syncfs(path)?;
+        self.inner.syncfs(path)?;
         self.enter(Op::SyncData, Event::SyncFs(path.to_path_buf()))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.skipped_dir(dir) {
             return Ok(());
         }
-        RealIo.sync_dir(dir)?;
+        self.inner.sync_dir(dir)?;
+        self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
+    }
+    fn publish(&self, from: &Path, to: &Path, batch: u64) -> io::Result<DirHandle> {
+        self.count_fault(Op::Rename)?;
+        let at = self.inner.publish(from, to, batch)?;
+        self.lock()
+            .log
+            .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(at)
+    }
+    fn sync_published(&self, dir: &Path, at: &DirHandle) -> io::Result<()> {
+        if self.skipped_dir(dir) {
+            return Ok(());
+        }
+        self.inner.sync_published(dir, at)?;
         self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.count_fault(Op::Remove)?;
-        RealIo.remove_file(path)?;
+        self.inner.remove_file(path)?;
         self.lock().log.push(Event::Remove(path.to_path_buf()));
         Ok(())
     }
     fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
-        RealIo.truncate(file, path, len)?;
+        self.inner.truncate(file, path, len)?;
         self.lock()
             .log
             .push(Event::Truncate(path.to_path_buf(), len));

@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt; // std opens with O_CLOEXEC
 use std::path::Path;
 
@@ -26,12 +26,7 @@ pub fn sync_data(file: &File) -> io::Result<()> {
 
 /// `fsync(2)` on a directory: makes its entries (creates, renames, unlinks) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    rustix::fs::fsync(&fd).map_err(io::Error::from)
+    sync_fd(open_dir(dir)?)
 }
 
 /// `syncfs(2)` on the filesystem holding `path`.
@@ -51,14 +46,86 @@ pub fn syncfs(path: &Path) -> io::Result<()> {
 /// which refuses an existing target the same way (EEXIST). Plain `rename()` is
 /// never used: it silently replaces a file of the same name.
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+    rename_noreplace_at(CWD, from, CWD, to)
+}
+
+/// [`rename_noreplace`] with `from` resolved relative to the directory
+/// `from_dir` and `to` relative to `to_dir` (either may be [`CWD`]).
+///
+/// On the link fallback, a `link()` answering EEXIST is not taken at its
+/// word: over NFS a retransmitted request whose first reply was lost
+/// reports EEXIST for the link it made itself. If `to` is the very inode
+/// `from` names, the link was made and only the unlink is left.
+pub fn rename_noreplace_at<A: AsFd, B: AsFd>(
+    from_dir: A,
+    from: &Path,
+    to_dir: B,
+    to: &Path,
+) -> io::Result<()> {
+    let (from_dir, to_dir) = (from_dir.as_fd(), to_dir.as_fd());
+    match rustix::fs::renameat_with(from_dir, from, to_dir, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-            rustix::fs::linkat(CWD, from, CWD, to, AtFlags::empty())?;
-            rustix::fs::unlink(from).map_err(io::Error::from)
+            link_then_unlink(from_dir, from, to_dir, to)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The fallback of [`rename_noreplace_at`]: `link()` then `unlink()`.
+fn link_then_unlink(
+    from_dir: BorrowedFd<'_>,
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to: &Path,
+) -> io::Result<()> {
+    match rustix::fs::linkat(from_dir, from, to_dir, to, AtFlags::empty()) {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::EXIST && same_file(from_dir, from, to_dir, to) => {}
+        Err(e) => return Err(e.into()),
+    }
+    rustix::fs::unlinkat(from_dir, from, AtFlags::empty()).map_err(io::Error::from)
+}
+
+/// Whether two names are links to one inode (false if either cannot be
+/// read).
+fn same_file(a_dir: BorrowedFd<'_>, a: &Path, b_dir: BorrowedFd<'_>, b: &Path) -> bool {
+    let flags = AtFlags::SYMLINK_NOFOLLOW;
+    match (
+        rustix::fs::statat(a_dir, a, flags),
+        rustix::fs::statat(b_dir, b, flags),
+    ) {
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
+        _ => false,
+    }
+}
+
+/// Opens a directory for use as the base of `*at` calls and for `fsync`.
+pub fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// The device and inode numbers of what `path` names, following symbolic
+/// links.
+pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::stat(path)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The device and inode numbers of an open descriptor.
+pub fn fd_identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// `fsync(2)` of an open descriptor (a directory's, for its entries).
+pub fn sync_fd(fd: impl AsFd) -> io::Result<()> {
+    rustix::fs::fsync(fd).map_err(io::Error::from)
 }
 
 /// Starts writeback of `file`'s dirty pages without waiting for it
@@ -159,6 +226,30 @@ pub fn ofd_holder(file: &File, exclusive: bool) -> io::Result<Option<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_link_fallback_refuses_another_file_but_finishes_its_own_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = open_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("staged"), b"new").unwrap();
+        std::fs::write(dir.path().join("taken"), b"old").unwrap();
+        let e = link_then_unlink(
+            d.as_fd(),
+            Path::new("staged"),
+            d.as_fd(),
+            Path::new("taken"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"old");
+        assert!(dir.path().join("staged").exists());
+        // The link made by a request whose reply was lost: EEXIST, but the
+        // target is the staged file itself, so only the unlink is left.
+        std::fs::hard_link(dir.path().join("staged"), dir.path().join("dest")).unwrap();
+        link_then_unlink(d.as_fd(), Path::new("staged"), d.as_fd(), Path::new("dest")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("dest")).unwrap(), b"new");
+        assert!(!dir.path().join("staged").exists());
+    }
 
     #[test]
     fn ofd_locks_exclude_other_descriptions_in_one_process() {

@@ -203,7 +203,8 @@ async fn direct_power_cut(weaken: Weaken, split: bool) -> Result<usize, String> 
         dir.path(),
         "[smtp]\ndsn_advertise_hosts = [\"127.0.0.1\"]\n",
     );
-    let rec = Arc::new(Recorder::new());
+    // Over the daemon's own `Io` (`app::open_queue`).
+    let rec = Arc::new(Recorder::over(Arc::new(durable::DirIo::default())));
     let maildirs = ["alice", "bob"].map(|u| cfg.data_dir.join("mail/mx.test").join(u));
     match weaken {
         Weaken::Nothing => {}
@@ -330,7 +331,7 @@ async fn a_rename_failing_after_another_keeps_the_published_copy() {
     for spool_fails in [false, true] {
         let dir = tempfile::tempdir().expect("temporary directory");
         let cfg = config_in(dir.path());
-        let rec = Arc::new(Recorder::new());
+        let rec = Arc::new(Recorder::over(Arc::new(durable::DirIo::default())));
         // Renames: alice's copy (0), bob's (1), then the spool's -D (2).
         rec.fail(Op::Rename, 1);
         if spool_fails {
