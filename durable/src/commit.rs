@@ -663,8 +663,8 @@ fn flush(
                     staged.discard(io);
                 }
                 if !matches!(err, CommitError::Partly { .. }) {
-                    for (d, _) in &done {
-                        let _ = io.remove_file(d);
+                    for (d, at) in &done {
+                        let _ = io.unpublish(d, at);
                     }
                     done.clear();
                 }
@@ -704,8 +704,8 @@ fn flush(
         if let Err(e) = res {
             // Nobody may be told "durable" now: take back what is visible
             // so that it is written again under new names.
-            for (p, _) in published.iter().flatten() {
-                let _ = io.remove_file(p);
+            for (p, at) in published.iter().flatten() {
+                let _ = io.unpublish(p, at);
             }
             return fail_all(results.len(), &e);
         }

@@ -10,15 +10,19 @@
 //! path is what the configuration means. So the first use of a handle in
 //! each batch checks that the path still names the directory the handle
 //! holds (a `stat` of the path against the device and inode taken when it
-//! was opened) and opens the path again if not: nothing is published into
-//! a Maildir an administrator moved aside. The `stat` alone suffices: the
-//! open descriptor holds the inode, which cannot be freed and reused while
-//! it is open, so a path resolving to the same device and inode names that
-//! same directory, still linked.
+//! was opened) and opens the path again if not: from the first batch that
+//! begins after an administrator moves a Maildir aside, nothing more is
+//! published into it (a batch already under way may still finish its
+//! renames there, as renames by path racing with the move would). The
+//! `stat` alone suffices: the open descriptor holds the inode, which cannot
+//! be freed and reused while it is open, so a path resolving to the same
+//! device and inode names that same directory, still linked.
 //!
-//! Within a batch a handle is not checked again, and step 3 syncs the very
-//! handles step 2 renamed into ([`DirHandle`]), so the directory synced is
-//! the one that received the entries even if the path moved in between.
+//! A batch checks a handle once (a batch flushing at the same time may
+//! check it again), and step 3 syncs, and a failed batch unlinks from, the
+//! very handles step 2 renamed into ([`DirHandle`]), so the directory
+//! synced is the one that received the entries even if the path moved in
+//! between.
 //!
 //! Everything else (creating staged files, removals, replacing renames,
 //! directory syncs outside a batch) goes by path, as [`RealIo`] does. A
@@ -82,6 +86,11 @@ impl DirIo {
 
     /// The handle of `dir` for batch `batch`: kept and already checked in
     /// this batch, kept and still what the path names, or opened now.
+    ///
+    /// An entry is marked checked by `batch` only by a thread of that batch
+    /// that opened or checked that very descriptor (another thread may have
+    /// replaced the entry meanwhile), so a handle a batch takes unchecked
+    /// was resolved from the path after the batch began.
     fn handle(&self, dir: &Path, batch: u64) -> io::Result<Arc<OwnedFd>> {
         let known = self
             .lock()
@@ -91,20 +100,26 @@ impl DirIo {
             if checked == batch {
                 return Ok(fd);
             }
-            // The check runs outside the lock: the barrier's threads sync
-            // different directories at once.
-            match sys::identity(dir) {
+            // The check runs outside the lock: flushes of other batches
+            // (`durability = "strict"` flushes on each caller's thread) go
+            // on meanwhile.
+            let now = sys::identity(dir);
+            let mut handles = self.lock();
+            let ours = handles.get(dir).is_some_and(|k| Arc::ptr_eq(&k.fd, &fd));
+            match now {
                 Ok(now) if now == id => {
-                    if let Some(k) = self.lock().get_mut(dir) {
+                    if let Some(k) = handles.get_mut(dir).filter(|_| ours) {
                         k.checked = batch;
                     }
                     return Ok(fd);
                 }
-                // Another directory at the path now: open it below.
-                Ok(_) => {}
-                Err(e) => {
-                    self.lock().remove(dir);
-                    return Err(e);
+                // Another directory at the path now (opened below), or
+                // none: either way this descriptor is done with.
+                now => {
+                    if ours {
+                        handles.remove(dir);
+                    }
+                    now?;
                 }
             }
         }
@@ -120,6 +135,9 @@ impl DirIo {
                 handles.remove(&p);
             }
         }
+        // Replacing an entry another thread put in meanwhile is harmless:
+        // whichever is stale carries an older batch's mark and is checked
+        // again before a later batch uses it.
         handles.insert(
             dir.to_path_buf(),
             Kept {
@@ -191,6 +209,15 @@ impl Io for DirIo {
         match &at.0 {
             Some(fd) => sys::sync_fd(&**fd),
             None => RealIo.sync_dir(dir),
+        }
+    }
+    fn unpublish(&self, path: &Path, at: &DirHandle) -> io::Result<()> {
+        match &at.0 {
+            Some(fd) => {
+                let (_, name) = split(path)?;
+                sys::unlink_at(&**fd, name)
+            }
+            None => RealIo.remove_file(path),
         }
     }
 }
@@ -284,6 +311,49 @@ mod tests {
             .unwrap();
         assert!(!first.same(&next));
         assert!(md.join("new/three").exists());
+    }
+
+    #[test]
+    fn a_stale_entry_left_by_an_earlier_batch_is_checked_before_use() {
+        let t = tempfile::tempdir().unwrap();
+        let md = maildir(&t.path().join("md"));
+        let new = md.join("new");
+        let stale = Arc::new(sys::open_dir(&new).unwrap());
+        let stale_id = sys::fd_identity(&*stale).unwrap();
+        std::fs::rename(&new, md.join("new.old")).unwrap();
+        std::fs::create_dir(&new).unwrap();
+        let io = DirIo::default();
+        io.publish(&staged(&md, "a"), &new.join("a"), 6).unwrap();
+        // A flush of batch 4 that opened the old directory before the move
+        // puts its handle in last.
+        io.lock().insert(
+            new.clone(),
+            Kept {
+                fd: stale,
+                id: stale_id,
+                checked: 4,
+            },
+        );
+        io.publish(&staged(&md, "b"), &new.join("b"), 7).unwrap();
+        assert!(new.join("b").exists());
+        assert!(!md.join("new.old/b").exists());
+        assert_eq!(io.kept(), 1);
+    }
+
+    #[test]
+    fn a_failed_batch_takes_back_the_entry_it_made_where_it_made_it() {
+        let t = tempfile::tempdir().unwrap();
+        let md = maildir(&t.path().join("md"));
+        let io = DirIo::default();
+        let at = io.publish(&staged(&md, "a"), &md.join("new/a"), 1).unwrap();
+        // The path now names another directory holding a file of the same
+        // name: the undo must not touch it.
+        std::fs::rename(md.join("new"), md.join("new.moved")).unwrap();
+        std::fs::create_dir(md.join("new")).unwrap();
+        std::fs::write(md.join("new/a"), b"someone else's").unwrap();
+        io.unpublish(&md.join("new/a"), &at).unwrap();
+        assert!(!md.join("new.moved/a").exists());
+        assert_eq!(std::fs::read(md.join("new/a")).unwrap(), b"someone else's");
     }
 
     #[test]

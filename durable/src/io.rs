@@ -51,6 +51,11 @@ pub trait Io: Send + Sync + 'static {
     fn sync_published(&self, dir: &Path, _at: &DirHandle) -> io::Result<()> {
         self.sync_dir(dir)
     }
+    /// Takes back a file [`Io::publish`] put at `path` (its batch failed):
+    /// removed from the directory it went into, `at`.
+    fn unpublish(&self, path: &Path, _at: &DirHandle) -> io::Result<()> {
+        self.remove_file(path)
+    }
     /// A hint that `file` is complete and will be synced soon: start writing
     /// it back now. Promises nothing; errors are ignored.
     fn start_writeback(&self, _file: &File, _path: &Path) {}

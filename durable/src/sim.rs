@@ -246,6 +246,12 @@ impl Io for Recorder {
         self.inner.sync_published(dir, at)?;
         self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
     }
+    fn unpublish(&self, path: &Path, at: &DirHandle) -> io::Result<()> {
+        self.count_fault(Op::Remove)?;
+        self.inner.unpublish(path, at)?;
+        self.lock().log.push(Event::Remove(path.to_path_buf()));
+        Ok(())
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.count_fault(Op::Remove)?;
         self.inner.remove_file(path)?;

@@ -87,15 +87,16 @@ fn link_then_unlink(
     rustix::fs::unlinkat(from_dir, from, AtFlags::empty()).map_err(io::Error::from)
 }
 
-/// Whether two names are links to one inode (false if either cannot be
-/// read).
+/// Whether two names are two links to one inode (false if either cannot
+/// be read). Two links: the same entry reached twice (a `new/` that is a
+/// symbolic link to `tmp/`) has one, and unlinking it would lose the file.
 fn same_file(a_dir: BorrowedFd<'_>, a: &Path, b_dir: BorrowedFd<'_>, b: &Path) -> bool {
     let flags = AtFlags::SYMLINK_NOFOLLOW;
     match (
         rustix::fs::statat(a_dir, a, flags),
         rustix::fs::statat(b_dir, b, flags),
     ) {
-        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino && x.st_nlink >= 2,
         _ => false,
     }
 }
@@ -121,6 +122,11 @@ pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
 pub fn fd_identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
     let st = rustix::fs::fstat(fd)?;
     Ok((st.st_dev, st.st_ino))
+}
+
+/// Removes the entry `name` of the directory `dir`.
+pub fn unlink_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
+    rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io::Error::from)
 }
 
 /// `fsync(2)` of an open descriptor (a directory's, for its entries).
@@ -249,6 +255,12 @@ mod tests {
         link_then_unlink(d.as_fd(), Path::new("staged"), d.as_fd(), Path::new("dest")).unwrap();
         assert_eq!(std::fs::read(dir.path().join("dest")).unwrap(), b"new");
         assert!(!dir.path().join("staged").exists());
+        // One entry reached twice (a `new/` that is a link to `tmp/`) is
+        // not a finished link: it stays, and the answer is EEXIST.
+        let e = link_then_unlink(d.as_fd(), Path::new("dest"), d.as_fd(), Path::new("dest"))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(dir.path().join("dest").exists());
     }
 
     #[test]
