@@ -329,6 +329,42 @@ fn a_large_message_costs_the_daemon_a_few_chunks_of_memory() {
     assert_eq!(maildir_messages(&d.maildir("localhost", "carol")).len(), 1);
 }
 
+/// LMTP holds a message whole (each recipient gets its own reply once its
+/// copy is durable), but once: its line ends are made LF in place, and the
+/// thread that writes the copies takes it rather than a clone (three times
+/// the message before).
+#[test]
+fn a_large_lmtp_message_is_held_once() {
+    let d = Dir::new();
+    let daemon = d.serve(&[r#"smtp.lmtp_listen=["127.0.0.1:0"]"#]);
+    let before = warmed_peak_kib(&daemon);
+    let size = 24 << 20;
+    let msg = big_message(size);
+    let (mut c, greeting) = SmtpClient::open(daemon.lmtp.expect("lmtp listener")).unwrap();
+    assert_eq!(greeting.code(), 220, "{greeting}");
+    assert_eq!(c.cmd("LHLO client.test").unwrap().code(), 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.org>").unwrap().code(), 250);
+    for to in ["carol@localhost", "dave@localhost"] {
+        assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")).unwrap().code(), 250);
+    }
+    assert_eq!(c.cmd("DATA").unwrap().code(), 354);
+    for part in msg.chunks(1 << 20) {
+        c.write_raw(part).unwrap();
+    }
+    for r in [c.cmd(".").unwrap(), c.reply().unwrap()] {
+        assert_eq!(r.code(), 250, "{r}");
+    }
+    let grown = peak_kib(daemon.pid()).saturating_sub(before);
+    let size_kib = (size >> 10) as u64;
+    assert!(
+        grown < size_kib * 3 / 2,
+        "the daemon grew by {grown} KiB for a {size_kib} KiB LMTP message"
+    );
+    for who in ["carol", "dave"] {
+        assert_eq!(maildir_messages(&d.maildir("localhost", who)).len(), 1);
+    }
+}
+
 #[test]
 fn bdat_chunks_are_streamed_as_data_is() {
     let d = Dir::new();

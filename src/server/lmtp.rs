@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::Shared;
-use super::policy::{self, to_lf};
+use super::policy::{self, to_lf_in_place};
 use crate::log::{Address, Arrival, Delivered, Event, Kind, Rejected, Stage};
 use crate::router::{Routed, TransportDriver};
 use crate::transport::Outcome;
@@ -31,15 +31,15 @@ enum Pending {
 /// `P=lmtp`), one `=>` per delivered recipient and `Completed`, so that
 /// every message ID there has a whole story; recipients refused after the
 /// data go to the reject log, as those refused at RCPT do.
-pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
+pub async fn deliver(shared: &Arc<Shared>, msg: Message) -> Vec<Verdict> {
     let s = shared.clone();
-    let m = msg.clone();
-    let staged = tokio::task::spawn_blocking(move || stage_all(&s, &m)).await;
+    let env = msg.envelope.clone();
+    let staged = tokio::task::spawn_blocking(move || stage_all(&s, msg)).await;
     let (id, arrival, pending) = match staged {
         Ok(p) => p,
         Err(_) => {
             let r: Verdict = smtp::local_problem("Temporary local problem").into();
-            return vec![r; msg.envelope.recipients.len()];
+            return vec![r; env.recipients.len()];
         }
     };
     let mut verdicts = Vec::with_capacity(pending.len());
@@ -56,7 +56,7 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
             },
         });
     }
-    let env = &msg.envelope;
+    let env = &env;
     let host = super::host_of(
         env.peer.map(|ip| std::net::SocketAddr::new(ip, 0)),
         Some(&env.helo),
@@ -98,12 +98,19 @@ pub async fn deliver(shared: &Arc<Shared>, msg: &Message) -> Vec<Verdict> {
 /// Routes and stages every recipient, hands the Maildir files to the
 /// committer in one go (so they share a flush), and returns what to await.
 /// Also returns the message ID and its `<=` event.
-fn stage_all(shared: &Shared, msg: &Message) -> (spool::MessageId, Arrival, Vec<Pending>) {
-    let env = &msg.envelope;
+fn stage_all(shared: &Shared, msg: Message) -> (spool::MessageId, Arrival, Vec<Pending>) {
+    let Message {
+        envelope: env,
+        mut data,
+        ..
+    } = msg;
+    let env = &env;
     let cfg = shared.cfg();
     let queue = &shared.queue;
     let id = queue.id_generator().next();
-    let data = to_lf(&msg.data);
+    // In place: a large message is held once, not twice, until its copies
+    // are durable.
+    to_lf_in_place(&mut data);
     let received = policy::received(shared, env, id.as_str());
     let arrival = {
         let (mut headers, body_at) = spool::split_message(&data);

@@ -1049,7 +1049,7 @@ pub async fn serve_connection(
                 session.verdict(verdict);
             }
             Poll::Decide(Event::Message(msg)) if mode == Mode::Lmtp => {
-                let verdicts = lmtp::deliver(&shared, &msg).await;
+                let verdicts = lmtp::deliver(&shared, *msg).await;
                 session.verdicts(verdicts);
             }
             Poll::Decide(Event::Message(msg)) => {

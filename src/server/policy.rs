@@ -375,6 +375,26 @@ pub fn to_lf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`to_lf`] within `data` itself (the result is never longer), so that a
+/// message held whole is not held twice.
+pub fn to_lf_in_place(data: &mut Vec<u8>) {
+    let (mut read, mut write) = (0, 0);
+    while let Some(cr) = memchr::memchr(b'\r', &data[read..]).map(|i| read + i) {
+        // A CR before an LF is dropped; any other CR is kept.
+        let end = if data.get(cr + 1) == Some(&b'\n') {
+            cr
+        } else {
+            cr + 1
+        };
+        data.copy_within(read..end, write);
+        write += end - read;
+        read = cr + 1;
+    }
+    let len = data.len();
+    data.copy_within(read..len, write);
+    data.truncate(write + len - read);
+}
+
 /// Appends `crlf` to `out` with CRLF line ends made LF, as the spool and
 /// the Maildirs store them; a CR at the end of `crlf` waits in `pending_cr`
 /// for the next call.
@@ -640,5 +660,26 @@ mod tests {
         assert_eq!(to_lf(b"a\r\nb\r\n\r\n"), b"a\nb\n\n");
         assert_eq!(to_lf(b"a\rb\n"), b"a\rb\n");
         assert_eq!(to_lf(b"\r"), b"\r");
+    }
+
+    #[test]
+    fn crlf_to_lf_in_place_is_to_lf() {
+        // Every string of up to 7 bytes over {a, CR, LF}.
+        let alphabet = [b'a', b'\r', b'\n'];
+        for len in 0..=7u32 {
+            for n in 0..3usize.pow(len) {
+                let mut k = n;
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let c = alphabet[k % 3];
+                        k /= 3;
+                        c
+                    })
+                    .collect();
+                let mut in_place = s.clone();
+                to_lf_in_place(&mut in_place);
+                assert_eq!(in_place, to_lf(&s), "{s:?}");
+            }
+        }
     }
 }
