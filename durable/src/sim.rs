@@ -172,6 +172,12 @@ impl Recorder {
         Ok(())
     }
 
+    /// Logs an operation that succeeded (one whose failure changes
+    /// nothing, so that only a success is replayed).
+    fn record(&self, event: Event) {
+        self.lock().log.push(event);
+    }
+
     fn skipped_dir(&self, dir: &Path) -> bool {
         self.lock().skip_sync_dirs.iter().any(|d| d == dir)
     }
@@ -203,18 +209,14 @@ impl Io for Recorder {
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.count_fault(Op::Rename)?;
         self.inner.rename_noreplace(from, to)?;
-        self.lock()
-            .log
-            .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
     fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.count_fault(Op::Rename)?;
         self.inner.rename_replace(from, to)?;
         // Replayed as a rename whose target entry, if any, is replaced.
-        self.lock()
-            .log
-            .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
     fn syncfs(&self, path: &Path) -> io::Result<()> {
@@ -234,9 +236,7 @@ impl Io for Recorder {
     fn publish(&self, from: &Path, to: &Path, batch: u64) -> io::Result<DirHandle> {
         self.count_fault(Op::Rename)?;
         let at = self.inner.publish(from, to, batch)?;
-        self.lock()
-            .log
-            .push(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(at)
     }
     fn sync_published(&self, dir: &Path, at: &DirHandle) -> io::Result<()> {
@@ -249,20 +249,18 @@ impl Io for Recorder {
     fn unpublish(&self, path: &Path, at: &DirHandle) -> io::Result<()> {
         self.count_fault(Op::Remove)?;
         self.inner.unpublish(path, at)?;
-        self.lock().log.push(Event::Remove(path.to_path_buf()));
+        self.record(Event::Remove(path.to_path_buf()));
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.count_fault(Op::Remove)?;
         self.inner.remove_file(path)?;
-        self.lock().log.push(Event::Remove(path.to_path_buf()));
+        self.record(Event::Remove(path.to_path_buf()));
         Ok(())
     }
     fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
         self.inner.truncate(file, path, len)?;
-        self.lock()
-            .log
-            .push(Event::Truncate(path.to_path_buf(), len));
+        self.record(Event::Truncate(path.to_path_buf(), len));
         Ok(())
     }
 }
