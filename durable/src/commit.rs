@@ -25,6 +25,7 @@
 //! retried on the same descriptor (after a failed fsync the kernel may have
 //! dropped the dirty pages and a second call can succeed without writing them).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -677,10 +678,11 @@ fn flush(
     // 3. Directory barrier: one fsync per directory that received a file
     // (per directory as step 2 resolved it: see `DirHandle`).
     if sync {
+        let mut seen = HashSet::new();
         let mut dirs: Vec<(PathBuf, DirHandle)> = Vec::new();
         for (dest, at) in published.iter().flatten() {
             let Some(dir) = dest.parent() else { continue };
-            if !dirs.iter().any(|(d, h)| d == dir && h.same(at)) {
+            if seen.insert((dir, at.key())) {
                 dirs.push((dir.to_path_buf(), at.clone()));
             }
         }

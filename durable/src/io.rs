@@ -67,6 +67,12 @@ pub trait Io: Send + Sync + 'static {
 pub struct DirHandle(pub(crate) Option<Arc<OwnedFd>>);
 
 impl DirHandle {
+    /// A number equal for the same open directory (0 for none), to tell
+    /// handles apart in a set.
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ref().map_or(0, |fd| Arc::as_ptr(fd) as usize)
+    }
+
     /// Whether two handles are the same open directory (or both none).
     pub fn same(&self, other: &DirHandle) -> bool {
         match (&self.0, &other.0) {
