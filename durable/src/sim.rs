@@ -178,6 +178,38 @@ impl Recorder {
         self.lock().log.push(event);
     }
 
+    /// A rename of any kind (`op` performs it): counted for faults, logged
+    /// once it succeeded.
+    fn renamed<T>(
+        &self,
+        from: &Path,
+        to: &Path,
+        op: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.count_fault(Op::Rename)?;
+        let done = op()?;
+        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(done)
+    }
+
+    /// A removal (`op` performs it), as [`Recorder::renamed`].
+    fn removed(&self, path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        self.count_fault(Op::Remove)?;
+        op()?;
+        self.record(Event::Remove(path.to_path_buf()));
+        Ok(())
+    }
+
+    /// A directory sync (`op` performs it), skipped for the directories a
+    /// test names, logged once it succeeded.
+    fn synced_dir(&self, dir: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        if self.skipped_dir(dir) {
+            return Ok(());
+        }
+        op()?;
+        self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
+    }
+
     fn skipped_dir(&self, dir: &Path) -> bool {
         self.lock().skip_sync_dirs.iter().any(|d| d == dir)
     }
@@ -207,17 +239,11 @@ impl Io for Recorder {
         self.enter(Op::SyncData, Event::SyncData(path.to_path_buf()))
     }
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.count_fault(Op::Rename)?;
-        self.inner.rename_noreplace(from, to)?;
-        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
-        Ok(())
+        self.renamed(from, to, || self.inner.rename_noreplace(from, to))
     }
     fn rename_replace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.count_fault(Op::Rename)?;
-        self.inner.rename_replace(from, to)?;
         // Replayed as a rename whose target entry, if any, is replaced.
-        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
-        Ok(())
+        self.renamed(from, to, || self.inner.rename_replace(from, to))
     }
     fn syncfs(&self, path: &Path) -> io::Result<()> {
         if self.lock().skip_sync_data {
@@ -227,36 +253,19 @@ impl Io for Recorder {
         self.enter(Op::SyncData, Event::SyncFs(path.to_path_buf()))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.skipped_dir(dir) {
-            return Ok(());
-        }
-        self.inner.sync_dir(dir)?;
-        self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
+        self.synced_dir(dir, || self.inner.sync_dir(dir))
     }
     fn publish(&self, from: &Path, to: &Path, batch: u64) -> io::Result<DirHandle> {
-        self.count_fault(Op::Rename)?;
-        let at = self.inner.publish(from, to, batch)?;
-        self.record(Event::Rename(from.to_path_buf(), to.to_path_buf()));
-        Ok(at)
+        self.renamed(from, to, || self.inner.publish(from, to, batch))
     }
     fn sync_published(&self, dir: &Path, at: &DirHandle) -> io::Result<()> {
-        if self.skipped_dir(dir) {
-            return Ok(());
-        }
-        self.inner.sync_published(dir, at)?;
-        self.enter(Op::SyncDir, Event::SyncDir(dir.to_path_buf()))
+        self.synced_dir(dir, || self.inner.sync_published(dir, at))
     }
     fn unpublish(&self, path: &Path, at: &DirHandle) -> io::Result<()> {
-        self.count_fault(Op::Remove)?;
-        self.inner.unpublish(path, at)?;
-        self.record(Event::Remove(path.to_path_buf()));
-        Ok(())
+        self.removed(path, || self.inner.unpublish(path, at))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.count_fault(Op::Remove)?;
-        self.inner.remove_file(path)?;
-        self.record(Event::Remove(path.to_path_buf()));
-        Ok(())
+        self.removed(path, || self.inner.remove_file(path))
     }
     fn truncate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
         self.inner.truncate(file, path, len)?;

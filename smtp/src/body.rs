@@ -79,11 +79,7 @@ impl Body {
     }
 
     /// The message is bound to be refused (too big, malformed).
-    pub(crate) fn refused(&self) -> bool {
-        self.doomed()
-    }
-
-    fn doomed(&self) -> bool {
+    pub(crate) fn doomed(&self) -> bool {
         self.too_big || self.bare_lf || self.bare_cr || self.long_line
     }
 
@@ -226,14 +222,14 @@ mod tests {
         assert_eq!(body.kept(), 14);
         assert_eq!(body.take_kept(), b"Subject: a\r\n\r\n");
         body.push(b"b\r\n");
-        assert!(!body.refused());
+        assert!(!body.doomed());
         assert_eq!(body.finish().unwrap().data, b"b\r\n");
         // The size limit counts what was handed over.
         let mut body = Body::new(20, 0);
         body.push(b"Subject: a\r\n\r\n");
         body.take_kept();
         body.push(b"bbbbbbbbbb\r\n");
-        assert!(body.refused());
+        assert!(body.doomed());
         assert_eq!(body.kept(), 0);
         assert_eq!(body.finish().unwrap_err(), Fault::TooBig);
     }

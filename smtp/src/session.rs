@@ -571,7 +571,7 @@ impl Session {
     /// its way in, or one already bound to be refused.
     pub fn take_content(&mut self, at_least: usize) -> Option<Vec<u8>> {
         let tx = self.tx.as_mut()?;
-        (!tx.body.refused() && tx.body.kept() >= at_least.max(1)).then(|| tx.body.take_kept())
+        (!tx.body.doomed() && tx.body.kept() >= at_least.max(1)).then(|| tx.body.take_kept())
     }
 
     /// Octets of the message on its way in kept by the session and not
@@ -592,7 +592,7 @@ impl Session {
     /// `message_size_limit`, a bare CR or LF, a line too long): content
     /// taken from it will not be delivered.
     pub fn content_refused(&self) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.body.refused())
+        self.tx.as_ref().is_some_and(|tx| tx.body.doomed())
     }
 
     /// The transaction in progress, if any: sender, recipients so far.

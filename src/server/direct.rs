@@ -47,7 +47,7 @@ use crate::delivery::{local_copy_name, local_delivered_event, local_prefix, stor
 use crate::log::Event;
 use crate::router::{Destination, Routed, TransportDriver};
 use crate::transport::maildir::{Staged, StagedFile, Target};
-use smtp::session::Message;
+use smtp::session::{Message, SmtpEnvelope};
 use smtp::{Reply, Verdict};
 
 /// What became of a message offered for direct delivery.
@@ -65,7 +65,7 @@ pub async fn deliver(
     msg: Box<Message>,
     local: Option<Arc<crate::cmd::local_sender::Local>>,
 ) -> Direct {
-    if !eligible(shared, &msg) {
+    if !eligible(&shared.cfg(), &msg.envelope) {
         return Direct::Spool(msg);
     }
     let s = shared.clone();
@@ -215,40 +215,36 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
     } = fin;
     let io = shared.queue.committer().io();
     let body_len = usize::try_from(body_len).unwrap_or(usize::MAX);
-    let take_back =
-        |copies: Vec<(usize, String, Destination, Result<Staged, mailstore::Error>)>| {
-            let mut errors = Vec::new();
-            for (_, _, _, staged) in copies {
-                match staged {
-                    Ok(Staged::File(mut file)) => {
-                        if let Some(job) = file.take_job() {
-                            job.discard(io);
-                        }
-                    }
-                    Err(e) => errors.push(e),
-                    Ok(_) => {}
-                }
-            }
-            errors
-        };
+    // The copies written, and why others were not.
+    let count = copies.len();
+    let mut written = Vec::with_capacity(count);
+    let mut errors = Vec::new();
+    for (rcpt, address, dest, staged) in copies {
+        match staged {
+            Ok(Staged::File(file)) => written.push(Copy {
+                rcpt,
+                address,
+                dest,
+                file,
+            }),
+            Err(e) => errors.push(e),
+            Ok(_) => {}
+        }
+    }
     // A stream that could not start its writers has nothing to give.
     let Some(id) = id else {
-        take_back(copies);
+        discard(io, written);
         return Streamed::Fail;
     };
     // Routing again at the final dot, as for a message held in memory (a
     // reload may also have set queue_only meanwhile).
-    let unchanged = super::streaming::direct_routes(shared, &msg.envelope) == routed;
-    let written = copies
-        .iter()
-        .all(|(_, _, _, r)| matches!(r, Ok(Staged::File(_))));
+    let unchanged = direct_routes(shared, &msg.envelope) == routed;
     let whole = routed.len() == msg.envelope.recipients.len();
-    if copies.is_empty() || !unchanged || !written {
-        let single = whole && copies.len() == 1;
-        let errors = take_back(copies);
+    if count == 0 || !unchanged || written.len() < count {
+        discard(io, written);
         // One recipient over its quota at the real size: told now.
         let refusal = match errors.first() {
-            Some(e) if single && unchanged => policy::over_quota_reply(e),
+            Some(e) if whole && count == 1 && unchanged => policy::over_quota_reply(e),
             _ => None,
         };
         return match (refusal, draft) {
@@ -257,18 +253,6 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
             (None, None) => Streamed::Fail,
         };
     }
-    let copies: Vec<Copy> = copies
-        .into_iter()
-        .filter_map(|(rcpt, address, dest, staged)| match staged {
-            Ok(Staged::File(file)) => Some(Copy {
-                rcpt,
-                address,
-                dest,
-                file,
-            }),
-            _ => None,
-        })
-        .collect();
     let (split, source) = if whole {
         let source = draft.map_or(Source::Lost, |d| Source::Draft(Box::new(d)));
         (None, source)
@@ -280,12 +264,12 @@ fn plan_streamed(shared: &Shared, msg: &Message, fin: Finished) -> Streamed {
         match draft.map(|d| d.finish_with_intents(&senv, &headers, &delivered)) {
             Some(Ok(staged)) => (Some((staged, delivered)), Source::Lost),
             _ => {
-                discard(io, copies);
+                discard(io, written);
                 return Streamed::Fail;
             }
         }
     };
-    let (ticket, ready) = submit_copies(shared, msg, id, headers, body_len, copies, split, source);
+    let (ticket, ready) = submit_copies(shared, msg, id, headers, body_len, written, split, source);
     Streamed::Ready(ticket, ready)
 }
 
@@ -308,10 +292,24 @@ async fn spool_draft(
 
 /// What can be told from the envelope alone: no `queue_only`, few enough
 /// recipients.
-fn eligible(shared: &Shared, msg: &Message) -> bool {
-    let cfg = &shared.cfg();
-    let rcpts = &msg.envelope.recipients;
+fn eligible(cfg: &crate::config::Config, env: &SmtpEnvelope) -> bool {
+    let rcpts = &env.recipients;
     !cfg.queue_only && !rcpts.is_empty() && rcpts.len() <= cfg.direct_max_recipients
+}
+
+/// The recipients that take this path and their destinations, routed now;
+/// none when the message may not take it ([`eligible`]). Blocking
+/// (routing).
+pub(super) fn direct_routes(shared: &Shared, env: &SmtpEnvelope) -> Vec<(usize, Vec<Destination>)> {
+    let cfg = shared.cfg();
+    if !eligible(&cfg, env) {
+        return Vec::new();
+    }
+    env.recipients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| direct_destinations(&cfg, r).map(|d| (i, d)))
+        .collect()
 }
 
 enum Plan {
@@ -481,15 +479,9 @@ pub(super) fn direct_destinations(
 /// first copy that cannot be staged, takes back what was staged.
 fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender::Local>) -> Plan {
     let env = &msg.envelope;
-    let cfg = shared.cfg();
     // Routing again at the final dot: an alias file or a user may have
     // changed since RCPT.
-    let routed: Vec<(usize, &str, Vec<Destination>)> = env
-        .recipients
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| direct_destinations(&cfg, r).map(|d| (i, r.address.as_str(), d)))
-        .collect();
+    let routed = direct_routes(shared, env);
     if routed.is_empty() {
         return Plan::Spool;
     }
@@ -517,15 +509,16 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
     let io = shared.queue.committer().io();
     let maildir = shared.maildir();
     let mut copies = Vec::new();
-    let single = !mixed && routed.len() == 1 && routed[0].2.len() == 1;
+    let single = !mixed && routed.len() == 1 && routed[0].1.len() == 1;
     // Takes back every staged copy (the draft removes its own files when
     // dropped).
     let give_up = |copies: Vec<Copy>, why: Option<Reply>| {
         discard(io, copies);
         why.map_or(Plan::Spool, Plan::Refuse)
     };
-    for (i, addr, dests) in &routed {
+    for (i, dests) in &routed {
         let i = *i;
+        let addr = env.recipients[i].address.as_str();
         let several = dests.len() > 1;
         for (k, dest) in dests.iter().enumerate() {
             let mut prefix = local_prefix(dest, sender).into_bytes();
@@ -563,7 +556,7 @@ fn stage(shared: &Shared, msg: &Message, local: Option<&crate::cmd::local_sender
     let split = match draft.take() {
         None => None,
         Some(mut draft) => {
-            let delivered: Vec<usize> = routed.iter().map(|(i, _, _)| *i).collect();
+            let delivered: Vec<usize> = routed.iter().map(|(i, _)| *i).collect();
             let senv = policy::spool_envelope(msg, local);
             let staged = draft
                 .write(body)

@@ -1163,10 +1163,7 @@ async fn stream_step(
     };
     let taken = st.wants().and_then(|want| session.take_content(want));
     *inbound = Some(match (taken, session.envelope()) {
-        (Some(bytes), Some(env)) => {
-            let env = env.clone();
-            (of, streaming::Inbound::step(shared, &env, st, bytes).await)
-        }
+        (Some(bytes), Some(env)) => (of, streaming::Inbound::step(shared, env, st, bytes).await),
         _ => (of, st),
     });
 }

@@ -113,7 +113,7 @@ impl Inbound {
     ) -> Inbound {
         let (buf, seen) = match this {
             Inbound::Active(mut a) => {
-                a.feed(&bytes).await;
+                a.feed(bytes).await;
                 return Inbound::Active(a);
             }
             Inbound::Held(mut held) => {
@@ -147,23 +147,6 @@ impl Inbound {
         // the final dot answer 451.
         started.unwrap_or_else(|_| Inbound::Active(Box::new(Active::broken())))
     }
-}
-
-/// The recipients that take the direct path (the rules of
-/// [`super::direct`]) and their destinations; none when the message may
-/// not take it (`queue_only`, more than `direct_max_recipients`).
-/// Blocking (routing).
-pub(super) fn direct_routes(shared: &Shared, env: &SmtpEnvelope) -> Vec<(usize, Vec<Destination>)> {
-    let cfg = shared.cfg();
-    let n = env.recipients.len();
-    if cfg.queue_only || n == 0 || n > cfg.direct_max_recipients {
-        return Vec::new();
-    }
-    env.recipients
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| super::direct::direct_destinations(&cfg, r).map(|d| (i, d)))
-        .collect()
 }
 
 /// Writer threads all streams may hold at once: a stream holds one per
@@ -268,14 +251,14 @@ impl Active {
     /// threads or the draft cannot be had (the message is then handled
     /// whole). Blocking.
     fn start(shared: &Arc<Shared>, env: &SmtpEnvelope, crlf: &[u8]) -> Option<Active> {
-        let routed = direct_routes(shared, env);
+        let routed = super::direct::direct_routes(shared, env);
         let files: usize = routed.iter().map(|(_, d)| d.len()).sum();
         let reserved = Arc::new(Reservation::take(files + 1)?);
         let draft = shared.queue.draft().ok()?;
         let id = draft.id();
         let mut pending_cr = false;
-        let mut lf = Vec::with_capacity(crlf.len());
-        policy::to_lf_into(&mut lf, crlf, &mut pending_cr);
+        let mut lf = crlf.to_vec();
+        policy::to_lf_piece(&mut lf, &mut pending_cr);
         let (headers, body_at) = policy::spool_headers(shared, env, id.as_str(), &lf, None);
         let head = stored_head(&headers);
         let sender = env.from.as_ref().map(|a| a.as_str()).unwrap_or_default();
@@ -356,11 +339,11 @@ impl Active {
             .chain(self.copies.iter().filter_map(|c| c.tx.as_ref()))
     }
 
-    /// Sends `crlf`, the next content, to every writer still writing.
-    async fn feed(&mut self, crlf: &[u8]) {
-        let mut lf = Vec::with_capacity(crlf.len());
-        policy::to_lf_into(&mut lf, crlf, &mut self.pending_cr);
-        self.send(Piece::Data(Arc::new(lf))).await;
+    /// Sends `content`, the next content (CRLF line ends), to every writer
+    /// still writing.
+    async fn feed(&mut self, mut content: Vec<u8>) {
+        policy::to_lf_piece(&mut content, &mut self.pending_cr);
+        self.send(Piece::Data(Arc::new(content))).await;
     }
 
     async fn send(&mut self, piece: Piece) {
@@ -389,8 +372,8 @@ impl Active {
 
     /// Sends the last content and waits for every writer.
     pub async fn finish(mut self, crlf_tail: &[u8]) -> Finished {
-        let mut lf = Vec::with_capacity(crlf_tail.len() + 1);
-        policy::to_lf_into(&mut lf, crlf_tail, &mut self.pending_cr);
+        let mut lf = crlf_tail.to_vec();
+        policy::to_lf_piece(&mut lf, &mut self.pending_cr);
         if std::mem::take(&mut self.pending_cr) {
             lf.push(b'\r');
         }
@@ -473,7 +456,9 @@ mod tests {
                 let mut out = Vec::new();
                 let mut cr = false;
                 for part in [&input[..cut1], &input[cut1..cut2], &input[cut2..]] {
-                    policy::to_lf_into(&mut out, part, &mut cr);
+                    let mut piece = part.to_vec();
+                    policy::to_lf_piece(&mut piece, &mut cr);
+                    out.extend_from_slice(&piece);
                 }
                 if cr {
                     out.push(b'\r');
